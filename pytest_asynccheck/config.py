@@ -1,0 +1,154 @@
+"""Options, their ini twins, and the validated settings every other module reads."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pytest
+
+from .findings import Kind, Severity
+
+ENABLE_HELP = "run every async test inside an asynccheck session (also: ini asynccheck = true)"
+KIND_HELP = {
+    Kind.UNAWAITED: "coroutines created and never awaited",
+    Kind.LEAKED_TASK: "tasks the test created that are still pending when it returns",
+    Kind.NEVER_RETRIEVED: "task exceptions never retrieved, pending tasks destroyed",
+    Kind.BLOCKING: "blocking calls and stalls on the event-loop thread",
+    Kind.MAX_WALL: "tests over their @pytest.mark.max_wall budget",
+}
+STALL_THRESHOLD_HELP = (
+    "report any stall of the event loop longer than this many seconds (default 0.1)"
+)
+WALL_FACTOR_HELP = "multiply every max_wall budget by this factor, e.g. 3 on slow CI (default 1)"
+
+DEFAULT_STALL_THRESHOLD = 0.1
+SEVERITY_CHOICES = ", ".join(s.value for s in Severity)
+
+
+def option_name(kind: Kind) -> str:
+    return f"--asynccheck-{kind.value}"
+
+
+def ini_name(kind: Kind) -> str:
+    return f"asynccheck_{kind.value.replace('-', '_')}"
+
+
+def dest_name(kind: Kind) -> str:
+    return ini_name(kind)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("asynccheck", "async correctness checks (pytest-asynccheck)")
+    group.addoption(
+        "--asynccheck", action="store_true", default=None, dest="asynccheck", help=ENABLE_HELP
+    )
+    parser.addini("asynccheck", ENABLE_HELP, type="bool", default=False)
+    for kind in Kind:
+        text = f"severity of {KIND_HELP[kind]}: {SEVERITY_CHOICES} (default error)"
+        group.addoption(option_name(kind), dest=dest_name(kind), metavar="LEVEL", help=text)
+        parser.addini(ini_name(kind), text, default=None)
+    group.addoption(
+        "--asynccheck-stall-threshold",
+        dest="asynccheck_stall_threshold",
+        metavar="SECONDS",
+        help=STALL_THRESHOLD_HELP,
+    )
+    parser.addini("asynccheck_stall_threshold", STALL_THRESHOLD_HELP, default=None)
+    group.addoption(
+        "--asynccheck-wall-factor",
+        dest="asynccheck_wall_factor",
+        metavar="FACTOR",
+        help=WALL_FACTOR_HELP,
+    )
+    parser.addini("asynccheck_wall_factor", WALL_FACTOR_HELP, default=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration, resolved once at configure time (CLI beats ini)."""
+
+    enabled: bool = False
+    severities: Mapping[Kind, Severity] = field(
+        default_factory=lambda: {kind: Severity.ERROR for kind in Kind}
+    )
+    stall_threshold: float = DEFAULT_STALL_THRESHOLD
+    wall_factor: float = 1.0
+
+    def severity(self, kind: Kind | str) -> Severity:
+        return self.severities[Kind(kind)]
+
+    def header(self) -> str:
+        parts = [f"{kind.value}={self.severities[kind].value}" for kind in Kind]
+        parts.append(f"stall-threshold={self.stall_threshold:g}s")
+        parts.append(f"wall-factor={self.wall_factor:g}")
+        return "asynccheck: " + ", ".join(parts)
+
+
+def _raw(config: pytest.Config, dest: str, ini: str) -> tuple[object, str] | None:
+    value = config.getoption(dest, default=None)
+    if value is not None:
+        return value, "command line"
+    value = config.getini(ini)
+    if value not in (None, "", []):
+        return value, f"ini file {config.inipath.name if config.inipath else ''}".rstrip()
+    return None
+
+
+def _invalid(name: str, value: object, source: str, expected: str) -> pytest.UsageError:
+    return pytest.UsageError(
+        f"asynccheck: {name}={value!r} (from {source}) is not valid; expected {expected}"
+    )
+
+
+def _positive_float(config: pytest.Config, dest: str, ini: str, cli: str, default: float) -> float:
+    raw = _raw(config, dest, ini)
+    if raw is None:
+        return default
+    value, source = raw
+    name = cli if source == "command line" else ini
+    try:
+        number = float(str(value).strip().removesuffix("s"))
+    except ValueError:
+        raise _invalid(name, value, source, "a positive number of seconds") from None
+    if not math.isfinite(number) or number <= 0:
+        raise _invalid(name, value, source, "a positive number of seconds")
+    return number
+
+
+def load_settings(config: pytest.Config) -> Settings:
+    """Read and validate every option; a bad value is a usage error naming option and source."""
+    enabled = config.getoption("asynccheck", default=None)
+    if enabled is None:
+        enabled = bool(config.getini("asynccheck"))
+    severities: dict[Kind, Severity] = {}
+    for kind in Kind:
+        raw = _raw(config, dest_name(kind), ini_name(kind))
+        if raw is None:
+            severities[kind] = Severity.ERROR
+            continue
+        value, source = raw
+        name = option_name(kind) if source == "command line" else ini_name(kind)
+        text = str(value).strip().lower()
+        try:
+            severities[kind] = Severity(text)
+        except ValueError:
+            raise _invalid(name, value, source, f"one of: {SEVERITY_CHOICES}") from None
+    stall = _positive_float(
+        config,
+        "asynccheck_stall_threshold",
+        "asynccheck_stall_threshold",
+        "--asynccheck-stall-threshold",
+        DEFAULT_STALL_THRESHOLD,
+    )
+    factor = _positive_float(
+        config,
+        "asynccheck_wall_factor",
+        "asynccheck_wall_factor",
+        "--asynccheck-wall-factor",
+        1.0,
+    )
+    return Settings(
+        enabled=bool(enabled), severities=severities, stall_threshold=stall, wall_factor=factor
+    )

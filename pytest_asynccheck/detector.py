@@ -1,0 +1,132 @@
+"""The small instrumentation interface every detector implements.
+
+Modelled on trio's ``Instrument``: a detector overrides only the events it needs, and only
+overridden methods are ever called. A detector that raises is disabled and logged; it never
+fails the user's test or the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .session import CheckSession, TestCheck
+
+LOGGER = logging.getLogger("pytest_asynccheck")
+
+EVENTS = (
+    "session_started",
+    "session_finished",
+    "test_started",
+    "phase_started",
+    "phase_finished",
+    "task_entered",
+    "task_exited",
+    "test_finished",
+)
+
+
+class Detector:
+    """Base class of detectors; every method is an optional no-op event.
+
+    Order for one test: ``test_started``, then for each phase (``setup``, ``call``,
+    ``teardown``) ``phase_started`` and ``phase_finished``; inside them, for each coroutine
+    of the test that runs on an event loop (the test body, and async fixtures where the
+    runner lets the plugin see them), ``task_entered`` and ``task_exited``, called in that
+    coroutine's own task on the running loop; finally ``test_finished``. Phase and test
+    events run on the thread that runs pytest. ``loop`` is ``None`` under trio.
+    """
+
+    #: Shown in log messages and in the summary when the detector is disabled.
+    name: str = ""
+
+    def session_started(self, session: CheckSession) -> None:
+        """The check session begins (configure time, checks enabled)."""
+
+    def session_finished(self, session: CheckSession) -> None:
+        """The check session ends; undo every patch, stop every thread."""
+
+    def test_started(self, test: TestCheck) -> None:
+        """A test is about to be set up."""
+
+    def phase_started(self, test: TestCheck, phase: str) -> None:
+        """``setup``, ``call`` or ``teardown`` of ``test`` begins."""
+
+    def phase_finished(self, test: TestCheck, phase: str) -> None:
+        """That phase ended; findings added now still belong to it."""
+
+    def task_entered(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        """A coroutine of the test starts running in its task; ``where`` is ``"test"``
+        or ``"fixture <name>"``."""
+
+    def task_exited(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        """That coroutine finished (returned or raised), still in its task."""
+
+    def test_finished(self, test: TestCheck) -> None:
+        """The test's teardown is over; findings added now belong to the teardown."""
+
+
+def detector_name(detector: Detector) -> str:
+    return detector.name or type(detector).__name__
+
+
+class Detectors:
+    """The registry: one subscriber list per event, so unused events cost nothing."""
+
+    def __init__(
+        self, detectors: Iterable[Detector] = (), session: CheckSession | None = None
+    ) -> None:
+        self.session = session
+        self._subscribers: dict[str, list[Detector]] = {event: [] for event in EVENTS}
+        self._all: list[Detector] = []
+        self.disabled: list[str] = []
+        for detector in detectors:
+            self.add(detector)
+
+    def __iter__(self) -> Iterator[Detector]:
+        return iter(list(self._all))
+
+    def add(self, detector: Detector) -> None:
+        self._all.append(detector)
+        for event in EVENTS:
+            if getattr(type(detector), event) is not getattr(Detector, event):
+                self._subscribers[event].append(detector)
+
+    def remove(self, detector: Detector) -> None:
+        if detector in self._all:
+            self._all.remove(detector)
+        for subscribers in self._subscribers.values():
+            if detector in subscribers:
+                subscribers.remove(detector)
+
+    def wants(self, event: str) -> bool:
+        return bool(self._subscribers[event])
+
+    def emit(self, event: str, *args: object) -> None:
+        for detector in list(self._subscribers[event]):
+            try:
+                getattr(detector, event)(*args)
+            except Exception as exc:
+                self._disable(detector, event, exc)
+
+    def _disable(self, detector: Detector, event: str, exc: BaseException) -> None:
+        name = detector_name(detector)
+        note = (
+            f"detector {name} raised {type(exc).__name__}: {exc} in {event}; it has been disabled"
+        )
+        self.disabled.append(note)
+        LOGGER.error("asynccheck: %s", note, exc_info=exc)
+        self.remove(detector)
+        if event != "session_finished" and self.session is not None:
+            # A disabled detector still gets the chance to undo its patches and stop its threads.
+            try:
+                detector.session_finished(self.session)
+            except Exception as cleanup_exc:
+                LOGGER.error("asynccheck: cleanup of %s failed: %s", name, cleanup_exc)

@@ -1,0 +1,163 @@
+"""One value type for everything a detector reports, and the warnings it becomes at warn level."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, final
+
+import pytest
+
+
+class Severity(str, enum.Enum):
+    """What a finding of one kind does to the test it belongs to."""
+
+    ERROR = "error"
+    WARN = "warn"
+    OFF = "off"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Kind(str, enum.Enum):
+    """The kinds of finding; each has its own severity option ``--asynccheck-<kind>``."""
+
+    UNAWAITED = "unawaited"
+    LEAKED_TASK = "leaked-task"
+    NEVER_RETRIEVED = "never-retrieved"
+    BLOCKING = "blocking"
+    MAX_WALL = "max-wall"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AsynccheckWarning(pytest.PytestWarning):
+    """Base class of every warning pytest-asynccheck issues for a warn-level finding."""
+
+    __module__ = "pytest_asynccheck"
+
+
+class UnawaitedCoroutineWarning(AsynccheckWarning):
+    """A coroutine was created and destroyed without being awaited."""
+
+    __module__ = "pytest_asynccheck"
+
+
+class LeakedTaskWarning(AsynccheckWarning):
+    """A task created by the test was still pending when the test returned."""
+
+    __module__ = "pytest_asynccheck"
+
+
+class NeverRetrievedWarning(AsynccheckWarning):
+    """A task's exception was never retrieved, or a pending task was destroyed."""
+
+    __module__ = "pytest_asynccheck"
+
+
+class BlockingCallWarning(AsynccheckWarning):
+    """A call blocked the event-loop thread while the loop was running."""
+
+    __module__ = "pytest_asynccheck"
+
+
+class WallBudgetWarning(AsynccheckWarning):
+    """A test exceeded its ``max_wall`` budget."""
+
+    __module__ = "pytest_asynccheck"
+
+
+WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
+    Kind.UNAWAITED: UnawaitedCoroutineWarning,
+    Kind.LEAKED_TASK: LeakedTaskWarning,
+    Kind.NEVER_RETRIEVED: NeverRetrievedWarning,
+    Kind.BLOCKING: BlockingCallWarning,
+    Kind.MAX_WALL: WallBudgetWarning,
+}
+
+
+@final
+@dataclass(frozen=True)
+class Finding:
+    """One problem found by a detector, in builtins only so it can cross process boundaries.
+
+    ``file``/``line``/``function`` point at the user's code (the first frame outside the
+    standard library, site-packages and this plugin). ``call`` names what was done there
+    (``time.sleep``, ``coroutine 'fetch'``); ``fix`` says how to do it right. ``nodeid`` and
+    ``phase`` are filled in when the finding is attached to a test.
+    """
+
+    kind: str
+    message: str
+    file: str = ""
+    line: int = 0
+    function: str = ""
+    call: str = ""
+    fix: str = ""
+    stack: tuple[str, ...] = ()
+    nodeid: str = ""
+    phase: str = ""
+    duration: float | None = None
+    count: int = 1
+    severity: str = Severity.ERROR.value
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        if not self.file:
+            return "<unknown>"
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    @property
+    def key(self) -> tuple[str, str, int, str, str]:
+        """Findings with the same key are one problem seen several times."""
+        return (self.kind, self.file, self.line, self.function, self.call)
+
+    def merged(self, other: Finding) -> Finding:
+        """This finding seen once more: counts add up, the longest duration is kept."""
+        durations = [d for d in (self.duration, other.duration) if d is not None]
+        return replace(
+            self,
+            count=self.count + other.count,
+            duration=max(durations) if durations else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stack"] = list(self.stack)
+        data["extra"] = dict(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["stack"] = tuple(known.get("stack", ()))
+        known["extra"] = dict(known.get("extra", {}))
+        return cls(**known)
+
+    def render(self) -> str:
+        """The finding as the lines a developer reads in a failure or a warning."""
+        head = f"[{self.kind}] {self.message}"
+        if self.count > 1:
+            head += f" ({self.count} times)"
+        lines = [head]
+        where = self.location
+        if self.function:
+            where += f" in {self.function}"
+        lines.append(f"  at {where}")
+        lines.extend(f"  {entry}" for entry in self.stack)
+        if self.fix:
+            lines.append(f"  fix: {self.fix}")
+        return "\n".join(lines)
+
+
+def merge_into(findings: list[Finding], finding: Finding) -> None:
+    """Add ``finding`` to ``findings``, folding it into an earlier one with the same key."""
+    for index, seen in enumerate(findings):
+        if seen.key == finding.key:
+            findings[index] = seen.merged(finding)
+            return
+    findings.append(finding)

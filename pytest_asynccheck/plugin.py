@@ -1,0 +1,219 @@
+"""pytest hooks of pytest-asynccheck; each delegates to the module that owns the concern."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator
+
+import pytest
+
+from . import hookspecs, report
+from .config import Settings, add_options, load_settings
+from .findings import Severity
+from .registry import builtin_detectors
+from .runner import (
+    WIDER_SCOPE_FIXTURE,
+    LoopRunner,
+    call_target,
+    checked_coroutine_function,
+    is_claimed,
+    run_test,
+    sync_fixture,
+)
+from .session import CheckSession, MarkerError, TestCheck, parse_allow_marker
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+SESSION_KEY = pytest.StashKey[CheckSession]()
+CHECK_KEY = pytest.StashKey[TestCheck]()
+RUNNER_KEY = pytest.StashKey[LoopRunner]()
+
+MARKERS = (
+    "asynccheck(allow=[...]): let this test produce the listed finding kinds "
+    "(e.g. 'leaked-task') or calls (e.g. 'time.sleep') without failing.",
+    "max_wall(seconds): fail the test when its wall time exceeds this budget "
+    "(checked under --asynccheck; e.g. 2.1, '500ms', '2.1s').",
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Make ``pytest_asynccheck_detectors`` known to conftest files and plugins."""
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register ``--asynccheck`` and its ``--asynccheck-*`` options with their ini twins."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Validate the settings once; when checks are on, start the check session."""
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    settings = load_settings(config)
+    config.stash[SETTINGS_KEY] = settings
+    if not settings.enabled:
+        return
+    detectors = builtin_detectors(settings)
+    for extra in config.hook.pytest_asynccheck_detectors(config=config, settings=settings):
+        detectors.extend(extra or ())
+    session = CheckSession(config, settings, detectors)
+    config.stash[SESSION_KEY] = session
+    config.add_cleanup(session.finish)
+    session.start()
+    config.pluginmanager.register(report.Summary(session), "asynccheck-summary")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """One line with the effective settings, only when checks are on."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    return settings.header() if settings is not None and settings.enabled else None
+
+
+def _session(config: pytest.Config) -> CheckSession | None:
+    return config.stash.get(SESSION_KEY, None)
+
+
+def _conclude(check: TestCheck, phase: str, failed: bool) -> None:
+    findings = check.findings_in(phase)
+    if not findings:
+        return
+    errors = [f for f in findings if f.severity == Severity.ERROR.value]
+    text = report.failure_text(check.nodeid, phase, findings)
+    if failed:
+        # The phase already failed for its own reason: keep that, and show ours beside it.
+        check.item.add_report_section(phase, "asynccheck", text)
+        return
+    if errors:
+        pytest.fail(text, pytrace=False)
+    report.emit_warnings(findings)
+
+
+def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[None, object, object]:
+    session.begin_phase(check, phase)
+    try:
+        result = yield
+    except BaseException:
+        _finish_phase(session, check, phase)
+        _conclude(check, phase, failed=True)
+        raise
+    _finish_phase(session, check, phase)
+    _conclude(check, phase, failed=False)
+    return result
+
+
+def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> None:
+    if phase == "teardown":
+        runner = check.item.stash.get(RUNNER_KEY, None)
+        if runner is not None:
+            del check.item.stash[RUNNER_KEY]
+            runner.close()
+    session.end_phase(check, phase)
+    if phase == "teardown":
+        session.end_test(check)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Open the test's check (validating its ``asynccheck`` marker) around its setup."""
+    session = _session(item.config)
+    if session is None:
+        return (yield)
+    try:
+        allow = parse_allow_marker(item)
+    except MarkerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    check = session.begin_test(item, allow)
+    item.stash[CHECK_KEY] = check
+    return (yield from _phase(session, check, "setup"))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Run the test body inside its check; a coroutine test announces itself from its task."""
+    session = _session(item.config)
+    check = item.stash.get(CHECK_KEY, None)
+    if session is None or check is None:
+        return (yield)
+    target = call_target(item)
+    if target is None:
+        return (yield from _phase(session, check, "call"))
+    owner, attribute = target
+    original = getattr(owner, attribute)
+    check.is_async = True
+    setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
+    try:
+        return (yield from _phase(session, check, "call"))
+    finally:
+        setattr(owner, attribute, original)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    """Close the test's check after its teardown, with the standalone loop if it had one."""
+    session = _session(item.config)
+    check = item.stash.get(CHECK_KEY, None)
+    if session is None or check is None:
+        return (yield)
+    return (yield from _phase(session, check, "teardown"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Carry the phase's findings on its report, as builtins, so pytest-xdist moves them."""
+    test_report = yield
+    session = _session(item.config)
+    if session is not None:
+        check = item.stash.get(CHECK_KEY, None)
+        if check is not None:
+            findings = check.findings_in(call.when)
+            setattr(test_report, report.REPORT_ATTR, [f.to_dict() for f in findings])
+            if call.when == "teardown":
+                del item.stash[CHECK_KEY]
+    return test_report
+
+
+def _loop_runner(item: pytest.Item) -> LoopRunner:
+    runner = item.stash.get(RUNNER_KEY, None)
+    if runner is None:
+        runner = item.stash[RUNNER_KEY] = LoopRunner()
+    return runner
+
+
+@pytest.hookimpl
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """The standalone runner: async tests no other plugin claimed, on a fresh loop."""
+    if _session(pyfuncitem.config) is None:
+        return None
+    if not inspect.iscoroutinefunction(pyfuncitem.obj) or is_claimed(pyfuncitem):
+        return None
+    run_test(pyfuncitem, _loop_runner(pyfuncitem))
+    return True
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """Standalone async fixtures: run on the requesting test's loop, function scope only."""
+    func = fixturedef.func
+    is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+    if not is_async or _session(request.config) is None:
+        return (yield)
+    item = request.node if fixturedef.scope == "function" else getattr(request, "_pyfuncitem", None)
+    if not isinstance(item, pytest.Item) or is_claimed(item):
+        return (yield)
+    if fixturedef.scope != "function":
+        pytest.fail(
+            WIDER_SCOPE_FIXTURE.format(name=fixturedef.argname, scope=fixturedef.scope),
+            pytrace=False,
+        )
+    check = item.stash.get(CHECK_KEY, None)
+    if check is None:
+        return (yield)
+    fixturedef.func = sync_fixture(func, check, _loop_runner(item), fixturedef.argname)  # type: ignore[misc]
+    try:
+        return (yield)
+    finally:
+        fixturedef.func = func  # type: ignore[misc]

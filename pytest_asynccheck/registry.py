@@ -1,0 +1,18 @@
+"""The built-in detectors, in the order they see each event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .config import Settings
+from .detector import Detector
+
+DetectorFactory = Callable[[Settings], "Detector | None"]
+
+#: Each factory returns its detector, or ``None`` when its kind is switched off.
+BUILTIN: tuple[DetectorFactory, ...] = ()
+
+
+def builtin_detectors(settings: Settings) -> list[Detector]:
+    detectors = [factory(settings) for factory in BUILTIN]
+    return [d for d in detectors if d is not None]

@@ -1,0 +1,155 @@
+"""Running coroutine tests: the wrapper that puts every async test inside its check, and the
+standalone runner for async tests no other plugin claims."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+
+from .session import TestCheck
+
+T = TypeVar("T")
+
+CLAIMING_FIXTURES = ("anyio_backend", "aiolib")
+
+WIDER_SCOPE_FIXTURE = (
+    "async fixture {name!r} has scope {scope!r}, but pytest-asynccheck's own runner runs "
+    "only function-scoped async fixtures (one event loop per test). Install pytest-asyncio "
+    "(and declare it with @pytest_asyncio.fixture(loop_scope={scope!r})) or use anyio's "
+    "pytest plugin (@pytest.mark.anyio) to share a loop across tests."
+)
+
+
+def call_target(item: pytest.Item) -> tuple[object, str] | None:
+    """Where the test's coroutine function lives: ``(owner, attribute)``, or ``None`` for a
+    test that is not a coroutine function."""
+    obj = getattr(item, "obj", None)
+    if obj is None:
+        return None
+    hypothesis = getattr(obj, "hypothesis", None)
+    inner = getattr(hypothesis, "inner_test", None)
+    if inner is not None:
+        return (hypothesis, "inner_test") if inspect.iscoroutinefunction(inner) else None
+    return (item, "obj") if inspect.iscoroutinefunction(obj) else None
+
+
+def checked_coroutine_function(
+    check: TestCheck, func: Callable[..., Coroutine[Any, Any, T]], where: str
+) -> Callable[..., Coroutine[Any, Any, T]]:
+    """``func`` made to announce itself to the detectors from inside its own task."""
+
+    @functools.wraps(func)
+    async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
+        check.session.enter_task(check, where)
+        try:
+            return await func(*args, **kwargs)
+        finally:
+            check.session.exit_task(check, where)
+
+    return asynccheck_wrapper
+
+
+def is_claimed(item: pytest.Item) -> bool:
+    """Whether another async plugin runs this test (then the standalone runner never does)."""
+    fixturenames = getattr(item, "fixturenames", ())
+    if any(name in fixturenames for name in CLAIMING_FIXTURES):
+        return True
+    if item.get_closest_marker("trio") is not None:
+        return True
+    asyncio_plugin = item.config.pluginmanager.get_plugin("asyncio")
+    item_class = getattr(asyncio_plugin, "PytestAsyncioFunction", None)
+    return isinstance(item_class, type) and isinstance(item, item_class)
+
+
+class LoopRunner:
+    """One fresh event loop per test, shared by its async fixtures and its body, with one
+    context so context variables set in fixtures are seen by the test."""
+
+    def __init__(self) -> None:
+        self._runner: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._context = contextvars.copy_context()
+        if sys.version_info >= (3, 11):
+            self._runner = asyncio.Runner()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._runner is not None:
+            result: T = self._runner.run(coro, context=self._context)
+            return result
+        if self._loop is None:  # pragma: no cover - Python 3.10 only
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+        task = self._context.run(self._loop.create_task, coro)  # pragma: no cover - 3.10
+        return self._loop.run_until_complete(task)  # pragma: no cover - Python 3.10 only
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            return
+        loop = self._loop  # pragma: no cover - Python 3.10 only
+        if loop is None:  # pragma: no cover - Python 3.10 only
+            return
+        try:  # pragma: no cover - Python 3.10 only
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:  # pragma: no cover - Python 3.10 only
+            asyncio.set_event_loop(None)
+            loop.close()
+            self._loop = None
+
+
+def run_test(item: pytest.Function, runner: LoopRunner) -> None:
+    testfunction = item.obj
+    funcargs = item.funcargs
+    testargs = {arg: funcargs[arg] for arg in item._fixtureinfo.argnames}
+    runner.run(testfunction(**testargs))
+
+
+def _entered(check: TestCheck, where: str, awaitable: Any) -> Coroutine[Any, Any, Any]:
+    async def step() -> Any:
+        check.session.enter_task(check, where)
+        try:
+            return await awaitable
+        finally:
+            check.session.exit_task(check, where)
+
+    return step()
+
+
+def sync_fixture(
+    func: Callable[..., Any], check: TestCheck, runner: LoopRunner, name: str
+) -> Callable[..., Any]:
+    """An async fixture function made synchronous, running on the test's own loop."""
+    where = f"fixture {name}"
+    if inspect.isasyncgenfunction(func):
+
+        @functools.wraps(func)
+        def run_asyncgen_fixture(*args: Any, **kwargs: Any) -> Any:
+            agen = func(*args, **kwargs)
+            yield runner.run(_entered(check, where, agen.__anext__()))
+            try:
+                runner.run(_entered(check, where, agen.__anext__()))
+            except StopAsyncIteration:
+                return
+            runner.run(agen.aclose())
+            raise RuntimeError(f"async fixture {name!r} yielded more than once")
+
+        return run_asyncgen_fixture
+
+    @functools.wraps(func)
+    def run_coroutine_fixture(*args: Any, **kwargs: Any) -> Any:
+        return runner.run(_entered(check, where, func(*args, **kwargs)))
+
+    return run_coroutine_fixture

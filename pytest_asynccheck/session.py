@@ -1,0 +1,188 @@
+"""The check session: the per-run state detectors attach to, and each test's findings."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from .config import Settings
+from .detector import Detector, Detectors
+from .findings import Finding, Kind, Severity, merge_into
+
+PHASES = ("setup", "call", "teardown")
+ALLOW_KINDS = frozenset(kind.value for kind in Kind)
+
+_active: CheckSession | None = None
+
+
+def active() -> CheckSession | None:
+    """The running check session, or ``None`` when checks are off."""
+    return _active
+
+
+class MarkerError(Exception):
+    """A marker of this plugin was used with bad arguments."""
+
+
+def parse_allow_marker(item: pytest.Item) -> frozenset[str]:
+    """``@pytest.mark.asynccheck(allow=[...])``: finding kinds, or names a detector knows
+    (such as ``"time.sleep"``), that this test may produce. Closest marker first; all merge."""
+    allowed: set[str] = set()
+    for mark in item.iter_markers("asynccheck"):
+        if mark.args:
+            raise MarkerError(
+                f"{item.nodeid}: @pytest.mark.asynccheck takes only the keyword 'allow', "
+                f"got positional arguments {mark.args!r}"
+            )
+        unknown = set(mark.kwargs) - {"allow"}
+        if unknown:
+            raise MarkerError(
+                f"{item.nodeid}: @pytest.mark.asynccheck got unknown keyword "
+                f"{', '.join(sorted(unknown))}; valid: allow"
+            )
+        value = mark.kwargs.get("allow", ())
+        entries = [value] if isinstance(value, str) else value
+        if not isinstance(entries, (list, tuple, set, frozenset)) or not all(
+            isinstance(e, str) and e for e in entries
+        ):
+            raise MarkerError(
+                f"{item.nodeid}: @pytest.mark.asynccheck(allow={value!r}) must be a list of "
+                f"finding kinds ({', '.join(sorted(ALLOW_KINDS))}) or call names"
+            )
+        allowed.update(entries)
+    return frozenset(allowed)
+
+
+class TestCheck:
+    """One test's check: its phase, its loop while it runs, and what was found."""
+
+    __test__ = False  # not a test class, whatever pytest's python_classes says
+
+    def __init__(self, session: CheckSession, item: pytest.Item, allow: frozenset[str]) -> None:
+        self.session = session
+        self.item = item
+        self.nodeid = item.nodeid
+        self.allow = allow
+        self.phase = "setup"
+        self.findings: list[Finding] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread: int | None = None
+        self.is_async = False
+        self.closed = False
+        #: Detector-private data, keyed by detector name.
+        self.data: dict[str, Any] = {}
+
+    def allows(self, finding: Finding) -> bool:
+        return finding.kind in self.allow or (bool(finding.call) and finding.call in self.allow)
+
+    def add(self, finding: Finding, phase: str | None = None) -> Finding | None:
+        """Attach ``finding`` to this test; returns it as stored, or ``None`` if dropped."""
+        severity = self.session.settings.severity(finding.kind)
+        if severity is Severity.OFF or self.allows(finding):
+            return None
+        stored = Finding.from_dict(
+            {
+                **finding.to_dict(),
+                "nodeid": self.nodeid,
+                "phase": phase or self.phase,
+                "severity": severity.value,
+            }
+        )
+        merge_into(self.findings, stored)
+        return stored
+
+    def findings_in(self, phase: str) -> list[Finding]:
+        return [f for f in self.findings if f.phase == phase]
+
+
+class CheckSession:
+    """Everything the checks share over one pytest run."""
+
+    def __init__(
+        self, config: pytest.Config, settings: Settings, detectors: Iterable[Detector]
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.rootpath = str(config.rootpath)
+        self.detectors = Detectors(detectors, session=self)
+        self.current: TestCheck | None = None
+        self.open: dict[str, TestCheck] = {}
+        #: Findings that arrived after their test had finished, or outside any test.
+        self.late: list[Finding] = []
+        self.main_thread = threading.get_ident()
+
+    def start(self) -> None:
+        global _active
+        _active = self
+        self.detectors.emit("session_started", self)
+
+    def finish(self) -> None:
+        global _active
+        try:
+            self.detectors.emit("session_finished", self)
+        finally:
+            _active = None
+
+    def report(self, finding: Finding, nodeid: str | None = None, phase: str | None = None) -> None:
+        """Route a finding to its test: ``nodeid`` if given, else the test running now."""
+        target = self.open.get(nodeid) if nodeid else self.current
+        if target is not None:
+            target.add(finding, phase)
+            return
+        severity = self.settings.severity(finding.kind)
+        if severity is Severity.OFF:
+            return
+        late = Finding.from_dict(
+            {
+                **finding.to_dict(),
+                "nodeid": nodeid or "",
+                "severity": severity.value,
+                "phase": phase or finding.phase,
+            }
+        )
+        merge_into(self.late, late)
+
+    # -- the test life cycle, driven by plugin.py ------------------------------------------
+
+    def begin_test(self, item: pytest.Item, allow: frozenset[str]) -> TestCheck:
+        check = TestCheck(self, item, allow)
+        self.open[check.nodeid] = check
+        self.current = check
+        self.detectors.emit("test_started", check)
+        return check
+
+    def begin_phase(self, check: TestCheck, phase: str) -> None:
+        check.phase = phase
+        self.current = check
+        self.detectors.emit("phase_started", check, phase)
+
+    def end_phase(self, check: TestCheck, phase: str) -> None:
+        self.detectors.emit("phase_finished", check, phase)
+
+    def end_test(self, check: TestCheck) -> None:
+        self.detectors.emit("test_finished", check)
+        check.closed = True
+        self.open.pop(check.nodeid, None)
+        if self.current is check:
+            self.current = None
+
+    def enter_task(self, check: TestCheck, where: str) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # trio, or another library without an asyncio loop
+        if where == "test":
+            check.loop = loop
+            check.loop_thread = threading.get_ident()
+        self.detectors.emit("task_entered", check, loop, where)
+
+    def exit_task(self, check: TestCheck, where: str) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self.detectors.emit("task_exited", check, loop, where)
