@@ -121,7 +121,10 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     try:
         allow = parse_allow_marker(item)
     except MarkerError as exc:
+        # Fail after the inner setup hooks ran: their teardown twins expect them to have run.
+        result = yield
         pytest.fail(str(exc), pytrace=False)
+        return result
     check = session.begin_test(item, allow)
     item.stash[CHECK_KEY] = check
     return (yield from _phase(session, check, "setup"))

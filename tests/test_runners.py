@@ -1,0 +1,289 @@
+"""Every async test, whoever runs it, executes inside its check: a probe detector proves it ran in
+the test's own task, on the test's own loop, and that nothing else about the test changed."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ANYIO, ARGS, ASYNCIO
+
+PROBE_CONFTEST = """
+import asyncio
+import pathlib
+
+import pytest
+
+import pytest_asynccheck
+from pytest_asynccheck import Detector
+
+LOG = pathlib.Path(__file__).with_name("probe.log")
+
+
+class Probe(Detector):
+    def task_entered(self, test, loop, where):
+        task = asyncio.current_task() if loop is not None else None
+        test.data["probe"] = (loop, task)
+        with LOG.open("a") as log:
+            log.write(f"entered {test.nodeid} {where} {'trio' if loop is None else 'asyncio'}\\n")
+
+    def task_exited(self, test, loop, where):
+        entered_loop, entered_task = test.data["probe"]
+        same = entered_loop is loop and (
+            loop is None or asyncio.current_task() is entered_task
+        )
+        with LOG.open("a") as log:
+            log.write(f"exited {test.nodeid} {where} same-task={same}\\n")
+
+
+def pytest_asynccheck_detectors(config, settings):
+    return [Probe()]
+
+
+def probe():
+    return pytest_asynccheck.active().current.data["probe"]
+
+
+def assert_in_own_task():
+    loop, task = probe()
+    assert loop is asyncio.get_running_loop()
+    assert task is asyncio.current_task()
+"""
+
+
+def probe_log(pytester: pytest.Pytester) -> list[str]:
+    return (pytester.path / "probe.log").read_text().splitlines()
+
+
+def make_probe(pytester: pytest.Pytester, ini: str = "") -> None:
+    pytester.makeconftest(PROBE_CONFTEST)
+    pytester.makeini("[pytest]\n" + ini)
+
+
+ASYNCIO_INI = "asyncio_default_fixture_loop_scope = function\n"
+
+
+def test_standalone_runner_runs_the_test_inside_its_check(pytester: pytest.Pytester) -> None:
+    make_probe(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        from conftest import assert_in_own_task, probe
+
+        async def test_standalone():
+            assert_in_own_task()
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(passed=1)
+    assert probe_log(pytester) == [
+        "entered test_standalone_runner_runs_the_test_inside_its_check.py::test_standalone "
+        "test asyncio",
+        "exited test_standalone_runner_runs_the_test_inside_its_check.py::test_standalone "
+        "test same-task=True",
+    ]
+
+
+PYTEST_ASYNCIO_TESTS = """
+    import asyncio
+    import pytest
+    import pytest_asyncio
+    from conftest import assert_in_own_task, probe
+
+    LOOPS = []
+
+    @pytest_asyncio.fixture
+    async def afix():
+        yield asyncio.get_running_loop()
+
+    @pytest.mark.asyncio
+    async def test_function_loop(afix):
+        assert afix is asyncio.get_running_loop()
+        assert_in_own_task()
+
+    class TestInClass:
+        @pytest.mark.asyncio
+        async def test_method(self):
+            assert_in_own_task()
+
+    @pytest.mark.asyncio(loop_scope="module")
+    async def test_module_loop_first():
+        LOOPS.append(asyncio.get_running_loop())
+        assert_in_own_task()
+
+    @pytest.mark.asyncio(loop_scope="module")
+    async def test_module_loop_second():
+        LOOPS.append(asyncio.get_running_loop())
+        assert_in_own_task()
+        assert LOOPS[0] is LOOPS[1]
+"""
+
+
+def test_pytest_asyncio_strict_tests_run_inside_their_check(pytester: pytest.Pytester) -> None:
+    make_probe(pytester, ASYNCIO_INI)
+    pytester.makepyfile(PYTEST_ASYNCIO_TESTS)
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-v")
+    result.assert_outcomes(passed=4)
+    log = probe_log(pytester)
+    assert len(log) == 8
+    assert all(line.endswith("same-task=True") for line in log if line.startswith("exited"))
+    assert (
+        "entered test_pytest_asyncio_strict_tests_run_inside_their_check.py::TestInClass::"
+        "test_method test asyncio" in log
+    )
+
+
+def test_pytest_asyncio_auto_mode_tests_run_inside_their_check(pytester: pytest.Pytester) -> None:
+    make_probe(pytester, ASYNCIO_INI + "asyncio_mode = auto\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from conftest import assert_in_own_task, probe
+
+        @pytest.fixture
+        async def afix():
+            yield asyncio.get_running_loop()
+
+        async def test_auto(afix):
+            assert afix is asyncio.get_running_loop()
+            assert_in_own_task()
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(passed=1)
+    assert [line.split()[0] for line in probe_log(pytester)] == ["entered", "exited"]
+
+
+def test_anyio_tests_run_inside_their_check_on_both_backends(pytester: pytest.Pytester) -> None:
+    make_probe(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import sniffio
+        from conftest import assert_in_own_task, probe
+
+        pytestmark = pytest.mark.anyio
+
+        @pytest.fixture(params=["asyncio", "trio"])
+        def anyio_backend(request):
+            return request.param
+
+        async def test_anyio(anyio_backend):
+            if sniffio.current_async_library() == "asyncio":
+                assert_in_own_task()
+            else:
+                assert probe() == (None, None)
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ANYIO, "-p", "no:asyncio")
+    result.assert_outcomes(passed=2)
+    log = probe_log(pytester)
+    assert (
+        "entered test_anyio_tests_run_inside_their_check_on_both_backends.py::"
+        "test_anyio[asyncio] test asyncio" in log
+    )
+    assert (
+        "entered test_anyio_tests_run_inside_their_check_on_both_backends.py::"
+        "test_anyio[trio] test trio" in log
+    )
+
+
+def test_hypothesis_async_tests_are_checked_per_example(pytester: pytest.Pytester) -> None:
+    make_probe(pytester, ASYNCIO_INI)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from hypothesis import given, settings, strategies as st
+        from conftest import assert_in_own_task, probe
+
+        @pytest.mark.asyncio
+        @settings(max_examples=3, database=None)
+        @given(st.integers())
+        async def test_property(n):
+            assert_in_own_task()
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(passed=1)
+    log = probe_log(pytester)
+    assert (
+        log.count(
+            "entered test_hypothesis_async_tests_are_checked_per_example.py::test_property "
+            "test asyncio"
+        )
+        >= 1
+    )
+    assert all(line.endswith("same-task=True") for line in log if line.startswith("exited"))
+
+
+def test_claimed_tests_run_once_on_their_own_runner(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        RUNS = []
+
+        @pytest_asyncio.fixture
+        async def fixture_loop():
+            return asyncio.get_running_loop()
+
+        @pytest.mark.asyncio
+        async def test_pytest_asyncio(fixture_loop):
+            assert fixture_loop is asyncio.get_running_loop()
+            RUNS.append("asyncio")
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        async def test_anyio(anyio_backend):
+            RUNS.append("anyio")
+
+        async def test_unclaimed():
+            RUNS.append("standalone")
+
+        def test_each_ran_once():
+            assert sorted(RUNS) == ["anyio", "asyncio", "standalone"]
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO, *ANYIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+
+
+def test_outcome_and_ids_are_unchanged_by_the_checks(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio
+        @pytest.mark.parametrize("n", [1, 2])
+        async def test_param(n):
+            assert n == 1
+
+        @pytest.mark.asyncio
+        @pytest.mark.xfail(strict=True)
+        async def test_xfail():
+            raise ValueError
+
+        @pytest.mark.asyncio
+        async def test_skip():
+            pytest.skip("because")
+        """
+    )
+    without = pytester.runpytest(*ASYNCIO, "-p", "asynccheck", "-rA")
+    with_checks = pytester.runpytest(*ASYNCIO, *ARGS, "-rA")
+    for result in (without, with_checks):
+        result.assert_outcomes(passed=1, failed=1, xfailed=1, skipped=1)
+        result.stdout.fnmatch_lines(
+            [
+                "PASSED test_outcome_and_ids_are_unchanged_by_the_checks.py::test_param?1?",
+                "FAILED test_outcome_and_ids_are_unchanged_by_the_checks.py::test_param?2?*",
+            ],
+            consecutive=False,
+        )

@@ -1,0 +1,196 @@
+"""The switch: options, ini twins, the header line, validation, and being inert when off."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ARGS
+
+from pytest_asynccheck.findings import Kind
+
+ASYNC_TEST = """
+    async def test_async():
+        pass
+
+    def test_sync():
+        pass
+"""
+
+
+def test_header_line_states_the_effective_settings(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS, "--asynccheck-blocking=warn")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck: unawaited=error, leaked-task=error, never-retrieved=error, "
+            "blocking=warn, max-wall=error, stall-threshold=0.1s, wall-factor=1",
+            "*= asynccheck =*",
+            "asynccheck: no findings in 2 checked tests",
+        ]
+    )
+
+
+def test_ini_switches_the_checks_on(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        asynccheck = true
+        asynccheck_unawaited = warn
+        asynccheck_stall_threshold = 0.25
+        asynccheck_wall_factor = 3
+        """
+    )
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest("-p", "asynccheck")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["asynccheck: unawaited=warn, *, stall-threshold=0.25s, wall-factor=3"]
+    )
+
+
+def test_command_line_beats_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasynccheck_blocking = off\n")
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS, "--asynccheck-blocking=ERROR")
+    result.stdout.fnmatch_lines(["asynccheck: *blocking=error*"])
+
+
+def test_without_the_switch_there_is_no_header_and_no_summary(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_sync():\n    pass\n")
+    result = pytester.runpytest("-p", "asynccheck")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("asynccheck:*")
+    result.stdout.no_fnmatch_line("*= asynccheck =*")
+
+
+def test_without_the_switch_async_tests_are_left_to_pytest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pathlib
+
+        async def test_async():
+            pathlib.Path("ran").write_text("ran")
+        """
+    )
+    result = pytester.runpytest("-p", "asynccheck")
+    # pytest >= 8.4 fails such a test, older releases skip it; either way it never ran.
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) + outcomes.get("skipped", 0) == 1
+    assert not (pytester.path / "ran").exists()
+
+
+@pytest.mark.parametrize("kind", [k.value for k in Kind])
+def test_bad_severity_on_the_command_line_is_a_usage_error(
+    pytester: pytest.Pytester, kind: str
+) -> None:
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS, f"--asynccheck-{kind}=wran")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: asynccheck: --asynccheck-{kind}='wran' (from command line) is not valid; "
+            "expected one of: error, warn, off"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    result.stderr.no_fnmatch_line("*Traceback*")
+
+
+def test_bad_severity_in_ini_names_the_key_and_the_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasynccheck_leaked_task = loud\n")
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: asynccheck: asynccheck_leaked_task='loud' (from ini file tox.ini) is not "
+            "valid; expected one of: error, warn, off"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--asynccheck-stall-threshold", "abc"),
+        ("--asynccheck-stall-threshold", "0"),
+        ("--asynccheck-stall-threshold", "-1"),
+        ("--asynccheck-stall-threshold", "nan"),
+        ("--asynccheck-wall-factor", "inf"),
+        ("--asynccheck-wall-factor", ""),
+    ],
+)
+def test_bad_numbers_are_usage_errors(pytester: pytest.Pytester, option: str, value: str) -> None:
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS, f"{option}={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: asynccheck: {option}={value!r} (from command line) is not valid; "
+            "expected a positive number of seconds"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_bad_values_are_rejected_even_when_the_checks_are_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest("-p", "asynccheck", "--asynccheck-unawaited=maybe")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_units_on_numbers_are_accepted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS, "--asynccheck-stall-threshold=0.05s")
+    result.stdout.fnmatch_lines(["asynccheck: *stall-threshold=0.05s*"])
+
+
+def test_disabling_the_plugin_by_name_removes_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_plugin_is_gone(request):
+            assert not request.config.pluginmanager.has_plugin("asynccheck")
+        """
+    )
+    result = pytester.runpytest("-p", "no:asynccheck", "-p", "no:asyncio", "-p", "no:anyio")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("asynccheck:*")
+
+
+def test_the_plugin_is_found_by_its_entry_point_name(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    pytester.makepyfile(
+        """
+        def test_plugin_is_there(request):
+            assert request.config.pluginmanager.has_plugin("asynccheck")
+        """
+    )
+    result = pytester.runpytest("-p", "no:asyncio", "-p", "no:anyio", "--asynccheck")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["asynccheck: unawaited=error*"])
+
+
+def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asynccheck(allow=["blocking"])
+        @pytest.mark.max_wall(2.1)
+        def test_marked():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "asynccheck", "--strict-markers")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("-p", "asynccheck", "--markers")
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.asynccheck(allow=*", "@pytest.mark.max_wall(seconds)*"]
+    )
