@@ -1,0 +1,104 @@
+"""Off means inert, and on leaves nothing behind: no patched attribute, no thread, no hook."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ARGS
+
+#: Written into the inner run's conftest: snapshots the attributes detectors could patch when
+#: the conftest is imported (before the check session starts), compares them in the session and
+#: again when the interpreter exits (after the check session ended), and writes what differs.
+SNAPSHOT_CONFTEST = """
+import atexit
+import importlib
+import pathlib
+import sys
+import threading
+
+MODULES = [
+    "asyncio", "asyncio.events", "asyncio.base_events", "asyncio.tasks", "builtins", "io",
+    "os", "pathlib", "queue", "select", "shutil", "socket", "sqlite3", "ssl", "subprocess",
+    "threading", "time", "urllib.request", "http.client", "concurrent.futures", "warnings",
+]
+OUT = pathlib.Path(__file__).with_name("inert.txt")
+
+
+def snapshot():
+    state = {}
+    for name in MODULES:
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            if callable(value):
+                state[(name, attr)] = id(value)
+            if isinstance(value, type):
+                for meth, member in vars(value).items():
+                    if callable(member):
+                        state[(name, attr + "." + meth)] = id(member)
+    state[("sys", "coroutine_origin_tracking_depth")] = sys.get_coroutine_origin_tracking_depth()
+    state[("sys", "unraisablehook")] = id(sys.unraisablehook)
+    return state
+
+
+BEFORE = snapshot()
+THREADS = {t.ident for t in threading.enumerate()}
+
+
+def changes(label):
+    after = snapshot()
+    changed = sorted(
+        ".".join(key) for key in BEFORE.keys() & after.keys() if BEFORE[key] != after[key]
+    )
+    threads = sorted(t.name for t in threading.enumerate() if t.ident not in THREADS)
+    with OUT.open("a") as out:
+        out.write(f"{label} changed={changed} threads={threads}\\n")
+
+
+def pytest_sessionfinish(session):
+    changes("during-session")
+
+
+atexit.register(changes, "after-session")
+"""
+
+TESTS = """
+    import asyncio
+
+    async def test_async():
+        await asyncio.sleep(0)
+
+    def test_sync():
+        pass
+"""
+
+
+def _report(pytester: pytest.Pytester, *args: str) -> dict[str, str]:
+    out = pytester.path / "inert.txt"
+    if out.exists():
+        out.unlink()
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    lines = out.read_text().splitlines()
+    return dict(line.split(" ", 1) for line in lines)
+
+
+@pytest.fixture
+def baseline(pytester: pytest.Pytester) -> dict[str, str]:
+    """What pytest itself changes (its own hooks for warnings, unraisables, threads)."""
+    pytester.makeconftest(SNAPSHOT_CONFTEST)
+    pytester.makepyfile(TESTS)
+    report = _report(pytester, "-k", "test_sync")
+    assert "threads=[]" in report["during-session"]
+    return report
+
+
+def test_off_patches_nothing_and_starts_no_thread(
+    pytester: pytest.Pytester, baseline: dict[str, str]
+) -> None:
+    assert _report(pytester, "-p", "asynccheck", "-k", "test_sync") == baseline
+
+
+def test_on_leaves_nothing_behind_after_the_session(
+    pytester: pytest.Pytester, baseline: dict[str, str]
+) -> None:
+    report = _report(pytester, *ARGS)
+    assert report["after-session"] == baseline["after-session"]

@@ -1,0 +1,151 @@
+"""Plain unit tests of the value types and the detector registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import types
+
+import pytest
+
+import pytest_asynccheck
+from pytest_asynccheck import frames
+from pytest_asynccheck.detector import EVENTS, Detector, Detectors
+from pytest_asynccheck.findings import Finding, merge_into
+from pytest_asynccheck.runner import LoopRunner
+
+
+def test_public_names_are_exactly_all() -> None:
+    public = {
+        name
+        for name, value in vars(pytest_asynccheck).items()
+        if not name.startswith(("_", "@")) and not isinstance(value, types.ModuleType)
+    }
+    assert public - {"annotations"} == set(pytest_asynccheck.__all__) - {"__version__"}
+
+
+def test_finding_round_trips_through_builtins() -> None:
+    finding = Finding(
+        kind="blocking",
+        message="m",
+        file="a.py",
+        line=3,
+        stack=("a.py:1 in f",),
+        duration=0.5,
+        extra={"x": [1]},
+    )
+    data = finding.to_dict()
+    assert data["stack"] == ["a.py:1 in f"]
+    assert Finding.from_dict(data) == finding
+    assert Finding.from_dict({**data, "unknown": 1}) == finding
+
+
+def test_same_site_findings_merge_with_a_count_and_the_longest_duration() -> None:
+    findings: list[Finding] = []
+    merge_into(findings, Finding(kind="blocking", message="m", file="a.py", line=3, duration=0.1))
+    merge_into(findings, Finding(kind="blocking", message="m", file="a.py", line=3, duration=0.4))
+    merge_into(findings, Finding(kind="blocking", message="m", file="a.py", line=3))
+    merge_into(findings, Finding(kind="blocking", message="m", file="a.py", line=4))
+    assert [(f.line, f.count, f.duration) for f in findings] == [(3, 3, 0.4), (4, 1, None)]
+
+
+def test_render_without_location_or_fix() -> None:
+    text = Finding(kind="unawaited", message="coroutine 'x' was never awaited").render()
+    assert text == "[unawaited] coroutine 'x' was never awaited\n  at <unknown>"
+    assert Finding(kind="k", message="m", file="f.py").location == "f.py"
+
+
+class Recorder(Detector):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def test_started(self, test: object) -> None:
+        self.events.append("test_started")
+
+    def test_finished(self, test: object) -> None:
+        self.events.append("test_finished")
+
+
+def test_registry_calls_only_the_overridden_events() -> None:
+    recorder = Recorder()
+    detectors = Detectors([recorder])
+    assert [e for e in EVENTS if detectors.wants(e)] == ["test_started", "test_finished"]
+    for event in EVENTS:
+        detectors.emit(event, None)
+    assert recorder.events == ["test_started", "test_finished"]
+    assert list(detectors) == [recorder]
+    detectors.remove(recorder)
+    assert not detectors.wants("test_started")
+
+
+class Exploding(Detector):
+    name = "exploding"
+
+    def __init__(self, fail_cleanup: bool) -> None:
+        self.fail_cleanup = fail_cleanup
+        self.cleaned = False
+
+    def phase_started(self, test: object, phase: str) -> None:
+        raise ValueError("bug")
+
+    def session_finished(self, session: object) -> None:
+        self.cleaned = True
+        if self.fail_cleanup:
+            raise OSError("cleanup bug")
+
+
+@pytest.mark.parametrize("fail_cleanup", [False, True])
+def test_a_raising_detector_is_disabled_cleaned_up_and_logged(
+    caplog: pytest.LogCaptureFixture, fail_cleanup: bool
+) -> None:
+    exploding = Exploding(fail_cleanup)
+    other = Recorder()
+    detectors = Detectors([exploding, other], session=object())  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="pytest_asynccheck"):
+        detectors.emit("phase_started", None, "call")
+        detectors.emit("phase_started", None, "call")
+        detectors.emit("test_started", None)
+    assert exploding.cleaned
+    assert detectors.disabled == [
+        "detector exploding raised ValueError: bug in phase_started; it has been disabled"
+    ]
+    assert other.events == ["test_started"]
+    assert "it has been disabled" in caplog.text
+    assert ("cleanup of exploding failed" in caplog.text) is fail_cleanup
+
+
+def test_user_files_exclude_the_stdlib_site_packages_and_the_plugin() -> None:
+    assert frames.is_user_file(__file__)
+    assert not frames.is_user_file(asyncio.__file__)
+    assert not frames.is_user_file(pytest.__file__)
+    assert not frames.is_user_file(frames.__file__)
+    assert not frames.is_user_file("<frozen importlib._bootstrap>")
+    assert not frames.is_user_file("")
+
+
+def test_user_frame_and_chain_point_at_this_test() -> None:
+    def helper() -> tuple[object, tuple[str, ...]]:
+        frame = sys._getframe()
+        return frames.user_frame(frames.walk(frame)), frames.user_chain(frame)
+
+    found, chain = helper()
+    assert found is not None
+    here = os.path.relpath(__file__)
+    assert chain[-1].startswith(f"{here}:") and chain[-1].endswith(" in helper")
+    assert chain[-2].endswith(" in test_user_frame_and_chain_point_at_this_test")
+    assert frames.user_frame(iter(())) is None
+    assert frames.relpath("/elsewhere/x.py", os.path.dirname(__file__)) == "/elsewhere/x.py"
+
+
+def test_loop_runner_shares_one_loop_and_closes_it() -> None:
+    runner = LoopRunner()
+
+    async def loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    first = runner.run(loop())
+    assert runner.run(loop()) is first
+    runner.close()
+    assert first.is_closed()
