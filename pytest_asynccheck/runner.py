@@ -83,11 +83,21 @@ class LoopRunner:
         if self._runner is not None:
             result: T = self._runner.run(coro, context=self._context)
             return result
-        if self._loop is None:  # pragma: no cover - Python 3.10 only
+        return self._run_without_runner(coro)  # pragma: no cover - Python 3.10 only
+
+    def _run_without_runner(self, coro: Coroutine[Any, Any, T]) -> T:  # pragma: no cover
+        # Before 3.11 a task cannot run in a given context, only in a copy of it: carry the
+        # copy's values forward so the test sees what its fixtures set.
+        if self._loop is None:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
-        task = self._context.run(self._loop.create_task, coro)  # pragma: no cover - 3.10
-        return self._loop.run_until_complete(task)  # pragma: no cover - Python 3.10 only
+
+        async def step() -> tuple[T, contextvars.Context]:
+            return await coro, contextvars.copy_context()
+
+        task = self._context.run(self._loop.create_task, step())
+        result, self._context = self._loop.run_until_complete(task)
+        return result
 
     def close(self) -> None:
         if self._runner is not None:
