@@ -77,7 +77,9 @@ class LoopRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._context = contextvars.copy_context()
         if sys.version_info >= (3, 11):
-            self._runner = asyncio.Runner()
+            # With a factory the runner does not make its loop the thread's current loop, so
+            # another plugin tearing down "the current loop" cannot close ours under us.
+            self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._runner is not None:
@@ -90,7 +92,6 @@ class LoopRunner:
         # copy's values forward so the test sees what its fixtures set.
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
 
         async def step() -> tuple[T, contextvars.Context]:
             return await coro, contextvars.copy_context()
@@ -115,7 +116,6 @@ class LoopRunner:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:  # pragma: no cover - Python 3.10 only
-            asyncio.set_event_loop(None)
             loop.close()
             self._loop = None
 

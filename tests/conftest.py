@@ -16,3 +16,29 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     for name in ("PY_COLORS", "NO_COLOR", "FORCE_COLOR", "CI", "GITHUB_ACTIONS"):
         monkeypatch.delenv(name, raising=False)
     return pytester
+
+
+def _pytest_asyncio_version() -> tuple[int, ...]:
+    from importlib.metadata import version
+
+    return tuple(int(part) for part in version("pytest-asyncio").split(".")[:2])
+
+
+#: pytest-asyncio 0.23 calls the marker's loop scope ``scope``; 0.24 renamed it ``loop_scope``.
+LOOP_SCOPE = "loop_scope" if _pytest_asyncio_version() >= (0, 24) else "scope"
+#: The ini line that keeps pytest-asyncio >= 0.24 from warning about an unset default.
+ASYNCIO_INI = (
+    "asyncio_default_fixture_loop_scope = function\n"
+    if _pytest_asyncio_version() >= (0, 24)
+    else ""
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _pytest_asyncio_version() < (0, 24):
+        # pytest-asyncio 0.23 replaces every loop it closes with a fresh one that it never
+        # closes; in-process inner runs leave those for a later test's garbage collection.
+        config.addinivalue_line(
+            "filterwarnings",
+            "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
+        )

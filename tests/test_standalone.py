@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS, ASYNCIO
+from conftest import ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
+
+FIXTURE_SCOPE = 'loop_scope="module", ' if LOOP_SCOPE == "loop_scope" else ""
 
 
 def test_async_fixtures_of_both_kinds_run_on_the_tests_loop(pytester: pytest.Pytester) -> None:
@@ -147,18 +149,18 @@ def test_async_fixture_used_by_a_sync_test_runs_on_its_own_loop(pytester: pytest
 def test_tests_claimed_by_pytest_asyncio_keep_its_fixture_handling(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
     pytester.makepyfile(
         """
         import asyncio
         import pytest
         import pytest_asyncio
 
-        @pytest_asyncio.fixture(loop_scope="module", scope="module")
+        @pytest_asyncio.fixture({FIXTURE_SCOPE}scope="module")
         async def module_loop():
             return asyncio.get_running_loop()
 
-        @pytest.mark.asyncio(loop_scope="module")
+        @pytest.mark.asyncio({LOOP_SCOPE}="module")
         async def test_module(module_loop):
             assert module_loop is asyncio.get_running_loop()
 
@@ -168,7 +170,7 @@ def test_tests_claimed_by_pytest_asyncio_keep_its_fixture_handling(
 
         async def test_unclaimed(standalone_fixture):
             assert standalone_fixture is asyncio.get_running_loop()
-        """
+        """.replace("{LOOP_SCOPE}", LOOP_SCOPE).replace("{FIXTURE_SCOPE}", FIXTURE_SCOPE)
     )
     pytester.runpytest(*ARGS, *ASYNCIO).assert_outcomes(passed=2)
 
