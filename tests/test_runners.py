@@ -286,3 +286,25 @@ def test_outcome_and_ids_are_unchanged_by_the_checks(pytester: pytest.Pytester) 
             ],
             consecutive=False,
         )
+
+
+def test_pytest_trio_tests_run_inside_their_check(pytester: pytest.Pytester) -> None:
+    make_probe(pytester)
+    pytester.makepyfile(
+        """
+        import pytest
+        import trio
+        from conftest import probe
+
+        @pytest.mark.trio
+        async def test_trio():
+            await trio.sleep(0)
+            assert probe() == (None, None)
+        """
+    )
+    result = pytester.runpytest(*ARGS, "-p", "trio")
+    result.assert_outcomes(passed=1)
+    assert probe_log(pytester) == [
+        "entered test_pytest_trio_tests_run_inside_their_check.py::test_trio test trio",
+        "exited test_pytest_trio_tests_run_inside_their_check.py::test_trio test same-task=True",
+    ]
