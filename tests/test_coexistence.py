@@ -1,0 +1,133 @@
+"""The plugin never breaks a suite: interrupts, exits, hangs, other plugins, odd test styles."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ARGS, ASYNCIO, ASYNCIO_INI
+
+
+def test_keyboard_interrupt_in_a_test_ends_the_session_cleanly(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        async def test_first():
+            pass
+
+        async def test_interrupt():
+            raise KeyboardInterrupt
+
+        async def test_never_reached():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(*ARGS, "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*", "*1 passed*"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_system_exit_in_a_test_fails_only_that_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+
+        async def test_exit():
+            sys.exit(3)
+
+        async def test_after():
+            pass
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_a_hanging_test_is_stopped_by_pytest_timeout_and_the_next_one_runs(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.asyncio
+        @pytest.mark.timeout(0.5, method="signal")
+        async def test_hangs():
+            await asyncio.sleep(30)
+
+        @pytest.mark.asyncio
+        async def test_next():
+            await asyncio.sleep(0)
+        """
+    )
+    result = pytester.runpytest_subprocess(*ARGS, *ASYNCIO, "-p", "timeout", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*Timeout (>0.5s) from pytest-timeout*"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_unittest_async_test_cases_run_unchanged(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import unittest
+
+        class TestCase(unittest.IsolatedAsyncioTestCase):
+            async def asyncSetUp(self):
+                self.value = 1
+
+            async def test_it(self):
+                await asyncio.sleep(0)
+                self.assertEqual(self.value, 1)
+
+            async def test_fails(self):
+                self.assertEqual(self.value, 2)
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_sync_tests_that_run_their_own_loops_are_unaffected(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+
+        async def work():
+            await asyncio.sleep(0)
+            return 1
+
+        def test_asyncio_run():
+            assert asyncio.run(work()) == 1
+
+        def test_manual_loop():
+            loop = asyncio.new_event_loop()
+            try:
+                assert loop.run_until_complete(work()) == 1
+            finally:
+                loop.close()
+        """
+    )
+    pytester.runpytest(*ARGS).assert_outcomes(passed=2)
+
+
+def test_random_order_keeps_every_test_passing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        async def value():
+            await asyncio.sleep(0)
+            return 7
+
+        @pytest.mark.parametrize("n", range(10))
+        async def test_many(n, value):
+            assert value == 7
+        """
+    )
+    result = pytester.runpytest(*ARGS, "-p", "randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=10)
+    result.stdout.fnmatch_lines(["Using --randomly-seed=*"])
