@@ -61,29 +61,9 @@ def main() -> int:
                 archive.extractall(work, filter="data")
             source = work / sdist.name.removesuffix(".tar.gz")
             sh(python, "-m", "pip", "install", "-q", source, *extra).check_returncode()
-            plain = sh(
-                python,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                *pytest_args,
-                tests,
-                cwd=source,
-            )
-            run = sh(
-                python,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--asynccheck",
-                *pytest_args,
-                tests,
-                cwd=source,
-            )
+            pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args]
+            plain = sh(*pytest, tests, cwd=source)
+            run = sh(*pytest, "--asynccheck", tests, cwd=source)
             lines = run.stdout.splitlines()
             start = next((i for i, line in enumerate(lines) if "= asynccheck =" in line), None)
             print(
