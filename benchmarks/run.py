@@ -1,0 +1,288 @@
+"""Benchmarks of pytest-asynccheck against running without it and against the peers users would
+pick instead. Every measurement alternates its variants in one run and quotes medians.
+
+    python benchmarks/run.py suite   [--tests 1000] [--runs 5] [--trivial] [--peers]
+    python benchmarks/run.py scale   [--tests 1000] [--runs 3]
+    python benchmarks/run.py memory  [--tests 1000]
+    python benchmarks/run.py hotpath [--runs 5]
+
+``suite``: a generated suite of small async tests (a few awaits each; with ``--trivial`` nothing
+else, otherwise every third test does stream I/O over a local socket pair and every fifth uses
+``asyncio.to_thread``) under pytest-asyncio auto mode, plain vs ``--asynccheck`` (and, with
+``--peers``, blockbuster's documented per-test fixture and pyleak's ``no_leaks`` marker, from the
+``bench`` extra). ``scale``: the same suite serial vs ``-n 2``, with and without checks.
+``memory``: peak RSS of the run with and without checks. ``hotpath``: 200,000
+``await asyncio.sleep(0)`` and a 10,000-message stream ping-pong, checks on vs off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CONFTEST = textwrap.dedent(
+    """
+    import os
+    import pytest
+
+    if os.environ.get("BENCH_PEER") == "blockbuster":
+        from blockbuster import blockbuster_ctx
+
+        @pytest.fixture(autouse=True)
+        def blockbuster():
+            with blockbuster_ctx() as bb:
+                yield bb
+
+    if os.environ.get("BENCH_PEER") == "pyleak":
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                item.add_marker(pytest.mark.no_leaks)
+    """
+)
+MODULE = textwrap.dedent(
+    """
+    import asyncio
+    import socket
+    import time
+
+    async def helper(n):
+        await asyncio.sleep(0)
+        return n
+
+    async def echo():
+        left, right = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=left)
+        peer_reader, peer_writer = await asyncio.open_connection(sock=right)
+        writer.write(b"ping\\n")
+        await writer.drain()
+        line = await peer_reader.readline()
+        for w in (writer, peer_writer):
+            w.close()
+            await w.wait_closed()
+        return line
+    """
+)
+TEST = """
+async def test_{n}():
+    assert await helper({n}) == {n}
+    await asyncio.sleep(0)
+"""
+IO_TEST = """
+    assert await echo() == b"ping\\n"
+"""
+THREAD_TEST = """
+    assert await asyncio.to_thread(sum, [1, 2]) == 3
+"""
+
+
+def generate(root: Path, count: int, trivial: bool, per_module: int = 100) -> None:
+    (root / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        "markers =\n    no_leaks: pyleak\n"
+    )
+    (root / "conftest.py").write_text(CONFTEST)
+    for start in range(0, count, per_module):
+        parts = [MODULE]
+        for n in range(start, min(start + per_module, count)):
+            test = TEST.format(n=n).rstrip("\n")
+            if not trivial and n % 3 == 0:
+                test += IO_TEST.rstrip("\n")
+            if not trivial and n % 5 == 0:
+                test += THREAD_TEST.rstrip("\n")
+            parts.append(test + "\n")
+        (root / f"test_gen_{start // per_module:03}.py").write_text("\n".join(parts))
+
+
+Variant = tuple[list[str], Mapping[str, str]]
+
+
+def pytest_cmd(extra: Sequence[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "asyncio",
+        "-p",
+        "asynccheck",
+        *extra,
+    ]
+
+
+def run(root: Path, variant: Variant) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one pytest run."""
+    extra, env_extra = variant
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env_extra}
+    cmd = pytest_cmd(extra)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return elapsed, peak if peak > before else -1
+
+
+def alternate(root: Path, variants: Mapping[str, Variant], runs: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    run(root, next(iter(variants.values())))  # warm caches
+    names = list(variants)
+    for i in range(runs):
+        for name in names if i % 2 == 0 else reversed(names):
+            times[name].append(run(root, variants[name])[0])
+    return times
+
+
+def report(times: Mapping[str, list[float]], base: str) -> None:
+    reference = statistics.median(times[base])
+    print(f"| variant | median (s) | ratio to {base} | runs (s) |")
+    print("|---|---|---|---|")
+    for name, values in times.items():
+        median = statistics.median(values)
+        runs = ", ".join(f"{v:.2f}" for v in values)
+        print(f"| {name} | {median:.3f} | {median / reference:.3f} | {runs} |")
+
+
+def with_suite(args: argparse.Namespace, body: Callable[[Path], None]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate(root, args.tests, getattr(args, "trivial", False))
+        body(root)
+
+
+def cmd_suite(args: argparse.Namespace) -> None:
+    variants: dict[str, Variant] = {"plain": ([], {}), "--asynccheck": (["--asynccheck"], {})}
+    if args.peers:
+        variants["blockbuster"] = ([], {"BENCH_PEER": "blockbuster"})
+        variants["pyleak no_leaks"] = (["-p", "pyleak"], {"BENCH_PEER": "pyleak"})
+    with_suite(args, lambda root: report(alternate(root, variants, args.runs), "plain"))
+
+
+def cmd_scale(args: argparse.Namespace) -> None:
+    variants: dict[str, Variant] = {
+        "plain": ([], {}),
+        "plain -n 2": (["-p", "xdist", "-n", "2"], {}),
+        "--asynccheck": (["--asynccheck"], {}),
+        "--asynccheck -n 2": (["--asynccheck", "-p", "xdist", "-n", "2"], {}),
+    }
+    with_suite(args, lambda root: report(alternate(root, variants, args.runs), "plain"))
+
+
+def cmd_memory(args: argparse.Namespace) -> None:
+    def body(root: Path) -> None:
+        # Peak RSS of children is a high-water mark: measure the smaller run first.
+        plain = run(root, ([], {}))[1]
+        checked = run(root, (["--asynccheck"], {}))[1]
+        print(
+            f"peak RSS plain {plain / 1024:.1f} MiB, --asynccheck {checked / 1024:.1f} MiB, "
+            f"ratio {checked / plain:.3f}"
+        )
+
+    with_suite(args, body)
+
+
+HOTPATH = textwrap.dedent(
+    """
+    import asyncio
+    import time
+
+    async def sleeps():
+        for _ in range(200_000):
+            await asyncio.sleep(0)
+
+    async def pingpong():
+        async def serve(reader, writer):
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(10_000):
+            writer.write(b"ping\\n")
+            await writer.drain()
+            await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    async def test_sleeps():
+        start = time.perf_counter()
+        await sleeps()
+        print("BENCH sleeps", time.perf_counter() - start)
+
+    async def test_pingpong():
+        start = time.perf_counter()
+        await pingpong()
+        print("BENCH pingpong", time.perf_counter() - start)
+    """
+)
+
+
+def cmd_hotpath(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate(root, 0, True)
+        (root / "test_hot.py").write_text(HOTPATH)
+        figures: dict[str, dict[str, list[float]]] = {"sleeps": {}, "pingpong": {}}
+        variants = {"off": [], "--asynccheck": ["--asynccheck"]}
+        for i in range(args.runs):
+            for name in variants if i % 2 == 0 else reversed(list(variants)):
+                env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+                done = subprocess.run(
+                    pytest_cmd([*variants[name], "-s"]),
+                    cwd=root,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                for what, value in re.findall(r"BENCH (\w+) ([0-9.]+)", done.stdout):
+                    figures[what].setdefault(name, []).append(float(value))
+        for what, times in figures.items():
+            print(f"\n{what}:")
+            report(times, "off")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func in (
+        ("suite", cmd_suite),
+        ("scale", cmd_scale),
+        ("memory", cmd_memory),
+        ("hotpath", cmd_hotpath),
+    ):
+        p = sub.add_parser(name)
+        p.set_defaults(func=func)
+        p.add_argument("--tests", type=int, default=1000)
+        p.add_argument("--runs", type=int, default=5)
+        if name == "suite":
+            p.add_argument("--trivial", action="store_true")
+            p.add_argument("--peers", action="store_true")
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
