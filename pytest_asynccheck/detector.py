@@ -19,6 +19,7 @@ LOGGER = logging.getLogger("pytest_asynccheck")
 
 EVENTS = (
     "session_started",
+    "session_ending",
     "session_finished",
     "test_started",
     "phase_started",
@@ -45,6 +46,9 @@ class Detector:
 
     def session_started(self, session: CheckSession) -> None:
         """The check session begins (configure time, checks enabled)."""
+
+    def session_ending(self, session: CheckSession) -> None:
+        """The last test has run; findings reported now still reach the summary."""
 
     def session_finished(self, session: CheckSession) -> None:
         """The check session ends; undo every patch, stop every thread."""

@@ -69,6 +69,18 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return settings.header() if settings is not None and settings.enabled else None
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Let detectors make their last sweep; late error-level findings fail the run."""
+    check_session = _session(session.config)
+    if check_session is None:
+        return
+    check_session.detectors.emit("session_ending", check_session)
+    if session.exitstatus == pytest.ExitCode.OK and any(
+        f.severity == Severity.ERROR.value for f in check_session.late
+    ):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _session(config: pytest.Config) -> CheckSession | None:
     return config.stash.get(SESSION_KEY, None)
 

@@ -292,7 +292,7 @@ def test_a_detector_that_raises_is_disabled_and_the_test_still_passes(
     assert (pytester.path / "cleaned-up").read_text() == "yes"
 
 
-def test_late_findings_are_listed_in_the_summary_under_their_test(
+def test_late_findings_are_listed_under_their_test_and_fail_the_run(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makeconftest(
@@ -301,6 +301,13 @@ def test_late_findings_are_listed_in_the_summary_under_their_test(
         from pytest_asynccheck import Detector, Finding
 
         class Late(Detector):
+            def session_ending(self, session):
+                session.report(
+                    Finding(kind="unawaited", message="coroutine 'y' was never awaited",
+                            file="test_late.py", line=5, function="test_second"),
+                    nodeid="test_late.py::test_second",
+                )
+
             def test_started(self, test):
                 if test.item.name == "test_second":
                     pytest_asynccheck.active().report(
@@ -324,9 +331,12 @@ def test_late_findings_are_listed_in_the_summary_under_their_test(
     )
     result = pytester.runpytest(*ARGS, "-p", "no:randomly")
     result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
             "error unawaited       test_late.py:2 in test_first  x1",
             "        test_late.py::test_first",
+            "error unawaited       test_late.py:5 in test_second  x1",
+            "        test_late.py::test_second",
         ]
     )
