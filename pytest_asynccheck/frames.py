@@ -50,11 +50,16 @@ def user_frame(frames: Iterable[types.FrameType]) -> types.FrameType | None:
 
 
 def relpath(filename: str, root: str | None = None) -> str:
-    """``filename`` relative to ``root`` (default: the working directory) when it is inside it."""
+    """``filename`` relative to ``root`` (default: the working directory) when it is inside it,
+    or to the library directory it is in."""
     base = os.path.abspath(root or os.getcwd())
     path = os.path.abspath(filename)
     if path.startswith(base + os.sep):
         return os.path.relpath(path, base)
+    for library in LIBRARY_DIRS:
+        if path.startswith(library + os.sep) and library != _PLUGIN_DIR:
+            # "asyncio/tasks.py" reads better than the interpreter's install path.
+            return os.path.relpath(path, library)
     return filename
 
 

@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 from .config import Settings
 from .detector import Detector
+from .tasks import task_detector
+from .unawaited import unawaited_detector
 
 DetectorFactory = Callable[[Settings], "Detector | None"]
 
 #: Each factory returns its detector, or ``None`` when its kind is switched off.
-BUILTIN: tuple[DetectorFactory, ...] = ()
+BUILTIN: tuple[DetectorFactory, ...] = (unawaited_detector, task_detector)
 
 
 def builtin_detectors(settings: Settings) -> list[Detector]:

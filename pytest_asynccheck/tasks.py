@@ -1,0 +1,189 @@
+"""Tasks a test leaves behind: still pending when the test returns (``leaked-task``), or failed
+with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
+
+Leaks are the tasks of the test's loop that did not exist when the test body started and are
+not done when it returns, so tasks of fixtures, of any scope, are never the test's. Lost
+exceptions reach the loop's exception handler when the task is destroyed; the plugin chains its
+own handler in front of whatever handler was set (anyio's, the user's) for the test's duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable
+from typing import Any
+
+from . import frames
+from .config import Settings
+from .detector import Detector
+from .findings import Finding, Kind, Severity
+from .session import CheckSession, TestCheck
+
+LEAK_FIX = (
+    "await the task (or asyncio.gather the tasks) before the test returns, or cancel it and "
+    "await the cancellation; a task meant to outlive the test belongs in a fixture"
+)
+LOST_FIX = (
+    "await the task (or gather it) so its exception is raised, or add a done callback that "
+    "calls task.exception()"
+)
+LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
+
+Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+
+def _name(coro: Any) -> str:
+    name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
+    return str(name or type(coro).__name__)
+
+
+def _created_at(task: asyncio.Task[Any], rootpath: str) -> tuple[str, int, str] | None:
+    for filename, line, function in getattr(task.get_coro(), "cr_origin", None) or ():
+        if frames.is_user_file(filename):
+            return frames.relpath(filename, rootpath), line, function
+    return None
+
+
+def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
+    stack = task.get_stack()
+    if not stack:
+        return ""
+    user = [f for f in stack if frames.is_user_file(f.f_code.co_filename)]
+    return frames.describe((user or stack)[-1], rootpath)
+
+
+class TaskDetector(Detector):
+    name = "tasks"
+
+    def __init__(self, leaks: bool, lost: bool) -> None:
+        self.leaks = leaks
+        self.lost = lost
+        self._session: CheckSession | None = None
+
+    def session_started(self, session: CheckSession) -> None:
+        self._session = session
+
+    def task_entered(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        if loop is None or where != "test":
+            return
+        if self.leaks:
+            test.data["tasks.before"] = set(asyncio.all_tasks(loop))
+        if self.lost and "tasks.handler" not in test.data:
+            previous = loop.get_exception_handler()
+            test.data["tasks.handler"] = (loop, previous)
+            loop.set_exception_handler(self._handler(test, previous))
+
+    def task_exited(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        before = test.data.pop("tasks.before", None)
+        if loop is None or where != "test" or before is None:
+            return
+        current = asyncio.current_task()
+        for task in asyncio.all_tasks(loop):
+            if task in before or task is current or task.done():
+                continue
+            test.add(self._leak(task))
+
+    def phase_finished(self, test: TestCheck, phase: str) -> None:
+        if phase == "call" and "tasks.handler" in test.data:
+            gc.collect(0)  # a failed task nobody holds is destroyed now, inside its test
+
+    def test_finished(self, test: TestCheck) -> None:
+        saved = test.data.pop("tasks.handler", None)
+        if saved is not None:
+            loop, previous = saved
+            loop.set_exception_handler(previous)
+
+    def _handler(self, test: TestCheck, previous: Handler | None) -> Handler:
+        def asynccheck_exception_handler(
+            loop: asyncio.AbstractEventLoop, context: dict[str, Any]
+        ) -> object:
+            task = context.get("task") or context.get("future")
+            if context.get("message") in LOST_MESSAGES and isinstance(task, asyncio.Task):
+                try:
+                    test.add(self._lost(task, context))
+                    return None
+                except Exception:  # pragma: no cover - never lose the report
+                    pass
+            if previous is not None:
+                return previous(loop, context)
+            loop.default_exception_handler(context)
+            return None
+
+        return asynccheck_exception_handler
+
+    def _rootpath(self) -> str:
+        return self._session.rootpath if self._session is not None else ""
+
+    def _leak(self, task: asyncio.Task[Any]) -> Finding:
+        root = self._rootpath()
+        coro = _name(task.get_coro())
+        created = _created_at(task, root)
+        suspended = _suspended_at(task, root)
+        stack = [f"suspended at {suspended}"] if suspended else []
+        file, line, function = created or ("", 0, "")
+        return Finding(
+            kind=Kind.LEAKED_TASK.value,
+            message=(
+                f"task '{task.get_name()}' running {coro}() was still pending when the test "
+                "returned"
+            ),
+            file=file,
+            line=line,
+            function=function,
+            call=f"{coro}()",
+            fix=LEAK_FIX,
+            stack=tuple(stack),
+        )
+
+    def _lost(self, task: asyncio.Task[Any], context: dict[str, Any]) -> Finding:
+        root = self._rootpath()
+        exc = context.get("exception")
+        coro = _name(task.get_coro())
+        created = _created_at(task, root)
+        stack: list[str] = []
+        if created is not None:
+            stack.append(f"task created at {created[0]}:{created[1]} in {created[2]}")
+        if exc is not None:
+            tb = exc.__traceback__
+            raised = None
+            while tb is not None:
+                if frames.is_user_file(tb.tb_frame.f_code.co_filename):
+                    raised = tb
+                tb = tb.tb_next
+            where = (
+                (
+                    frames.relpath(raised.tb_frame.f_code.co_filename, root),
+                    raised.tb_lineno,
+                    raised.tb_frame.f_code.co_name,
+                )
+                if raised is not None
+                else created or ("", 0, "")
+            )
+            message = (
+                f"task '{task.get_name()}' running {coro}() raised {type(exc).__name__}: {exc}, "
+                "and the exception was never retrieved"
+            )
+        else:
+            where = created or ("", 0, "")
+            message = f"task '{task.get_name()}' running {coro}() was destroyed while pending"
+        return Finding(
+            kind=Kind.NEVER_RETRIEVED.value,
+            message=message,
+            file=where[0],
+            line=where[1],
+            function=where[2],
+            call=f"{coro}()",
+            fix=LOST_FIX,
+            stack=tuple(stack),
+        )
+
+
+def task_detector(settings: Settings) -> Detector | None:
+    leaks = settings.severity(Kind.LEAKED_TASK) is not Severity.OFF
+    lost = settings.severity(Kind.NEVER_RETRIEVED) is not Severity.OFF
+    return TaskDetector(leaks, lost) if leaks or lost else None

@@ -1,0 +1,256 @@
+"""Never-awaited coroutines fail the test that created them, with the line that created them."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+
+from pytest_asynccheck.unawaited import FIX
+
+HELPERS = """\
+import asyncio
+
+KEEP = []
+
+async def fetch():
+    await asyncio.sleep(0)
+    return 1
+
+def sync_helper():
+    fetch()
+"""
+
+CASES = {
+    "test_tutorial_sleep_without_await": ("    asyncio.sleep(1)\n", "sleep", 1),
+    "test_helper_without_await": ("    fetch()\n", "fetch", 1),
+    "test_list_dropped": ("    pending = [fetch(), fetch()]\n    del pending\n", "fetch", 1),
+    "test_created_in_sync_helper": ("    sync_helper()\n", "fetch", None),
+    "test_created_in_awaited_task": (
+        "    async def inner():\n        fetch()\n    await asyncio.create_task(inner())\n",
+        "fetch",
+        2,
+    ),
+}
+
+
+def _module() -> str:
+    body = [HELPERS]
+    for name, (code, _, _) in CASES.items():
+        body.append(f"\nasync def {name}():\n{code}")
+    return "".join(body)
+
+
+def _line_of(source: str, name: str, offset: int) -> int:
+    return source.splitlines().index(f"async def {name}():") + 1 + offset
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [
+        pytest.param((), id="standalone"),
+        pytest.param(ASYNCIO, id="pytest-asyncio-auto"),
+    ],
+)
+def test_each_never_awaited_coroutine_fails_its_test_with_name_line_and_fix(
+    pytester: pytest.Pytester, runner: tuple[str, ...]
+) -> None:
+    if runner:
+        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    source = _module()
+    pytester.makepyfile(test_mod=source)
+    result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
+    result.assert_outcomes(failed=len(CASES))
+    for name, (_, coroutine, offset) in CASES.items():
+        where = (
+            f"test_mod.py:{_line_of(source, name, offset)} in "
+            + ("inner" if name == "test_created_in_awaited_task" else name)
+            if offset
+            else f"test_mod.py:{source.splitlines().index('    fetch()') + 1} in sync_helper"
+        )
+        result.stdout.fnmatch_lines(
+            [
+                f"asynccheck found 1 problem in test_mod.py::{name} (call):",
+                f"?unawaited? coroutine '{coroutine}' was never awaited*",
+                f"  at {where}",
+            ]
+        )
+    result.stdout.fnmatch_lines([f"  fix: {FIX}"])
+    result.stdout.no_fnmatch_line("*RuntimeWarning*")
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_anyio_tests_are_checked_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        async def test_missing_await(anyio_backend):
+            asyncio.sleep(1)
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ANYIO)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?unawaited? coroutine 'sleep' was never awaited",
+            "  at test_mod.py:10 in test_missing_await",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "warning_args",
+    [("-W", "error"), ("-W", "error::RuntimeWarning"), ("-o", "filterwarnings=error")],
+    ids=["W-error", "W-error-RuntimeWarning", "filterwarnings-error"],
+)
+def test_warning_filters_do_not_hide_it(
+    pytester: pytest.Pytester, warning_args: tuple[str, str]
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+
+        async def test_missing_await():
+            asyncio.sleep(1)
+
+        async def test_fine():
+            await asyncio.sleep(0)
+        """
+    )
+    result = pytester.runpytest(*ARGS, *warning_args)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["?unawaited? coroutine 'sleep' was never awaited"])
+    result.stdout.no_fnmatch_line("*PytestUnraisableExceptionWarning*")
+
+
+def test_a_coroutine_kept_alive_until_a_later_test_is_reported_on_its_creator(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+
+        KEEP = []
+
+        async def fetch():
+            pass
+
+        async def test_a_creates():
+            KEEP.append(fetch())
+
+        async def test_b_drops():
+            KEEP.clear()
+        """
+    )
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*= asynccheck =*",
+            "error unawaited       test_mod.py:9 in test_a_creates fetch()  x1",
+            "        test_mod.py::test_a_creates",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*test_mod.py::test_b_drops")
+
+
+def test_correct_code_is_not_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        async def fetch():
+            await asyncio.sleep(0)
+            return 1
+
+        async def test_awaited():
+            assert await fetch() == 1
+
+        async def test_task_that_completes():
+            task = asyncio.create_task(fetch())
+            assert await task == 1
+
+        async def test_gathered():
+            assert await asyncio.gather(fetch(), fetch()) == [1, 1]
+
+        async def test_closed():
+            coro = fetch()
+            coro.close()
+
+        def test_asyncio_run_in_a_sync_test():
+            assert asyncio.run(fetch()) == 1
+
+        async def test_fire_and_forget_that_completes():
+            asyncio.create_task(fetch())
+            await asyncio.sleep(0.01)
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["asynccheck: no findings in 6 checked tests"])
+
+
+def test_warn_level_and_allow_marker(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        async def test_warned():
+            asyncio.sleep(1)
+
+        @pytest.mark.asynccheck(allow=["unawaited"])
+        async def test_allowed():
+            asyncio.sleep(1)
+        """
+    )
+    result = pytester.runpytest(*ARGS, "--asynccheck-unawaited=warn")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*test_mod.py:5: UnawaitedCoroutineWarning: ?unawaited? coroutine 'sleep'*"]
+    )
+
+
+def test_under_xdist_findings_reach_the_controller(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        async def test_missing_await(n):
+            asyncio.sleep(n)
+        """
+    )
+    result = pytester.runpytest(*ARGS, "-p", "xdist", "-n", "2")
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "error unawaited       test_mod.py:6 in test_missing_await sleep()  x4",
+            "asynccheck: 4 error(s), 0 warning(s) in 4 of 4 checked tests",
+        ]
+    )
+
+
+def test_off_leaves_pythons_own_warning(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+
+        async def test_missing_await():
+            asyncio.sleep(1)
+        """
+    )
+    result = pytester.runpytest(*ARGS, "--asynccheck-unawaited=off")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*RuntimeWarning: coroutine 'sleep' was never awaited*"])
