@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .blocking import blocking_detector
 from .config import Settings
 from .detector import Detector
 
 DetectorFactory = Callable[[Settings], "Detector | None"]
 
 #: Each factory returns its detector, or ``None`` when its kind is switched off.
-BUILTIN: tuple[DetectorFactory, ...] = ()
+BUILTIN: tuple[DetectorFactory, ...] = (blocking_detector,)
 
 
 def builtin_detectors(settings: Settings) -> list[Detector]:
