@@ -390,6 +390,26 @@ def allow_blocking() -> Iterator[None]:
         _allowed.reset(token)
 
 
+def _test_code(test: TestCheck | None) -> types.CodeType | None:
+    function = getattr(test.item, "function", None) if test is not None else None
+    function = getattr(function, "__wrapped__", function)
+    return getattr(function, "__code__", None)
+
+
+def chain(
+    frame: types.FrameType | None, root: str, test: TestCheck | None, limit: int = 8
+) -> tuple[str, ...]:
+    """The user frames from the test function (when on the stack) down to ``frame``."""
+    stop = _test_code(test)
+    found = []
+    for each in frames.walk(frame):
+        if frames.is_user_file(each.f_code.co_filename):
+            found.append(frames.describe(each, root))
+        if each.f_code is stop:
+            break
+    return tuple(reversed(found[:limit]))
+
+
 # -- the interception -----------------------------------------------------------------------
 
 
@@ -564,13 +584,13 @@ class Interceptor:
             function=function,
             call=blocker.name,
             fix=blocker.fix,
-            stack=frames.user_chain(caller, root),
+            stack=chain(caller, root, session.current),
             duration=duration,
         )
         session.report(finding)
 
 
-def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any) -> Any:
+def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int = 2) -> Any:
     nonblocking = blocker.nonblocking
     get_loop = _get_running_loop
 
@@ -590,7 +610,7 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any) -> Any:
                     return original(*args, **kwargs)
             except Exception:
                 return original(*args, **kwargs)  # bad arguments: let the call itself say so
-        caller = sys._getframe(2)
+        caller = sys._getframe(depth)
         if interceptor.exempt(caller):
             in_progress[tid] = ""
             try:
@@ -633,7 +653,7 @@ def _checked_connection_class(interceptor: Interceptor) -> type:
 
 def _wrap_sqlite_connect(interceptor: Interceptor, blocker: Blocker, original: Any) -> Any:
     checked = _checked_connection_class(interceptor)
-    inner = _wrap(interceptor, blocker, original)
+    inner = _wrap(interceptor, blocker, original, depth=3)
 
     @functools.wraps(original)
     def connect(*args: Any, **kwargs: Any) -> Any:

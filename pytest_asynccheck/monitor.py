@@ -170,11 +170,13 @@ class Watchdog:
             if user is None:
                 return None
             root = self.session.rootpath
+            with self._cond:
+                test = self._watch.test if self._watch is not None else None
             return Sample(
                 file=frames.relpath(user.f_code.co_filename, root),
                 line=user.f_lineno,
                 function=user.f_code.co_name,
-                stack=frames.user_chain(user, root),
+                stack=blocking.chain(user, root, test),
                 code=_source_line(user),
             )
         finally:
