@@ -483,9 +483,9 @@ async def test_stall(){{args}}:
 """
 
 RUNNERS = {
-    "pytest-asyncio auto": (ASYNCIO + ("-o", "asyncio_mode=auto"), "", "", ""),
+    "pytest-asyncio auto": ((*ASYNCIO, "-o", "asyncio_mode=auto"), "", "", ""),
     "anyio": (
-        ANYIO + ("-p", "no:asyncio"),
+        (*ANYIO, "-p", "no:asyncio"),
         "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n",
         "@pytest.mark.anyio",
         "",
