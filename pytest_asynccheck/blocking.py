@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _clock, frames
 from .config import Settings
-from .detector import Detector
+from .detector import Detector, Detectors
 from .findings import Finding, Kind, Severity
 
 if TYPE_CHECKING:
@@ -326,6 +326,7 @@ _MACHINERY = ("asyncio", "selectors.py", "threading.py", "concurrent")
 #: Any of these on the stack makes the call exempt (imports, source lines for tracebacks).
 _EXEMPT_FILES = ("linecache.py",)
 
+_EMIT_CODE = Detectors.emit.__code__
 _STDLIB, _PLUGIN, _COVERAGE, _THIRD, _USER, _FROZEN, _MACHINE = range(7)
 _origins: dict[str, int] = {}
 
@@ -538,6 +539,8 @@ class Interceptor:
         first = True
         decided = False
         for frame in frames.walk(caller):
+            if frame.f_code is _EMIT_CODE:
+                return True  # inside a detector's event: the plugin's (or an extension's) work
             origin = _origin(frame.f_code.co_filename)
             if origin == _FROZEN:
                 return True
