@@ -431,6 +431,7 @@ class Interceptor:
         #: id(wrapper) -> (wrapper, original), for everything this interceptor installed.
         self._wrappers: dict[int, tuple[Any, Any]] = {}
         self._pending: list[Blocker] = []
+        self._pending_modules: frozenset[str] = frozenset()
         self.installed = False
 
     # installing
@@ -438,16 +439,17 @@ class Interceptor:
     def install(self) -> None:
         self.installed = True
         self._pending = [b for b in CATALOGUE if b.name not in self.allowed_names]
+        self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
         self.refresh()
 
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
-        if not self._pending:
+        modules = sys.modules
+        if not any(name in modules for name in self._pending_modules):
             return
-        ready = [b for b in self._pending if _target(b.name)[0] in sys.modules]
-        if not ready:
-            return
+        ready = [b for b in self._pending if _target(b.name)[0] in modules]
         self._pending = [b for b in self._pending if b not in ready]
+        self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
         new: dict[int, Any] = {}
         for blocker in ready:
             try:
@@ -530,6 +532,7 @@ class Interceptor:
         self._functions.clear()
         self._wrappers.clear()
         self._pending.clear()
+        self._pending_modules = frozenset()
 
     # the slow path: a catalogued call on a running loop's thread
 

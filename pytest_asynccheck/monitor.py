@@ -54,6 +54,7 @@ class Watch:
     test: TestCheck
     loop: asyncio.AbstractEventLoop
     thread_id: int
+    since: float = 0.0
     depth: int = 1
     #: A stall seen but not yet ended: (posted at, sample).
     stalled: tuple[float, Sample | None] | None = None
@@ -68,6 +69,7 @@ class Watchdog:
         self._cond = threading.Condition()
         self._watch: Watch | None = None
         self._stopping = False
+        self._idle = False
         self._thread: threading.Thread | None = None
 
     # driven from the loop thread
@@ -78,11 +80,14 @@ class Watchdog:
             if watch is not None and watch.loop is loop and watch.test is test:
                 watch.depth += 1
                 return
-            self._watch = Watch(test, loop, threading.get_ident())
+            self._watch = Watch(test, loop, threading.get_ident(), since=_clock.perf_counter())
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            elif self._idle:
+                # Only an idle thread needs waking; a thread in a timed wait picks the new
+                # watch up on its next turn, so a run of short tests costs no wake-ups at all.
+                self._cond.notify_all()
 
     def detach(self, test: TestCheck, force: bool = False) -> None:
         with self._cond:
@@ -95,7 +100,6 @@ class Watchdog:
             self._watch = None
             self._close_stall(watch, _clock.perf_counter())
             found, watch.done = watch.done, []
-            self._cond.notify_all()
         for finding in found:
             self.session.report(finding, nodeid=test.nodeid)
 
@@ -115,11 +119,18 @@ class Watchdog:
             while True:
                 with self._cond:
                     while self._watch is None and not self._stopping:
+                        self._idle = True
                         self._cond.wait()
+                    self._idle = False
                     if self._stopping:
                         return
                     watch = self._watch
-                assert watch is not None
+                    assert watch is not None
+                    young = watch.since + self.interval - _clock.perf_counter()
+                    if young > 0:
+                        # A test shorter than one interval is never sent a heartbeat.
+                        self._cond.wait(young)
+                        continue
                 self._beat(watch)
         except Exception as exc:  # pragma: no cover - a bug; never take the run down
             LOGGER.error("asynccheck: the watchdog stopped: %s", exc, exc_info=exc)
