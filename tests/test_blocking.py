@@ -232,6 +232,11 @@ import pytest_asynccheck as asynccheck
 async def test_it(tmp_path, http_url, echo_addr):
     {setup}
     {call}  {mark}
+    for name in ("db", "sock", "conn"):
+        if name in locals():
+            locals()[name].close()
+    if "pool" in locals():
+        locals()["pool"].shutdown(wait=False)
 """
 
 
