@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     calls, runs = args.calls, args.runs
-    session = types.SimpleNamespace(current=object(), rootpath=".")
+    test = types.SimpleNamespace(loop_thread=None)
+    session = types.SimpleNamespace(current=test, rootpath=".", main_thread=threading.get_ident())
     results: dict[str, dict[str, list[float]]] = {}
     for _round in range(3):
         for installed in (False, True):

@@ -603,12 +603,16 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
     def on_loop(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         tid = _get_ident()
         session = interceptor.session
+        test = session.current
         if (
-            not interceptor.installed
-            or session.current is None
+            test is None
+            or not interceptor.installed
+            or tid != (test.loop_thread or session.main_thread)
             or tid in in_progress
             or _allowed.get()
         ):
+            # Not the test's loop (a loop the test runs in a thread of its own is not what
+            # the test awaits), or already inside a catalogued call, or allowed.
             return original(*args, **kwargs)
         if nonblocking is not None:
             try:
@@ -708,8 +712,6 @@ class BlockingDetector(Detector):
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if self.interceptor is not None:
-            self.interceptor.refresh()
         if loop is not None and self.watchdog is not None:
             self.watchdog.attach(test, loop)
 

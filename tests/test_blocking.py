@@ -546,6 +546,13 @@ async def test_a_user_thread():
     await done.wait()
 
 
+async def test_a_loop_of_its_own_in_a_worker_thread():
+    async def inner():
+        time.sleep(0.002)
+
+    await asyncio.to_thread(asyncio.run, inner())
+
+
 def test_a_sync_test():
     time.sleep(0.002)
 
@@ -613,7 +620,7 @@ async def test_uncontended_waits():
 
 def test_correct_async_code_is_not_flagged(pytester: pytest.Pytester) -> None:
     result = run(pytester, CORRECT)
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=11)
     result.stdout.no_fnmatch_line("*[[]blocking[]]*")
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
