@@ -440,6 +440,46 @@ async def test_it():
     )
 
 
+def test_a_cpu_stall_in_a_call_soon_callback_names_the_callback_line(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import asyncio, time
+
+def callback():
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:  {MARK}
+        pass
+
+async def test_it():
+    asyncio.get_running_loop().call_soon(callback)
+    await asyncio.sleep(0.4)
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the event loop was stalled for at least * ms*",
+            f"*at test_it.py:{line_of(source)} in callback",
+        ]
+    )
+
+
+def test_one_watchdog_thread_serves_every_test_of_the_session(pytester: pytest.Pytester) -> None:
+    source = """
+import asyncio, threading
+import pytest
+
+@pytest.mark.parametrize("n", range(5))
+async def test_it(n):
+    await asyncio.sleep(0.03)
+    names = [t.name for t in threading.enumerate() if t.name == "asynccheck-watchdog"]
+    assert names == ["asynccheck-watchdog"]
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(passed=5)
+
+
 def test_a_long_catalogued_call_is_one_finding_not_a_call_and_a_stall(
     pytester: pytest.Pytester,
 ) -> None:
