@@ -641,11 +641,23 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
                 in_progress.pop(tid, None)
                 del caller
 
-    @functools.wraps(original)
-    def asynccheck_blocking(*args: Any, **kwargs: Any) -> Any:
-        if get_loop() is None:
-            return original(*args, **kwargs)
-        return on_loop(args, kwargs)
+    if nonblocking is _nonblocking_socket:
+        # Sockets: asyncio's own transports call these constantly on the loop thread, always on
+        # non-blocking sockets; answer them before anything else.
+
+        @functools.wraps(original)
+        def asynccheck_blocking(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if get_loop() is None or self.gettimeout() == 0.0:
+                return original(self, *args, **kwargs)
+            return on_loop((self, *args), kwargs)
+
+    else:
+
+        @functools.wraps(original)
+        def asynccheck_blocking(*args: Any, **kwargs: Any) -> Any:
+            if get_loop() is None:
+                return original(*args, **kwargs)
+            return on_loop(args, kwargs)
 
     asynccheck_blocking.__asynccheck_blocker__ = blocker.name  # type: ignore[attr-defined]
     return asynccheck_blocking
