@@ -8,7 +8,10 @@ Measures, with the catalogue installed vs not (alternated, best of ``--runs``, n
   ``select.select([], [], [], 0)``, ``queue.Queue.put(block=False)`` + ``get_nowait()``;
 * the same calls on a running loop's thread while a test is current, where the predicate
   says "cannot block" (a set event, a zero timeout), so nothing is reported;
-* ``await asyncio.sleep(0)`` x 200,000 on a loop (no catalogued call on that path).
+* ``await asyncio.sleep(0)`` x 200,000 on a loop (no catalogued call on that path);
+* the detector's own events for one short test (``test_started``, ``task_entered``,
+  ``task_exited``, ``test_finished``), which is all a test shorter than one watchdog interval
+  (a quarter of the stall threshold) pays.
 
 The loop hot path under pytest, with the watchdog, is measured by ``run.py hotpath``.
 """
@@ -119,6 +122,29 @@ def main() -> None:
         off = min(by_state["off"])
         on = min(by_state["on"])
         print(f"{case:42} {off:9.0f} {on:9.0f} {on - off:8.0f}")
+    print(f"{'detector events per short test':42} {'':9} {per_test_events():9.0f}")
+
+
+def per_test_events(count: int = 20_000) -> float:
+    from pytest_asynccheck.config import Settings
+
+    session = types.SimpleNamespace(
+        current=None, rootpath=".", main_thread=threading.get_ident(), report=print
+    )
+    detector = blocking.BlockingDetector(Settings(enabled=True))
+    detector.session_started(session)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    tests = [types.SimpleNamespace(nodeid=f"t{i}", loop_thread=None) for i in range(count)]
+    started = time.perf_counter()
+    for test in tests:
+        detector.test_started(test)  # type: ignore[arg-type]
+        detector.task_entered(test, loop, "test")  # type: ignore[arg-type]
+        detector.task_exited(test, loop, "test")  # type: ignore[arg-type]
+        detector.test_finished(test)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    detector.session_finished(session)  # type: ignore[arg-type]
+    loop.close()
+    return elapsed / count * 1e9
 
 
 def _timed(fn: Callable[[], object]) -> float:
