@@ -862,6 +862,20 @@ async def test_inert():
     assert alive == []
 
 
+def test_blocking_off_patches_nothing_and_starts_no_watchdog(pytester: pytest.Pytester) -> None:
+    source = """
+import threading, time
+
+async def test_it():
+    assert not hasattr(time.sleep, "__asynccheck_blocker__")
+    time.sleep(0.2)
+    assert "asynccheck-watchdog" not in [t.name for t in threading.enumerate()]
+"""
+    result = run(pytester, source, "--asynccheck-blocking=off")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*[[]blocking[]]*")
+
+
 def test_the_catalogue_names_resolve_on_this_python() -> None:
     missing = []
     for entry in blocking.CATALOGUE:
