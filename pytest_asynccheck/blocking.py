@@ -372,6 +372,9 @@ _allowed: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 _get_ident = threading.get_ident
 _get_running_loop = asyncio.events._get_running_loop
+#: The thread of a running test whose loop is not asyncio's (trio, through anyio or
+#: pytest-trio), or ``None``: then only threads with a running asyncio loop are checked.
+foreign_loop_thread: int | None = None
 
 
 @contextlib.contextmanager
@@ -606,6 +609,11 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
         test = session.current
         if (
             test is None
+            or (
+                foreign_loop_thread is not None
+                and get_loop() is None
+                and tid != foreign_loop_thread
+            )
             or not interceptor.installed
             or tid != (test.loop_thread or session.main_thread)
             or tid in in_progress
@@ -614,6 +622,8 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
             # Not the test's loop (a loop the test runs in a thread of its own is not what
             # the test awaits), or already inside a catalogued call, or allowed.
             return original(*args, **kwargs)
+        if get_loop() is None and not _in_trio_task():
+            return original(*args, **kwargs)  # the runner driving trio, between its steps
         if nonblocking is not None:
             try:
                 if nonblocking(*args, **kwargs):
@@ -647,7 +657,7 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
 
         @functools.wraps(original)
         def asynccheck_blocking(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if get_loop() is None or self.gettimeout() == 0.0:
+            if (get_loop() is None and foreign_loop_thread is None) or self.gettimeout() == 0.0:
                 return original(self, *args, **kwargs)
             return on_loop((self, *args), kwargs)
 
@@ -655,7 +665,7 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
 
         @functools.wraps(original)
         def asynccheck_blocking(*args: Any, **kwargs: Any) -> Any:
-            if get_loop() is None:
+            if get_loop() is None and foreign_loop_thread is None:
                 return original(*args, **kwargs)
             return on_loop(args, kwargs)
 
@@ -712,6 +722,8 @@ class BlockingDetector(Detector):
         self.watchdog = Watchdog(session, self.settings.stall_threshold)
 
     def session_finished(self, session: CheckSession) -> None:
+        global foreign_loop_thread
+        foreign_loop_thread = None
         if self.watchdog is not None:
             self.watchdog.stop()
         if self.interceptor is not None:
@@ -724,18 +736,52 @@ class BlockingDetector(Detector):
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if loop is not None and self.watchdog is not None:
-            self.watchdog.attach(test, loop)
+        if self.watchdog is None:
+            return
+        if loop is not None:
+            self.watchdog.attach(test, loop, loop.call_soon_threadsafe)
+            return
+        token = _trio_token()
+        if token is not None:  # trio: calls on this thread are checked, and its heartbeat
+            global foreign_loop_thread
+            foreign_loop_thread = _get_ident()
+            self.watchdog.attach(test, token, token.run_sync_soon)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if loop is not None and self.watchdog is not None:
+        if self.watchdog is not None:
             self.watchdog.detach(test)
+        if loop is None:
+            global foreign_loop_thread
+            foreign_loop_thread = None
 
     def test_finished(self, test: TestCheck) -> None:
+        global foreign_loop_thread
+        foreign_loop_thread = None
         if self.watchdog is not None:
             self.watchdog.detach(test, force=True)
+
+
+def _in_trio_task() -> bool:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _trio_token() -> Any:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return None
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
 
 
 def blocking_detector(settings: Settings) -> Detector | None:

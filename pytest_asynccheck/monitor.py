@@ -17,6 +17,7 @@ import logging
 import sys
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,8 @@ class Watch:
     """One loop being watched for one test."""
 
     test: TestCheck
-    loop: asyncio.AbstractEventLoop
+    loop: object
+    post: Callable[[Callable[[], None]], object]
     thread_id: int
     since: float = 0.0
     depth: int = 1
@@ -74,13 +76,22 @@ class Watchdog:
 
     # driven from the loop thread
 
-    def attach(self, test: TestCheck, loop: asyncio.AbstractEventLoop) -> None:
+    def attach(
+        self,
+        test: TestCheck,
+        loop: asyncio.AbstractEventLoop | object,
+        post: Callable[[Callable[[], None]], object],
+    ) -> None:
+        """Watch ``loop`` (an asyncio loop, or a trio token) while ``test`` runs on it;
+        ``post`` schedules a callback on it from another thread."""
         with self._cond:
             watch = self._watch
             if watch is not None and watch.loop is loop and watch.test is test:
                 watch.depth += 1
                 return
-            self._watch = Watch(test, loop, threading.get_ident(), since=_clock.perf_counter())
+            self._watch = Watch(
+                test, loop, post, threading.get_ident(), since=_clock.perf_counter()
+            )
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
                 self._thread.start()
@@ -145,8 +156,8 @@ class Watchdog:
 
         posted = _clock.perf_counter()
         try:
-            watch.loop.call_soon_threadsafe(heartbeat)
-        except RuntimeError:  # the loop is closed: nothing to watch until the next attach
+            watch.post(heartbeat)
+        except Exception:  # the loop is closed: nothing to watch until the next attach
             with self._cond:
                 if self._watch is watch:
                     self._cond.wait(self.interval)

@@ -527,7 +527,14 @@ async def test_stall(){{args}}:
         pass
 """
 
+ANYIO_TRIO = (
+    "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'trio'\n",
+    "@pytest.mark.anyio",
+    "",
+)
+
 RUNNERS = {
+    "anyio on trio": ((*ANYIO, "-p", "no:asyncio"), *ANYIO_TRIO),
     "pytest-asyncio auto": ((*ASYNCIO, "-o", "asyncio_mode=auto"), "", "", ""),
     "anyio": (
         (*ANYIO, "-p", "no:asyncio"),
@@ -553,6 +560,30 @@ def test_calls_and_stalls_are_caught_under_other_async_plugins(
             f"*at test_it.py:{line_of(source, '# <- stall')} in test_stall",
         ]
     )
+
+
+def test_correct_trio_code_under_anyio_is_not_flagged(pytester: pytest.Pytester) -> None:
+    source = """
+import time
+import pytest
+import trio
+
+@pytest.fixture
+def anyio_backend():
+    return "trio"
+
+@pytest.mark.anyio
+async def test_it():
+    await trio.to_thread.run_sync(time.sleep, 0.002)
+    await trio.sleep(0.15)
+    print("done")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 0.01)
+"""
+    result = run(pytester, source, *ANYIO, "-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*[[]blocking[]]*")
+    assert blocking.foreign_loop_thread is None
 
 
 # -- what must not be flagged -----------------------------------------------------------------
