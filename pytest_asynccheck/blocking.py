@@ -604,16 +604,17 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
     get_loop = _get_running_loop
 
     def on_loop(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if nonblocking is not None:
+            try:
+                if nonblocking(*args, **kwargs):
+                    return original(*args, **kwargs)
+            except Exception:
+                return original(*args, **kwargs)  # bad arguments: let the call itself say so
         tid = _get_ident()
         session = interceptor.session
         test = session.current
         if (
             test is None
-            or (
-                foreign_loop_thread is not None
-                and get_loop() is None
-                and tid != foreign_loop_thread
-            )
             or not interceptor.installed
             or tid != (test.loop_thread or session.main_thread)
             or tid in in_progress
@@ -622,14 +623,8 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
             # Not the test's loop (a loop the test runs in a thread of its own is not what
             # the test awaits), or already inside a catalogued call, or allowed.
             return original(*args, **kwargs)
-        if get_loop() is None and not _in_trio_task():
+        if foreign_loop_thread is not None and get_loop() is None and not _in_trio_task():
             return original(*args, **kwargs)  # the runner driving trio, between its steps
-        if nonblocking is not None:
-            try:
-                if nonblocking(*args, **kwargs):
-                    return original(*args, **kwargs)
-            except Exception:
-                return original(*args, **kwargs)  # bad arguments: let the call itself say so
         caller = sys._getframe(depth)
         if interceptor.exempt(caller):
             in_progress[tid] = ""
