@@ -9,8 +9,16 @@ alias of it found in the globals of loaded modules (``from time import sleep as 
 the name was imported does not matter. Everything is put back when the session ends.
 
 A patched call that does not run on a thread with a running asyncio loop costs one C call and
-a comparison. On the loop thread, while a test runs, the call is timed, the user's line is
-found, and a ``blocking`` finding is recorded; the call itself always proceeds unchanged.
+a comparison. On the test's loop thread, while a test runs (and inside a trio task of a trio
+test), the call is timed, the user's line is found, and a ``blocking`` finding is recorded;
+the call itself always proceeds unchanged, so nothing is raised into the code under test.
+
+Not intercepted (the watchdog still reports them when they hold the loop past the stall
+threshold): ``threading.Lock``/``RLock`` acquires (immutable C types), reads and writes on
+file objects that are already open (C types; the ``open`` is caught), ``os.stat`` and friends,
+and ``select.poll``/``epoll`` objects. A nested loop started through ``nest_asyncio`` replaces
+the patched ``run_until_complete`` on the loop's own class, so only unpatched asyncio's nested
+``asyncio.run``/``run_until_complete`` (which also raise ``RuntimeError``) are reported.
 """
 
 from __future__ import annotations

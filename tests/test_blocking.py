@@ -562,6 +562,27 @@ def test_calls_and_stalls_are_caught_under_other_async_plugins(
     )
 
 
+def test_a_sleep_in_a_pytest_asyncio_fixture_errors_the_test_in_setup(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import time
+import pytest_asyncio
+
+@pytest_asyncio.fixture
+async def slow():
+    time.sleep(0.002)  {MARK}
+    yield 1
+
+async def test_it(slow):
+    assert slow == 1
+"""
+    result = run(pytester, source, *ASYNCIO, "-o", "asyncio_mode=auto")
+    result.assert_outcomes(errors=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(["*asynccheck found 1 problem in test_it.py::test_it (setup)*"])
+
+
 def test_correct_trio_code_under_anyio_is_not_flagged(pytester: pytest.Pytester) -> None:
     source = """
 import time
