@@ -3,8 +3,8 @@ running test has not turned for longer than the stall threshold.
 
 While a test's coroutine runs, the thread posts a heartbeat with ``call_soon_threadsafe`` (which
 works on any asyncio loop: stdlib, uvloop, looptime; under trio, ``TrioToken.run_sync_soon``)
-and waits for it. Tests shorter than a quarter of the threshold are never sent one. When the loop has not
-answered within the threshold, it samples the loop thread's stack with
+and waits for it. Tests shorter than a quarter of the threshold are never sent one. When the
+loop has not answered within the threshold, it samples the loop thread's stack with
 ``sys._current_frames()`` while the loop is still stuck; when the loop answers, the stall's
 length is known. Findings are handed to the test on the loop thread itself (at the end of the
 coroutine), so the test's state is only touched from the thread that owns it. Between tests
