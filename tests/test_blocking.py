@@ -41,7 +41,7 @@ class Quiet(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def http_url():
     server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
@@ -52,13 +52,16 @@ def http_url():
 @pytest.fixture
 def echo_addr():
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
 
     def serve():
-        while True:
+        while not stop.is_set():
             try:
                 conn, _ = listener.accept()
             except OSError:
-                return
+                continue
+            conn.settimeout(None)
             with conn:
                 data = conn.recv(1024)
                 if data:
@@ -67,8 +70,9 @@ def echo_addr():
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield listener.getsockname()
+    stop.set()
+    thread.join()
     listener.close()
-    thread.join(timeout=2)
 """
 
 
@@ -229,7 +233,7 @@ import socket, sqlite3, subprocess, sys, threading, time, urllib.request
 import pytest_asynccheck as asynccheck
 
 
-async def test_it(tmp_path, http_url, echo_addr):
+async def test_it({fixtures}):
     {setup}
     {call}  {mark}
     for name in ("db", "sock", "conn"):
@@ -245,7 +249,12 @@ def test_a_catalogued_call_on_the_loop_fails_the_test_with_line_call_duration_an
     pytester: pytest.Pytester, call: str
 ) -> None:
     setup, statement, fix = FAMILIES[call]
-    source = FAMILY_TEMPLATE.format(setup=setup or "pass", call=statement, mark=MARK)
+    fixtures = ", ".join(
+        name for name in ("tmp_path", "http_url", "echo_addr") if name in setup + statement
+    )
+    source = FAMILY_TEMPLATE.format(
+        fixtures=fixtures, setup=setup or "pass", call=statement, mark=MARK
+    )
     result = run(pytester, source)
     result.assert_outcomes(failed=1)
     assert_blocking(result, call, line_of(source), fix)
