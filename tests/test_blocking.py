@@ -119,6 +119,16 @@ FAMILIES = {
         "sock.recv(1)",
         "use asyncio streams*",
     ),
+    "ssl.SSLSocket.do_handshake": (
+        "with asynccheck.allow_blocking():\n"
+        "        raw = socket.create_connection(echo_addr)\n"
+        "    context = ssl.create_default_context()\n"
+        "    sock = context.wrap_socket(\n"
+        "        raw, server_hostname='localhost', do_handshake_on_connect=False\n"
+        "    )",
+        "with contextlib.suppress(OSError): sock.do_handshake()",
+        "use asyncio streams*",
+    ),
     "socket.getaddrinfo": (
         "",
         "socket.getaddrinfo('localhost', 80)",
@@ -228,7 +238,7 @@ FAMILIES = {
 
 FAMILY_TEMPLATE = """
 import asyncio, concurrent.futures, contextlib, http.client, os, queue, select, shutil
-import socket, sqlite3, subprocess, sys, threading, time, urllib.request
+import socket, sqlite3, ssl, subprocess, sys, threading, time, urllib.request
 
 import pytest_asynccheck as asynccheck
 
