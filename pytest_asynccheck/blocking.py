@@ -449,7 +449,8 @@ class Interceptor:
 
     def install(self) -> None:
         self.installed = True
-        self._pending = [b for b in CATALOGUE if b.name not in self.allowed_names]
+        # Calls allowed by name stay patched, so the watchdog knows them and stays quiet too.
+        self._pending = list(CATALOGUE)
         self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
         self.refresh()
 
@@ -610,6 +611,7 @@ class Interceptor:
 def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int = 2) -> Any:
     nonblocking = blocker.nonblocking
     get_loop = _get_running_loop
+    allowed_by_name = blocker.name in interceptor.allowed_names
 
     def on_loop(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if nonblocking is not None:
@@ -634,7 +636,7 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
         if foreign_loop_thread is not None and get_loop() is None and not _in_trio_task():
             return original(*args, **kwargs)  # the runner driving trio, between its steps
         caller = sys._getframe(depth)
-        if interceptor.exempt(caller):
+        if allowed_by_name or interceptor.exempt(caller):
             in_progress[tid] = ""
             try:
                 return original(*args, **kwargs)
