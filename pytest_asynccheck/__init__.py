@@ -3,6 +3,7 @@ or exceed a concurrency budget."""
 
 from __future__ import annotations
 
+from .blocking import allow_blocking
 from .detector import Detector
 from .findings import (
     AsynccheckWarning,
@@ -34,4 +35,5 @@ __all__ = (
     "WallBudgetWarning",
     "__version__",
     "active",
+    "allow_blocking",
 )

@@ -22,6 +22,10 @@ STALL_THRESHOLD_HELP = (
     "report any stall of the event loop longer than this many seconds (default 0.1)"
 )
 WALL_FACTOR_HELP = "multiply every max_wall budget by this factor, e.g. 3 on slow CI (default 1)"
+BLOCKING_ALLOW_HELP = (
+    "blocking calls never reported, one per line: a catalogued call name (time.sleep), "
+    "or module:<prefix> to allow every blocking call made from that module (third-party code)"
+)
 
 DEFAULT_STALL_THRESHOLD = 0.1
 SEVERITY_CHOICES = ", ".join(s.value for s in Severity)
@@ -63,6 +67,7 @@ def add_options(parser: pytest.Parser) -> None:
         help=WALL_FACTOR_HELP,
     )
     parser.addini("asynccheck_wall_factor", WALL_FACTOR_HELP, default=None)
+    parser.addini("asynccheck_blocking_allow", BLOCKING_ALLOW_HELP, type="linelist", default=[])
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ class Settings:
     )
     stall_threshold: float = DEFAULT_STALL_THRESHOLD
     wall_factor: float = 1.0
+    #: ``asynccheck_blocking_allow``: call names, and ``module:<prefix>`` entries.
+    blocking_allow: tuple[str, ...] = ()
 
     def severity(self, kind: Kind | str) -> Severity:
         return self.severities[Kind(kind)]
@@ -149,6 +156,21 @@ def load_settings(config: pytest.Config) -> Settings:
         "--asynccheck-wall-factor",
         1.0,
     )
+    blocking_allow = tuple(
+        line.strip() for line in config.getini("asynccheck_blocking_allow") if line.strip()
+    )
+    for entry in blocking_allow:
+        if entry.startswith("module:") and not entry[len("module:") :].strip():
+            raise _invalid(
+                "asynccheck_blocking_allow",
+                entry,
+                "ini file",
+                "a call name such as time.sleep, or module:<module prefix>",
+            )
     return Settings(
-        enabled=bool(enabled), severities=severities, stall_threshold=stall, wall_factor=factor
+        enabled=bool(enabled),
+        severities=severities,
+        stall_threshold=stall,
+        wall_factor=factor,
+        blocking_allow=blocking_allow,
     )

@@ -1,0 +1,239 @@
+"""The watchdog: one daemon thread per check session that notices when the event loop of the
+running test has not turned for longer than the stall threshold.
+
+While a test's coroutine runs, the thread posts a heartbeat with ``call_soon_threadsafe`` (which
+works on any asyncio loop: stdlib, uvloop, looptime; under trio, ``TrioToken.run_sync_soon``)
+and waits for it. Tests shorter than a quarter of the threshold are never sent one. When the
+loop has not answered within the threshold, it samples the loop thread's stack with
+``sys._current_frames()`` while the loop is still stuck; when the loop answers, the stall's
+length is known. Findings are handed to the test on the loop thread itself (at the end of the
+coroutine), so the test's state is only touched from the thread that owns it. Between tests
+the thread sleeps on a condition and costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import _clock, blocking, frames
+from .findings import Finding, Kind
+
+if TYPE_CHECKING:
+    from .session import CheckSession, TestCheck
+
+LOGGER = logging.getLogger("pytest_asynccheck")
+
+THREAD_NAME = "asynccheck-watchdog"
+STALL_CALL = "stall"
+STALL_FIX = (
+    "move CPU-bound or blocking work off the loop: await asyncio.to_thread(func, ...) or "
+    "await loop.run_in_executor(None, func, ...)"
+)
+
+
+@dataclass
+class Sample:
+    """Where the loop thread was stuck, captured while it was."""
+
+    file: str
+    line: int
+    function: str
+    stack: tuple[str, ...]
+    code: str
+
+
+@dataclass
+class Watch:
+    """One loop being watched for one test."""
+
+    test: TestCheck
+    loop: object
+    post: Callable[[Callable[[], None]], object]
+    thread_id: int
+    since: float = 0.0
+    depth: int = 1
+    #: A stall seen but not yet ended: (posted at, sample).
+    stalled: tuple[float, Sample | None] | None = None
+    done: list[Finding] = field(default_factory=list)
+
+
+class Watchdog:
+    def __init__(self, session: CheckSession, threshold: float) -> None:
+        self.session = session
+        self.threshold = threshold
+        self.interval = threshold / 4
+        self._cond = threading.Condition()
+        self._watch: Watch | None = None
+        self._stopping = False
+        self._idle = False
+        self._thread: threading.Thread | None = None
+
+    # driven from the loop thread
+
+    def attach(
+        self,
+        test: TestCheck,
+        loop: asyncio.AbstractEventLoop | object,
+        post: Callable[[Callable[[], None]], object],
+    ) -> None:
+        """Watch ``loop`` (an asyncio loop, or a trio token) while ``test`` runs on it;
+        ``post`` schedules a callback on it from another thread."""
+        with self._cond:
+            watch = self._watch
+            if watch is not None and watch.loop is loop and watch.test is test:
+                watch.depth += 1
+                return
+            self._watch = Watch(
+                test, loop, post, threading.get_ident(), since=_clock.perf_counter()
+            )
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+                self._thread.start()
+            elif self._idle:
+                # Only an idle thread needs waking; a thread in a timed wait picks the new
+                # watch up on its next turn, so a run of short tests costs no wake-ups at all.
+                self._cond.notify_all()
+
+    def detach(self, test: TestCheck, force: bool = False) -> None:
+        with self._cond:
+            watch = self._watch
+            if watch is None or watch.test is not test:
+                return
+            watch.depth -= 1
+            if watch.depth > 0 and not force:
+                return
+            self._watch = None
+            self._close_stall(watch, _clock.perf_counter())
+            found, watch.done = watch.done, []
+        for finding in found:
+            self.session.report(finding, nodeid=test.nodeid)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._watch = None
+            self._cond.notify_all()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+
+    # the thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._watch is None and not self._stopping:
+                        self._idle = True
+                        self._cond.wait()
+                    self._idle = False
+                    if self._stopping:
+                        return
+                    watch = self._watch
+                    assert watch is not None
+                    young = watch.since + self.interval - _clock.perf_counter()
+                    if young > 0:
+                        # A test shorter than one interval is never sent a heartbeat.
+                        self._cond.wait(young)
+                        continue
+                self._beat(watch)
+        except Exception as exc:  # pragma: no cover - a bug; never take the run down
+            LOGGER.error("asynccheck: the watchdog stopped: %s", exc, exc_info=exc)
+
+    def _beat(self, watch: Watch) -> None:
+        answered = threading.Event()
+        answer: list[float] = []
+
+        def heartbeat() -> None:
+            answer.append(_clock.perf_counter())
+            answered.set()
+
+        posted = _clock.perf_counter()
+        try:
+            watch.post(heartbeat)
+        except Exception:  # the loop is closed: nothing to watch until the next attach
+            with self._cond:
+                if self._watch is watch:
+                    self._cond.wait(self.interval)
+            return
+        if not answered.wait(self.threshold):
+            sample = self._sample(watch.thread_id)
+            with self._cond:
+                if self._watch is not watch:
+                    return
+                watch.stalled = (posted, sample)
+            while not answered.wait(self.interval):
+                with self._cond:
+                    if self._watch is not watch or self._stopping:
+                        return
+            with self._cond:
+                if watch.stalled is not None:
+                    self._close_stall(watch, answer[0])
+        with self._cond:
+            if self._watch is watch and not self._stopping:
+                self._cond.wait(self.interval)
+
+    def _sample(self, thread_id: int) -> Sample | None:
+        """The loop thread's user line now, or ``None`` when the stall is not ours to report."""
+        if thread_id in blocking.in_progress or thread_id in blocking.allowed_threads:
+            return None  # a catalogued call reports itself; an allowed block is allowed
+        frame: types.FrameType | None = sys._current_frames().get(thread_id)
+        try:
+            for each in frames.walk(frame):
+                if each.f_code.co_filename.startswith("<frozen importlib"):
+                    return None  # an import
+            user = frames.user_frame(frames.walk(frame))
+            if user is None:
+                return None
+            root = self.session.rootpath
+            with self._cond:
+                test = self._watch.test if self._watch is not None else None
+            return Sample(
+                file=frames.relpath(user.f_code.co_filename, root),
+                line=user.f_lineno,
+                function=user.f_code.co_name,
+                stack=blocking.chain(user, root, test),
+                code=_source_line(user),
+            )
+        finally:
+            del frame
+
+    def _close_stall(self, watch: Watch, ended: float) -> None:
+        """Turn the pending stall into a finding (caller holds the lock)."""
+        stalled, watch.stalled = watch.stalled, None
+        if stalled is None:
+            return
+        posted, sample = stalled
+        if sample is None:
+            return
+        duration = max(ended - posted, self.threshold)
+        what = f" ({sample.code})" if sample.code else ""
+        watch.done.append(
+            Finding(
+                kind=Kind.BLOCKING.value,
+                message=(
+                    f"the event loop was stalled for at least {duration * 1000:.0f} ms "
+                    f"(threshold {self.threshold * 1000:g} ms) at this line{what}"
+                ),
+                file=sample.file,
+                line=sample.line,
+                function=sample.function,
+                call=STALL_CALL,
+                fix=STALL_FIX,
+                stack=sample.stack,
+                duration=duration,
+            )
+        )
+
+
+def _source_line(frame: types.FrameType) -> str:
+    import linecache
+
+    return linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()

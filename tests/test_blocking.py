@@ -1,0 +1,971 @@
+"""Blocking calls and stalls on the event-loop thread (kind ``blocking``)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import socket
+import threading
+import time
+import types
+
+import pytest
+from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+
+from pytest_asynccheck import blocking, monitor
+
+INI = "[pytest]\n"
+
+#: Inner test files use this marker on the line a finding must name.
+MARK = "# <- here"
+
+SERVERS = """
+import http.server
+import socket
+import threading
+
+import pytest
+
+
+class Quiet(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_url():
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def echo_addr():
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.settimeout(None)
+            with conn:
+                data = conn.recv(1024)
+                if data:
+                    conn.sendall(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()
+    stop.set()
+    thread.join()
+    listener.close()
+"""
+
+
+def line_of(source: str, marker: str = MARK) -> int:
+    for number, text in enumerate(source.lstrip("\n").splitlines(), start=1):
+        if marker in text:
+            return number
+    raise AssertionError(f"no {marker!r} in the inner test")
+
+
+def run(pytester: pytest.Pytester, source: str, *extra: str) -> pytest.RunResult:
+    pytester.makeini(INI + (ASYNCIO_INI if "asyncio" in extra else ""))
+    pytester.makeconftest(SERVERS)
+    pytester.makepyfile(test_it=source)
+    return pytester.runpytest(*ARGS, *extra)
+
+
+def assert_blocking(result: pytest.RunResult, call: str, line: int, fix: str) -> None:
+    result.stdout.fnmatch_lines(
+        [
+            f"*[[]blocking[]] blocking call {call}() held the event loop for * ms*",
+            f"*at test_it.py:{line} in *",
+            f"*fix: {fix}*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+# -- every catalogue family -------------------------------------------------------------------
+
+FAMILIES = {
+    "time.sleep": (
+        "",
+        "time.sleep(0.002)",
+        "await asyncio.sleep(...)",
+    ),
+    "socket.create_connection": (
+        "",
+        "sock = socket.create_connection(echo_addr)",
+        "use asyncio streams*",
+    ),
+    "socket.socket.recv": (
+        "sock = socket.create_connection(echo_addr)\n    sock.sendall(b'x')",
+        "sock.recv(1)",
+        "use asyncio streams*",
+    ),
+    "ssl.SSLSocket.do_handshake": (
+        "with asynccheck.allow_blocking():\n"
+        "        raw = socket.create_connection(echo_addr)\n"
+        "    context = ssl.create_default_context()\n"
+        "    sock = context.wrap_socket(\n"
+        "        raw, server_hostname='localhost', do_handshake_on_connect=False\n"
+        "    )",
+        "with contextlib.suppress(OSError): sock.do_handshake()",
+        "use asyncio streams*",
+    ),
+    "socket.getaddrinfo": (
+        "",
+        "socket.getaddrinfo('localhost', 80)",
+        "await loop.getaddrinfo(*",
+    ),
+    "urllib.request.urlopen": (
+        "",
+        "urllib.request.urlopen(http_url).read()",
+        "use an async HTTP client*",
+    ),
+    "http.client.HTTPConnection.request": (
+        "conn = http.client.HTTPConnection(http_url.split('/')[2])\n"
+        "    with asynccheck.allow_blocking():\n"
+        "        conn.connect()",
+        "conn.request('GET', '/')",
+        "use an async HTTP client*",
+    ),
+    "subprocess.run": (
+        "",
+        "subprocess.run([sys.executable, '-c', 'pass'])",
+        "await asyncio.create_subprocess_exec(*",
+    ),
+    "os.system": (
+        "",
+        "os.system(f'{sys.executable} -c pass')",
+        "await asyncio.create_subprocess_shell(*",
+    ),
+    "subprocess.Popen.wait": (
+        "proc = subprocess.Popen([sys.executable, '-c', 'pass'])",
+        "proc.wait()",
+        "await proc.wait() on a process*",
+    ),
+    "open": (
+        "path = tmp_path / 'f.txt'",
+        "open(path, 'w').close()",
+        "await asyncio.to_thread(<the file work>*",
+    ),
+    "pathlib.Path.write_text": (
+        "path = tmp_path / 'f.txt'",
+        "path.write_text('x')",
+        "await asyncio.to_thread(<the file work>*",
+    ),
+    "shutil.copyfile": (
+        "src = tmp_path / 'a'\n    with asynccheck.allow_blocking():\n        src.write_text('x')",
+        "shutil.copyfile(src, tmp_path / 'b')",
+        "await asyncio.to_thread(<the file work>*",
+    ),
+    "sqlite3.connect": (
+        "",
+        "db = sqlite3.connect(tmp_path / 'db.sqlite')",
+        "*aiosqlite*",
+    ),
+    "sqlite3.Connection.execute": (
+        "with asynccheck.allow_blocking():\n        db = sqlite3.connect(tmp_path / 'db.sqlite')",
+        "db.execute('create table t (x)')",
+        "*aiosqlite*",
+    ),
+    "sqlite3.Connection.commit": (
+        "with asynccheck.allow_blocking():\n"
+        "        db = sqlite3.connect(tmp_path / 'db.sqlite')\n"
+        "        db.execute('create table t (x)')",
+        "db.commit()",
+        "*aiosqlite*",
+    ),
+    "threading.Event.wait": (
+        "event = threading.Event()",
+        "event.wait(0.005)",
+        "use the asyncio primitive*",
+    ),
+    "threading.Thread.join": (
+        "thread = threading.Thread(target=time.sleep, args=(0.005,))\n    thread.start()",
+        "thread.join()",
+        "use the asyncio primitive*",
+    ),
+    "queue.Queue.get": (
+        "q = queue.Queue()\n    threading.Timer(0.005, q.put, args=(1,)).start()",
+        "q.get()",
+        "use the asyncio primitive*",
+    ),
+    "concurrent.futures.Future.result": (
+        "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+        "    future = pool.submit(time.sleep, 0.005)",
+        "future.result()",
+        "await asyncio.wrap_future(future)*",
+    ),
+    "select.select": (
+        "r, w = os.pipe()",
+        "select.select([r], [], [], 0.005)",
+        "loop.add_reader*",
+    ),
+    "input": (
+        "",
+        "with contextlib.suppress(OSError): input()",
+        "await asyncio.to_thread(input, ...)",
+    ),
+    "asyncio.run": (
+        "coro = asyncio.sleep(0)",
+        "with contextlib.suppress(RuntimeError): asyncio.run(coro)",
+        "await the coroutine instead of running a nested event loop",
+    ),
+    "asyncio.BaseEventLoop.run_until_complete": (
+        "loop = asyncio.get_running_loop()\n    fut = loop.create_future()\n    fut.set_result(1)",
+        "with contextlib.suppress(RuntimeError): loop.run_until_complete(fut)",
+        "await the coroutine instead of running a nested event loop",
+    ),
+}
+
+FAMILY_TEMPLATE = """
+import asyncio, concurrent.futures, contextlib, http.client, os, queue, select, shutil
+import socket, sqlite3, ssl, subprocess, sys, threading, time, urllib.request
+
+import pytest_asynccheck as asynccheck
+
+
+async def test_it({fixtures}):
+    {setup}
+    {call}  {mark}
+    for name in ("db", "sock", "conn"):
+        if name in locals():
+            locals()[name].close()
+    if "pool" in locals():
+        locals()["pool"].shutdown(wait=False)
+"""
+
+
+@pytest.mark.parametrize("call", list(FAMILIES))
+def test_a_catalogued_call_on_the_loop_fails_the_test_with_line_call_duration_and_fix(
+    pytester: pytest.Pytester, call: str
+) -> None:
+    setup, statement, fix = FAMILIES[call]
+    fixtures = ", ".join(
+        name for name in ("tmp_path", "http_url", "echo_addr") if name in setup + statement
+    )
+    source = FAMILY_TEMPLATE.format(
+        fixtures=fixtures, setup=setup or "pass", call=statement, mark=MARK
+    )
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, call, line_of(source), fix)
+
+
+# -- where the call is made ---------------------------------------------------------------
+
+
+def test_a_name_imported_under_an_alias_before_the_plugin_started_is_still_caught(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.syspathinsert()
+    pytester.makepyfile(helpers="from time import sleep as nap\n")
+    pytester.makeconftest("import helpers\n")
+    source = f"""
+import helpers
+
+async def test_it():
+    helpers.nap(0.002)  {MARK}
+"""
+    pytester.makepyfile(test_it=source)
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+
+
+def test_a_two_millisecond_sleep_three_sync_helpers_deep_names_the_line_and_the_chain(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+from time import sleep as nap
+
+def third():
+    nap(0.002)  {MARK}
+
+def second():
+    third()
+
+def first():
+    second()
+
+async def test_it():
+    first()
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(
+        [
+            "*at test_it.py:4 in third",
+            "  test_it.py:13 in test_it",
+            "  test_it.py:10 in first",
+            "  test_it.py:7 in second",
+            "  test_it.py:4 in third",
+        ]
+    )
+
+
+def test_a_sleep_in_a_call_soon_callback_is_caught(pytester: pytest.Pytester) -> None:
+    source = f"""
+import asyncio, time
+
+def callback():
+    time.sleep(0.002)  {MARK}
+
+async def test_it():
+    asyncio.get_running_loop().call_soon(callback)
+    await asyncio.sleep(0.01)
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+
+
+def test_a_sleep_in_an_async_fixture_errors_the_test_in_setup(pytester: pytest.Pytester) -> None:
+    source = f"""
+import time
+import pytest
+
+@pytest.fixture
+async def slow():
+    time.sleep(0.002)  {MARK}
+    yield 1
+
+async def test_it(slow):
+    pass
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(errors=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(["*asynccheck found 1 problem in test_it.py::test_it (setup)*"])
+
+
+def test_blocking_calls_in_an_async_generator_and_context_manager_are_both_reported(
+    pytester: pytest.Pytester,
+) -> None:
+    source = """
+import contextlib, time
+
+async def numbers():
+    for i in range(2):
+        time.sleep(0.001)  # <- agen
+        yield i
+
+@contextlib.asynccontextmanager
+async def resource():
+    time.sleep(0.001)  # <- acm
+    yield
+
+async def test_it():
+    async with resource():
+        async for _ in numbers():
+            pass
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*at test_it.py:{line_of(source, '# <- acm')} in resource*",
+            f"*at test_it.py:{line_of(source, '# <- agen')} in numbers*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.fnmatch_lines(["*held the event loop for * ms* (2 times)"])
+
+
+def test_the_same_site_hit_a_hundred_times_is_one_finding_with_a_count(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import time
+
+async def test_it():
+    for _ in range(100):
+        time.sleep(0)  {MARK}
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*asynccheck found 1 problem*", "*(100 times)"])
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+
+
+# -- the watchdog -------------------------------------------------------------------------------
+
+
+def test_a_cpu_bound_stall_is_reported_at_the_line_where_the_loop_was_stuck(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import time
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:  {MARK}
+        pass
+
+async def test_it():
+    spin(0.3)
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]blocking[]] the event loop was stalled for at least * ms (threshold 100 ms)*",
+            f"*at test_it.py:{line_of(source)} in spin",
+            "  test_it.py:9 in test_it",
+            "*fix: move CPU-bound or blocking work off the loop: await asyncio.to_thread(*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_a_stall_inside_a_c_function_names_the_calling_line_and_its_length(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import hashlib, time
+
+async def test_it():
+    started = time.perf_counter()
+    hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", 20_000)
+    rounds = int(20_000 * 0.35 / max(time.perf_counter() - started, 1e-4))
+    hashlib.pbkdf2_hmac("sha256", b"pw", b"salt", rounds)  {MARK}
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the event loop was stalled for at least * ms*hashlib.pbkdf2_hmac(*",
+            f"*at test_it.py:{line_of(source)} in test_it",
+        ]
+    )
+
+
+def test_a_cpu_stall_in_a_call_soon_callback_names_the_callback_line(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import asyncio, time
+
+def callback():
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:  {MARK}
+        pass
+
+async def test_it():
+    asyncio.get_running_loop().call_soon(callback)
+    await asyncio.sleep(0.4)
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the event loop was stalled for at least * ms*",
+            f"*at test_it.py:{line_of(source)} in callback",
+        ]
+    )
+
+
+def test_one_watchdog_thread_serves_every_test_of_the_session(pytester: pytest.Pytester) -> None:
+    source = """
+import asyncio, threading
+import pytest
+
+@pytest.mark.parametrize("n", range(5))
+async def test_it(n):
+    await asyncio.sleep(0.03)
+    names = [t.name for t in threading.enumerate() if t.name == "asynccheck-watchdog"]
+    assert names == ["asynccheck-watchdog"]
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(passed=5)
+
+
+def test_a_long_catalogued_call_is_one_finding_not_a_call_and_a_stall(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import time
+
+async def test_it():
+    time.sleep(0.25)  {MARK}
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(["*asynccheck found 1 problem*"])
+    result.stdout.no_fnmatch_line("*stalled*")
+
+
+def test_the_stall_threshold_option_raises_the_bar(pytester: pytest.Pytester) -> None:
+    source = """
+import time
+
+async def test_it():
+    end = time.perf_counter() + 0.2
+    while time.perf_counter() < end:
+        pass
+"""
+    result = run(pytester, source, "--asynccheck-stall-threshold=0.6")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*stalled*")
+
+
+# -- under other runners ----------------------------------------------------------------------
+
+RUNNER_SOURCE = f"""
+import time
+{{imports}}
+
+{{decorator}}
+async def test_sleep(){{args}}:
+    time.sleep(0.002)  {MARK}
+
+{{decorator}}
+async def test_stall(){{args}}:
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:  # <- stall
+        pass
+"""
+
+ANYIO_TRIO = (
+    "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'trio'\n",
+    "@pytest.mark.anyio",
+    "",
+)
+
+RUNNERS = {
+    "anyio on trio": ((*ANYIO, "-p", "no:asyncio"), *ANYIO_TRIO),
+    "pytest-asyncio auto": ((*ASYNCIO, "-o", "asyncio_mode=auto"), "", "", ""),
+    "anyio": (
+        (*ANYIO, "-p", "no:asyncio"),
+        "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n",
+        "@pytest.mark.anyio",
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("runner", list(RUNNERS))
+def test_calls_and_stalls_are_caught_under_other_async_plugins(
+    pytester: pytest.Pytester, runner: str
+) -> None:
+    plugin_args, imports, decorator, args = RUNNERS[runner]
+    source = RUNNER_SOURCE.format(imports=imports, decorator=decorator, args=args)
+    result = run(pytester, source, *plugin_args)
+    result.assert_outcomes(failed=2)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(
+        [
+            "*the event loop was stalled for at least * ms*",
+            f"*at test_it.py:{line_of(source, '# <- stall')} in test_stall",
+        ]
+    )
+
+
+def test_a_sleep_in_a_pytest_asyncio_fixture_errors_the_test_in_setup(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import time
+import pytest_asyncio
+
+@pytest_asyncio.fixture
+async def slow():
+    time.sleep(0.002)  {MARK}
+    yield 1
+
+async def test_it(slow):
+    assert slow == 1
+"""
+    result = run(pytester, source, *ASYNCIO, "-o", "asyncio_mode=auto")
+    result.assert_outcomes(errors=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(["*asynccheck found 1 problem in test_it.py::test_it (setup)*"])
+
+
+def test_correct_trio_code_under_anyio_is_not_flagged(pytester: pytest.Pytester) -> None:
+    source = """
+import time
+import pytest
+import trio
+
+@pytest.fixture
+def anyio_backend():
+    return "trio"
+
+@pytest.mark.anyio
+async def test_it():
+    await trio.to_thread.run_sync(time.sleep, 0.002)
+    await trio.sleep(0.15)
+    print("done")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep, 0.01)
+"""
+    result = run(pytester, source, *ANYIO, "-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*[[]blocking[]]*")
+    assert blocking.foreign_loop_thread is None
+
+
+# -- what must not be flagged -----------------------------------------------------------------
+
+CORRECT = """
+import asyncio, concurrent.futures, logging, socket, sys, threading, time
+
+import pytest
+
+
+async def test_to_thread():
+    await asyncio.to_thread(time.sleep, 0.002)
+
+
+async def test_run_in_executor():
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, time.sleep, 0.002)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        await loop.run_in_executor(pool, time.sleep, 0.002)
+
+
+async def test_a_user_thread():
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def work():
+        time.sleep(0.002)
+        loop.call_soon_threadsafe(done.set)
+
+    threading.Thread(target=work).start()
+    await done.wait()
+
+
+async def test_a_loop_of_its_own_in_a_worker_thread():
+    async def inner():
+        time.sleep(0.002)
+
+    await asyncio.to_thread(asyncio.run, inner())
+
+
+def test_a_sync_test():
+    time.sleep(0.002)
+
+
+@pytest.fixture
+def sync_resource(tmp_path):
+    time.sleep(0.002)
+    (tmp_path / "f").write_text("x")
+    return tmp_path / "f"
+
+
+async def test_a_sync_fixture_used_by_an_async_test(sync_resource):
+    assert sync_resource.name == "f"
+
+
+async def test_print_and_logging():
+    print("hello")
+    sys.stderr.write("to stderr\\n")
+    logging.getLogger("x").warning("a warning")
+
+
+async def test_an_import_inside_a_coroutine():
+    import json, wave  # noqa: F401
+
+
+async def test_streams_and_sock_calls_on_a_local_server():
+    async def echo(reader, writer):
+        writer.write(await reader.read(10))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"ping")
+    assert await reader.read(10) == b"ping"
+    writer.close()
+    await writer.wait_closed()
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(sock, b"pong")
+    assert await loop.sock_recv(sock, 10) == b"pong"
+    sock.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_ten_millisecond_cpu_burst():
+    end = time.perf_counter() + 0.01
+    while time.perf_counter() < end:
+        pass
+
+
+async def test_uncontended_waits():
+    event = threading.Event()
+    event.set()
+    event.wait()
+    future = concurrent.futures.Future()
+    future.set_result(1)
+    assert future.result() == 1
+"""
+
+
+def test_correct_async_code_is_not_flagged(pytester: pytest.Pytester) -> None:
+    result = run(pytester, CORRECT)
+    result.assert_outcomes(passed=11)
+    result.stdout.no_fnmatch_line("*[[]blocking[]]*")
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_a_mocked_sleep_is_not_blocking(pytester: pytest.Pytester) -> None:
+    source = """
+import time
+from unittest import mock
+
+async def test_it():
+    with mock.patch("time.sleep") as fake:
+        time.sleep(5)
+    fake.assert_called_once_with(5)
+
+async def test_autospec():
+    with mock.patch("time.sleep", autospec=True) as fake:
+        time.sleep(5)
+    fake.assert_called_once_with(5)
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*[[]blocking[]]*")
+
+
+# -- opting out -------------------------------------------------------------------------------
+
+
+def test_the_marker_allows_a_call_by_its_catalogue_name(pytester: pytest.Pytester) -> None:
+    source = """
+import time
+import pytest
+
+@pytest.mark.asynccheck(allow=["time.sleep"])
+async def test_allowed():
+    time.sleep(0.002)
+
+@pytest.mark.asynccheck(allow=["stall"])
+async def test_stall_allowed():
+    end = time.perf_counter() + 0.25
+    while time.perf_counter() < end:
+        pass
+
+@pytest.mark.asynccheck(allow=["open"])
+async def test_other_call_allowed(tmp_path):
+    time.sleep(0.002)  # <- here
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(passed=2, failed=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+
+
+def test_the_ini_allows_calls_by_name_and_by_calling_module(pytester: pytest.Pytester) -> None:
+    pytester.syspathinsert()
+    pytester.makepyfile(
+        vendored="import time\n\ndef legacy():\n    time.sleep(0.002)\n",
+    )
+    source = f"""
+import os, time
+import vendored
+
+async def test_module_allowed():
+    vendored.legacy()
+
+async def test_name_allowed():
+    time.sleep(0.002)
+    time.sleep(0.2)  # longer than the stall threshold: not a stall either
+
+async def test_still_caught():
+    os.system("true")  {MARK}
+"""
+    pytester.makeini(INI + "asynccheck_blocking_allow =\n    time.sleep\n    module:vendored\n")
+    pytester.makepyfile(test_it=source)
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(passed=2, failed=1)
+    assert_blocking(result, "os.system", line_of(source), "await asyncio.create_subprocess_shell*")
+
+
+def test_the_module_allow_rule_lets_third_party_code_block_but_not_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.syspathinsert()
+    pytester.makepyfile(vendored="import time\n\ndef legacy():\n    time.sleep(0.002)\n")
+    source = f"""
+import time
+import vendored
+
+async def test_it():
+    vendored.legacy()
+    time.sleep(0.002)  {MARK}
+"""
+    pytester.makeini(INI + "asynccheck_blocking_allow = module:vendored\n")
+    pytester.makepyfile(test_it=source)
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(["*asynccheck found 1 problem*"])
+
+
+def test_a_bad_ini_module_rule_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI + "asynccheck_blocking_allow = module:\n")
+    pytester.makepyfile(test_it="async def test_it():\n    pass\n")
+    result = pytester.runpytest(*ARGS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*asynccheck_blocking_allow='module:'*is not valid*"])
+
+
+def test_allow_blocking_exempts_a_block_of_calls_and_stalls(pytester: pytest.Pytester) -> None:
+    source = f"""
+import time
+from pytest_asynccheck import allow_blocking
+
+async def test_it():
+    with allow_blocking():
+        time.sleep(0.002)
+        end = time.perf_counter() + 0.25
+        while time.perf_counter() < end:
+            pass
+    time.sleep(0.001)  {MARK}
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    result.stdout.fnmatch_lines(["*asynccheck found 1 problem*"])
+    result.stdout.no_fnmatch_line("*stalled*")
+
+
+def test_blocking_severity_warn_turns_findings_into_warnings(pytester: pytest.Pytester) -> None:
+    source = """
+import time
+
+async def test_it():
+    time.sleep(0.001)
+"""
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(test_it=source)
+    result = pytester.runpytest(*ARGS, "--asynccheck-blocking=warn")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*BlockingCallWarning*time.sleep*"])
+
+
+# -- clean up and off-means-inert -------------------------------------------------------------
+
+
+def _patched_anywhere() -> list[str]:
+    found = []
+    for owner, attribute in (
+        (time, "sleep"),
+        (builtins, "open"),
+        (os, "system"),
+        (socket, "getaddrinfo"),
+        (threading.Event, "wait"),
+    ):
+        if hasattr(getattr(owner, attribute), "__asynccheck_blocker__"):
+            found.append(f"{owner}.{attribute}")
+    if "recv" in vars(socket.socket):
+        found.append("socket.socket.recv")
+    return found
+
+
+def test_every_patch_and_the_watchdog_are_gone_when_the_session_ends(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.syspathinsert()
+    pytester.makepyfile(aliased="from time import sleep as nap\n")
+    source = """
+import socket, time
+import aliased
+
+async def test_patched_while_running():
+    assert hasattr(time.sleep, "__asynccheck_blocker__")
+    assert aliased.nap is time.sleep
+    assert "recv" in vars(socket.socket)
+    time.sleep(0.15)
+"""
+    original_sleep = time.sleep
+    result = run(pytester, source, "--asynccheck-blocking=warn", "-W", "ignore")
+    result.assert_outcomes(passed=1)
+    assert _patched_anywhere() == []
+    assert time.sleep is original_sleep
+    import aliased  # the inner run's module, imported again in this process
+
+    assert not hasattr(aliased.nap, "__asynccheck_blocker__")
+    alive = [t.name for t in threading.enumerate() if t.name == monitor.THREAD_NAME]
+    assert alive == []
+
+
+def test_nothing_is_patched_without_asynccheck(pytester: pytest.Pytester) -> None:
+    source = """
+import builtins, time
+
+async def test_inert():
+    assert not hasattr(time.sleep, "__asynccheck_blocker__")
+    assert not hasattr(builtins.open, "__asynccheck_blocker__")
+"""
+    pytester.makeini(INI + ASYNCIO_INI + "asyncio_mode = auto\n")
+    pytester.makepyfile(test_it=source)
+    result = pytester.runpytest("-p", "asynccheck", *ASYNCIO)
+    result.assert_outcomes(passed=1)
+    alive = [t.name for t in threading.enumerate() if t.name == monitor.THREAD_NAME]
+    assert alive == []
+
+
+def test_blocking_off_patches_nothing_and_starts_no_watchdog(pytester: pytest.Pytester) -> None:
+    source = """
+import threading, time
+
+async def test_it():
+    assert not hasattr(time.sleep, "__asynccheck_blocker__")
+    time.sleep(0.2)
+    assert "asynccheck-watchdog" not in [t.name for t in threading.enumerate()]
+"""
+    result = run(pytester, source, "--asynccheck-blocking=off")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*[[]blocking[]]*")
+
+
+def test_the_catalogue_names_resolve_on_this_python() -> None:
+    missing = []
+    for entry in blocking.CATALOGUE:
+        module_name, path = blocking._target(entry.name)
+        obj: object = __import__(module_name, fromlist=["_"])
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if obj is None:
+            missing.append(entry.name)
+    assert missing == []
+    assert len({entry.name for entry in blocking.CATALOGUE}) == len(blocking.CATALOGUE)
+    assert all(entry.why and entry.fix for entry in blocking.CATALOGUE)
+
+
+def test_a_patched_call_off_the_loop_passes_straight_through() -> None:
+    wrapper = blocking._wrap(
+        types.SimpleNamespace(allowed_names=frozenset()),
+        blocking.CATALOGUE[0],
+        lambda *a, **k: ("called", a, k),
+    )
+    assert wrapper(1, x=2) == ("called", (1,), {"x": 2})
