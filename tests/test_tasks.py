@@ -1,0 +1,182 @@
+"""Tasks a test leaves pending, and task exceptions nobody retrieved, fail the test."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+
+from pytest_asynccheck.tasks import LEAK_FIX, LOST_FIX
+
+LEAKS = """\
+import asyncio
+import pytest
+
+
+async def boom():
+    raise ValueError("bad value")
+
+
+async def test_leaked_sleep():
+    asyncio.create_task(asyncio.sleep(10), name="sleeper")
+
+
+async def test_lost_exception():
+    asyncio.create_task(boom())
+    await asyncio.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
+)
+def test_leaked_task_and_lost_exception_are_reported_with_their_lines(
+    pytester: pytest.Pytester, runner: tuple[str, ...]
+) -> None:
+    if runner:
+        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makepyfile(test_mod=LEAKS)
+    result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_leaked_sleep (call):",
+            "?leaked-task? task 'sleeper' running sleep() was still pending when the test returned",
+            "  at test_mod.py:10 in test_leaked_sleep",
+            "  suspended at asyncio/tasks.py:* in sleep",
+            f"  fix: {LEAK_FIX}",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_lost_exception (call):",
+            "?never-retrieved? task '*' running boom() raised ValueError: bad value, and the "
+            "exception was never retrieved",
+            "  at test_mod.py:6 in boom",
+            "  task created at test_mod.py:14 in test_lost_exception",
+            f"  fix: {LOST_FIX}",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Task exception was never retrieved*")
+
+
+def test_anyio_leaked_task(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        async def test_leak(anyio_backend):
+            asyncio.create_task(asyncio.sleep(10))
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ANYIO)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["?leaked-task? task *sleep()*", "  at test_mod.py:10 in test_leak"]
+    )
+
+
+def test_correct_task_handling_is_not_flagged(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        async def work():
+            await asyncio.sleep(0)
+            return 1
+
+        async def test_awaited_task():
+            assert await asyncio.create_task(work()) == 1
+
+        async def test_fire_and_forget_that_completes_cleanly():
+            asyncio.create_task(work())
+            await asyncio.sleep(0.01)
+
+        async def test_cancelled_and_awaited():
+            task = asyncio.create_task(asyncio.sleep(10))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        async def test_exception_retrieved():
+            task = asyncio.create_task(asyncio.sleep(0, result=None))
+            await task
+            failing = asyncio.create_task(asyncio.to_thread(int, "x"))
+            with pytest.raises(ValueError):
+                await failing
+
+        @pytest_asyncio.fixture(loop_scope="module", scope="module")
+        async def background():
+            task = asyncio.create_task(asyncio.sleep(3600))
+            yield task
+            task.cancel()
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_fixture_background_task_is_the_fixtures(background):
+            assert not background.done()
+        """.replace('loop_scope="module", ', "" if not ASYNCIO_INI else 'loop_scope="module", ')
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["asynccheck: no findings in 5 checked tests"])
+
+
+def test_a_custom_exception_handler_still_sees_other_errors(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        SEEN = []
+
+        @pytest.fixture
+        async def handler():
+            loop = asyncio.get_running_loop()
+            loop.set_exception_handler(lambda loop, context: SEEN.append(context["message"]))
+
+        async def boom():
+            raise ValueError("lost")
+
+        async def test_handler_is_chained(handler):
+            loop = asyncio.get_running_loop()
+            loop.call_soon(lambda: 1 / 0)
+            asyncio.create_task(boom())
+            await asyncio.sleep(0.01)
+            assert len(SEEN) == 1
+            assert SEEN[0].startswith("Exception in callback")
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["?never-retrieved? task * running boom() raised ValueError: lost*"]
+    )
+
+
+def test_allow_marker_and_severity(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        @pytest.mark.asynccheck(allow=["leaked-task"])
+        async def test_allowed():
+            asyncio.create_task(asyncio.sleep(10))
+
+        async def test_not_allowed():
+            asyncio.create_task(asyncio.sleep(10))
+        """
+    )
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    off = pytester.runpytest(*ARGS, "--asynccheck-leaked-task=off")
+    off.assert_outcomes(passed=2)
