@@ -69,7 +69,7 @@ def _event_set(event: Any, *args: Any, **kwargs: Any) -> bool:
 
 
 def _zero_timeout(obj: Any, *args: Any, **kwargs: Any) -> bool:
-    return _timeout_arg(args, kwargs, 0) == 0
+    return bool(_timeout_arg(args, kwargs, 0) == 0)
 
 
 def _semaphore_free(sem: Any, blocking: bool = True, timeout: Any = None) -> bool:
@@ -101,7 +101,7 @@ def _popen_done(proc: Any, *args: Any, **kwargs: Any) -> bool:
 
 
 def _select_zero(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None) -> bool:
-    return timeout == 0
+    return bool(timeout == 0)
 
 
 def _wnohang(options: int) -> bool:

@@ -111,7 +111,7 @@ class UnawaitedDetector(Detector):
     def _finding(
         self, coro: Any, session: CheckSession, destroyed_in: types.FrameType | None
     ) -> Finding:
-        name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", "?")
+        name = str(getattr(coro, "__qualname__", None) or getattr(coro, "__name__", "?"))
         short = name.rsplit(".", 1)[-1]
         stack: list[str] = []
         origin = [
