@@ -1,0 +1,23 @@
+"""Fixtures for the tutorial's tests: the examples package on the path, and a local httpbin."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from examples.httpbin import serve  # noqa: E402
+
+#: The tutorial's delays are seconds; its tests run them at a tenth of that.
+SCALE = 0.1
+
+
+@pytest.fixture(scope="session")
+def httpbin() -> Iterator[str]:
+    """Base URL of a local httpbin stand-in whose delays are scaled by ``SCALE``."""
+    with serve(scale=SCALE) as base_url:
+        yield base_url

@@ -1,0 +1,64 @@
+"""The tutorial's code under ``pytest --asynccheck``: the correct patterns pass, within budgets
+that only concurrency meets; each anti-pattern is caught (they are expected failures here, so
+this demo run exits 0 while showing every finding).
+
+    pytest --asynccheck examples/
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from examples import awaiting, concurrent_http, downloads, gather_jobs, semaphore
+from examples.conftest import SCALE
+
+# At SCALE = 0.1 a 2-second download takes 0.2 s: three of them take ~0.2 s together and
+# ~0.6 s one after another. Budgets sit between the two, with room for a loaded machine.
+
+
+@pytest.mark.max_wall(0.45)
+async def test_gathered_downloads_take_as_long_as_the_longest() -> None:
+    assert await downloads.download_all(SCALE) == list(downloads.FILES)
+
+
+@pytest.mark.max_wall(0.5)
+async def test_gather_returns_results_in_order() -> None:
+    assert await gather_jobs.run_jobs(SCALE) == ["result A", "result B", "result C"]
+
+
+@pytest.mark.max_wall(0.55)
+async def test_offloaded_http_requests_run_concurrently(httpbin: str) -> None:
+    results = await concurrent_http.fetch_all(httpbin)
+    assert [r["url"] for r in results] == [f"{httpbin}/delay/{d}" for d in (1, 2, 3)]
+
+
+@pytest.mark.max_wall(0.65)
+async def test_semaphore_runs_two_waves() -> None:
+    assert await semaphore.run_all(SCALE) == ["A", "B", "C", "D"]
+
+
+async def test_awaited_coroutine_really_waits() -> None:
+    await awaiting.task_correct(0.01)
+
+
+@pytest.mark.xfail(strict=True, reason="blocking: time.sleep inside async def holds the loop")
+async def test_blocking_sleep_in_a_coroutine() -> None:
+    await asyncio.gather(*(downloads.download_file_blocking(n, 0.05) for n in downloads.FILES))
+
+
+@pytest.mark.xfail(strict=True, reason="blocking: urllib called on the loop, not to_thread")
+async def test_blocking_fetch_without_to_thread(httpbin: str) -> None:
+    await concurrent_http.fetch_all_blocking(httpbin)
+
+
+@pytest.mark.xfail(strict=True, reason="unawaited: asyncio.sleep(...) without await")
+async def test_missing_await() -> None:
+    await awaiting.task_missing_await(0.01)
+
+
+@pytest.mark.xfail(strict=True, reason="max-wall: three awaits one after another")
+@pytest.mark.max_wall(0.45)
+async def test_sequential_awaits_miss_the_concurrency_budget() -> None:
+    await downloads.download_all_sequentially(SCALE)
