@@ -19,7 +19,7 @@ async def task_correct(delay: float) -> None:
 
 async def task_missing_await(delay: float) -> None:
     print("Task start")
-    asyncio.sleep(delay)  # the mistake: creates a coroutine and drops it  # noqa: RUF006
+    asyncio.sleep(delay)  # the mistake: creates a coroutine and drops it
     print("Task end")
 
 

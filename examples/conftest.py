@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from examples.httpbin import serve  # noqa: E402
+from examples.httpbin import serve
 
 #: The tutorial's delays are seconds; its tests run them at a tenth of that.
 SCALE = 0.1

@@ -14,7 +14,6 @@ if not __package__:  # run as a script: python examples/<name>.py
 
 import argparse
 import asyncio
-import socket
 import urllib.error
 from typing import Any
 
@@ -25,7 +24,7 @@ from examples.httpbin import serve
 async def safe_fetch(url: str, timeout: float = 2.0) -> dict[str, Any]:
     try:
         data = await asyncio.wait_for(asyncio.to_thread(fetch, url, timeout), timeout)
-    except (asyncio.TimeoutError, TimeoutError, socket.timeout):
+    except (asyncio.TimeoutError, TimeoutError):
         return {"url": url, "ok": False, "error": "timeout", "detail": f"no answer in {timeout}s"}
     except urllib.error.HTTPError as exc:
         return {

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 class HttpbinHandler(BaseHTTPRequestHandler):
     server: HttpbinServer
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         segments = [s for s in parts.path.split("/") if s]
         try:
