@@ -21,6 +21,7 @@ KIND_HELP = {
 STALL_THRESHOLD_HELP = (
     "report any stall of the event loop longer than this many seconds (default 0.1)"
 )
+WALL_INCLUDE_SETUP_HELP = "count the test's setup (its fixtures) in its max_wall time too"
 WALL_FACTOR_HELP = "multiply every max_wall budget by this factor, e.g. 3 on slow CI (default 1)"
 BLOCKING_ALLOW_HELP = (
     "blocking calls never reported, one per line: a catalogued call name (time.sleep), "
@@ -67,6 +68,16 @@ def add_options(parser: pytest.Parser) -> None:
         help=WALL_FACTOR_HELP,
     )
     parser.addini("asynccheck_wall_factor", WALL_FACTOR_HELP, default=None)
+    group.addoption(
+        "--asynccheck-wall-include-setup",
+        action="store_true",
+        default=None,
+        dest="asynccheck_wall_include_setup",
+        help=WALL_INCLUDE_SETUP_HELP,
+    )
+    parser.addini(
+        "asynccheck_wall_include_setup", WALL_INCLUDE_SETUP_HELP, type="bool", default=False
+    )
     parser.addini("asynccheck_blocking_allow", BLOCKING_ALLOW_HELP, type="linelist", default=[])
 
 
@@ -80,6 +91,7 @@ class Settings:
     )
     stall_threshold: float = DEFAULT_STALL_THRESHOLD
     wall_factor: float = 1.0
+    wall_include_setup: bool = False
     #: ``asynccheck_blocking_allow``: call names, and ``module:<prefix>`` entries.
     blocking_allow: tuple[str, ...] = ()
 
@@ -156,6 +168,9 @@ def load_settings(config: pytest.Config) -> Settings:
         "--asynccheck-wall-factor",
         1.0,
     )
+    include_setup = config.getoption("asynccheck_wall_include_setup", default=None)
+    if include_setup is None:
+        include_setup = config.getini("asynccheck_wall_include_setup")
     blocking_allow = tuple(
         line.strip() for line in config.getini("asynccheck_blocking_allow") if line.strip()
     )
@@ -173,4 +188,5 @@ def load_settings(config: pytest.Config) -> Settings:
         stall_threshold=stall,
         wall_factor=factor,
         blocking_allow=blocking_allow,
+        wall_include_setup=bool(include_setup),
     )

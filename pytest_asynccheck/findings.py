@@ -119,11 +119,20 @@ class Finding:
     def merged(self, other: Finding) -> Finding:
         """This finding seen once more: counts add up, the longest duration is kept."""
         durations = [d for d in (self.duration, other.duration) if d is not None]
+        extra = dict(self.extra)
+        if durations:
+            extra["total_duration"] = self.total_duration + other.total_duration
         return replace(
             self,
             count=self.count + other.count,
             duration=max(durations) if durations else None,
+            extra=extra,
         )
+
+    @property
+    def total_duration(self) -> float:
+        """The summed duration of every occurrence (``duration`` is the longest one)."""
+        return float(self.extra.get("total_duration", self.duration or 0.0))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

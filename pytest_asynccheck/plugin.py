@@ -8,6 +8,7 @@ from collections.abc import Generator
 import pytest
 
 from . import hookspecs, report
+from .budget import parse_max_wall
 from .config import Settings, add_options, load_settings
 from .findings import Severity
 from .registry import builtin_detectors
@@ -126,18 +127,19 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> None:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
-    """Open the test's check (validating its ``asynccheck`` marker) around its setup."""
+    """Open the test's check (validating its markers) around its setup."""
     session = _session(item.config)
     if session is None:
         return (yield)
     try:
         allow = parse_allow_marker(item)
+        budget = parse_max_wall(item)
     except MarkerError as exc:
         # Fail after the inner setup hooks ran: their teardown twins expect them to have run.
         result = yield
         pytest.fail(str(exc), pytrace=False)
         return result
-    check = session.begin_test(item, allow)
+    check = session.begin_test(item, allow, budget)
     item.stash[CHECK_KEY] = check
     return (yield from _phase(session, check, "setup"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .blocking import blocking_detector
+from .budget import budget_detector
 from .config import Settings
 from .detector import Detector
 from .tasks import task_detector
@@ -13,7 +14,12 @@ from .unawaited import unawaited_detector
 DetectorFactory = Callable[[Settings], "Detector | None"]
 
 #: Each factory returns its detector, or ``None`` when its kind is switched off.
-BUILTIN: tuple[DetectorFactory, ...] = (blocking_detector, unawaited_detector, task_detector)
+BUILTIN: tuple[DetectorFactory, ...] = (
+    blocking_detector,
+    unawaited_detector,
+    task_detector,
+    budget_detector,
+)
 
 
 def builtin_detectors(settings: Settings) -> list[Detector]:

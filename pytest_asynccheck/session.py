@@ -62,11 +62,19 @@ class TestCheck:
 
     __test__ = False  # not a test class, whatever pytest's python_classes says
 
-    def __init__(self, session: CheckSession, item: pytest.Item, allow: frozenset[str]) -> None:
+    def __init__(
+        self,
+        session: CheckSession,
+        item: pytest.Item,
+        allow: frozenset[str],
+        budget: float | None = None,
+    ) -> None:
         self.session = session
         self.item = item
         self.nodeid = item.nodeid
         self.allow = allow
+        #: The ``max_wall`` budget in seconds, before the wall factor.
+        self.budget = budget
         self.phase = "setup"
         self.findings: list[Finding] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -148,8 +156,10 @@ class CheckSession:
 
     # -- the test life cycle, driven by plugin.py ------------------------------------------
 
-    def begin_test(self, item: pytest.Item, allow: frozenset[str]) -> TestCheck:
-        check = TestCheck(self, item, allow)
+    def begin_test(
+        self, item: pytest.Item, allow: frozenset[str], budget: float | None = None
+    ) -> TestCheck:
+        check = TestCheck(self, item, allow, budget)
         self.open[check.nodeid] = check
         self.current = check
         self.detectors.emit("test_started", check)

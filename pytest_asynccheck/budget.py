@@ -1,0 +1,191 @@
+"""``@pytest.mark.max_wall(seconds)``: a concurrency budget for one test, and the explanation of
+where the time went when it is exceeded.
+
+The call phase is measured (setup too with ``--asynccheck-wall-include-setup``) with the
+plugin's own clock, so tests that mock ``time`` cannot distort it. The budget is multiplied by
+``--asynccheck-wall-factor`` for slow CI machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+
+import pytest
+
+from . import _clock
+from .config import Settings
+from .detector import Detector
+from .findings import Finding, Kind, Severity
+from .session import CheckSession, MarkerError, TestCheck
+from .timeline import Recorder
+
+MARKER = "max_wall"
+_DURATION = re.compile(r"^\s*(?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>ms|s)?\s*$")
+PROPERTY = "asynccheck_wall"
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from a positive finite number or a string such as ``"500ms"`` or ``"2.1s"``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match["number"]) / (1000 if match["unit"] == "ms" else 1)
+    else:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def parse_max_wall(item: pytest.Item) -> float | None:
+    """The closest ``max_wall`` marker's budget in seconds, or ``None`` without one."""
+    mark = item.get_closest_marker(MARKER)
+    if mark is None:
+        return None
+    shown = ", ".join([*map(repr, mark.args), *(f"{k}={v!r}" for k, v in mark.kwargs.items())])
+    where = f"{item.nodeid}: @pytest.mark.max_wall({shown})"
+    if mark.kwargs:
+        raise MarkerError(
+            f"{where}: unknown keyword {', '.join(sorted(mark.kwargs))}; max_wall takes one "
+            "argument, the budget"
+        )
+    if len(mark.args) != 1:
+        raise MarkerError(
+            f"{where}: expected exactly one budget, such as max_wall(2.1) or max_wall('500ms')"
+        )
+    seconds = parse_duration(mark.args[0])
+    if seconds is None:
+        raise MarkerError(
+            f"{where}: {mark.args[0]!r} is not a budget; expected a positive number of seconds "
+            "or a string with a unit ('500ms', '2.1s')"
+        )
+    return seconds
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+class BudgetDetector(Detector):
+    name = "max-wall"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._session: CheckSession | None = None
+
+    def session_started(self, session: CheckSession) -> None:
+        self._session = session
+
+    def phase_started(self, test: TestCheck, phase: str) -> None:
+        if test.budget is None:
+            return
+        if phase == "call" or (phase == "setup" and self.settings.wall_include_setup):
+            test.data.setdefault("budget.start", _clock.perf_counter())
+
+    def task_entered(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        if test.budget is not None and loop is not None and where == "test":
+            root = self._session.rootpath if self._session else ""
+            test.data["budget.recorder"] = Recorder(loop, root)
+
+    def task_exited(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        recorder = test.data.get("budget.recorder")
+        if recorder is not None and where == "test":
+            recorder.stop()
+
+    def phase_finished(self, test: TestCheck, phase: str) -> None:
+        if phase != "call" or test.budget is None or "budget.start" not in test.data:
+            return
+        wall = _clock.perf_counter() - test.data.pop("budget.start")
+        recorder = test.data.pop("budget.recorder", None)
+        if recorder is not None:
+            recorder.stop()  # the test may have failed before its task exited
+        factor = self.settings.wall_factor
+        allowed = test.budget * factor
+        test.item.user_properties.append(
+            (
+                PROPERTY,
+                {
+                    "wall": round(wall, 6),
+                    "budget": test.budget,
+                    "factor": factor,
+                    "margin": round(allowed - wall, 6),
+                },
+            )
+        )
+        if wall > allowed:
+            test.add(self._finding(test, wall, allowed, recorder))
+
+    def _finding(
+        self, test: TestCheck, wall: float, allowed: float, recorder: Recorder | None
+    ) -> Finding:
+        assert test.budget is not None
+        factor = self.settings.wall_factor
+        budget = _fmt(test.budget) + (f" x {factor:g} = {_fmt(allowed)}" if factor != 1 else "")
+        lines: list[str] = []
+        blocking = [f for f in test.findings if f.kind == Kind.BLOCKING.value]
+        blocked = sum(f.total_duration for f in blocking)
+        busy = 0.0
+        if recorder is not None:
+            idle = min(recorder.idle, wall)
+            busy = max(wall - idle - blocked, 0.0)
+            lines.append(
+                f"loop time: blocked {_fmt(blocked)}, running callbacks and task steps "
+                f"{_fmt(busy)}, idle waiting on timers/I/O {_fmt(idle)}"
+            )
+        elif blocked:
+            lines.append(f"loop time: blocked {_fmt(blocked)}")
+        for finding in sorted(blocking, key=lambda f: -f.total_duration)[:5]:
+            lines.append(
+                f"  blocked {_fmt(finding.total_duration)} by {finding.call} at {finding.location}"
+            )
+        fix = "make the slow parts concurrent, or raise the budget if the work really grew"
+        if recorder is not None:
+            sequential = recorder.sequential_awaits(test.budget)
+            if sequential:
+                average = sum(s.idle for s in sequential) / len(sequential)
+                lines.append(
+                    f"{len(sequential)} awaits of about {_fmt(average)} ran one after another; "
+                    "asyncio.gather them:"
+                )
+                lines.extend(f"  {s.where} for {_fmt(s.idle)}" for s in sequential)
+                fix = "run the independent awaits concurrently with asyncio.gather(...)"
+            elif blocked >= busy and blocked > 0:
+                fix = "move the blocking calls off the loop (await asyncio.to_thread(...))"
+            elif busy > 0.5 * wall:
+                fix = (
+                    "the loop was busy running code: move CPU-bound work off it "
+                    "(await asyncio.to_thread(...) or a process pool) or make it cheaper"
+                )
+            lines.extend(recorder.render())
+        return Finding(
+            kind=Kind.MAX_WALL.value,
+            message=f"wall time {_fmt(wall)} exceeded the max_wall budget of {budget}",
+            file=self._file(test),
+            line=self._line(test),
+            function=getattr(test.item, "name", ""),
+            call="max_wall",
+            fix=fix,
+            stack=tuple(lines),
+            duration=wall,
+            extra={"wall": wall, "budget": test.budget, "factor": factor},
+        )
+
+    def _file(self, test: TestCheck) -> str:
+        path, _, _ = test.item.location
+        return path
+
+    def _line(self, test: TestCheck) -> int:
+        _, line, _ = test.item.location
+        return (line or 0) + 1
+
+
+def budget_detector(settings: Settings) -> Detector | None:
+    if settings.severity(Kind.MAX_WALL) is Severity.OFF:
+        return None
+    return BudgetDetector(settings)
