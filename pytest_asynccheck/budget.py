@@ -168,7 +168,7 @@ class BudgetDetector(Detector):
             message=f"wall time {_fmt(wall)} exceeded the max_wall budget of {budget}",
             file=self._file(test),
             line=self._line(test),
-            function=getattr(test.item, "name", ""),
+            function=getattr(test.item, "originalname", test.item.name),
             call="max_wall",
             fix=fix,
             stack=tuple(lines),
