@@ -46,7 +46,10 @@ async def download_all(scale: float = 1.0) -> list[str]:
 
 async def download_all_sequentially(scale: float = 1.0) -> list[str]:
     """Correct awaits, one after another: no blocking, and still no concurrency."""
-    return [await download_file(name, DELAY * scale) for name in FILES]
+    results = []
+    for name in FILES:
+        results.append(await download_file(name, DELAY * scale))
+    return results
 
 
 def main(scale: float = 1.0) -> tuple[float, float]:

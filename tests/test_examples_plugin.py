@@ -1,0 +1,75 @@
+"""The README's demo: ``pytest --asynccheck examples/`` passes the tutorial's correct patterns,
+catches each anti-pattern with the right finding, and exits 0."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ARGS
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
+    shutil.copytree(
+        EXAMPLES, pytester.path / "examples", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    return pytester
+
+
+def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> None:
+    result = tutorial.runpytest_subprocess(*ARGS, "examples/", "-rxX", "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=5, xfailed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*= asynccheck =*",
+            "error blocking        examples/concurrent_http.py:* in fetch urllib.request.urlopen  x3",
+            "        examples/test_tutorial.py::test_blocking_fetch_without_to_thread",
+            "error blocking        examples/downloads.py:* in download_file_blocking time.sleep  x3",
+            "        examples/test_tutorial.py::test_blocking_sleep_in_a_coroutine",
+            "error max-wall        examples/test_tutorial.py:* in "
+            "test_sequential_awaits_miss_the_concurrency_budget max_wall  x1",
+            "error unawaited       examples/awaiting.py:* in task_missing_await sleep()  x1",
+            "        examples/test_tutorial.py::test_missing_await",
+        ],
+        consecutive=False,
+    )
+
+
+def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester) -> None:
+    result = tutorial.runpytest_subprocess(
+        *ARGS, "examples/", "--runxfail", "-p", "no:randomly", "-k", "not correctly"
+    )
+    result.assert_outcomes(passed=5, failed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "?blocking? blocking call time.sleep() held the event loop for * ms*",
+            "  at examples/downloads.py:* in download_file_blocking",
+            "  fix: await asyncio.sleep(...)",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?blocking? blocking call urllib.request.urlopen() held the event loop for *",
+            "  at examples/concurrent_http.py:* in fetch",
+            "  fix: *asyncio.to_thread*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?unawaited? coroutine 'sleep' was never awaited",
+            "  at examples/awaiting.py:* in task_missing_await",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?max-wall? wall time * exceeded the max_wall budget of 450 ms",
+            "  3 awaits of about * ms ran one after another; asyncio.gather them:",
+            "    examples/downloads.py:* in download_all_sequentially awaited download_file() for *",
+            "  fix: run the independent awaits concurrently with asyncio.gather(...)",
+        ]
+    )
