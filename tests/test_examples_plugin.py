@@ -27,9 +27,11 @@ def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         [
             "*= asynccheck =*",
-            "error blocking        examples/concurrent_http.py:* in fetch urllib.request.urlopen  x3",
+            "error blocking        examples/concurrent_http.py:* in fetch "
+            "urllib.request.urlopen  x3",
             "        examples/test_tutorial.py::test_blocking_fetch_without_to_thread",
-            "error blocking        examples/downloads.py:* in download_file_blocking time.sleep  x3",
+            "error blocking        examples/downloads.py:* in download_file_blocking "
+            "time.sleep  x3",
             "        examples/test_tutorial.py::test_blocking_sleep_in_a_coroutine",
             "error max-wall        examples/test_tutorial.py:* in "
             "test_sequential_awaits_miss_the_concurrency_budget max_wall  x1",
@@ -69,7 +71,8 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
         [
             "?max-wall? wall time * exceeded the max_wall budget of 450 ms",
             "  3 awaits of about * ms ran one after another; asyncio.gather them:",
-            "    examples/downloads.py:* in download_all_sequentially awaited download_file() for *",
+            "    examples/downloads.py:* in download_all_sequentially "
+            "awaited download_file() for *",
             "  fix: run the independent awaits concurrently with asyncio.gather(...)",
         ]
     )
