@@ -1,0 +1,167 @@
+"""Unit tests of detector paths that end-to-end runs reach only by accident."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import types
+import warnings
+from typing import Any
+
+import pytest
+
+from pytest_asynccheck.findings import Finding
+from pytest_asynccheck.tasks import TaskDetector, _created_at, _suspended_at
+from pytest_asynccheck.timeline import Recorder
+from pytest_asynccheck.unawaited import UnawaitedDetector
+
+
+class StubSession:
+    def __init__(self, fail: bool = False) -> None:
+        self.current = None
+        self.rootpath = "."
+        self.reports: list[tuple[Finding, str | None]] = []
+        self.fail = fail
+
+    def report(self, finding: Finding, nodeid: str | None = None, phase: str | None = None) -> None:
+        if self.fail:
+            raise RuntimeError("broken")
+        self.reports.append((finding, nodeid))
+
+
+async def coroutine_function() -> None:
+    pass
+
+
+@pytest.fixture
+def previous_hook(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    seen: list[Any] = []
+    monkeypatch.setattr(warnings, "_warn_unawaited_coroutine", seen.append)
+    return seen
+
+
+def test_coroutines_dropped_outside_any_test_go_to_pythons_warning(
+    previous_hook: list[Any],
+) -> None:
+    detector = UnawaitedDetector()
+    session = StubSession()
+    detector.session_started(session)  # type: ignore[arg-type]
+    try:
+        coroutine_function()
+        gc.collect()
+    finally:
+        detector.session_finished(session)  # type: ignore[arg-type]
+    assert [c.__qualname__ for c in previous_hook] == ["coroutine_function"]
+    assert session.reports == []
+    assert warnings._warn_unawaited_coroutine == previous_hook.append  # type: ignore[attr-defined]
+
+
+def test_a_failing_report_falls_back_to_pythons_warning(previous_hook: list[Any]) -> None:
+    detector = UnawaitedDetector()
+    session = StubSession(fail=True)
+    session.current = object()  # type: ignore[assignment]
+    detector.session_started(session)  # type: ignore[arg-type]
+    try:
+        coroutine_function()
+    finally:
+        detector.session_finished(session)  # type: ignore[arg-type]
+    assert len(previous_hook) == 1
+
+
+def test_without_a_previous_hook_the_attribute_is_removed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(warnings, "_warn_unawaited_coroutine")
+    detector = UnawaitedDetector()
+    session = StubSession()
+    detector.session_started(session)  # type: ignore[arg-type]
+    detector._forward(object())  # nothing to forward to
+    detector.session_finished(session)  # type: ignore[arg-type]
+    assert not hasattr(warnings, "_warn_unawaited_coroutine")
+
+
+def test_task_descriptions_without_origin_or_stack() -> None:
+    async def main() -> None:
+        task = asyncio.create_task(asyncio.sleep(0))
+        assert _created_at(task, ".") is None  # created by the standard library
+        await task
+        assert _suspended_at(task, ".") == ""
+
+    asyncio.run(main())
+
+
+def test_a_pending_task_destroyed_is_reported_and_other_errors_are_chained() -> None:
+    detector = TaskDetector(leaks=False, lost=True)
+
+    class Check:
+        def __init__(self) -> None:
+            self.data: dict[str, Any] = {}
+            self.added: list[Finding] = []
+
+        def add(self, finding: Finding) -> None:
+            self.added.append(finding)
+
+    check = Check()
+    seen: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: seen.append(context["message"]))
+        detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+        task = loop.create_task(asyncio.sleep(10))
+        handler = loop.get_exception_handler()
+        assert handler is not None
+        handler(loop, {"message": "Task was destroyed but it is pending!", "task": task})
+        handler(loop, {"message": "something else"})
+        task.cancel()
+        detector.test_finished(check)  # type: ignore[arg-type]
+        assert loop.get_exception_handler() is not handler
+
+    asyncio.run(main())
+    assert seen == ["something else"]
+    assert [f.message for f in check.added] == [
+        f"task '{check.added[0].message.split(chr(39))[1]}' running sleep() was destroyed "
+        "while pending"
+    ]
+
+
+def test_recorder_on_a_loop_without_a_selector_records_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def main() -> Recorder:
+        monkeypatch.setattr(asyncio, "all_tasks", lambda loop: set())
+        return Recorder(types.SimpleNamespace(), ".")  # type: ignore[arg-type]
+
+    recorder = asyncio.run(main())
+    assert not recorder.active
+    recorder.stop()
+    assert recorder.sequential_awaits(1.0) == []
+
+
+def test_recorder_render_with_no_time_is_empty() -> None:
+    async def main() -> list[str]:
+        recorder = Recorder(asyncio.get_running_loop(), ".")
+        recorder.stop()
+        recorder.end = recorder.start
+        return recorder.render()
+
+    assert asyncio.run(main()) == []
+
+
+def test_blocking_predicates_recognise_calls_that_cannot_block() -> None:
+    import concurrent.futures
+    import os
+
+    from pytest_asynccheck import blocking
+
+    done: concurrent.futures.Future[int] = concurrent.futures.Future()
+    done.set_result(1)
+    pending: concurrent.futures.Future[int] = concurrent.futures.Future()
+    assert blocking._futures_done([done])
+    assert not blocking._futures_done([done, pending])
+    assert blocking._futures_done([pending], timeout=0)
+    assert blocking._wait3_nohang(os.WNOHANG)
+    assert not blocking._wait4_nohang(1, 0)
+    assert blocking._waitid_nohang(0, 0, os.WNOHANG)
+    with pytest.raises(ValueError, match="no module for catalogue entry"):
+        blocking._target("no_such_module_anywhere.func")
