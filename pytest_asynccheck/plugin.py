@@ -136,9 +136,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
         budget = parse_max_wall(item)
     except MarkerError as exc:
         # Fail after the inner setup hooks ran: their teardown twins expect them to have run.
-        result = yield
+        yield
         pytest.fail(str(exc), pytrace=False)
-        return result
     check = session.begin_test(item, allow, budget)
     item.stash[CHECK_KEY] = check
     return (yield from _phase(session, check, "setup"))

@@ -165,3 +165,20 @@ def test_blocking_predicates_recognise_calls_that_cannot_block() -> None:
     assert blocking._waitid_nohang(0, 0, os.WNOHANG)
     with pytest.raises(ValueError, match="no module for catalogue entry"):
         blocking._target("no_such_module_anywhere.func")
+
+
+def test_enums_print_as_their_values() -> None:
+    from pytest_asynccheck.findings import Kind, Severity
+
+    assert f"{Severity.WARN} {Kind.LEAKED_TASK}" == "warn leaked-task"
+
+
+def test_claims_and_targets_of_unusual_items() -> None:
+    from pytest_asynccheck.runner import call_target, is_claimed
+
+    class Item:
+        obj = None
+        fixturenames = ("aiolib",)
+
+    assert call_target(Item()) is None  # type: ignore[arg-type]
+    assert is_claimed(Item())  # type: ignore[arg-type]
