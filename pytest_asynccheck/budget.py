@@ -18,12 +18,12 @@ from . import _clock
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
+from .report import BUDGET_PROPERTY
 from .session import CheckSession, MarkerError, TestCheck
 from .timeline import Recorder
 
 MARKER = "max_wall"
 _DURATION = re.compile(r"^\s*(?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>ms|s)?\s*$")
-PROPERTY = "asynccheck_wall"
 
 
 def parse_duration(value: object) -> float | None:
@@ -109,7 +109,7 @@ class BudgetDetector(Detector):
         allowed = test.budget * factor
         test.item.user_properties.append(
             (
-                PROPERTY,
+                BUDGET_PROPERTY,
                 {
                     "wall": round(wall, 6),
                     "budget": test.budget,

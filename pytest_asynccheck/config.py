@@ -21,6 +21,8 @@ KIND_HELP = {
 STALL_THRESHOLD_HELP = (
     "report any stall of the event loop longer than this many seconds (default 0.1)"
 )
+MODE_HELP = "error (findings fail tests, the default) or warn (report everything, fail nothing)"
+REPORT_HELP = "write every finding and budget to this JSON file (schema: report-schema.json)"
 WALL_INCLUDE_SETUP_HELP = "count the test's setup (its fixtures) in its max_wall time too"
 WALL_FACTOR_HELP = "multiply every max_wall budget by this factor, e.g. 3 on slow CI (default 1)"
 BLOCKING_ALLOW_HELP = (
@@ -54,6 +56,12 @@ def add_options(parser: pytest.Parser) -> None:
         text = f"severity of {KIND_HELP[kind]}: {SEVERITY_CHOICES} (default error)"
         group.addoption(option_name(kind), dest=dest_name(kind), metavar="LEVEL", help=text)
         parser.addini(ini_name(kind), text, default=None)
+    group.addoption("--asynccheck-mode", dest="asynccheck_mode", metavar="MODE", help=MODE_HELP)
+    parser.addini("asynccheck_mode", MODE_HELP, default=None)
+    group.addoption(
+        "--asynccheck-report", dest="asynccheck_report", metavar="PATH", help=REPORT_HELP
+    )
+    parser.addini("asynccheck_report", REPORT_HELP, default=None)
     group.addoption(
         "--asynccheck-stall-threshold",
         dest="asynccheck_stall_threshold",
@@ -92,6 +100,9 @@ class Settings:
     stall_threshold: float = DEFAULT_STALL_THRESHOLD
     wall_factor: float = 1.0
     wall_include_setup: bool = False
+    #: ``warn``: every error-level kind is reported as a warning instead.
+    mode: str = "error"
+    report_path: str | None = None
     #: ``asynccheck_blocking_allow``: call names, and ``module:<prefix>`` entries.
     blocking_allow: tuple[str, ...] = ()
 
@@ -99,7 +110,8 @@ class Settings:
         return self.severities[Kind(kind)]
 
     def header(self) -> str:
-        parts = [f"{kind.value}={self.severities[kind].value}" for kind in Kind]
+        parts = [f"mode={self.mode}"]
+        parts += [f"{kind.value}={self.severities[kind].value}" for kind in Kind]
         parts.append(f"stall-threshold={self.stall_threshold:g}s")
         parts.append(f"wall-factor={self.wall_factor:g}")
         return "asynccheck: " + ", ".join(parts)
@@ -154,6 +166,21 @@ def load_settings(config: pytest.Config) -> Settings:
             severities[kind] = Severity(text)
         except ValueError:
             raise _invalid(name, value, source, f"one of: {SEVERITY_CHOICES}") from None
+    mode = "error"
+    raw_mode = _raw(config, "asynccheck_mode", "asynccheck_mode")
+    if raw_mode is not None:
+        value, source = raw_mode
+        mode = str(value).strip().lower()
+        if mode not in ("error", "warn"):
+            name = "--asynccheck-mode" if source == "command line" else "asynccheck_mode"
+            raise _invalid(name, value, source, "one of: error, warn")
+    if mode == "warn":
+        severities = {
+            kind: Severity.WARN if severity is Severity.ERROR else severity
+            for kind, severity in severities.items()
+        }
+    raw_report = _raw(config, "asynccheck_report", "asynccheck_report")
+    report_path = str(raw_report[0]) if raw_report is not None else None
     stall = _positive_float(
         config,
         "asynccheck_stall_threshold",
@@ -189,4 +216,6 @@ def load_settings(config: pytest.Config) -> Settings:
         wall_factor=factor,
         blocking_allow=blocking_allow,
         wall_include_setup=bool(include_setup),
+        mode=mode,
+        report_path=report_path,
     )

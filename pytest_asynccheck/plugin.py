@@ -177,16 +177,17 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Carry the phase's findings on its report, as builtins, so pytest-xdist moves them."""
+    """Carry the phase's findings on its report, as builtins, so pytest-xdist moves them; name
+    them in ``user_properties`` too, which ``--junitxml`` writes as properties."""
+    check = item.stash.get(CHECK_KEY, None) if _session(item.config) is not None else None
+    findings = check.findings_in(call.when) if check is not None else []
+    for finding in findings:
+        item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
     test_report = yield
-    session = _session(item.config)
-    if session is not None:
-        check = item.stash.get(CHECK_KEY, None)
-        if check is not None:
-            findings = check.findings_in(call.when)
-            setattr(test_report, report.REPORT_ATTR, [f.to_dict() for f in findings])
-            if call.when == "teardown":
-                del item.stash[CHECK_KEY]
+    if check is not None:
+        setattr(test_report, report.REPORT_ATTR, [f.to_dict() for f in findings])
+        if call.when == "teardown":
+            del item.stash[CHECK_KEY]
     return test_report
 
 

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import github, jsonreport
 from .findings import WARNING_FOR_KIND, Finding, Kind, Severity
 
 if TYPE_CHECKING:
     from .session import CheckSession
 
 REPORT_ATTR = "asynccheck_findings"
+#: A ``user_properties`` entry per finding: ``kind severity file:line message``.
+FINDING_PROPERTY = "asynccheck_finding"
+#: The ``user_properties`` entry of a budgeted test: wall time, budget, factor, margin.
+BUDGET_PROPERTY = "asynccheck_wall"
+
+
+def one_line(finding: Finding) -> str:
+    return f"{finding.kind} {finding.severity} {finding.location}: {finding.message}"
 
 
 def failure_text(nodeid: str, phase: str, findings: Sequence[Finding]) -> str:
@@ -81,13 +91,27 @@ def write_summary(
 
 
 class Summary:
-    """Collects findings from test reports (which pytest-xdist carries to the controller) and
-    writes the ``asynccheck`` terminal section."""
+    """Collects findings and budgets from test reports (which pytest-xdist carries to the
+    controller), writes the ``asynccheck`` terminal section, the JSON report and, on GitHub
+    Actions, workflow commands."""
 
     def __init__(self, session: CheckSession) -> None:
         self.session = session
         self.findings: list[Finding] = []
+        self.budgets: list[dict[str, Any]] = []
         self.checked = 0
+        path = session.settings.report_path
+        self.writer = jsonreport.Writer(path) if path else None
+        #: Under pytest-xdist only the controller reports; workers send their reports to it.
+        self.on_worker = hasattr(session.config, "workerinput")
+
+    def _all(self) -> list[Finding]:
+        return [*self.findings, *self.session.late]
+
+    def _report(self, complete: bool) -> dict[str, Any]:
+        return jsonreport.build(
+            self.session.settings, self._all(), self.budgets, self.checked, complete
+        )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, REPORT_ATTR, None)
@@ -95,14 +119,26 @@ class Summary:
             return
         if report.when == "setup":
             self.checked += 1
+        if report.when == "call":
+            for name, value in report.user_properties:
+                if name == BUDGET_PROPERTY and isinstance(value, dict):
+                    self.budgets.append({"nodeid": report.nodeid, **value})
         self.findings.extend(Finding.from_dict(d) for d in data)
+        if self.writer is not None and not self.on_worker:
+            self.writer.maybe_write(self._report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.writer is not None and not self.on_worker:
+            self.writer.write(self._report)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if hasattr(terminalreporter.config, "workerinput"):
+        if self.on_worker:
             return
-        write_summary(
-            terminalreporter,
-            [*self.findings, *self.session.late],
-            self.session.detectors.disabled,
-            self.checked,
-        )
+        findings = self._all()
+        write_summary(terminalreporter, findings, self.session.detectors.disabled, self.checked)
+        if self.writer is not None:
+            terminalreporter.write_line(f"asynccheck: report written to {self.writer.path}")
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            for line in github.workflow_commands(findings):
+                terminalreporter.write_line(line)

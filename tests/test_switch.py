@@ -22,7 +22,7 @@ def test_header_line_states_the_effective_settings(pytester: pytest.Pytester) ->
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "asynccheck: unawaited=error, leaked-task=error, never-retrieved=error, "
+            "asynccheck: mode=error, unawaited=error, leaked-task=error, never-retrieved=error, "
             "blocking=warn, max-wall=error, stall-threshold=0.1s, wall-factor=1",
             "*= asynccheck =*",
             "asynccheck: no findings in 2 checked tests",
@@ -44,7 +44,7 @@ def test_ini_switches_the_checks_on(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "asynccheck")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["asynccheck: unawaited=warn, *, stall-threshold=0.25s, wall-factor=3"]
+        ["asynccheck: mode=error, unawaited=warn, *, stall-threshold=0.25s, wall-factor=3"]
     )
 
 
@@ -174,7 +174,7 @@ def test_the_plugin_is_found_by_its_entry_point_name(
     )
     result = pytester.runpytest("-p", "no:asyncio", "-p", "no:anyio", "--asynccheck")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["asynccheck: unawaited=error*"])
+    result.stdout.fnmatch_lines(["asynccheck: mode=error, unawaited=error*"])
 
 
 def test_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
