@@ -1,0 +1,179 @@
+"""What CI reads: the JSON report (validated against its schema), GitHub annotations, JUnit XML
+properties, warn-only mode, and the same findings under pytest-xdist as in a serial run."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import ARGS
+
+from pytest_asynccheck.jsonreport import SCHEMA
+
+TESTS = """
+import asyncio
+import time
+import pytest
+
+
+async def test_blocking():
+    time.sleep(0.002)
+
+
+async def test_unawaited():
+    asyncio.sleep(1)
+
+
+@pytest.mark.max_wall(10)
+async def test_budgeted():
+    await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("n", range(4))
+async def test_clean(n):
+    await asyncio.sleep(0)
+"""
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    return data
+
+
+def test_json_report_lists_settings_findings_budgets_and_totals(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "--asynccheck-report=out/report.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=5, failed=2)
+    result.stdout.fnmatch_lines(["asynccheck: report written to out/report.json"])
+    data = load(pytester.path / "out" / "report.json")
+    assert data["complete"] is True
+    assert data["settings"]["mode"] == "error"
+    assert data["versions"]["pytest_asynccheck"] == "0.1.0"
+    kinds = {(f["kind"], f["nodeid"], f["file"], f["line"], f["call"]) for f in data["findings"]}
+    assert kinds == {
+        ("blocking", "test_mod.py::test_blocking", "test_mod.py", 7, "time.sleep"),
+        ("unawaited", "test_mod.py::test_unawaited", "test_mod.py", 11, "sleep()"),
+    }
+    assert [b["nodeid"] for b in data["budgets"]] == ["test_mod.py::test_budgeted"]
+    assert data["totals"] == {
+        "checked_tests": 7,
+        "findings": 2,
+        "errors": 2,
+        "warnings": 0,
+        "by_kind": {"blocking": 1, "unawaited": 1},
+        "budgets_exceeded": 0,
+    }
+    assert not list((pytester.path / "out").glob(".report.json.*"))  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        pytest.param(("-x",), id="exitfirst"),
+        pytest.param(("-k", "interrupt or blocking"), id="keyboard-interrupt"),
+    ],
+)
+def test_an_interrupted_run_leaves_a_valid_report(
+    pytester: pytest.Pytester, stop: tuple[str, ...]
+) -> None:
+    pytester.makepyfile(
+        test_mod=TESTS
+        + """
+
+async def test_zz_interrupt():
+    raise KeyboardInterrupt
+"""
+    )
+    pytester.runpytest_subprocess(*ARGS, "--asynccheck-report=r.json", "-p", "no:randomly", *stop)
+    data = load(pytester.path / "r.json")
+    assert [f["nodeid"] for f in data["findings"]] == ["test_mod.py::test_blocking"]
+
+
+def test_github_annotations_are_printed_on_github_actions(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "--asynccheck-unawaited=warn", "-p", "no:randomly")
+    commands = [line for line in result.outlines if line.startswith("::")]
+    assert len(commands) == 2
+    error, warning = sorted(commands)
+    assert error.startswith(
+        "::error file=test_mod.py,line=7,title=asynccheck blocking in "
+        "test_mod.py%3A%3Atest_blocking::blocking call time.sleep() held the event loop for "
+    )
+    assert warning.startswith(
+        "::warning file=test_mod.py,line=11,title=asynccheck unawaited in "
+        "test_mod.py%3A%3Atest_unawaited::coroutine 'sleep' was never awaited (fix: await it"
+    )
+
+
+def test_no_annotations_elsewhere(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS)
+    assert not [line for line in result.outlines if line.startswith("::")]
+
+
+def test_junit_xml_carries_findings_and_budgets_as_properties(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    pytester.runpytest(*ARGS, "--junitxml=junit.xml")
+    cases = {
+        case.get("name"): case for case in ET.parse(pytester.path / "junit.xml").iter("testcase")
+    }
+    properties = {
+        name: [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        for name, case in cases.items()
+    }
+    assert properties["test_unawaited"] == [
+        (
+            "asynccheck_finding",
+            "unawaited error test_mod.py:11: coroutine 'sleep' was never awaited",
+        )
+    ]
+    failure = cases["test_unawaited"].find("failure")
+    assert failure is not None
+    assert "asynccheck found 1 problem in test_mod.py::test_unawaited (call)" in (
+        failure.get("message", "") + (failure.text or "")
+    )
+    assert [name for name, _ in properties["test_budgeted"]] == ["asynccheck_wall"]
+
+
+def test_warn_mode_reports_everything_and_fails_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "--asynccheck-mode=warn", "--asynccheck-report=r.json")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=7, warnings=2)
+    result.stdout.fnmatch_lines(["asynccheck: mode=warn, unawaited=warn, *"])
+    assert load(pytester.path / "r.json")["totals"]["warnings"] == 2
+
+
+def test_bad_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "--asynccheck-mode=lenient")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: asynccheck: --asynccheck-mode='lenient' (from command line) is not valid; "
+            "expected one of: error, warn"
+        ]
+    )
+
+
+def test_xdist_reports_the_same_findings_as_a_serial_run(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    pytester.runpytest(*ARGS, "--asynccheck-report=serial.json")
+    pytester.runpytest(*ARGS, "--asynccheck-report=xdist.json", "-p", "xdist", "-n", "2")
+    serial, parallel = load(pytester.path / "serial.json"), load(pytester.path / "xdist.json")
+
+    def key(data: dict[str, Any]) -> list[tuple[str, str, int]]:
+        return sorted((f["kind"], f["nodeid"], f["line"]) for f in data["findings"])
+
+    assert key(serial) == key(parallel) and len(key(serial)) == 2
+    assert serial["totals"] == parallel["totals"]
