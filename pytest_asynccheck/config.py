@@ -23,6 +23,8 @@ STALL_THRESHOLD_HELP = (
 )
 MODE_HELP = "error (findings fail tests, the default) or warn (report everything, fail nothing)"
 REPORT_HELP = "write every finding and budget to this JSON file (schema: report-schema.json)"
+BASELINE_HELP = "accept the findings recorded in this file; fail only on new ones"
+UPDATE_BASELINE_HELP = "write this run's findings to the --asynccheck-baseline file"
 WALL_INCLUDE_SETUP_HELP = "count the test's setup (its fixtures) in its max_wall time too"
 WALL_FACTOR_HELP = "multiply every max_wall budget by this factor, e.g. 3 on slow CI (default 1)"
 BLOCKING_ALLOW_HELP = (
@@ -62,6 +64,17 @@ def add_options(parser: pytest.Parser) -> None:
         "--asynccheck-report", dest="asynccheck_report", metavar="PATH", help=REPORT_HELP
     )
     parser.addini("asynccheck_report", REPORT_HELP, default=None)
+    group.addoption(
+        "--asynccheck-baseline", dest="asynccheck_baseline", metavar="PATH", help=BASELINE_HELP
+    )
+    parser.addini("asynccheck_baseline", BASELINE_HELP, default=None)
+    group.addoption(
+        "--asynccheck-update-baseline",
+        action="store_true",
+        default=False,
+        dest="asynccheck_update_baseline",
+        help=UPDATE_BASELINE_HELP,
+    )
     group.addoption(
         "--asynccheck-stall-threshold",
         dest="asynccheck_stall_threshold",
@@ -103,6 +116,8 @@ class Settings:
     #: ``warn``: every error-level kind is reported as a warning instead.
     mode: str = "error"
     report_path: str | None = None
+    baseline_path: str | None = None
+    update_baseline: bool = False
     #: ``asynccheck_blocking_allow``: call names, and ``module:<prefix>`` entries.
     blocking_allow: tuple[str, ...] = ()
 
@@ -179,6 +194,14 @@ def load_settings(config: pytest.Config) -> Settings:
             kind: Severity.WARN if severity is Severity.ERROR else severity
             for kind, severity in severities.items()
         }
+    raw_baseline = _raw(config, "asynccheck_baseline", "asynccheck_baseline")
+    baseline_path = str(raw_baseline[0]) if raw_baseline is not None else None
+    update_baseline = bool(config.getoption("asynccheck_update_baseline", default=False))
+    if update_baseline and baseline_path is None:
+        raise pytest.UsageError(
+            "asynccheck: --asynccheck-update-baseline needs --asynccheck-baseline=PATH "
+            "(or ini asynccheck_baseline) to know where to write"
+        )
     raw_report = _raw(config, "asynccheck_report", "asynccheck_report")
     report_path = str(raw_report[0]) if raw_report is not None else None
     stall = _positive_float(
@@ -218,4 +241,6 @@ def load_settings(config: pytest.Config) -> Settings:
         wall_include_setup=bool(include_setup),
         mode=mode,
         report_path=report_path,
+        baseline_path=baseline_path,
+        update_baseline=update_baseline,
     )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import github, jsonreport
+from . import baseline, github, jsonreport
 from .findings import WARNING_FOR_KIND, Finding, Kind, Severity
 
 if TYPE_CHECKING:
@@ -139,6 +139,18 @@ class Summary:
         write_summary(terminalreporter, findings, self.session.detectors.disabled, self.checked)
         if self.writer is not None:
             terminalreporter.write_line(f"asynccheck: report written to {self.writer.path}")
+        settings = self.session.settings
+        if settings.baseline_path and settings.update_baseline:
+            count = baseline.write(settings.baseline_path, findings)
+            terminalreporter.write_line(
+                f"asynccheck: baseline of {count} entries written to {settings.baseline_path}"
+            )
+        elif settings.baseline_path:
+            for kind, file, function, call in baseline.stale(self.session.baseline, findings):
+                terminalreporter.write_line(
+                    f"asynccheck: stale baseline entry (no longer found): {kind} {file} "
+                    f"{function} {call}".rstrip()
+                )
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github.workflow_commands(findings):
                 terminalreporter.write_line(line)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from . import baseline
 from .config import Settings
 from .detector import Detector, Detectors
 from .findings import Finding, Kind, Severity, merge_into
@@ -89,15 +90,15 @@ class TestCheck:
 
     def add(self, finding: Finding, phase: str | None = None) -> Finding | None:
         """Attach ``finding`` to this test; returns it as stored, or ``None`` if dropped."""
-        severity = self.session.settings.severity(finding.kind)
-        if severity is Severity.OFF or self.allows(finding):
+        severity = self.session.severity_of(finding)
+        if severity is None or self.allows(finding):
             return None
         stored = Finding.from_dict(
             {
                 **finding.to_dict(),
                 "nodeid": self.nodeid,
                 "phase": phase or self.phase,
-                "severity": severity.value,
+                "severity": severity,
             }
         )
         merge_into(self.findings, stored)
@@ -122,6 +123,19 @@ class CheckSession:
         #: Findings that arrived after their test had finished, or outside any test.
         self.late: list[Finding] = []
         self.main_thread = threading.get_ident()
+        path = settings.baseline_path
+        self.baseline = (
+            baseline.load(path) if path and not settings.update_baseline else frozenset()
+        )
+
+    def severity_of(self, finding: Finding) -> str | None:
+        """The finding's severity, ``accepted`` when the baseline has it, ``None`` when off."""
+        severity = self.settings.severity(finding.kind)
+        if severity is Severity.OFF:
+            return None
+        if baseline.key(finding) in self.baseline:
+            return baseline.ACCEPTED
+        return str(severity)
 
     def start(self) -> None:
         global _active
@@ -141,14 +155,14 @@ class CheckSession:
         if target is not None:
             target.add(finding, phase)
             return
-        severity = self.settings.severity(finding.kind)
-        if severity is Severity.OFF:
+        severity = self.severity_of(finding)
+        if severity is None:
             return
         late = Finding.from_dict(
             {
                 **finding.to_dict(),
                 "nodeid": nodeid or "",
-                "severity": severity.value,
+                "severity": severity,
                 "phase": phase or finding.phase,
             }
         )

@@ -177,3 +177,53 @@ def test_xdist_reports_the_same_findings_as_a_serial_run(pytester: pytest.Pytest
 
     assert key(serial) == key(parallel) and len(key(serial)) == 2
     assert serial["totals"] == parallel["totals"]
+
+
+def test_baseline_accepts_recorded_findings_fails_new_ones_and_lists_stale_ones(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    update = pytester.runpytest(
+        *ARGS, "--asynccheck-baseline=baseline.json", "--asynccheck-update-baseline"
+    )
+    update.stdout.fnmatch_lines(["asynccheck: baseline of 2 entries written to baseline.json"])
+    entries = json.loads((pytester.path / "baseline.json").read_text())["entries"]
+    assert [(e["kind"], e["file"], e["function"], e["call"]) for e in entries] == [
+        ("blocking", "test_mod.py", "test_blocking", "time.sleep"),
+        ("unawaited", "test_mod.py", "test_unawaited", "sleep()"),
+    ]
+
+    # Lines move, the blocking call is fixed, and a new problem appears.
+    pytester.makepyfile(
+        test_mod="# lines moved down\n\n"
+        + TESTS.replace("time.sleep(0.002)", "await asyncio.sleep(0.002)")
+        + "\n\nasync def test_new():\n    asyncio.create_task(asyncio.sleep(10))\n"
+    )
+    result = pytester.runpytest(*ARGS, "--asynccheck-baseline=baseline.json", "-p", "no:randomly")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck: stale baseline entry (no longer found): blocking test_mod.py "
+            "test_blocking time.sleep",
+            "FAILED test_mod.py::test_new*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.fnmatch_lines(
+        ["accepted unawaited       test_mod.py:14 in test_unawaited sleep()  x1"]
+    )
+
+
+def test_update_baseline_needs_a_path_and_a_bad_file_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "--asynccheck-update-baseline")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: asynccheck: --asynccheck-update-baseline needs *"])
+    (pytester.path / "bad.json").write_text("[1, 2]")
+    result = pytester.runpytest(*ARGS, "--asynccheck-baseline=bad.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: asynccheck: --asynccheck-baseline='bad.json' is not a baseline file *"]
+    )
