@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -56,6 +57,14 @@ def parse_allow_marker(item: pytest.Item) -> frozenset[str]:
             )
         allowed.update(entries)
     return frozenset(allowed)
+
+
+def collect_young_once(test: TestCheck) -> None:
+    """Collect the youngest garbage generation once per test body, for whichever detector
+    asks first: coroutines and tasks in fresh reference cycles die inside their test."""
+    if not test.data.get("collected-young"):
+        test.data["collected-young"] = True
+        gc.collect(0)
 
 
 class TestCheck:

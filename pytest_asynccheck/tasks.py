@@ -10,7 +10,6 @@ own handler in front of whatever handler was set (anyio's, the user's) for the t
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from . import frames
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
-from .session import CheckSession, TestCheck
+from .session import CheckSession, TestCheck, collect_young_once
 
 LEAK_FIX = (
     "await the task (or asyncio.gather the tasks) before the test returns, or cancel it and "
@@ -90,7 +89,7 @@ class TaskDetector(Detector):
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase == "call" and "tasks.handler" in test.data:
-            gc.collect(0)  # a failed task nobody holds is destroyed now, inside its test
+            collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
         saved = test.data.pop("tasks.handler", None)

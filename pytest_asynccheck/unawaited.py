@@ -30,7 +30,7 @@ from . import frames
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
-from .session import CheckSession, TestCheck
+from .session import CheckSession, TestCheck, collect_young_once
 
 FIX = (
     "await it, or run it concurrently with asyncio.create_task(...) / asyncio.gather(...) "
@@ -65,7 +65,7 @@ class UnawaitedDetector(Detector):
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase == "call":
-            gc.collect(0)
+            collect_young_once(test)
 
     def test_finished(self, test: TestCheck) -> None:
         sys.set_coroutine_origin_tracking_depth(self._previous_depth)
