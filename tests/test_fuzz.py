@@ -1,0 +1,122 @@
+"""Arbitrary marker arguments and option values never crash the plugin: each is a usage error,
+a clean error of the one test, or accepted; never an INTERNALERROR or a traceback from inside
+the plugin."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ARGS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.lists(st.text(max_size=6), max_size=3),
+)
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def literal(value: object) -> str:
+    """Source text that evaluates to ``value`` (``repr`` of ``inf`` and ``nan`` does not)."""
+    if isinstance(value, float):
+        return f"float({str(value)!r})"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(literal, value)) + "]"
+    return repr(value)
+
+
+def _call(args: list[object], kwargs: dict[str, object]) -> str:
+    return ", ".join([*map(literal, args), *(f"{k}={literal(v)}" for k, v in kwargs.items())])
+
+
+def _clean(result: pytest.RunResult) -> None:
+    text = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in text
+    assert (
+        "pytest_asynccheck/" not in text.split("short test summary")[0].split("= asynccheck =")[0]
+    )
+
+
+@FUZZ
+@given(
+    args=st.lists(VALUES, max_size=3),
+    kwargs=st.dictionaries(st.sampled_from(["allow", "x", "clock"]), VALUES, max_size=2),
+)
+def test_fuzzed_max_wall_markers(
+    pytester: pytest.Pytester, args: list[object], kwargs: dict[str, object]
+) -> None:
+    call = _call(args, kwargs)
+    pytester.makepyfile(
+        test_mod=f"""
+        import pytest
+
+        @pytest.mark.max_wall({call})
+        def test_marked():
+            pass
+
+        def test_other():
+            pass
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("error", outcomes.get("errors", 0)) == 2
+    assert outcomes.get("passed", 0) >= 1
+    _clean(result)
+
+
+@FUZZ
+@given(
+    kwargs=st.dictionaries(st.sampled_from(["allow", "x"]), VALUES, max_size=2),
+    args=st.lists(VALUES, max_size=2),
+)
+def test_fuzzed_asynccheck_markers(
+    pytester: pytest.Pytester, args: list[object], kwargs: dict[str, object]
+) -> None:
+    call = _call(args, kwargs)
+    pytester.makepyfile(
+        test_mod=f"""
+        import pytest
+
+        @pytest.mark.asynccheck({call})
+        async def test_marked():
+            pass
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("errors", 0) == 1
+    _clean(result)
+
+
+OPTIONS = st.sampled_from(
+    [
+        "--asynccheck-blocking",
+        "--asynccheck-unawaited",
+        "--asynccheck-mode",
+        "--asynccheck-stall-threshold",
+        "--asynccheck-wall-factor",
+    ]
+)
+
+
+@FUZZ
+@given(
+    option=OPTIONS,
+    value=st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), max_size=10),
+)
+def test_fuzzed_option_values(pytester: pytest.Pytester, option: str, value: str) -> None:
+    pytester.makepyfile(test_mod="def test_it():\n    pass\n")
+    result = pytester.runpytest(*ARGS, f"{option}={value}")
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.USAGE_ERROR)
+    if result.ret == pytest.ExitCode.USAGE_ERROR:
+        result.stderr.fnmatch_lines([f"ERROR: asynccheck: {option}=* is not valid; expected *"])
+    _clean(result)
