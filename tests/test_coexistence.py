@@ -131,3 +131,61 @@ def test_random_order_keeps_every_test_passing(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest(*ARGS, "-p", "randomly", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=10)
     result.stdout.fnmatch_lines(["Using --randomly-seed=*"])
+
+
+def test_custom_task_factory_and_mocked_clocks_are_left_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import time
+        from unittest import mock
+
+        import pytest
+
+        async def test_task_factory_is_used():
+            loop = asyncio.get_running_loop()
+            made = []
+
+            def factory(loop, coro, **kwargs):
+                made.append(coro)
+                return asyncio.Task(coro, loop=loop, **kwargs)
+
+            loop.set_task_factory(factory)
+            try:
+                await asyncio.create_task(asyncio.sleep(0))
+            finally:
+                loop.set_task_factory(None)
+            assert len(made) == 1
+
+        @pytest.mark.max_wall(5)
+        async def test_mocked_clocks():
+            with mock.patch("time.perf_counter", return_value=0.0), mock.patch(
+                "time.monotonic", return_value=0.0
+            ):
+                await asyncio.sleep(0)
+            assert time.perf_counter() > 0
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["asynccheck: no findings in 2 checked tests"])
+
+
+def test_a_test_that_leaves_a_thread_running_does_not_hang_the_session(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import threading
+        import time
+
+        async def test_leaves_a_thread():
+            threading.Thread(target=time.sleep, args=(0.5,), daemon=True).start()
+
+        async def test_after():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(passed=2)
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
