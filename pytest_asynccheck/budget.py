@@ -21,6 +21,7 @@ from .findings import Finding, Kind, Severity
 from .report import BUDGET_PROPERTY
 from .session import CheckSession, MarkerError, TestCheck
 from .timeline import Recorder
+from .virtualtime import CANNOT_CONTROL, VirtualClock
 
 MARKER = "max_wall"
 _DURATION = re.compile(r"^\s*(?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>ms|s)?\s*$")
@@ -39,18 +40,25 @@ def parse_duration(value: object) -> float | None:
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-def parse_max_wall(item: pytest.Item) -> float | None:
-    """The closest ``max_wall`` marker's budget in seconds, or ``None`` without one."""
+CLOCKS = ("wall", "virtual")
+
+
+def parse_max_wall(item: pytest.Item) -> tuple[float, str | None] | None:
+    """The closest ``max_wall`` marker's budget in seconds and its ``clock``, if any."""
     mark = item.get_closest_marker(MARKER)
     if mark is None:
         return None
     shown = ", ".join([*map(repr, mark.args), *(f"{k}={v!r}" for k, v in mark.kwargs.items())])
     where = f"{item.nodeid}: @pytest.mark.max_wall({shown})"
-    if mark.kwargs:
+    unknown = set(mark.kwargs) - {"clock"}
+    if unknown:
         raise MarkerError(
-            f"{where}: unknown keyword {', '.join(sorted(mark.kwargs))}; max_wall takes one "
-            "argument, the budget"
+            f"{where}: unknown keyword {', '.join(sorted(unknown))}; max_wall takes the budget "
+            "and optionally clock='wall' or clock='virtual'"
         )
+    clock = mark.kwargs.get("clock")
+    if clock is not None and clock not in CLOCKS:
+        raise MarkerError(f"{where}: clock={clock!r} is not valid; expected 'wall' or 'virtual'")
     if len(mark.args) != 1:
         raise MarkerError(
             f"{where}: expected exactly one budget, such as max_wall(2.1) or max_wall('500ms')"
@@ -61,7 +69,7 @@ def parse_max_wall(item: pytest.Item) -> float | None:
             f"{where}: {mark.args[0]!r} is not a budget; expected a positive number of seconds "
             "or a string with a unit ('500ms', '2.1s')"
         )
-    return seconds
+    return seconds, clock
 
 
 def _fmt(seconds: float) -> str:
@@ -74,6 +82,7 @@ class BudgetDetector(Detector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._session: CheckSession | None = None
+        self._fallbacks_said: set[str] = set()
 
     def session_started(self, session: CheckSession) -> None:
         self._session = session
@@ -84,19 +93,38 @@ class BudgetDetector(Detector):
         if phase == "call" or (phase == "setup" and self.settings.wall_include_setup):
             test.data.setdefault("budget.start", _clock.perf_counter())
 
+    def _virtual(self, test: TestCheck) -> bool:
+        return (test.budget_clock or self.settings.clock) == "virtual"
+
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if test.budget is not None and loop is not None and where == "test":
+        if test.budget is None or where != "test":
+            return
+        if self._virtual(test):
+            if loop is None:
+                test.data["budget.fallback"] = CANNOT_CONTROL.format(loop="trio run")
+                return
+            clock = VirtualClock(loop)
+            if clock.controlled:
+                test.data["budget.clock"] = clock
+            else:
+                test.data["budget.fallback"] = CANNOT_CONTROL.format(loop=type(loop).__name__)
+        if loop is not None:
             root = self._session.rootpath if self._session else ""
             test.data["budget.recorder"] = Recorder(loop, root)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
+        if where != "test":
+            return
         recorder = test.data.get("budget.recorder")
-        if recorder is not None and where == "test":
+        if recorder is not None:
             recorder.stop()
+        clock = test.data.get("budget.clock")
+        if clock is not None:
+            clock.close()
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase != "call" or test.budget is None or "budget.start" not in test.data:
@@ -105,24 +133,42 @@ class BudgetDetector(Detector):
         recorder = test.data.pop("budget.recorder", None)
         if recorder is not None:
             recorder.stop()  # the test may have failed before its task exited
+        clock = test.data.pop("budget.clock", None)
+        virtual = None
+        if clock is not None:
+            clock.close()
+            virtual = clock.elapsed
+            recorder = None  # its waits were skipped, not waited
+        fallback = test.data.pop("budget.fallback", None)
+        if fallback is not None and fallback not in self._fallbacks_said:
+            self._fallbacks_said.add(fallback)
+            test.item.warn(pytest.PytestWarning(f"asynccheck: {fallback}"))
+        measured = virtual if virtual is not None else wall
         factor = self.settings.wall_factor
         allowed = test.budget * factor
         test.item.user_properties.append(
             (
                 BUDGET_PROPERTY,
                 {
-                    "wall": round(wall, 6),
+                    "clock": "virtual" if virtual is not None else "wall",
+                    "wall": round(measured, 6),
                     "budget": test.budget,
                     "factor": factor,
-                    "margin": round(allowed - wall, 6),
+                    "margin": round(allowed - measured, 6),
                 },
             )
         )
-        if wall > allowed:
-            test.add(self._finding(test, wall, allowed, recorder))
+        if measured > allowed:
+            test.add(self._finding(test, measured, allowed, recorder, virtual is not None, wall))
 
     def _finding(
-        self, test: TestCheck, wall: float, allowed: float, recorder: Recorder | None
+        self,
+        test: TestCheck,
+        wall: float,
+        allowed: float,
+        recorder: Recorder | None,
+        virtual: bool = False,
+        real: float = 0.0,
     ) -> Finding:
         assert test.budget is not None
         factor = self.settings.wall_factor
@@ -165,7 +211,12 @@ class BudgetDetector(Detector):
             lines.extend(recorder.render())
         return Finding(
             kind=Kind.MAX_WALL.value,
-            message=f"wall time {_fmt(wall)} exceeded the max_wall budget of {budget}",
+            message=(
+                f"virtual time {_fmt(wall)} (real {_fmt(real)}) exceeded the max_wall budget "
+                f"of {budget}"
+                if virtual
+                else f"wall time {_fmt(wall)} exceeded the max_wall budget of {budget}"
+            ),
             file=self._file(test),
             line=self._line(test),
             function=getattr(test.item, "originalname", test.item.name),

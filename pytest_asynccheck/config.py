@@ -23,6 +23,9 @@ STALL_THRESHOLD_HELP = (
 )
 MODE_HELP = "error (findings fail tests, the default) or warn (report everything, fail nothing)"
 REPORT_HELP = "write every finding and budget to this JSON file (schema: report-schema.json)"
+CLOCK_HELP = (
+    "clock for max_wall budgets: wall, or virtual (timers fast-forward while the loop is idle)"
+)
 BASELINE_HELP = "accept the findings recorded in this file; fail only on new ones"
 UPDATE_BASELINE_HELP = "write this run's findings to the --asynccheck-baseline file"
 WALL_INCLUDE_SETUP_HELP = "count the test's setup (its fixtures) in its max_wall time too"
@@ -64,6 +67,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--asynccheck-report", dest="asynccheck_report", metavar="PATH", help=REPORT_HELP
     )
     parser.addini("asynccheck_report", REPORT_HELP, default=None)
+    group.addoption("--asynccheck-clock", dest="asynccheck_clock", metavar="CLOCK", help=CLOCK_HELP)
+    parser.addini("asynccheck_clock", CLOCK_HELP, default=None)
     group.addoption(
         "--asynccheck-baseline", dest="asynccheck_baseline", metavar="PATH", help=BASELINE_HELP
     )
@@ -117,6 +122,7 @@ class Settings:
     mode: str = "error"
     report_path: str | None = None
     baseline_path: str | None = None
+    clock: str = "wall"
     update_baseline: bool = False
     #: ``asynccheck_blocking_allow``: call names, and ``module:<prefix>`` entries.
     blocking_allow: tuple[str, ...] = ()
@@ -129,6 +135,8 @@ class Settings:
         parts += [f"{kind.value}={self.severities[kind].value}" for kind in Kind]
         parts.append(f"stall-threshold={self.stall_threshold:g}s")
         parts.append(f"wall-factor={self.wall_factor:g}")
+        if self.clock != "wall":
+            parts.append(f"clock={self.clock}")
         return "asynccheck: " + ", ".join(parts)
 
 
@@ -194,6 +202,14 @@ def load_settings(config: pytest.Config) -> Settings:
             kind: Severity.WARN if severity is Severity.ERROR else severity
             for kind, severity in severities.items()
         }
+    clock = "wall"
+    raw_clock = _raw(config, "asynccheck_clock", "asynccheck_clock")
+    if raw_clock is not None:
+        value, source = raw_clock
+        clock = str(value).strip().lower()
+        if clock not in ("wall", "virtual"):
+            name = "--asynccheck-clock" if source == "command line" else "asynccheck_clock"
+            raise _invalid(name, value, source, "one of: wall, virtual")
     raw_baseline = _raw(config, "asynccheck_baseline", "asynccheck_baseline")
     baseline_path = str(raw_baseline[0]) if raw_baseline is not None else None
     update_baseline = bool(config.getoption("asynccheck_update_baseline", default=False))
@@ -243,4 +259,5 @@ def load_settings(config: pytest.Config) -> Settings:
         report_path=report_path,
         baseline_path=baseline_path,
         update_baseline=update_baseline,
+        clock=clock,
     )

@@ -133,12 +133,12 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
         return (yield)
     try:
         allow = parse_allow_marker(item)
-        budget = parse_max_wall(item)
+        budget, budget_clock = parse_max_wall(item) or (None, None)
     except MarkerError as exc:
         # Fail after the inner setup hooks ran: their teardown twins expect them to have run.
         yield
         pytest.fail(str(exc), pytrace=False)
-    check = session.begin_test(item, allow, budget)
+    check = session.begin_test(item, allow, budget, budget_clock)
     item.stash[CHECK_KEY] = check
     return (yield from _phase(session, check, "setup"))
 

@@ -78,13 +78,15 @@ class TestCheck:
         item: pytest.Item,
         allow: frozenset[str],
         budget: float | None = None,
+        budget_clock: str | None = None,
     ) -> None:
         self.session = session
         self.item = item
         self.nodeid = item.nodeid
         self.allow = allow
-        #: The ``max_wall`` budget in seconds, before the wall factor.
+        #: The ``max_wall`` budget in seconds, before the wall factor, and its marker's clock.
         self.budget = budget
+        self.budget_clock = budget_clock
         self.phase = "setup"
         self.findings: list[Finding] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -180,9 +182,13 @@ class CheckSession:
     # -- the test life cycle, driven by plugin.py ------------------------------------------
 
     def begin_test(
-        self, item: pytest.Item, allow: frozenset[str], budget: float | None = None
+        self,
+        item: pytest.Item,
+        allow: frozenset[str],
+        budget: float | None = None,
+        budget_clock: str | None = None,
     ) -> TestCheck:
-        check = TestCheck(self, item, allow, budget)
+        check = TestCheck(self, item, allow, budget, budget_clock)
         self.open[check.nodeid] = check
         self.current = check
         self.detectors.emit("test_started", check)

@@ -85,7 +85,13 @@ def test_met_and_missed_budgets(fake: pytest.Pytester) -> None:
         for case in ET.parse(fake.path / "report.xml").iter("testcase")
     }
     met = json.loads(cases["test_met"]["asynccheck_wall"].replace("'", '"'))
-    assert met == {"wall": 2.0, "budget": 2.1, "factor": 1.0, "margin": pytest.approx(0.1)}
+    assert met == {
+        "clock": "wall",
+        "wall": 2.0,
+        "budget": 2.1,
+        "factor": 1.0,
+        "margin": pytest.approx(0.1),
+    }
     assert "asynccheck_wall" not in cases["test_no_budget"]
 
 
@@ -184,7 +190,8 @@ def test_setup_counts_only_when_asked(fake: pytest.Pytester) -> None:
         ("max_wall(True)", "True is not a budget*"),
         ("max_wall()", "expected exactly one budget*"),
         ("max_wall(1, 2)", "expected exactly one budget*"),
-        ("max_wall(1, budget=2)", "unknown keyword budget; max_wall takes one argument*"),
+        ("max_wall(1, budget=2)", "unknown keyword budget; max_wall takes the budget*"),
+        ("max_wall(1, clock='cpu')", "clock='cpu' is not valid; expected 'wall' or 'virtual'"),
         ("max_wall('1 minute')", "'1 minute' is not a budget*"),
     ],
 )

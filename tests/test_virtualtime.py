@@ -1,0 +1,237 @@
+"""Budgets in virtual loop time: timers fast-forward while the loop is idle, so the tutorial's
+2-second downloads are checked exactly and in milliseconds; real work keeps real time."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
+
+TUTORIAL = """
+import asyncio
+import time
+import pytest
+
+
+def elapsed_property(request):
+    return dict(request.node.user_properties)["asynccheck_wall"]
+
+
+@pytest.mark.max_wall(2.1)
+async def test_sequential_downloads():
+    for _ in range(3):
+        await asyncio.sleep(2)
+
+
+@pytest.mark.max_wall(2.1)
+async def test_gathered_downloads():
+    await asyncio.gather(*(asyncio.sleep(d) for d in (2, 2, 2)))
+
+
+@pytest.mark.max_wall(4.1)
+async def test_semaphore_two_waves():
+    semaphore = asyncio.Semaphore(2)
+
+    async def job():
+        async with semaphore:
+            await asyncio.sleep(2)
+
+    await asyncio.gather(*(job() for _ in range(4)))
+
+
+@pytest.mark.max_wall(1)
+async def test_timers_timeouts_and_cancellation():
+    loop = asyncio.get_running_loop()
+    fired = loop.create_future()
+    loop.call_later(0.5, fired.set_result, "fired")
+    assert await fired == "fired"
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.sleep(3600), 0.2)
+    task = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+"""
+
+
+def _virtual_figures(pytester: pytest.Pytester) -> dict[str, float]:
+    import ast
+    import xml.etree.ElementTree as ET
+
+    figures = {}
+    for case in ET.parse(pytester.path / "junit.xml").iter("testcase"):
+        for prop in case.iter("property"):
+            if prop.get("name") == "asynccheck_wall":
+                value = ast.literal_eval(prop.get("value", "{}"))
+                assert value["clock"] == "virtual"
+                figures[case.get("name", "")] = value["wall"]
+    return figures
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio")],
+)
+def test_tutorial_timings_at_full_scale_are_exact_and_instant(
+    pytester: pytest.Pytester, runner: tuple[str, ...]
+) -> None:
+    if runner:
+        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makepyfile(test_mod=TUTORIAL)
+    result = pytester.runpytest(
+        *ARGS, *runner, "--asynccheck-clock=virtual", "--junitxml=junit.xml", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck: mode=error, *, clock=virtual",
+            "?max-wall? virtual time 6.00 s (real * ms) exceeded the max_wall budget of 2.10 s",
+        ]
+    )
+    figures = _virtual_figures(pytester)
+    assert figures["test_sequential_downloads"] == pytest.approx(6.0, abs=0.05)
+    assert figures["test_gathered_downloads"] == pytest.approx(2.0, abs=0.05)
+    assert figures["test_semaphore_two_waves"] == pytest.approx(4.0, abs=0.05)
+    assert figures["test_timers_timeouts_and_cancellation"] == pytest.approx(0.8, abs=0.05)
+    assert float(result.stdout.lines[-1].split(" in ")[-1].split("s")[0]) < 5  # real seconds
+
+
+def test_marker_clock_and_mixed_loop_scopes(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
+    pytester.makepyfile(
+        test_mod=f"""
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture
+        async def function_loop_fixture():
+            return asyncio.get_running_loop()
+
+        @pytest.mark.asyncio({LOOP_SCOPE}="module")
+        @pytest.mark.max_wall(1.5, clock="virtual")
+        async def test_module_loop_first(function_loop_fixture):
+            await asyncio.sleep(1)
+
+        @pytest.mark.asyncio({LOOP_SCOPE}="module")
+        @pytest.mark.max_wall(1.5, clock="virtual")
+        async def test_module_loop_second():
+            loop = asyncio.get_running_loop()
+            assert "time" in vars(loop)  # the clock is on while the test body runs
+            await asyncio.sleep(1)
+
+        @pytest.mark.asyncio
+        @pytest.mark.max_wall(0.5, clock="virtual")
+        async def test_function_loop_over_budget():
+            await asyncio.sleep(1)
+
+        @pytest.mark.asyncio({LOOP_SCOPE}="module")
+        async def test_clock_is_off_again():
+            loop = asyncio.get_running_loop()
+            assert "time" not in vars(loop) and "run_in_executor" not in vars(loop)
+            assert "select" not in vars(loop._selector)
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["?max-wall? virtual time 1.00 s (real * ms) exceeded *500 ms"])
+
+
+def test_real_io_and_threads_keep_real_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import time
+        import pytest
+
+        @pytest.mark.max_wall(10, clock="virtual")
+        async def test_mixed(request):
+            async def echo(reader, writer):
+                await asyncio.sleep(0.05)
+                writer.write(await reader.readline())
+                await writer.drain()
+                writer.close()
+
+            server = await asyncio.start_server(echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            start = time.perf_counter()
+            writer.write(b"ping\\n")
+            assert await reader.readline() == b"ping\\n"
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            await asyncio.to_thread(time.sleep, 0.05)
+            assert time.perf_counter() - start >= 0.09  # both really waited
+            await asyncio.sleep(5)  # and this did not
+        """
+    )
+    result = pytester.runpytest(*ARGS, "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1)
+    virtual = _virtual_figures(pytester)["test_mixed"]
+    assert 5.09 <= virtual < 6.5
+
+
+def test_a_loop_that_cannot_be_controlled_falls_back_to_wall_time_and_says_so(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(
+        test_mod="""
+        import pytest
+        import trio
+
+        @pytest.fixture
+        def anyio_backend():
+            return "trio"
+
+        @pytest.mark.anyio
+        @pytest.mark.max_wall(5, clock="virtual")
+        async def test_trio_one(anyio_backend):
+            await trio.sleep(0.01)
+
+        @pytest.mark.anyio
+        @pytest.mark.max_wall(5, clock="virtual")
+        async def test_trio_two(anyio_backend):
+            await trio.sleep(0.01)
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ANYIO)
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*PytestWarning: asynccheck: virtual time needs an event loop with a selector*"]
+    )
+
+
+def test_anyio_asyncio_backend_runs_in_virtual_time(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+        @pytest.mark.anyio
+        @pytest.mark.max_wall(2.1, clock="virtual")
+        async def test_gathered(anyio_backend):
+            await asyncio.gather(*(asyncio.sleep(2) for _ in range(3)))
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ANYIO, "--junitxml=junit.xml")
+    result.assert_outcomes(passed=1)
+    assert _virtual_figures(pytester)["test_gathered"] == pytest.approx(2.0, abs=0.05)
+
+
+def test_bad_clock_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod="def test_it():\n    pass\n")
+    result = pytester.runpytest(*ARGS, "--asynccheck-clock=cpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: asynccheck: --asynccheck-clock='cpu' (from command line) is not valid; "
+            "expected one of: wall, virtual"
+        ]
+    )
