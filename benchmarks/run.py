@@ -5,6 +5,7 @@ pick instead. Every measurement alternates its variants in one run and quotes me
     python benchmarks/run.py scale   [--tests 1000] [--runs 3]
     python benchmarks/run.py memory  [--tests 1000]
     python benchmarks/run.py hotpath [--runs 5]
+    python benchmarks/run.py virtual [--runs 3]
 
 ``suite``: a generated suite of small async tests (a few awaits each; with ``--trivial`` nothing
 else, otherwise every third test does stream I/O over a local socket pair and every fifth uses
@@ -13,6 +14,7 @@ else, otherwise every third test does stream I/O over a local socket pair and ev
 ``bench`` extra). ``scale``: the same suite serial vs ``-n 2``, with and without checks.
 ``memory``: peak RSS of the run with and without checks. ``hotpath``: 200,000
 ``await asyncio.sleep(0)`` and a 10,000-message stream ping-pong, checks on vs off.
+``virtual``: the tutorial's budgeted tests at their full 2-second delays, wall vs virtual clock.
 """
 
 from __future__ import annotations
@@ -262,6 +264,51 @@ def cmd_hotpath(args: argparse.Namespace) -> None:
             report(times, "off")
 
 
+TUTORIAL = textwrap.dedent(
+    """
+    import asyncio
+    import pytest
+
+    async def download(delay):
+        await asyncio.sleep(delay)
+
+    @pytest.mark.max_wall(6.5)
+    async def test_sequential():
+        for _ in range(3):
+            await download(2)
+
+    @pytest.mark.max_wall(2.5)
+    async def test_gathered():
+        await asyncio.gather(*(download(2) for _ in range(3)))
+
+    @pytest.mark.max_wall(4.5)
+    async def test_semaphore():
+        semaphore = asyncio.Semaphore(2)
+
+        async def job():
+            async with semaphore:
+                await download(2)
+
+        await asyncio.gather(*(job() for _ in range(4)))
+    """
+)
+
+
+def cmd_virtual(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generate(root, 0, True)
+        (root / "test_tutorial.py").write_text(TUTORIAL)
+        variants: dict[str, Variant] = {
+            "--asynccheck (wall clock)": (["--asynccheck"], {}),
+            "--asynccheck --asynccheck-clock=virtual": (
+                ["--asynccheck", "--asynccheck-clock=virtual"],
+                {},
+            ),
+        }
+        report(alternate(root, variants, args.runs), "--asynccheck (wall clock)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -272,6 +319,7 @@ def main() -> None:
         ("scale", cmd_scale),
         ("memory", cmd_memory),
         ("hotpath", cmd_hotpath),
+        ("virtual", cmd_virtual),
     ):
         p = sub.add_parser(name)
         p.set_defaults(func=func)
