@@ -171,6 +171,20 @@ def _positive_float(config: pytest.Config, dest: str, ini: str, cli: str, defaul
     return number
 
 
+def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
+    """The value of option ``--<name>`` / ini ``name`` (dashes for underscores on the command
+    line), one of ``choices``; the first choice is the default."""
+    raw = _raw(config, name, name)
+    if raw is None:
+        return choices[0]
+    value, source = raw
+    text = str(value).strip().lower()
+    if text not in choices:
+        shown = "--" + name.replace("_", "-") if source == "command line" else name
+        raise _invalid(shown, value, source, f"one of: {', '.join(choices)}")
+    return text
+
+
 def load_settings(config: pytest.Config) -> Settings:
     """Read and validate every option; a bad value is a usage error naming option and source."""
     enabled = config.getoption("asynccheck", default=None)
@@ -189,27 +203,13 @@ def load_settings(config: pytest.Config) -> Settings:
             severities[kind] = Severity(text)
         except ValueError:
             raise _invalid(name, value, source, f"one of: {SEVERITY_CHOICES}") from None
-    mode = "error"
-    raw_mode = _raw(config, "asynccheck_mode", "asynccheck_mode")
-    if raw_mode is not None:
-        value, source = raw_mode
-        mode = str(value).strip().lower()
-        if mode not in ("error", "warn"):
-            name = "--asynccheck-mode" if source == "command line" else "asynccheck_mode"
-            raise _invalid(name, value, source, "one of: error, warn")
+    mode = _choice(config, "asynccheck_mode", ("error", "warn"))
     if mode == "warn":
         severities = {
             kind: Severity.WARN if severity is Severity.ERROR else severity
             for kind, severity in severities.items()
         }
-    clock = "wall"
-    raw_clock = _raw(config, "asynccheck_clock", "asynccheck_clock")
-    if raw_clock is not None:
-        value, source = raw_clock
-        clock = str(value).strip().lower()
-        if clock not in ("wall", "virtual"):
-            name = "--asynccheck-clock" if source == "command line" else "asynccheck_clock"
-            raise _invalid(name, value, source, "one of: wall, virtual")
+    clock = _choice(config, "asynccheck_clock", ("wall", "virtual"))
     raw_baseline = _raw(config, "asynccheck_baseline", "asynccheck_baseline")
     baseline_path = str(raw_baseline[0]) if raw_baseline is not None else None
     update_baseline = bool(config.getoption("asynccheck_update_baseline", default=False))
