@@ -1,0 +1,63 @@
+"""On uvloop (no selector to time, no Handle._run to patch) the catalogue and the watchdog
+still see blocking, and virtual time falls back to wall time with one warning."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ANYIO, ARGS
+
+pytest.importorskip("uvloop")
+
+UVLOOP_TESTS = """
+import asyncio
+import time
+import pytest
+
+@pytest.fixture
+def anyio_backend():
+    return ("asyncio", {"use_uvloop": True})
+
+@pytest.mark.anyio
+async def test_cpu_stall(anyio_backend):
+    assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:
+        pass
+
+@pytest.mark.anyio
+async def test_short_sleep(anyio_backend):
+    time.sleep(0.01)
+
+@pytest.mark.anyio
+@pytest.mark.max_wall(5, clock="virtual")
+async def test_virtual_one(anyio_backend):
+    await asyncio.sleep(0.01)
+
+@pytest.mark.anyio
+@pytest.mark.max_wall(5, clock="virtual")
+async def test_virtual_two(anyio_backend):
+    await asyncio.sleep(0.01)
+"""
+
+
+def test_uvloop_blocking_stalls_and_virtual_time_fallback(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(test_mod=UVLOOP_TESTS)
+    result = pytester.runpytest(*ARGS, *ANYIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?blocking? the event loop was stalled for at least * ms (threshold 100 ms) at this "
+            "line*",
+            "  at test_mod.py:13 in test_cpu_stall",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?blocking? blocking call time.sleep() held the event loop for * ms*",
+            "  at test_mod.py:18 in test_short_sleep",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["*PytestWarning: asynccheck: virtual time needs an event loop with a selector*Loop*"]
+    )
