@@ -91,7 +91,8 @@ def _conclude(check: TestCheck, phase: str, failed: bool) -> None:
     if not findings:
         return
     errors = [f for f in findings if f.severity == Severity.ERROR.value]
-    text = report.failure_text(check.nodeid, phase, findings)
+    colour = check.item.config.get_terminal_writer().hasmarkup
+    text = report.failure_text(check.nodeid, phase, findings, colour)
     if failed:
         # The phase already failed for its own reason: keep that, and show ours beside it.
         check.item.add_report_section(phase, "asynccheck", text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,11 +28,31 @@ def one_line(finding: Finding) -> str:
     return f"{finding.kind} {finding.severity} {finding.location}: {finding.message}"
 
 
-def failure_text(nodeid: str, phase: str, findings: Sequence[Finding]) -> str:
+_TIMELINE_ROW = re.compile(r"^(?P<label>.* \|)(?P<cells>[=. ]+)(?P<end>\|)$")
+_CELL_COLOURS = {"=": "\x1b[32m", ".": "\x1b[33m"}  # running: green, waiting: yellow
+
+
+def _colour_cells(cells: str) -> str:
+    return re.sub(r"=+|\.+", lambda m: f"{_CELL_COLOURS[m[0][0]]}{m[0]}\x1b[0m", cells)
+
+
+def colour_timelines(text: str) -> str:
+    """Timeline rows with running and waiting stretches coloured, for colour terminals."""
+    lines = []
+    for line in text.splitlines():
+        match = _TIMELINE_ROW.match(line)
+        if match:
+            line = match["label"] + _colour_cells(match["cells"]) + match["end"]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def failure_text(nodeid: str, phase: str, findings: Sequence[Finding], colour: bool = False) -> str:
     errors = sum(1 for f in findings if f.severity == Severity.ERROR.value)
     noun = "problem" if errors == 1 else "problems"
     head = f"asynccheck found {errors} {noun} in {nodeid} ({phase}):"
-    return "\n".join([head, *(f.render() for f in findings)])
+    text = "\n".join([head, *(f.render() for f in findings)])
+    return colour_timelines(text) if colour else text
 
 
 def emit_warnings(findings: Iterable[Finding]) -> None:

@@ -375,3 +375,13 @@ def test_budgets_under_xdist(fake: pytest.Pytester) -> None:
     result = fake.runpytest(*ARGS, "-p", "xdist", "-n", "2")
     result.assert_outcomes(failed=4)
     result.stdout.fnmatch_lines(["error max-wall        test_mod.py:3 in test_slow* max_wall  x4"])
+
+
+def test_timelines_use_colour_when_pytest_does(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=TUTORIAL.replace("max_wall(0.45)", "max_wall(0.1)"))
+    plain = pytester.runpytest(*ARGS, "-k", "gathered")
+    assert "\x1b[" not in plain.stdout.str()
+    coloured = pytester.runpytest(*ARGS, "-k", "gathered", "--color=yes")
+    rows = [line for line in coloured.outlines if line.rstrip().endswith("|")]
+    assert len(rows) == 4
+    assert all("\x1b[33m." in row for row in rows)  # waiting stretches in yellow
