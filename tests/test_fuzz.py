@@ -68,8 +68,9 @@ def test_fuzzed_max_wall_markers(
     )
     result = pytester.runpytest(*ARGS)
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("error", outcomes.get("errors", 0)) == 2
-    assert outcomes.get("passed", 0) >= 1
+    # A valid but tiny budget fails the test (over budget): a clean per-test failure too.
+    total = sum(outcomes.get(k, 0) for k in ("passed", "failed", "errors"))
+    assert total == 2 and outcomes.get("passed", 0) >= 1
     _clean(result)
 
 
