@@ -47,7 +47,8 @@ class Recorder:
         self.end = self.start
         self.idle = 0.0
         self.segments: list[Segment] = []
-        self.rows: dict[int, TaskRow] = {}
+        #: Keyed by the task itself: its id could be reused once it is collected.
+        self.rows: dict[asyncio.Task[Any], TaskRow] = {}
         self.other_tasks_seen = False
         self._before = set(asyncio.all_tasks(loop))
         self._selector: Any = getattr(loop, "_selector", None)
@@ -84,9 +85,9 @@ class Recorder:
                 continue
             if task is not self.task:
                 self.other_tasks_seen = True
-            row = self.rows.get(id(task))
+            row = self.rows.get(task)
             if row is None:
-                row = self.rows[id(task)] = TaskRow(task.get_name(), began, ended)
+                row = self.rows[task] = TaskRow(task.get_name(), began, ended)
             row.last = ended
             row.waits.append((began, ended))
         if self.task is None or self.task.done():
