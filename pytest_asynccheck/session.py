@@ -144,8 +144,8 @@ class CheckSession:
         severity = self.settings.severity(finding.kind)
         if severity is Severity.OFF:
             return None
-        if baseline.key(finding) in self.baseline:
-            return baseline.ACCEPTED
+        if self.settings.update_baseline or baseline.key(finding) in self.baseline:
+            return baseline.ACCEPTED  # recording a baseline accepts what it records
         return str(severity)
 
     def start(self) -> None:
