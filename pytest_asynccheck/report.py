@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .session import CheckSession
 
 REPORT_ATTR = "asynccheck_findings"
+#: The pytest-xdist ``workeroutput`` key of a worker's late findings.
+LATE_OUTPUT = "asynccheck_late"
 #: A ``user_properties`` entry per finding: ``kind severity file:line message``.
 FINDING_PROPERTY = "asynccheck_finding"
 #: The ``user_properties`` entry of a budgeted test: wall time, budget, factor, margin.
@@ -123,11 +125,13 @@ class Summary:
         self.checked = 0
         path = session.settings.report_path
         self.writer = jsonreport.Writer(path) if path else None
-        #: Under pytest-xdist only the controller reports; workers send their reports to it.
+        #: Under pytest-xdist only the controller reports; workers send their reports to it,
+        #: and the findings that arrived after their test ended when they finish.
         self.on_worker = hasattr(session.config, "workerinput")
+        self.late_from_workers: list[Finding] = []
 
     def _all(self) -> list[Finding]:
-        return [*self.findings, *self.session.late]
+        return [*self.findings, *self.session.late, *self.late_from_workers]
 
     def _report(self, complete: bool) -> dict[str, Any]:
         return jsonreport.build(
@@ -150,8 +154,18 @@ class Summary:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.writer is not None and not self.on_worker:
+        if self.on_worker:
+            output = getattr(session.config, "workeroutput", None)
+            if output is not None:
+                output[LATE_OUTPUT] = [f.to_dict() for f in self.session.late]
+        elif self.writer is not None:
             self.writer.write(self._report)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        # A crashed worker sends no output: its late findings are lost, the rest is not.
+        late = getattr(node, "workeroutput", {}).get(LATE_OUTPUT, [])
+        self.late_from_workers.extend(Finding.from_dict(d) for d in late)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.on_worker:

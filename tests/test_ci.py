@@ -228,3 +228,54 @@ def test_update_baseline_needs_a_path_and_a_bad_file_is_a_usage_error(
     result.stderr.fnmatch_lines(
         ["ERROR: asynccheck: --asynccheck-baseline='bad.json' is not a baseline file *"]
     )
+
+
+LATE_CONFTEST = """
+from pytest_asynccheck import Detector, Finding
+
+
+class Late(Detector):
+    def session_ending(self, session):
+        session.report(
+            Finding(kind="unawaited", message="coroutine 'kept' was never awaited",
+                    file="test_mod.py", line=1, function="test_keeps", call="kept()"),
+            nodeid="test_mod.py::test_keeps",
+        )
+
+
+def pytest_asynccheck_detectors(config, settings):
+    return [Late()]
+"""
+
+
+def test_late_findings_of_xdist_workers_reach_the_controller(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(LATE_CONFTEST)
+    pytester.makepyfile(test_mod="async def test_keeps():\n    pass\n")
+    result = pytester.runpytest(*ARGS, "-p", "xdist", "-n", "2", "--asynccheck-report=r.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["error unawaited       test_mod.py:1 in test_keeps kept()  x*"])
+    late = [f for f in load(pytester.path / "r.json")["findings"] if f["call"] == "kept()"]
+    assert late and {f["nodeid"] for f in late} == {"test_mod.py::test_keeps"}
+
+
+def test_a_crashed_worker_loses_nothing_of_the_others(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod=TESTS
+        + """
+
+def test_zz_crash():
+    import os
+    os._exit(1)
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        *ARGS, "-p", "xdist", "-n", "2", "--asynccheck-report=r.json"
+    )
+    result.stdout.fnmatch_lines(["*test_zz_crash*"])  # the crash is reported by xdist
+    data = load(pytester.path / "r.json")
+    assert data["complete"] is True
+    assert sorted(f["nodeid"] for f in data["findings"]) == [
+        "test_mod.py::test_blocking",
+        "test_mod.py::test_unawaited",
+    ]
