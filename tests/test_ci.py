@@ -166,16 +166,23 @@ def test_bad_mode_is_a_usage_error(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_xdist_reports_the_same_findings_as_a_serial_run(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_mod=TESTS)
+@pytest.mark.parametrize(
+    "distribution",
+    [("-n", "2"), ("-n", "auto"), ("-n", "2", "--dist", "loadfile")],
+    ids=["n2", "auto", "loadfile"],
+)
+def test_xdist_reports_the_same_findings_as_a_serial_run(
+    pytester: pytest.Pytester, distribution: tuple[str, ...]
+) -> None:
+    pytester.makepyfile(test_mod=TESTS, test_other=TESTS)
     pytester.runpytest(*ARGS, "--asynccheck-report=serial.json")
-    pytester.runpytest(*ARGS, "--asynccheck-report=xdist.json", "-p", "xdist", "-n", "2")
+    pytester.runpytest(*ARGS, "--asynccheck-report=xdist.json", "-p", "xdist", *distribution)
     serial, parallel = load(pytester.path / "serial.json"), load(pytester.path / "xdist.json")
 
     def key(data: dict[str, Any]) -> list[tuple[str, str, int]]:
         return sorted((f["kind"], f["nodeid"], f["line"]) for f in data["findings"])
 
-    assert key(serial) == key(parallel) and len(key(serial)) == 2
+    assert key(serial) == key(parallel) and len(key(serial)) == 4
     assert serial["totals"] == parallel["totals"]
 
 
