@@ -17,6 +17,8 @@ from .findings import WARNING_FOR_KIND, Finding, Kind, Severity
 if TYPE_CHECKING:
     from .session import CheckSession
 
+#: On the reports of every checked test: ``True`` (and the phase's findings, when it has any).
+CHECKED_ATTR = "asynccheck_checked"
 REPORT_ATTR = "asynccheck_findings"
 #: The pytest-xdist ``workeroutput`` key of a worker's late findings.
 LATE_OUTPUT = "asynccheck_late"
@@ -139,9 +141,9 @@ class Summary:
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, REPORT_ATTR, None)
-        if data is None:
+        if not getattr(report, CHECKED_ATTR, False):
             return
+        data = getattr(report, REPORT_ATTR, ())
         if report.when == "setup":
             self.checked += 1
         if report.when == "call":
