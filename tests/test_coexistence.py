@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 from conftest import ARGS, ASYNCIO, ASYNCIO_INI
 
@@ -189,3 +192,70 @@ def test_a_test_that_leaves_a_thread_running_does_not_hang_the_session(
     result = pytester.runpytest_subprocess(*ARGS)
     result.assert_outcomes(passed=2)
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_pytest_timeout_thread_method_kills_a_worker_and_the_rest_is_reported(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import time
+
+        async def test_hangs():
+            time.sleep(30)
+
+        async def test_missing_await():
+            asyncio.sleep(1)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        *ARGS,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "-p",
+        "timeout",
+        "--timeout=1",
+        "--timeout-method=thread",
+        "--asynccheck-report=r.json",
+    )
+    result.stdout.fnmatch_lines(["*crashed while running 'test_mod.py::test_hangs'*"])
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert [f["nodeid"] for f in data["findings"]] == ["test_mod.py::test_missing_await"]
+
+
+def test_coverage_measures_the_same_lines_with_and_without_the_checks(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        code="""
+        import asyncio
+
+        async def work(n):
+            if n:
+                await asyncio.sleep(0)
+                return n
+            return 0
+        """,
+        test_mod="""
+        import asyncio
+        from code import work
+
+        async def test_work():
+            assert await work(1) == 1
+        """,
+    )
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    measured = []
+    for extra in ((), ("--asynccheck",)):
+        run = pytester.run(
+            sys.executable, "-m", "coverage", "run", "--include=code.py", "-m", "pytest",
+            "-p", "asyncio", "-p", "asynccheck", "-p", "no:cacheprovider", *extra,
+        )  # fmt: skip
+        assert run.ret == 0, run.stdout.str()
+        pytester.run(sys.executable, "-m", "coverage", "json", "-o", "cov.json")
+        files = json.loads((pytester.path / "cov.json").read_text())["files"]
+        measured.append(files["code.py"]["executed_lines"])
+    assert measured[0] == measured[1] and measured[0]
