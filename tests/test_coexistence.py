@@ -226,7 +226,7 @@ def test_pytest_timeout_thread_method_kills_a_worker_and_the_rest_is_reported(
     assert [f["nodeid"] for f in data["findings"]] == ["test_mod.py::test_missing_await"]
 
 
-def test_coverage_measures_the_same_lines_with_and_without_the_checks(
+def test_coverage_and_pytest_cov_measure_the_same_lines_with_and_without_the_checks(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(
@@ -248,14 +248,15 @@ def test_coverage_measures_the_same_lines_with_and_without_the_checks(
         """,
     )
     pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytest_args = ("-p", "asyncio", "-p", "asynccheck", "-p", "no:cacheprovider")
+    coverage_run = (sys.executable, "-m", "coverage", "run", "--include=code.py", "-m", "pytest")
+    pytest_cov = (sys.executable, "-m", "pytest", "-p", "pytest_cov", "--cov=code", "--cov-report=")
     measured = []
-    for extra in ((), ("--asynccheck",)):
-        run = pytester.run(
-            sys.executable, "-m", "coverage", "run", "--include=code.py", "-m", "pytest",
-            "-p", "asyncio", "-p", "asynccheck", "-p", "no:cacheprovider", *extra,
-        )  # fmt: skip
-        assert run.ret == 0, run.stdout.str()
-        pytester.run(sys.executable, "-m", "coverage", "json", "-o", "cov.json")
-        files = json.loads((pytester.path / "cov.json").read_text())["files"]
-        measured.append(files["code.py"]["executed_lines"])
-    assert measured[0] == measured[1] and measured[0]
+    for command in (coverage_run, pytest_cov):
+        for extra in ((), ("--asynccheck",)):
+            run = pytester.run(*command, *pytest_args, *extra)
+            assert run.ret == 0, run.stdout.str()
+            pytester.run(sys.executable, "-m", "coverage", "json", "-o", "cov.json")
+            files = json.loads((pytester.path / "cov.json").read_text())["files"]
+            measured.append(files["code.py"]["executed_lines"])
+    assert measured[0] and all(lines == measured[0] for lines in measured)
