@@ -102,3 +102,43 @@ def test_on_leaves_nothing_behind_after_the_session(
 ) -> None:
     report = _report(pytester, *ARGS)
     assert report["after-session"] == baseline["after-session"]
+
+
+INJECTED_BUG = """
+
+from pytest_asynccheck.blocking import BlockingDetector
+
+
+def _broken_task_entered(self, test, loop, where):
+    raise RuntimeError("injected bug")
+
+
+BlockingDetector.task_entered = _broken_task_entered
+"""
+
+
+def test_a_bug_in_a_builtin_detector_leaves_nothing_behind_and_the_rest_still_works(
+    pytester: pytest.Pytester, baseline: dict[str, str]
+) -> None:
+    pytester.makeconftest(SNAPSHOT_CONFTEST + INJECTED_BUG)
+    pytester.makepyfile(
+        test_unawaited="""
+        import asyncio
+
+        async def test_missing_await():
+            asyncio.sleep(1)
+        """
+    )
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?unawaited? coroutine 'sleep' was never awaited",
+            "note: detector blocking raised RuntimeError: injected bug in task_entered; "
+            "it has been disabled",
+        ],
+        consecutive=False,
+    )
+    lines = (pytester.path / "inert.txt").read_text().splitlines()
+    after = dict(line.split(" ", 1) for line in lines)["after-session"]
+    assert after == baseline["after-session"]
