@@ -230,7 +230,7 @@ def test_coverage_and_pytest_cov_measure_the_same_lines_with_and_without_the_che
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(
-        code="""
+        workload="""
         import asyncio
 
         async def work(n):
@@ -241,7 +241,7 @@ def test_coverage_and_pytest_cov_measure_the_same_lines_with_and_without_the_che
         """,
         test_mod="""
         import asyncio
-        from code import work
+        from workload import work
 
         async def test_work():
             assert await work(1) == 1
@@ -249,8 +249,24 @@ def test_coverage_and_pytest_cov_measure_the_same_lines_with_and_without_the_che
     )
     pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
     pytest_args = ("-p", "asyncio", "-p", "asynccheck", "-p", "no:cacheprovider")
-    coverage_run = (sys.executable, "-m", "coverage", "run", "--include=code.py", "-m", "pytest")
-    pytest_cov = (sys.executable, "-m", "pytest", "-p", "pytest_cov", "--cov=code", "--cov-report=")
+    coverage_run = (
+        sys.executable,
+        "-m",
+        "coverage",
+        "run",
+        "--include=workload.py",
+        "-m",
+        "pytest",
+    )
+    pytest_cov = (
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "pytest_cov",
+        "--cov=workload",
+        "--cov-report=",
+    )
     measured = []
     for command in (coverage_run, pytest_cov):
         for extra in ((), ("--asynccheck",)):
@@ -258,5 +274,5 @@ def test_coverage_and_pytest_cov_measure_the_same_lines_with_and_without_the_che
             assert run.ret == 0, run.stdout.str()
             pytester.run(sys.executable, "-m", "coverage", "json", "-o", "cov.json")
             files = json.loads((pytester.path / "cov.json").read_text())["files"]
-            measured.append(files["code.py"]["executed_lines"])
+            measured.append(files["workload.py"]["executed_lines"])
     assert measured[0] and all(lines == measured[0] for lines in measured)
