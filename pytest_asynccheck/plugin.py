@@ -76,10 +76,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if check_session is None:
         return
     check_session.detectors.emit("session_ending", check_session)
-    summary = session.config.pluginmanager.get_plugin("asynccheck-summary")
-    late = [*check_session.late, *getattr(summary, "late_from_workers", ())]
     if session.exitstatus == pytest.ExitCode.OK and any(
-        f.severity == Severity.ERROR.value for f in late
+        f.severity == Severity.ERROR.value for f in check_session.late
     ):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

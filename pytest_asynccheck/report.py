@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import baseline, github, jsonreport
-from .findings import WARNING_FOR_KIND, Finding, Kind, Severity
+from .findings import WARNING_FOR_KIND, Finding, Kind, Severity, merge_into
 
 if TYPE_CHECKING:
     from .session import CheckSession
@@ -130,10 +130,10 @@ class Summary:
         #: Under pytest-xdist only the controller reports; workers send their reports to it,
         #: and the findings that arrived after their test ended when they finish.
         self.on_worker = hasattr(session.config, "workerinput")
-        self.late_from_workers: list[Finding] = []
+        self.baseline_written: int | None = None
 
     def _all(self) -> list[Finding]:
-        return [*self.findings, *self.session.late, *self.late_from_workers]
+        return [*self.findings, *self.session.late]
 
     def _report(self, complete: bool) -> dict[str, Any]:
         return jsonreport.build(
@@ -160,14 +160,18 @@ class Summary:
             output = getattr(session.config, "workeroutput", None)
             if output is not None:
                 output[LATE_OUTPUT] = [f.to_dict() for f in self.session.late]
-        elif self.writer is not None:
+            return
+        if self.writer is not None:
             self.writer.write(self._report)
+        settings = self.session.settings
+        if settings.baseline_path and settings.update_baseline:
+            self.baseline_written = baseline.write(settings.baseline_path, self._all())
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         # A crashed worker sends no output: its late findings are lost, the rest is not.
-        late = getattr(node, "workeroutput", {}).get(LATE_OUTPUT, [])
-        self.late_from_workers.extend(Finding.from_dict(d) for d in late)
+        for data in getattr(node, "workeroutput", {}).get(LATE_OUTPUT, []):
+            merge_into(self.session.late, Finding.from_dict(data))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.on_worker:
@@ -177,10 +181,10 @@ class Summary:
         if self.writer is not None:
             terminalreporter.write_line(f"asynccheck: report written to {self.writer.path}")
         settings = self.session.settings
-        if settings.baseline_path and settings.update_baseline:
-            count = baseline.write(settings.baseline_path, findings)
+        if self.baseline_written is not None:
             terminalreporter.write_line(
-                f"asynccheck: baseline of {count} entries written to {settings.baseline_path}"
+                f"asynccheck: baseline of {self.baseline_written} entries written to "
+                f"{settings.baseline_path}"
             )
         elif settings.baseline_path:
             for kind, file, function, call in baseline.stale(self.session.baseline, findings):

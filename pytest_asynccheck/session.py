@@ -101,17 +101,11 @@ class TestCheck:
 
     def add(self, finding: Finding, phase: str | None = None) -> Finding | None:
         """Attach ``finding`` to this test; returns it as stored, or ``None`` if dropped."""
-        severity = self.session.severity_of(finding)
-        if severity is None or self.allows(finding):
+        if self.allows(finding):
             return None
-        stored = Finding.from_dict(
-            {
-                **finding.to_dict(),
-                "nodeid": self.nodeid,
-                "phase": phase or self.phase,
-                "severity": severity,
-            }
-        )
+        stored = self.session.stamped(finding, self.nodeid, phase or self.phase)
+        if stored is None:
+            return None
         merge_into(self.findings, stored)
         return stored
 
@@ -148,6 +142,15 @@ class CheckSession:
             return baseline.ACCEPTED  # recording a baseline accepts what it records
         return str(severity)
 
+    def stamped(self, finding: Finding, nodeid: str, phase: str) -> Finding | None:
+        """``finding`` as it is kept: its test, phase and severity; ``None`` when off."""
+        severity = self.severity_of(finding)
+        if severity is None:
+            return None
+        return Finding.from_dict(
+            {**finding.to_dict(), "nodeid": nodeid, "phase": phase, "severity": severity}
+        )
+
     def start(self) -> None:
         global _active
         _active = self
@@ -166,18 +169,9 @@ class CheckSession:
         if target is not None:
             target.add(finding, phase)
             return
-        severity = self.severity_of(finding)
-        if severity is None:
-            return
-        late = Finding.from_dict(
-            {
-                **finding.to_dict(),
-                "nodeid": nodeid or "",
-                "severity": severity,
-                "phase": phase or finding.phase,
-            }
-        )
-        merge_into(self.late, late)
+        late = self.stamped(finding, nodeid or "", phase or finding.phase)
+        if late is not None:
+            merge_into(self.late, late)
 
     # -- the test life cycle, driven by plugin.py ------------------------------------------
 

@@ -53,6 +53,7 @@ class Recorder:
         self._before = set(asyncio.all_tasks(loop))
         self._selector: Any = getattr(loop, "_selector", None)
         self._original: Callable[..., Any] | None = None
+        self._stopped = False
         if self._selector is not None and "select" not in vars(self._selector):
             self._original = self._selector.select
             self._selector.select = self._select
@@ -62,6 +63,10 @@ class Recorder:
         return self._original is not None
 
     def stop(self) -> None:
+        """Stop recording; the first call marks the end of the test body, later ones nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         self.end = _clock.perf_counter()
         if self._original is not None:
             del self._selector.select

@@ -83,11 +83,11 @@ class UnawaitedDetector(Detector):
 
     def _destroyed(self, coro: Any) -> None:
         session = self._session
-        if session is None or (session.current is None and not self._created_by_a_test(coro)):
+        nodeid = self._created_by_a_test(coro) if session is not None else None
+        if session is None or (session.current is None and not nodeid):
             self._forward(coro)
             return
         try:
-            nodeid = self._created_by_a_test(coro)
             finding = self._finding(coro, session, sys._getframe(1))
             if nodeid and (session.current is None or session.current.nodeid != nodeid):
                 session.report(finding, nodeid=nodeid, phase="call")
