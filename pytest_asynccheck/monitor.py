@@ -3,12 +3,21 @@ running test has not turned for longer than the stall threshold.
 
 While a test's coroutine runs, the thread posts a heartbeat with ``call_soon_threadsafe`` (which
 works on any asyncio loop: stdlib, uvloop, looptime; under trio, ``TrioToken.run_sync_soon``)
-and waits for it. Tests shorter than a quarter of the threshold are never sent one. When the
-loop has not answered within the threshold, it samples the loop thread's stack with
-``sys._current_frames()`` while the loop is still stuck; when the loop answers, the stall's
-length is known. Findings are handed to the test on the loop thread itself (at the end of the
-coroutine), so the test's state is only touched from the thread that owns it. Between tests
-the thread sleeps on a condition and costs nothing.
+and waits for it. Tests shorter than one interval are never sent one. When the loop has not
+answered for the threshold, the thread samples the loop thread's stack with
+``sys._current_frames()`` while the loop is still stuck; when the loop answers, the stall has
+ended.
+
+On the standard library's loop running on real time, the stall's length is exact: the sample
+reads when the stuck turn of the loop began (``end_time`` in ``BaseEventLoop._run_once``) and the
+heartbeat reads when the next turn began, so heartbeats can be rare (two per threshold) and a
+long turn under the threshold is told apart from a stall. Elsewhere (uvloop, trio, a virtual or
+mocked clock) the start is only known to lie between the last answer and the unanswered
+heartbeat, so heartbeats come every eighth of the threshold and the middle is taken.
+
+Findings are handed to the test on the loop thread itself (at the end of the coroutine), so the
+test's state is only touched from the thread that owns it. Between tests the thread sleeps on a
+condition and costs nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import asyncio
 import logging
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,7 +56,29 @@ class Sample:
     line: int
     function: str
     stack: tuple[str, ...]
-    code: str
+    #: The file as the interpreter names it: its line is read once the stall is over, as
+    #: reading a file while the loop thread holds the interpreter lock would wait for that
+    #: lock at every system call.
+    path: str
+    #: When the stuck turn of the loop began, in loop time, where the loop says.
+    turn_began: float | None = None
+
+    @property
+    def code(self) -> str:
+        import linecache
+
+        return linecache.getline(self.path, self.line).strip()
+
+
+@dataclass
+class Stall:
+    """A stall seen while it lasts."""
+
+    #: Estimated from heartbeats, in the plugin's clock.
+    began: float
+    sample: Sample | None
+    #: When the heartbeat the loop has not answered was posted.
+    posted: float
 
 
 @dataclass
@@ -61,8 +93,11 @@ class Watch:
     #: When the loop last answered a heartbeat: it was turning then.
     answered_at: float = 0.0
     depth: int = 1
-    #: A stall seen but not yet ended: (posted at, sample).
-    stalled: tuple[float, Sample | None] | None = None
+    #: Whether the loop tells when each of its turns began (the standard library's loop on
+    #: real time).
+    precise: bool = False
+    #: A stall seen but not yet ended.
+    stalled: Stall | None = None
     done: list[Finding] = field(default_factory=list)
 
 
@@ -70,9 +105,10 @@ class Watchdog:
     def __init__(self, session: CheckSession, threshold: float) -> None:
         self.session = session
         self.threshold = threshold
-        # The stall's start is known to within one interval: a short one keeps the reported
-        # length close (half an interval, 6 ms at the default threshold) for little cost.
+        # Without the loop's own turn times a stall's start is known to within one interval:
+        # a short one keeps the reported length close (6 ms at the default threshold).
         self.interval = threshold / 8
+        self.precise_interval = threshold / 2
         self._cond = threading.Condition()
         self._watch: Watch | None = None
         self._stopping = False
@@ -95,7 +131,12 @@ class Watchdog:
                 watch.depth += 1
                 return
             self._watch = Watch(
-                test, loop, post, threading.get_ident(), since=_clock.perf_counter()
+                test,
+                loop,
+                post,
+                threading.get_ident(),
+                since=_clock.perf_counter(),
+                precise=isinstance(loop, asyncio.BaseEventLoop) and _real_time(loop),
             )
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
@@ -114,10 +155,23 @@ class Watchdog:
             if watch.depth > 0 and not force:
                 return
             self._watch = None
-            self._close_stall(watch, _clock.perf_counter())
+            self._close_stall(watch, _clock.perf_counter(), self._turn_now(watch))
             found, watch.done = watch.done, []
         for finding in found:
             self.session.report(finding, nodeid=test.nodeid)
+
+    def _turn_now(self, watch: Watch) -> float | None:
+        """On the loop thread: when the stall pending on ``watch`` ended, in loop time (the
+        start of this turn of the loop, or now when this is still the stuck turn)."""
+        if watch.thread_id != threading.get_ident() or not isinstance(
+            watch.loop, asyncio.AbstractEventLoop
+        ):
+            return None
+        turn = _turn_began(sys._getframe(1))
+        stall = watch.stalled
+        if turn is not None and stall and stall.sample and stall.sample.turn_began == turn:
+            return watch.loop.time()
+        return turn
 
     def stop(self) -> None:
         with self._cond:
@@ -153,12 +207,15 @@ class Watchdog:
 
     def _beat(self, watch: Watch) -> None:
         answered = threading.Event()
-        answer: list[float] = []
+        answer: list[float | None] = []
 
         def heartbeat() -> None:
             answer.append(_clock.perf_counter())
+            answer.append(_turn_began(sys._getframe(1)))
             answered.set()
 
+        with self._cond:
+            last_turn = max(watch.answered_at, watch.since)
         posted = _clock.perf_counter()
         try:
             watch.post(heartbeat)
@@ -167,23 +224,29 @@ class Watchdog:
                 if self._watch is watch:
                     self._cond.wait(self.interval)
             return
-        if not answered.wait(self.threshold):
+        # With the turn times a stall is measured exactly once over, so it can be looked at as
+        # soon as the loop has not answered for the threshold; otherwise the heartbeat itself
+        # must have waited that long.
+        deadline = (last_turn if watch.precise else posted) + self.threshold
+        if not answered.wait(max(deadline - _clock.perf_counter(), 0.0)):
             sample = self._sample(watch.thread_id)
             with self._cond:
                 if self._watch is not watch:
                     return
-                watch.stalled = (posted, sample)
+                # The loop stopped turning between its last answer and this heartbeat.
+                watch.stalled = Stall((last_turn + posted) / 2, sample, posted)
             while not answered.wait(self.interval):
                 with self._cond:
                     if self._watch is not watch or self._stopping:
                         return
-            with self._cond:
-                if watch.stalled is not None:
-                    self._close_stall(watch, answer[0])
         with self._cond:
-            watch.answered_at = answer[0]
+            ended, turn = answer
+            assert ended is not None
+            if watch.stalled is not None:
+                self._close_stall(watch, ended, turn)
+            watch.answered_at = ended
             if self._watch is watch and not self._stopping:
-                self._cond.wait(self.interval)
+                self._cond.wait(self.precise_interval if watch.precise else self.interval)
 
     def _sample(self, thread_id: int) -> Sample | None:
         """The loop thread's user line now, or ``None`` when the stall is not ours to report."""
@@ -205,23 +268,35 @@ class Watchdog:
                 line=user.f_lineno,
                 function=user.f_code.co_name,
                 stack=blocking.chain(user, root, test),
-                code=_source_line(user),
+                path=user.f_code.co_filename,
+                turn_began=_turn_began(frame),
             )
         finally:
             del frame
 
-    def _close_stall(self, watch: Watch, ended: float) -> None:
-        """Turn the pending stall into a finding (caller holds the lock)."""
-        stalled, watch.stalled = watch.stalled, None
-        if stalled is None:
+    def _close_stall(self, watch: Watch, ended: float, turn: float | None = None) -> None:
+        """Turn the pending stall, which ended at ``ended`` (and, in loop time, when the turn
+        ``turn`` began), into a finding (caller holds the lock)."""
+        stall, watch.stalled = watch.stalled, None
+        if stall is None or stall.sample is None:
             return
-        posted, sample = stalled
-        if sample is None:
-            return
-        # The loop stopped turning between its last answer and this heartbeat: take the middle.
-        last_turn = max(watch.answered_at, watch.since)
-        began = (last_turn + posted) / 2 if last_turn else posted
-        duration = max(ended - began, self.threshold)
+        sample = stall.sample
+        began = sample.turn_began
+        if (
+            watch.precise
+            and began is not None
+            and turn is not None
+            and turn > began
+            and isinstance(watch.loop, asyncio.AbstractEventLoop)
+            and _real_time(watch.loop)
+        ):
+            duration = turn - began
+            if duration < self.threshold:
+                return  # one long turn of the loop, under the threshold
+        elif ended - stall.posted >= self.threshold:
+            duration = max(ended - stall.began, self.threshold)
+        else:
+            return  # the loop answered a heartbeat within the threshold: no stall
         what = f" ({sample.code})" if sample.code else ""
         watch.done.append(
             Finding(
@@ -241,7 +316,31 @@ class Watchdog:
         )
 
 
-def _source_line(frame: types.FrameType) -> str:
-    import linecache
+_RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
 
-    return linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+
+def _turn_began(frame: types.FrameType | None) -> float | None:
+    """When the standard library loop's current turn began (loop time), from the turn's own
+    frame, found outwards from ``frame``; ``None`` for other loops."""
+    try:
+        for each in frames.walk(frame):
+            if each.f_code is _RUN_ONCE:
+                value = each.f_locals.get("end_time")
+                return value if isinstance(value, float) else None
+    finally:
+        del frame
+    return None
+
+
+def _real_time(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop``'s clock is real time: not replaced on the instance (virtual time) and
+    reading what the monotonic clock reads (not looptime, not a mock)."""
+    if "time" in getattr(loop, "__dict__", ()):
+        return False
+    try:
+        return abs(loop.time() - _monotonic()) < 1.0
+    except Exception:
+        return False
+
+
+_monotonic = time.monotonic

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import json
 import os
+import re
 import socket
 import threading
 import time
@@ -482,6 +484,86 @@ async def test_it():
             f"*at test_it.py:{line_of(source)} in callback",
         ]
     )
+
+
+def test_a_stall_is_measured_from_the_loops_own_turns_and_never_reads_short(
+    pytester: pytest.Pytester,
+) -> None:
+    source = """
+import asyncio, time
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+async def test_it():
+    await asyncio.sleep(0.03)
+    started = time.perf_counter()
+    spin(0.25)
+    print("SPUN", time.perf_counter() - started)
+"""
+    result = run(pytester, source, "--asynccheck-report=report.json", "-s")
+    result.assert_outcomes(failed=1)
+    spun = float(re.search(r"SPUN ([0-9.]+)", result.stdout.str()).group(1))
+    (finding,) = json.loads((pytester.path / "report.json").read_text())["findings"]
+    assert finding["call"] == "stall"
+    # The stuck turn of the loop holds the whole spin and little else.
+    assert spun <= finding["duration"] < spun + 0.1, (spun, finding["duration"])
+    shown = int(re.search(r"stalled for at least (\d+) ms", finding["message"]).group(1))
+    assert abs(shown - finding["duration"] * 1000) <= 1
+
+
+def test_turns_just_under_the_threshold_are_not_stalls_at_any_point_between_heartbeats(
+    pytester: pytest.Pytester,
+) -> None:
+    source = """
+import asyncio, time
+import pytest
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+@pytest.mark.parametrize("offset", [0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
+async def test_it(offset):
+    await asyncio.sleep(0.06 + offset)
+    spin(0.08)
+    await asyncio.sleep(0.06)
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(passed=6)
+    result.stdout.no_fnmatch_line("*stalled*")
+
+
+def test_a_stall_while_the_loops_clock_is_mocked_is_still_reported(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import asyncio, time
+from unittest import mock
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:  {MARK}
+        pass
+
+async def test_it():
+    await asyncio.sleep(0.03)
+    with mock.patch("time.monotonic", return_value=0.0):
+        spin(0.3)
+        await asyncio.sleep(0)
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the event loop was stalled for at least * ms (threshold 100 ms)*",
+            f"*at test_it.py:{line_of(source)} in spin",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
 def test_one_watchdog_thread_serves_every_test_of_the_session(pytester: pytest.Pytester) -> None:
