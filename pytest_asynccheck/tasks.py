@@ -5,11 +5,17 @@ Leaks are the tasks of the test's loop that did not exist when the test body sta
 not done when it returns, so tasks of fixtures, of any scope, are never the test's. Lost
 exceptions reach the loop's exception handler when the task is destroyed; the plugin chains its
 own handler in front of whatever handler was set (anyio's, the user's) for the test's duration.
+
+Where each task was created comes from a task factory put on the loop while the test body runs
+(when no other factory is set): it notes the first user frame of each new task, a few
+microseconds per task, where tracking every coroutine's origin would cost that per coroutine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -37,11 +43,33 @@ def _name(coro: Any) -> str:
     return str(name or type(coro).__name__)
 
 
-def _created_at(task: asyncio.Task[Any], rootpath: str) -> tuple[str, int, str] | None:
+Site = tuple[str, int, str]
+#: id(task) -> (a weak reference to the task, so a reused id is told apart; where it was made)
+Sites = dict[int, tuple["weakref.ref[asyncio.Task[Any]]", Site]]
+
+
+def _created_at(task: asyncio.Task[Any], rootpath: str, sites: Sites) -> Site | None:
     for filename, line, function in getattr(task.get_coro(), "cr_origin", None) or ():
         if frames.is_user_file(filename):
             return frames.relpath(filename, rootpath), line, function
+    ref, (filename, line, function) = sites.get(id(task), (None, ("", 0, "")))
+    if ref is not None and ref() is task:
+        return frames.relpath(filename, rootpath), line, function
     return None
+
+
+def _noting_factory(sites: Sites) -> Callable[..., asyncio.Task[Any]]:
+    def asynccheck_task_factory(
+        loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        user = frames.user_frame(frames.walk(sys._getframe(1)))
+        if user is not None:
+            code = user.f_code
+            sites[id(task)] = (weakref.ref(task), (code.co_filename, user.f_lineno, code.co_name))
+        return task
+
+    return asynccheck_task_factory
 
 
 def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
@@ -70,6 +98,12 @@ class TaskDetector(Detector):
             return
         if self.leaks:
             test.data["tasks.before"] = set(asyncio.all_tasks(loop))
+        sites: Sites = {}
+        test.data["tasks.sites"] = sites
+        if loop.get_task_factory() is None:
+            factory = _noting_factory(sites)
+            test.data["tasks.factory"] = (loop, factory)
+            loop.set_task_factory(factory)
         if self.lost and "tasks.handler" not in test.data:
             previous = loop.get_exception_handler()
             test.data["tasks.handler"] = (loop, previous)
@@ -78,20 +112,33 @@ class TaskDetector(Detector):
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
+        if where != "test":
+            return
+        self._remove_factory(test)
         before = test.data.pop("tasks.before", None)
-        if loop is None or where != "test" or before is None:
+        if loop is None or before is None:
             return
         current = asyncio.current_task()
+        sites = test.data.get("tasks.sites", {})
         for task in asyncio.all_tasks(loop):
             if task in before or task is current or task.done():
                 continue
-            test.add(self._leak(task))
+            test.add(self._leak(task, sites))
+
+    def _remove_factory(self, test: TestCheck) -> None:
+        saved = test.data.pop("tasks.factory", None)
+        if saved is not None:
+            loop, factory = saved
+            if loop.get_task_factory() is factory:  # unless the test set its own since
+                loop.set_task_factory(None)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase == "call" and "tasks.handler" in test.data:
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
+        self._remove_factory(test)
+        test.data.pop("tasks.sites", None)
         saved = test.data.pop("tasks.handler", None)
         if saved is not None:
             loop, previous = saved
@@ -104,7 +151,7 @@ class TaskDetector(Detector):
             task = context.get("task") or context.get("future")
             if context.get("message") in LOST_MESSAGES and isinstance(task, asyncio.Task):
                 try:
-                    test.add(self._lost(task, context))
+                    test.add(self._lost(task, context, test.data.get("tasks.sites", {})))
                     return None
                 except Exception:  # pragma: no cover - never lose the report
                     pass
@@ -118,10 +165,10 @@ class TaskDetector(Detector):
     def _rootpath(self) -> str:
         return self._session.rootpath if self._session is not None else ""
 
-    def _leak(self, task: asyncio.Task[Any]) -> Finding:
+    def _leak(self, task: asyncio.Task[Any], sites: Sites) -> Finding:
         root = self._rootpath()
         coro = _name(task.get_coro())
-        created = _created_at(task, root)
+        created = _created_at(task, root, sites)
         suspended = _suspended_at(task, root)
         stack = [f"suspended at {suspended}"] if suspended else []
         file, line, function = created or ("", 0, "")
@@ -139,11 +186,11 @@ class TaskDetector(Detector):
             stack=tuple(stack),
         )
 
-    def _lost(self, task: asyncio.Task[Any], context: dict[str, Any]) -> Finding:
+    def _lost(self, task: asyncio.Task[Any], context: dict[str, Any], sites: Sites) -> Finding:
         root = self._rootpath()
         exc = context.get("exception")
         coro = _name(task.get_coro())
-        created = _created_at(task, root)
+        created = _created_at(task, root, sites)
         stack: list[str] = []
         if created is not None:
             stack.append(f"task created at {created[0]}:{created[1]} in {created[2]}")

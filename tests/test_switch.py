@@ -109,6 +109,21 @@ def test_bad_severity_in_ini_names_the_key_and_the_file(pytester: pytest.Pyteste
     )
 
 
+@pytest.mark.parametrize("key", ["asynccheck_coroutine_origin", "asynccheck_wall_include_setup"])
+def test_bad_switch_in_ini_names_the_key_and_the_file(pytester: pytest.Pytester, key: str) -> None:
+    pytester.makeini(f"[pytest]\n{key} = maybe\n")
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: asynccheck: {key}='maybe' (from ini file tox.ini) is not valid; "
+            "expected true or false"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [

@@ -129,36 +129,83 @@ def test_warning_filters_do_not_hide_it(
     result.stdout.no_fnmatch_line("*PytestUnraisableExceptionWarning*")
 
 
-def test_a_coroutine_kept_alive_until_a_later_test_is_reported_on_its_creator(
+KEPT_ALIVE = """
+import asyncio
+
+KEEP = []
+
+async def fetch():
+    pass
+
+async def test_a_creates():
+    KEEP.append(fetch())
+
+async def test_b_drops():
+    KEEP.clear()
+"""
+
+
+def test_with_origin_tracking_a_coroutine_kept_into_a_later_test_is_reported_on_its_creator(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makepyfile(
-        test_mod="""
-        import asyncio
-
-        KEEP = []
-
-        async def fetch():
-            pass
-
-        async def test_a_creates():
-            KEEP.append(fetch())
-
-        async def test_b_drops():
-            KEEP.clear()
-        """
-    )
-    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    pytester.makepyfile(test_mod=KEPT_ALIVE)
+    result = pytester.runpytest(*ARGS, "--asynccheck-coroutine-origin", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
+            "asynccheck: mode=error, *, coroutine-origin",
             "*= asynccheck =*",
             "error unawaited       test_mod.py:9 in test_a_creates fetch()  x1",
             "        test_mod.py::test_a_creates",
         ]
     )
     result.stdout.no_fnmatch_line("*test_mod.py::test_b_drops")
+
+
+def test_by_default_a_coroutine_kept_into_a_later_test_fails_the_test_that_drops_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasynccheck_coroutine_origin = false\n")
+    pytester.makepyfile(test_mod=KEPT_ALIVE)
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_b_drops (call):",
+            "?unawaited? coroutine 'fetch' was never awaited*",
+            "  at test_mod.py:12 in test_b_drops",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*coroutine-origin*")
+
+
+def test_the_creating_line_is_found_in_the_function_that_drops_the_coroutine(
+    pytester: pytest.Pytester,
+) -> None:
+    source = """
+import asyncio
+
+async def fetch(n):
+    return n
+
+async def test_it():
+    first = await fetch(0)
+    pending = [fetch(n) for n in range(3)]
+    await asyncio.sleep(0)
+    assert first == 0
+    del pending
+"""
+    pytester.makepyfile(test_mod=source)
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?unawaited? coroutine 'fetch' was never awaited*",
+            "  at test_mod.py:8 in test_it",
+            "  dropped at test_mod.py:11 in test_it",
+        ]
+    )
 
 
 def test_correct_code_is_not_flagged(pytester: pytest.Pytester) -> None:
