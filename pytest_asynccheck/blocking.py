@@ -33,6 +33,7 @@ import sys
 import sysconfig
 import threading
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -443,6 +444,7 @@ class Interceptor:
         self._wrappers: dict[int, tuple[Any, Any]] = {}
         self._pending: list[Blocker] = []
         self._pending_modules: frozenset[str] = frozenset()
+        self._sockets = _BlockingSockets()
         self.installed = False
 
     # installing
@@ -468,6 +470,8 @@ class Interceptor:
                 new.update(self._patch(blocker))
             except Exception as exc:  # an attribute missing on this platform or version
                 LOGGER.debug("asynccheck: cannot intercept %s: %s", blocker.name, exc)
+        if self._sockets.methods and not self._sockets.installed:
+            self._sockets.install(self._patches, self._wrappers)
         if new:
             self._rebind_aliases(new)
 
@@ -480,6 +484,9 @@ class Interceptor:
             owner = getattr(owner, part)
         if blocker.name.startswith("sqlite3.Connection."):
             return {}  # checked through the Connection subclass that sqlite3.connect returns
+        if owner is _socket_class():
+            self._sockets.add(blocker, _wrap(self, blocker, getattr(owner, attribute)))
+            return {}
         original = getattr(owner, attribute)
         if isinstance(owner, type):
             original = owner.__dict__.get(attribute, original)
@@ -540,6 +547,8 @@ class Interceptor:
                 continue
             for key in hits:
                 namespace[key] = originals[id(namespace[key])]
+        self._sockets.uninstall()
+        self._sockets = _BlockingSockets()
         self._patches.clear()
         self._functions.clear()
         self._wrappers.clear()
@@ -608,12 +617,6 @@ class Interceptor:
         session.report(finding)
 
 
-#: Marks a positional parameter the caller did not pass.
-_NO: Any = object()
-#: Socket methods that also take keywords (``recv_into(buf, nbytes=4)``).
-_SOCKET_KEYWORD_METHODS = frozenset({"recv_into", "recvfrom_into"})
-
-
 def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int = 2) -> Any:
     nonblocking = blocker.nonblocking
     get_loop = _get_running_loop
@@ -662,32 +665,9 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
                 in_progress.pop(tid, None)
                 del caller
 
-    if (
-        nonblocking is _nonblocking_socket
-        and isinstance(original, types.MethodDescriptorType)
-        and original.__name__ not in _SOCKET_KEYWORD_METHODS
-    ):
-        # Sockets: asyncio's transports call these on the loop thread all the time, always on
-        # non-blocking sockets, so that answer comes first. These C methods take at most four
-        # arguments and only positionally; saying so keeps the call on CPython's fast path,
-        # where forwarding ``*args, **kwargs`` costs three times as much.
-
-        @functools.wraps(original)
-        def asynccheck_blocking(
-            self: Any, a: Any = _NO, b: Any = _NO, c: Any = _NO, d: Any = _NO, /
-        ) -> Any:
-            if d is _NO and (
-                self.timeout == 0.0 or (get_loop() is None and foreign_loop_thread is None)
-            ):
-                if b is _NO:
-                    return original(self) if a is _NO else original(self, a)
-                return original(self, a, b) if c is _NO else original(self, a, b, c)
-            args = tuple(x for x in (a, b, c, d) if x is not _NO)
-            if (get_loop() is None and foreign_loop_thread is None) or self.timeout == 0.0:
-                return original(self, *args)
-            return on_loop((self, *args), {})
-
-    elif nonblocking is _nonblocking_socket:
+    if nonblocking is _nonblocking_socket:
+        # Only sockets that can block reach these (see ``_BlockingSockets``); one made
+        # non-blocking by other means than setblocking/settimeout is answered first.
 
         @functools.wraps(original)
         def asynccheck_blocking(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -705,6 +685,73 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
 
     asynccheck_blocking.__asynccheck_blocker__ = blocker.name  # type: ignore[attr-defined]
     return asynccheck_blocking
+
+
+def _socket_class() -> type | None:
+    module = sys.modules.get("socket")
+    return getattr(module, "socket", None)
+
+
+class _BlockingSockets:
+    """The catalogued socket methods, on a subclass of ``socket.socket`` that only sockets
+    able to block belong to: a socket is moved into it when it is made with a timeout other
+    than zero (the default: blocking) and out of it when ``setblocking(False)`` or
+    ``settimeout(0)`` makes it non-blocking, as asyncio does with every socket it uses. So the
+    loop's own sockets call the C methods directly and pay nothing per call."""
+
+    def __init__(self) -> None:
+        self.methods: dict[str, Any] = {}
+        self.installed = False
+        self.checked: type | None = None
+        self._members: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def add(self, blocker: Blocker, wrapper: Any) -> None:
+        self.methods[blocker.name.rsplit(".", 1)[1]] = wrapper
+
+    def install(
+        self, patches: list[tuple[Any, str, bool, Any]], wrappers: dict[int, tuple[Any, Any]]
+    ) -> None:
+        plain = _socket_class()
+        assert plain is not None
+        namespace = {
+            "__slots__": (),
+            "__module__": plain.__module__,
+            "__qualname__": plain.__qualname__,
+            **self.methods,
+        }
+        checked = self.checked = type(plain.__name__, (plain,), namespace)
+        members = self._members
+
+        def sort(sock: Any) -> None:
+            kind = type(sock)
+            if kind is plain and sock.gettimeout() != 0.0:
+                sock.__class__ = checked
+                members.add(sock)
+            elif kind is checked and sock.gettimeout() == 0.0:
+                sock.__class__ = plain
+
+        for name in ("__init__", "setblocking", "settimeout"):
+            original = getattr(plain, name)
+
+            def sorting(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+                result = __original(self, *args, **kwargs)
+                sort(self)
+                return result
+
+            wrapper = functools.wraps(original)(sorting)
+            patches.append((plain, name, name in vars(plain), vars(plain).get(name)))
+            setattr(plain, name, wrapper)
+            wrappers[id(wrapper)] = (wrapper, original)
+        self.installed = True
+
+    def uninstall(self) -> None:
+        plain = _socket_class()
+        assert plain is not None
+        for sock in list(self._members):
+            if type(sock) is self.checked:
+                sock.__class__ = plain
+        self._members.clear()
+        self.installed = False
 
 
 def _checked_connection_class(interceptor: Interceptor) -> type:

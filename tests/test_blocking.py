@@ -968,8 +968,9 @@ def _patched_anywhere() -> list[str]:
     ):
         if hasattr(getattr(owner, attribute), "__asynccheck_blocker__"):
             found.append(f"{owner}.{attribute}")
-    if "recv" in vars(socket.socket):
-        found.append("socket.socket.recv")
+    for name in ("__init__", "setblocking", "settimeout"):
+        if hasattr(vars(socket.socket).get(name), "__wrapped__"):
+            found.append(f"socket.socket.{name}")
     return found
 
 
@@ -985,15 +986,27 @@ import aliased
 async def test_patched_while_running():
     assert hasattr(time.sleep, "__asynccheck_blocker__")
     assert aliased.nap is time.sleep
-    assert "recv" in vars(socket.socket)
+    kept = socket.asynccheck_kept = socket.socket()  # read again after the session
+    assert type(kept) is not socket.socket  # a blocking socket's methods are checked
+    assert isinstance(kept, socket.socket) and repr(kept).startswith("<socket.socket")
+    with socket.socket() as quiet:
+        quiet.setblocking(False)
+        assert type(quiet) is socket.socket  # asyncio's sockets pay nothing per call
     time.sleep(0.15)
 """
     original_sleep = time.sleep
+    original_init = socket.socket.__init__
     result = run(pytester, source, "--asynccheck-blocking=warn", "-W", "ignore")
     result.assert_outcomes(passed=1)
     assert _patched_anywhere() == []
     assert time.sleep is original_sleep
+    assert socket.socket.__init__ is original_init
     import aliased  # the inner run's module, imported again in this process
+
+    kept = socket.asynccheck_kept  # type: ignore[attr-defined]
+    del socket.asynccheck_kept  # type: ignore[attr-defined]
+    kept.close()
+    assert type(kept) is socket.socket  # sockets still open are put back too
 
     assert not hasattr(aliased.nap, "__asynccheck_blocker__")
     alive = [t.name for t in threading.enumerate() if t.name == monitor.THREAD_NAME]
