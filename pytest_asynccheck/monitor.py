@@ -335,7 +335,7 @@ def _turn_began(frame: types.FrameType | None) -> float | None:
 def _real_time(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether ``loop``'s clock is real time: not replaced on the instance (virtual time) and
     reading what the monotonic clock reads (not looptime, not a mock)."""
-    if "time" in getattr(loop, "__dict__", ()):
+    if _clock.set_on_instance(loop, "time"):
         return False
     try:
         return abs(loop.time() - _monotonic()) < 1.0

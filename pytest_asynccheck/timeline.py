@@ -54,7 +54,7 @@ class Recorder:
         self._selector: Any = getattr(loop, "_selector", None)
         self._original: Callable[..., Any] | None = None
         self._stopped = False
-        if self._selector is not None and "select" not in vars(self._selector):
+        if self._selector is not None and not _clock.set_on_instance(self._selector, "select"):
             self._original = self._selector.select
             self._selector.select = self._select
 

@@ -14,8 +14,11 @@ back to wall time and says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
+
+from . import _clock
 
 CANNOT_CONTROL = (
     "virtual time needs an event loop with a selector (the standard library's); "
@@ -37,7 +40,9 @@ class VirtualClock:
         self._own_fds = {
             getattr(getattr(loop, "_ssock", None), "fileno", lambda: -1)(),
         }
-        self.controlled = self._selector is not None and "select" not in vars(self._selector)
+        self.controlled = self._selector is not None and not _clock.set_on_instance(
+            self._selector, "select"
+        )
         if not self.controlled:
             return
         selector = self._selector
@@ -63,7 +68,8 @@ class VirtualClock:
         end = self.time()
         del self._selector.select
         for name in ("time", "run_in_executor"):
-            self.loop.__dict__.pop(name, None)
+            with contextlib.suppress(AttributeError):
+                delattr(self.loop, name)
         self._real_time = lambda: end - self.skipped
 
     def _real_work_pending(self) -> bool:
