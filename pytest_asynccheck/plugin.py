@@ -25,8 +25,10 @@ from .session import CheckSession, MarkerError, TestCheck, parse_allow_marker
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 SESSION_KEY = pytest.StashKey[CheckSession]()
-CHECK_KEY = pytest.StashKey[TestCheck]()
-RUNNER_KEY = pytest.StashKey[LoopRunner]()
+#: The check of each test between its setup and its teardown. Not in the item's own stash:
+#: a key added there grows the item's dictionary for the rest of the session.
+CHECKS_KEY = pytest.StashKey[dict[pytest.Item, TestCheck]]()
+RUNNERS_KEY = pytest.StashKey[dict[pytest.Item, LoopRunner]]()
 
 MARKERS = (
     "asynccheck(allow=[...]): let this test produce the listed finding kinds "
@@ -117,9 +119,8 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
 
 def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> None:
     if phase == "teardown":
-        runner = check.item.stash.get(RUNNER_KEY, None)
+        runner = _runners(check.item.config).pop(check.item, None)
         if runner is not None:
-            del check.item.stash[RUNNER_KEY]
             runner.close()
     session.end_phase(check, phase)
     if phase == "teardown":
@@ -140,7 +141,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
         yield
         pytest.fail(str(exc), pytrace=False)
     check = session.begin_test(item, allow, budget, budget_clock)
-    item.stash[CHECK_KEY] = check
+    _checks(item.config)[item] = check
     return (yield from _phase(session, check, "setup"))
 
 
@@ -148,7 +149,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Run the test body inside its check; a coroutine test announces itself from its task."""
     session = _session(item.config)
-    check = item.stash.get(CHECK_KEY, None)
+    check = _checks(item.config).get(item)
     if session is None or check is None:
         return (yield)
     target = call_target(item)
@@ -168,7 +169,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
     """Close the test's check after its teardown, with the standalone loop if it had one."""
     session = _session(item.config)
-    check = item.stash.get(CHECK_KEY, None)
+    check = _checks(item.config).get(item)
     if session is None or check is None:
         return (yield)
     return (yield from _phase(session, check, "teardown"))
@@ -180,24 +181,35 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Carry the phase's findings on its report, as builtins, so pytest-xdist moves them; name
     them in ``user_properties`` too, which ``--junitxml`` writes as properties."""
-    check = item.stash.get(CHECK_KEY, None) if _session(item.config) is not None else None
+    check = _checks(item.config).get(item) if _session(item.config) is not None else None
     findings = check.findings_in(call.when) if check is not None else []
     for finding in findings:
         item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
     test_report = yield
     if check is not None:
-        setattr(test_report, report.CHECKED_ATTR, True)
-        if findings:  # reports live until the session ends: keep passing tests' ones small
+        # Reports live until the session ends: a clean test's carry one flag, on one report.
+        if call.when == "setup":
+            setattr(test_report, report.CHECKED_ATTR, True)
+        if findings:
             setattr(test_report, report.REPORT_ATTR, [f.to_dict() for f in findings])
         if call.when == "teardown":
-            del item.stash[CHECK_KEY]
+            _checks(item.config).pop(item, None)
     return test_report
 
 
+def _checks(config: pytest.Config) -> dict[pytest.Item, TestCheck]:
+    return config.stash.setdefault(CHECKS_KEY, {})
+
+
+def _runners(config: pytest.Config) -> dict[pytest.Item, LoopRunner]:
+    return config.stash.setdefault(RUNNERS_KEY, {})
+
+
 def _loop_runner(item: pytest.Item) -> LoopRunner:
-    runner = item.stash.get(RUNNER_KEY, None)
+    runners = _runners(item.config)
+    runner = runners.get(item)
     if runner is None:
-        runner = item.stash[RUNNER_KEY] = LoopRunner()
+        runner = runners[item] = LoopRunner()
     return runner
 
 
@@ -229,7 +241,7 @@ def pytest_fixture_setup(
             WIDER_SCOPE_FIXTURE.format(name=fixturedef.argname, scope=fixturedef.scope),
             pytrace=False,
         )
-    check = item.stash.get(CHECK_KEY, None)
+    check = _checks(item.config).get(item)
     if check is None:
         return (yield)
     fixturedef.func = sync_fixture(func, check, _loop_runner(item), fixturedef.argname)  # type: ignore[misc]

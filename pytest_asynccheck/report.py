@@ -17,7 +17,8 @@ from .findings import WARNING_FOR_KIND, Finding, Kind, Severity, merge_into
 if TYPE_CHECKING:
     from .session import CheckSession
 
-#: On the reports of every checked test: ``True`` (and the phase's findings, when it has any).
+#: On the setup report of every checked test: ``True``. Findings go on each phase's report
+#: under ``REPORT_ATTR``, on reports that have some.
 CHECKED_ATTR = "asynccheck_checked"
 REPORT_ATTR = "asynccheck_findings"
 #: The pytest-xdist ``workeroutput`` key of a worker's late findings.
@@ -141,15 +142,18 @@ class Summary:
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not getattr(report, CHECKED_ATTR, False):
-            return
         data = getattr(report, REPORT_ATTR, ())
-        if report.when == "setup":
+        changed = bool(data)
+        if report.when == "setup" and getattr(report, CHECKED_ATTR, False):
             self.checked += 1
+            changed = True
         if report.when == "call":
             for name, value in report.user_properties:
                 if name == BUDGET_PROPERTY and isinstance(value, dict):
                     self.budgets.append({"nodeid": report.nodeid, **value})
+                    changed = True
+        if not changed:
+            return
         self.findings.extend(Finding.from_dict(d) for d in data)
         if self.writer is not None and not self.on_worker:
             self.writer.maybe_write(self._report)
