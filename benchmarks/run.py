@@ -6,6 +6,7 @@ pick instead. Every measurement alternates its variants in one run and quotes me
     python benchmarks/run.py memory  [--tests 1000]
     python benchmarks/run.py hotpath [--runs 5]
     python benchmarks/run.py virtual [--runs 3]
+    python benchmarks/run.py instructions [--tests 200]
 
 ``suite``: a generated suite of small async tests (a few awaits each; with ``--trivial`` nothing
 else, otherwise every third test does stream I/O over a local socket pair and every fifth uses
@@ -14,7 +15,10 @@ else, otherwise every third test does stream I/O over a local socket pair and ev
 ``bench`` extra). ``scale``: the same suite serial vs ``-n 2``, with and without checks.
 ``memory``: peak RSS of the run with and without checks. ``hotpath``: 200,000
 ``await asyncio.sleep(0)`` and a 10,000-message stream ping-pong, checks on vs off.
-``virtual``: the tutorial's budgeted tests at their full 2-second delays, wall vs virtual clock.
+``instructions``: instructions executed (valgrind's callgrind, deterministic where wall time on a
+shared machine is not) per trivial test, plain vs ``--asynccheck``, with a 1-test run
+subtracted to remove start-up. ``virtual``: the tutorial's budgeted tests at their full
+2-second delays, wall vs virtual clock.
 """
 
 from __future__ import annotations
@@ -309,6 +313,37 @@ def cmd_virtual(args: argparse.Namespace) -> None:
         report(alternate(root, variants, args.runs), "--asynccheck (wall clock)")
 
 
+def instructions(root: Path, variant: Variant) -> int:
+    """Instructions one pytest run executes, counted by callgrind."""
+    extra, env_extra = variant
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env_extra}
+    out = root / "callgrind.out"
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *pytest_cmd(extra)]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no instruction total in {out}")
+    return int(match.group(1))
+
+
+def cmd_instructions(args: argparse.Namespace) -> None:
+    variants: dict[str, Variant] = {"plain": ([], {}), "--asynccheck": (["--asynccheck"], {})}
+    with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
+        generate(Path(many), args.tests, True)
+        generate(Path(one), 1, True)
+        print("| variant | instructions per test | vs plain | start-up |")
+        print("|---|---|---|---|")
+        base = 0.0
+        for name, variant in variants.items():
+            start = instructions(Path(one), variant)
+            per_test = (instructions(Path(many), variant) - start) / (args.tests - 1)
+            base = base or per_test
+            ratio = per_test / base
+            print(f"| {name} | {per_test / 1e6:.2f} M | {ratio:.3f} | {start / 1e6:,.0f} M |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -320,6 +355,7 @@ def main() -> None:
         ("memory", cmd_memory),
         ("hotpath", cmd_hotpath),
         ("virtual", cmd_virtual),
+        ("instructions", cmd_instructions),
     ):
         p = sub.add_parser(name)
         p.set_defaults(func=func)
