@@ -113,6 +113,8 @@ class Watchdog:
         self._watch: Watch | None = None
         self._stopping = False
         self._idle = False
+        #: When the thread last saw a watch.
+        self._last_watch = 0.0
         self._thread: threading.Thread | None = None
 
     # driven from the loop thread
@@ -189,9 +191,15 @@ class Watchdog:
             while True:
                 with self._cond:
                     while self._watch is None and not self._stopping:
+                        if _clock.perf_counter() - self._last_watch < 1.0:
+                            # Between tests of a run: look again soon rather than be woken by
+                            # every test's start, a thread switch per test.
+                            self._cond.wait(self.precise_interval)
+                            continue
                         self._idle = True
                         self._cond.wait()
-                    self._idle = False
+                        self._idle = False
+                    self._last_watch = _clock.perf_counter()
                     if self._stopping:
                         return
                     watch = self._watch
