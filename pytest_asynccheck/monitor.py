@@ -157,7 +157,8 @@ class Watchdog:
             if watch.depth > 0 and not force:
                 return
             self._watch = None
-            self._close_stall(watch, _clock.perf_counter(), self._turn_now(watch))
+            if watch.stalled is not None:
+                self._close_stall(watch, _clock.perf_counter(), self._turn_now(watch))
             found, watch.done = watch.done, []
         for finding in found:
             self.session.report(finding, nodeid=test.nodeid)
