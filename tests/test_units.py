@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pathlib
 import sys
 import types
 
@@ -149,3 +150,49 @@ def test_loop_runner_shares_one_loop_and_closes_it() -> None:
     assert runner.run(loop()) is first
     runner.close()
     assert first.is_closed()
+
+
+def test_set_on_instance_tells_an_instance_clock_from_the_class_method() -> None:
+    import asyncio
+
+    from pytest_asynccheck import _clock
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert not _clock.set_on_instance(loop, "time")
+        loop.time = lambda: 0.0  # type: ignore[method-assign]
+        assert _clock.set_on_instance(loop, "time")
+        del loop.time
+        assert not _clock.set_on_instance(loop, "time")
+        assert not _clock.set_on_instance(loop._selector, "select")  # type: ignore[attr-defined]
+    finally:
+        loop.close()
+
+
+def test_the_creating_line_skips_awaited_calls_and_looks_into_comprehensions(
+    tmp_path: pathlib.Path,
+) -> None:
+    import textwrap
+
+    from pytest_asynccheck.unawaited import creating_line
+
+    source = textwrap.dedent(
+        """
+        async def body(urls):
+            await fetch(0)
+            pending = [fetch(u) for u in urls]
+            other = fetch(1)
+            return pending, other
+        """
+    )
+    path = tmp_path / "made.py"
+    path.write_text(source)
+    namespace: dict[str, object] = {}
+    exec(compile(source, str(path), "exec"), namespace)
+    code = namespace["body"].__code__  # type: ignore[attr-defined]
+    first = code.co_firstlineno
+    assert creating_line(code, "fetch", first + 4) == first + 3  # the last one before the drop
+    assert creating_line(code, "fetch", first + 2) == first + 2  # in the comprehension
+    # The awaited call is never the creator: the first unawaited one after it is.
+    assert creating_line(code, "fetch", first + 1) == first + 2
+    assert creating_line(code, "nothing", first + 4) is None
