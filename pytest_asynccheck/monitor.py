@@ -220,7 +220,9 @@ class Watchdog:
 
         def heartbeat() -> None:
             answer.append(_clock.perf_counter())
-            answer.append(_turn_began(sys._getframe(1)))
+            # When this turn began ends a stall; only then is it worth a look at the frames.
+            stalled = watch.precise and watch.stalled is not None
+            answer.append(_turn_began(sys._getframe(1)) if stalled else None)
             answered.set()
 
         with self._cond:
