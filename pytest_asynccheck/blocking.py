@@ -701,7 +701,6 @@ class _BlockingSockets:
 
     def __init__(self) -> None:
         self.methods: dict[str, Any] = {}
-        self.installed = False
         self.checked: type | None = None
         self._members: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -742,7 +741,10 @@ class _BlockingSockets:
             patches.append((plain, name, name in vars(plain), vars(plain).get(name)))
             setattr(plain, name, wrapper)
             wrappers[id(wrapper)] = (wrapper, original)
-        self.installed = True
+
+    @property
+    def installed(self) -> bool:
+        return self.checked is not None
 
     def uninstall(self) -> None:
         plain = _socket_class()
@@ -751,7 +753,7 @@ class _BlockingSockets:
             if type(sock) is self.checked:
                 sock.__class__ = plain
         self._members.clear()
-        self.installed = False
+        self.checked = None
 
 
 def _checked_connection_class(interceptor: Interceptor) -> type:

@@ -26,7 +26,19 @@ def _library_dirs() -> tuple[str, ...]:
 LIBRARY_DIRS = _library_dirs()
 
 
+#: filename -> whether it is the user's; asked for every frame of every walk (a task's creation,
+#: a finding), and the answer never changes.
+_user_files: dict[str, bool] = {}
+
+
 def is_user_file(filename: str) -> bool:
+    known = _user_files.get(filename)
+    if known is None:
+        known = _user_files[filename] = _is_user_file(filename)
+    return known
+
+
+def _is_user_file(filename: str) -> bool:
     if not filename or filename.startswith("<"):
         return False
     path = os.path.abspath(filename)

@@ -16,8 +16,9 @@ mocked clock) the start is only known to lie between the last answer and the una
 heartbeat, so heartbeats come every eighth of the threshold and the middle is taken.
 
 Findings are handed to the test on the loop thread itself (at the end of the coroutine), so the
-test's state is only touched from the thread that owns it. Between tests the thread sleeps on a
-condition and costs nothing.
+test's state is only touched from the thread that owns it. Within a second of the last test the
+thread looks for the next one twice per threshold (cheaper than being woken by every test's
+start); after that it sleeps on a condition and costs nothing.
 """
 
 from __future__ import annotations
