@@ -459,10 +459,13 @@ class Interceptor:
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
         modules = sys.modules
-        if not any(name in modules for name in self._pending_modules):
+        if not any(map(modules.__contains__, self._pending_modules)):
             return
-        ready = [b for b in self._pending if _target(b.name)[0] in modules]
-        self._pending = [b for b in self._pending if b not in ready]
+        ready: list[Blocker] = []
+        pending: list[Blocker] = []
+        for blocker in self._pending:
+            (ready if _target(blocker.name)[0] in modules else pending).append(blocker)
+        self._pending = pending
         self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
         new: dict[int, Any] = {}
         for blocker in ready:
@@ -702,7 +705,10 @@ class _BlockingSockets:
     def __init__(self) -> None:
         self.methods: dict[str, Any] = {}
         self.checked: type | None = None
-        self._members: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: id -> weak reference of the sockets moved into the checked class, to move back the
+        #: ones still open when the session ends. Weak references without callbacks (cheaper
+        #: than a WeakSet), so dead entries are pruned whenever the table has doubled.
+        self._members: dict[int, weakref.ref[Any]] = {}
 
     def add(self, blocker: Blocker, wrapper: Any) -> None:
         self.methods[blocker.name.rsplit(".", 1)[1]] = wrapper
@@ -720,21 +726,24 @@ class _BlockingSockets:
         }
         checked = self.checked = type(plain.__name__, (plain,), namespace)
         members = self._members
-
-        def sort(sock: Any) -> None:
-            kind = type(sock)
-            if kind is plain and sock.gettimeout() != 0.0:
-                sock.__class__ = checked
-                members.add(sock)
-            elif kind is checked and sock.gettimeout() == 0.0:
-                sock.__class__ = plain
+        ref = weakref.ref
+        prune_at = [64]
 
         for name in ("__init__", "setblocking", "settimeout"):
             original = getattr(plain, name)
 
             def sorting(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
                 result = __original(self, *args, **kwargs)
-                sort(self)
+                kind = type(self)
+                if kind is plain:
+                    if self.gettimeout() != 0.0:
+                        self.__class__ = checked
+                        members[id(self)] = ref(self)
+                        if len(members) >= prune_at[0]:
+                            _prune(members)
+                            prune_at[0] = max(64, 2 * len(members))
+                elif kind is checked and self.gettimeout() == 0.0:
+                    self.__class__ = plain
                 return result
 
             wrapper = functools.wraps(original)(sorting)
@@ -749,11 +758,17 @@ class _BlockingSockets:
     def uninstall(self) -> None:
         plain = _socket_class()
         assert plain is not None
-        for sock in list(self._members):
-            if type(sock) is self.checked:
+        for member in list(self._members.values()):
+            sock = member()
+            if sock is not None and type(sock) is self.checked:
                 sock.__class__ = plain
         self._members.clear()
         self.checked = None
+
+
+def _prune(members: dict[int, weakref.ref[Any]]) -> None:
+    for key in [key for key, member in members.items() if member() is None]:
+        del members[key]
 
 
 def _checked_connection_class(interceptor: Interceptor) -> type:

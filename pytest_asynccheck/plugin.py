@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Generator
 
 import pytest
@@ -17,18 +16,18 @@ from .runner import (
     LoopRunner,
     call_target,
     checked_coroutine_function,
+    is_async_function,
     is_claimed,
+    is_coroutine_function,
     run_test,
     sync_fixture,
 )
 from .session import CheckSession, MarkerError, TestCheck, parse_allow_marker
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
-SESSION_KEY = pytest.StashKey[CheckSession]()
-#: The check of each test between its setup and its teardown. Not in the item's own stash:
-#: a key added there grows the item's dictionary for the rest of the session.
-CHECKS_KEY = pytest.StashKey[dict[pytest.Item, TestCheck]]()
-RUNNERS_KEY = pytest.StashKey[dict[pytest.Item, LoopRunner]]()
+#: The check session of each configuration with checks on. A plain dict rather than the
+#: config's stash: it is read several times per test, and a stash read is three Python calls.
+_SESSIONS: dict[pytest.Config, CheckSession] = {}
 
 MARKERS = (
     "asynccheck(allow=[...]): let this test produce the listed finding kinds "
@@ -60,7 +59,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for extra in config.hook.pytest_asynccheck_detectors(config=config, settings=settings):
         detectors.extend(extra or ())
     session = CheckSession(config, settings, detectors)
-    config.stash[SESSION_KEY] = session
+    _SESSIONS[config] = session
+
+    def forget() -> None:
+        _SESSIONS.pop(config, None)
+
+    config.add_cleanup(forget)
     config.add_cleanup(session.finish)
     session.start()
     config.pluginmanager.register(report.Summary(session), "asynccheck-summary")
@@ -84,12 +88,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _session(config: pytest.Config) -> CheckSession | None:
-    return config.stash.get(SESSION_KEY, None)
+_session = _SESSIONS.get
 
 
 def _conclude(check: TestCheck, phase: str, failed: bool) -> None:
-    findings = check.findings_in(phase)
+    findings = check.findings_in(phase) if check.findings else None
     if not findings:
         return
     errors = [f for f in findings if f.severity == Severity.ERROR.value]
@@ -119,7 +122,7 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
 
 def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> None:
     if phase == "teardown":
-        runner = _runners(check.item.config).pop(check.item, None)
+        runner = session.runners.pop(check.item, None)
         if runner is not None:
             runner.close()
     session.end_phase(check, phase)
@@ -134,22 +137,38 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     if session is None:
         return (yield)
     try:
-        allow = parse_allow_marker(item)
-        budget, budget_clock = parse_max_wall(item) or (None, None)
+        marked = _has_own_markers(item)
+        allow = parse_allow_marker(item) if marked else frozenset()
+        budget, budget_clock = (parse_max_wall(item) if marked else None) or (None, None)
     except MarkerError as exc:
         # Fail after the inner setup hooks ran: their teardown twins expect them to have run.
         yield
         pytest.fail(str(exc), pytrace=False)
     check = session.begin_test(item, allow, budget, budget_clock)
-    _checks(item.config)[item] = check
+    session.checks[item] = check
     return (yield from _phase(session, check, "setup"))
+
+
+_OWN_MARKERS = frozenset(("asynccheck", "max_wall"))
+
+
+def _has_own_markers(item: pytest.Item) -> bool:
+    """Whether the item or a parent carries one of this plugin's markers: most tests carry
+    none, and this walk is cheaper than two ``iter_markers`` searches."""
+    node: pytest.Item | pytest.Collector | None = item
+    while node is not None:
+        for mark in node.own_markers:
+            if mark.name in _OWN_MARKERS:
+                return True
+        node = node.parent
+    return False
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Run the test body inside its check; a coroutine test announces itself from its task."""
     session = _session(item.config)
-    check = _checks(item.config).get(item)
+    check = session.checks.get(item) if session is not None else None
     if session is None or check is None:
         return (yield)
     target = call_target(item)
@@ -169,7 +188,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
     """Close the test's check after its teardown, with the standalone loop if it had one."""
     session = _session(item.config)
-    check = _checks(item.config).get(item)
+    check = session.checks.get(item) if session is not None else None
     if session is None or check is None:
         return (yield)
     return (yield from _phase(session, check, "teardown"))
@@ -181,8 +200,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Carry the phase's findings on its report, as builtins, so pytest-xdist moves them; name
     them in ``user_properties`` too, which ``--junitxml`` writes as properties."""
-    check = _checks(item.config).get(item) if _session(item.config) is not None else None
-    findings = check.findings_in(call.when) if check is not None else []
+    session = _session(item.config)
+    check = session.checks.get(item) if session is not None else None
+    findings = check.findings_in(call.when) if check is not None and check.findings else []
     for finding in findings:
         item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
     test_report = yield
@@ -192,21 +212,13 @@ def pytest_runtest_makereport(
             setattr(test_report, report.CHECKED_ATTR, True)
         if findings:
             setattr(test_report, report.REPORT_ATTR, [f.to_dict() for f in findings])
-        if call.when == "teardown":
-            _checks(item.config).pop(item, None)
+        if call.when == "teardown" and session is not None:
+            session.checks.pop(item, None)
     return test_report
 
 
-def _checks(config: pytest.Config) -> dict[pytest.Item, TestCheck]:
-    return config.stash.setdefault(CHECKS_KEY, {})
-
-
-def _runners(config: pytest.Config) -> dict[pytest.Item, LoopRunner]:
-    return config.stash.setdefault(RUNNERS_KEY, {})
-
-
-def _loop_runner(item: pytest.Item) -> LoopRunner:
-    runners = _runners(item.config)
+def _loop_runner(session: CheckSession, item: pytest.Item) -> LoopRunner:
+    runners = session.runners
     runner = runners.get(item)
     if runner is None:
         runner = runners[item] = LoopRunner()
@@ -216,11 +228,12 @@ def _loop_runner(item: pytest.Item) -> LoopRunner:
 @pytest.hookimpl
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """The standalone runner: async tests no other plugin claimed, on a fresh loop."""
-    if _session(pyfuncitem.config) is None:
+    session = _session(pyfuncitem.config)
+    if session is None:
         return None
-    if not inspect.iscoroutinefunction(pyfuncitem.obj) or is_claimed(pyfuncitem):
+    if not is_coroutine_function(pyfuncitem.obj) or is_claimed(pyfuncitem):
         return None
-    run_test(pyfuncitem, _loop_runner(pyfuncitem))
+    run_test(pyfuncitem, _loop_runner(session, pyfuncitem))
     return True
 
 
@@ -229,9 +242,9 @@ def pytest_fixture_setup(
     fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
 ) -> Generator[None, object, object]:
     """Standalone async fixtures: run on the requesting test's loop, function scope only."""
+    session = _session(request.config)
     func = fixturedef.func
-    is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
-    if not is_async or _session(request.config) is None:
+    if session is None or not is_async_function(func):
         return (yield)
     item = request.node if fixturedef.scope == "function" else getattr(request, "_pyfuncitem", None)
     if not isinstance(item, pytest.Item) or is_claimed(item):
@@ -241,10 +254,10 @@ def pytest_fixture_setup(
             WIDER_SCOPE_FIXTURE.format(name=fixturedef.argname, scope=fixturedef.scope),
             pytrace=False,
         )
-    check = _checks(item.config).get(item)
+    check = session.checks.get(item)
     if check is None:
         return (yield)
-    fixturedef.func = sync_fixture(func, check, _loop_runner(item), fixturedef.argname)  # type: ignore[misc]
+    fixturedef.func = sync_fixture(func, check, _loop_runner(session, item), fixturedef.argname)  # type: ignore[misc]
     try:
         return (yield)
     finally:

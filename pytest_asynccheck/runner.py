@@ -8,6 +8,7 @@ import contextvars
 import functools
 import inspect
 import sys
+import types
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -36,8 +37,34 @@ def call_target(item: pytest.Item) -> tuple[object, str] | None:
     hypothesis = getattr(obj, "hypothesis", None)
     inner = getattr(hypothesis, "inner_test", None)
     if inner is not None:
-        return (hypothesis, "inner_test") if inspect.iscoroutinefunction(inner) else None
-    return (item, "obj") if inspect.iscoroutinefunction(obj) else None
+        return (hypothesis, "inner_test") if is_coroutine_function(inner) else None
+    return (item, "obj") if is_coroutine_function(obj) else None
+
+
+def _plain_function_flags(func: object) -> int | None:
+    """A plain function's code flags, or ``None`` when only ``inspect`` can tell (a partial, a
+    method, a function marked with ``inspect.markcoroutinefunction``). This is asked of every
+    test and fixture, and the flags answer for nearly all of them."""
+    if type(func) is types.FunctionType:
+        marks = func.__dict__
+        if "_is_coroutine_marker" not in marks and "__partialmethod__" not in marks:
+            return func.__code__.co_flags
+    return None
+
+
+def is_coroutine_function(func: object) -> bool:
+    flags = _plain_function_flags(func)
+    if flags is not None:
+        return bool(flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(func)
+
+
+def is_async_function(func: object) -> bool:
+    """A coroutine function or an async generator function."""
+    flags = _plain_function_flags(func)
+    if flags is not None:
+        return bool(flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR))
+    return inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
 
 
 def checked_coroutine_function(
@@ -45,7 +72,6 @@ def checked_coroutine_function(
 ) -> Callable[..., Coroutine[Any, Any, T]]:
     """``func`` made to announce itself to the detectors from inside its own task."""
 
-    @functools.wraps(func)
     async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
         check.session.enter_task(check, where)
         try:
@@ -53,6 +79,14 @@ def checked_coroutine_function(
         finally:
             check.session.exit_task(check, where)
 
+    # What ``functools.wraps`` copies, save the annotations (nothing reads them here, and
+    # reading them makes a dictionary): this wrapper is made for every test.
+    wrapper: Any = asynccheck_wrapper
+    wrapper.__dict__.update(getattr(func, "__dict__", ()))
+    for name in ("__module__", "__name__", "__qualname__", "__doc__"):
+        if hasattr(func, name):
+            setattr(wrapper, name, getattr(func, name))
+    wrapper.__wrapped__ = func
     return asynccheck_wrapper
 
 

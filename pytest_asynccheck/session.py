@@ -6,7 +6,7 @@ import asyncio
 import gc
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,6 +14,9 @@ from . import baseline
 from .config import Settings
 from .detector import Detector, Detectors
 from .findings import Finding, Kind, Severity, merge_into
+
+if TYPE_CHECKING:
+    from .runner import LoopRunner
 
 PHASES = ("setup", "call", "teardown")
 ALLOW_KINDS = frozenset(kind.value for kind in Kind)
@@ -125,6 +128,11 @@ class CheckSession:
         self.detectors = Detectors(detectors, session=self)
         self.current: TestCheck | None = None
         self.open: dict[str, TestCheck] = {}
+        #: Each test's check between its setup and its teardown, and its standalone loop.
+        #: Not in the item's own stash: a key added there grows the item's dictionary for the
+        #: rest of the session.
+        self.checks: dict[pytest.Item, TestCheck] = {}
+        self.runners: dict[pytest.Item, LoopRunner] = {}
         #: Findings that arrived after their test had finished, or outside any test.
         self.late: list[Finding] = []
         self.main_thread = threading.get_ident()
