@@ -44,32 +44,48 @@ def _name(coro: Any) -> str:
 
 
 Site = tuple[str, int, str]
-#: id(task) -> (a weak reference to the task, so a reused id is told apart; where it was made)
-Sites = dict[int, tuple["weakref.ref[asyncio.Task[Any]]", Site]]
+#: Where the task factory notes a task's creation, on the task itself: a table keyed by the
+#: task would lose it when the collector frees a task from a cycle, as the collector clears
+#: weak references before the task's finalizer reports its lost exception.
+SITE_ATTR = "_asynccheck_created_at"
+#: The tasks the factory made for a test, to tell whether any may still wait for the collector.
+Made = list["weakref.ref[asyncio.Task[Any]]"]
 
 
-def _created_at(task: asyncio.Task[Any], rootpath: str, sites: Sites) -> Site | None:
+def _created_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
     for filename, line, function in getattr(task.get_coro(), "cr_origin", None) or ():
         if frames.is_user_file(filename):
             return frames.relpath(filename, rootpath), line, function
-    ref, (filename, line, function) = sites.get(id(task), (None, ("", 0, "")))
-    if ref is not None and ref() is task:
+    site = getattr(task, SITE_ATTR, None)
+    if site is not None:
+        filename, line, function = site
         return frames.relpath(filename, rootpath), line, function
     return None
 
 
-def _noting_factory(sites: Sites) -> Callable[..., asyncio.Task[Any]]:
+def _noting_factory(made: Made) -> Callable[..., asyncio.Task[Any]]:
     def asynccheck_task_factory(
         loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
         task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(weakref.ref(task))
         user = frames.user_frame(frames.walk(sys._getframe(1)))
         if user is not None:
             code = user.f_code
-            sites[id(task)] = (weakref.ref(task), (code.co_filename, user.f_lineno, code.co_name))
+            setattr(task, SITE_ATTR, (code.co_filename, user.f_lineno, code.co_name))
         return task
 
     return asynccheck_task_factory
+
+
+def _may_hold_lost_tasks(test: TestCheck) -> bool:
+    """Whether a task of the test may wait in a reference cycle for the collector: one the
+    task factory noted is still alive, or tasks were made under another factory (unknown).
+    Most tests' tasks are freed as they finish, and then the collection is not needed."""
+    made: Made | None = test.data.get("tasks.made")
+    if made is None:
+        return True
+    return any(ref() is not None for ref in made)
 
 
 def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
@@ -98,10 +114,9 @@ class TaskDetector(Detector):
             return
         if self.leaks:
             test.data["tasks.before"] = set(asyncio.all_tasks(loop))
-        sites: Sites = {}
-        test.data["tasks.sites"] = sites
         if loop.get_task_factory() is None:
-            factory = _noting_factory(sites)
+            made: Made = test.data.setdefault("tasks.made", [])
+            factory = _noting_factory(made)
             test.data["tasks.factory"] = (loop, factory)
             loop.set_task_factory(factory)
         if self.lost and "tasks.handler" not in test.data:
@@ -119,11 +134,10 @@ class TaskDetector(Detector):
         if loop is None or before is None:
             return
         current = asyncio.current_task()
-        sites = test.data.get("tasks.sites", {})
         for task in asyncio.all_tasks(loop):
             if task in before or task is current or task.done():
                 continue
-            test.add(self._leak(task, sites))
+            test.add(self._leak(task))
 
     def _remove_factory(self, test: TestCheck) -> None:
         saved = test.data.pop("tasks.factory", None)
@@ -133,12 +147,12 @@ class TaskDetector(Detector):
                 loop.set_task_factory(None)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
-        if phase == "call" and "tasks.handler" in test.data:
+        if phase == "call" and "tasks.handler" in test.data and _may_hold_lost_tasks(test):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
         self._remove_factory(test)
-        test.data.pop("tasks.sites", None)
+        test.data.pop("tasks.made", None)
         saved = test.data.pop("tasks.handler", None)
         if saved is not None:
             loop, previous = saved
@@ -151,7 +165,7 @@ class TaskDetector(Detector):
             task = context.get("task") or context.get("future")
             if context.get("message") in LOST_MESSAGES and isinstance(task, asyncio.Task):
                 try:
-                    test.add(self._lost(task, context, test.data.get("tasks.sites", {})))
+                    test.add(self._lost(task, context))
                     return None
                 except Exception:  # pragma: no cover - never lose the report
                     pass
@@ -165,10 +179,10 @@ class TaskDetector(Detector):
     def _rootpath(self) -> str:
         return self._session.rootpath if self._session is not None else ""
 
-    def _leak(self, task: asyncio.Task[Any], sites: Sites) -> Finding:
+    def _leak(self, task: asyncio.Task[Any]) -> Finding:
         root = self._rootpath()
         coro = _name(task.get_coro())
-        created = _created_at(task, root, sites)
+        created = _created_at(task, root)
         suspended = _suspended_at(task, root)
         stack = [f"suspended at {suspended}"] if suspended else []
         file, line, function = created or ("", 0, "")
@@ -186,11 +200,11 @@ class TaskDetector(Detector):
             stack=tuple(stack),
         )
 
-    def _lost(self, task: asyncio.Task[Any], context: dict[str, Any], sites: Sites) -> Finding:
+    def _lost(self, task: asyncio.Task[Any], context: dict[str, Any]) -> Finding:
         root = self._rootpath()
         exc = context.get("exception")
         coro = _name(task.get_coro())
-        created = _created_at(task, root, sites)
+        created = _created_at(task, root)
         stack: list[str] = []
         if created is not None:
             stack.append(f"task created at {created[0]}:{created[1]} in {created[2]}")

@@ -18,9 +18,12 @@ was dropped. The finding belongs to the test running when the coroutine was dest
 one frame while tests run: the creating call, exact wherever the coroutine is dropped, and a
 coroutine created by test A's function and kept alive until test B is reported on A.
 
-A collection of the youngest generation after each test body collects coroutines held in fresh
-reference cycles while their test is still the current one, at a cost of microseconds; older
-cycles are collected at the session's end.
+A coroutine dropped inside a reference cycle is destroyed when the garbage collector frees the
+cycle: usually during the same test, sometimes during the next one, and at the latest by the
+full collection at the session's end. Where it was dropped is then unknown, so the finding
+names the coroutine's function and says so; one freed between tests, or by that last
+collection, is reported after the run. Collecting after every test body would place it exactly
+but costs about 20 us per test, so only ``--asynccheck-coroutine-origin`` does that.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ FIX = (
 )
 
 
+CYCLE_NOTE = (
+    "freed by the garbage collector from a reference cycle, so where it was dropped is not "
+    "known: --asynccheck-coroutine-origin shows the line that created it"
+)
+
+
 class UnawaitedDetector(Detector):
     name = "unawaited"
 
@@ -56,6 +65,9 @@ class UnawaitedDetector(Detector):
         self._session: CheckSession | None = None
         self._previous_hook: Callable[[Any], None] | None = None
         self._previous_depth = 0
+        #: Whether the garbage collector is running (coroutines it frees were in a cycle).
+        self._collecting = False
+        self._tests_ran = False
         #: (absolute file, function name) of each test function that ran -> its node id
         self._test_functions: dict[tuple[str, str], str] = {}
 
@@ -63,8 +75,13 @@ class UnawaitedDetector(Detector):
         self._session = session
         self._previous_hook = getattr(warnings, "_warn_unawaited_coroutine", None)
         warnings._warn_unawaited_coroutine = self._destroyed  # type: ignore[attr-defined]
+        gc.callbacks.append(self._collector)
+
+    def _collector(self, phase: str, info: dict[str, int]) -> None:
+        self._collecting = phase == "start"
 
     def test_started(self, test: TestCheck) -> None:
+        self._tests_ran = True
         if not self.track_origin:
             return
         function = getattr(test.item, "function", None)
@@ -77,7 +94,7 @@ class UnawaitedDetector(Detector):
             sys.set_coroutine_origin_tracking_depth(1)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
-        if phase == "call":
+        if phase == "call" and self.track_origin:
             collect_young_once(test)
 
     def test_finished(self, test: TestCheck) -> None:
@@ -88,6 +105,8 @@ class UnawaitedDetector(Detector):
         gc.collect()
 
     def session_finished(self, session: CheckSession) -> None:
+        if self._collector in gc.callbacks:
+            gc.callbacks.remove(self._collector)
         if getattr(warnings, "_warn_unawaited_coroutine", None) == self._destroyed:
             if self._previous_hook is None:
                 del warnings._warn_unawaited_coroutine  # type: ignore[attr-defined]
@@ -98,11 +117,16 @@ class UnawaitedDetector(Detector):
     def _destroyed(self, coro: Any) -> None:
         session = self._session
         nodeid = self._created_by_a_test(coro) if session is not None else None
-        if session is None or (session.current is None and not nodeid):
+        # Freed by the collector between tests (or by the sweep at the end), a coroutine was
+        # most likely dropped by a test that ran: reported after the run rather than lost.
+        in_cycle = self._collecting
+        if session is None or (
+            session.current is None and not nodeid and not (in_cycle and self._tests_ran)
+        ):
             self._forward(coro)
             return
         try:
-            finding = self._finding(coro, session, sys._getframe(1))
+            finding = self._finding(coro, session, None if in_cycle else sys._getframe(1))
             if nodeid and (session.current is None or session.current.nodeid != nodeid):
                 session.report(finding, nodeid=nodeid, phase="call")
             else:
@@ -135,12 +159,17 @@ class UnawaitedDetector(Detector):
             for filename, line, function in getattr(coro, "cr_origin", None) or ()
             if frames.is_user_file(filename)
         ]
-        dropped = frames.user_frame(frames.walk(destroyed_in))
+        dropped = frames.user_frame(frames.walk(destroyed_in)) if destroyed_in else None
+        code = getattr(coro, "cr_code", None)
         if origin:
             filename, line, function = origin[0]
         elif dropped is not None:
             filename, function = dropped.f_code.co_filename, dropped.f_code.co_name
             line = creating_line(dropped.f_code, short, dropped.f_lineno) or dropped.f_lineno
+        elif destroyed_in is None and isinstance(code, types.CodeType):
+            # Freed from a reference cycle: the code that dropped it is long gone.
+            filename, line, function = code.co_filename, code.co_firstlineno, code.co_name
+            stack.append(CYCLE_NOTE)
         else:
             filename, line, function = "", 0, ""
         if dropped is not None and (dropped.f_code.co_filename, dropped.f_lineno) != (

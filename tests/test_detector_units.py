@@ -83,7 +83,7 @@ def test_without_a_previous_hook_the_attribute_is_removed_again(
 def test_task_descriptions_without_origin_or_stack() -> None:
     async def main() -> None:
         task = asyncio.create_task(asyncio.sleep(0))
-        assert _created_at(task, ".", {}) is None  # no origin, no factory noted it
+        assert _created_at(task, ".") is None  # no origin, no factory noted it
         await task
         assert _suspended_at(task, ".") == ""
 

@@ -180,3 +180,35 @@ def test_allow_marker_and_severity(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, failed=1)
     off = pytester.runpytest(*ARGS, "--asynccheck-leaked-task=off")
     off.assert_outcomes(passed=2)
+
+
+def test_a_failed_task_held_in_a_reference_cycle_is_reported_in_its_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+import asyncio
+
+async def boom():
+    me = asyncio.current_task()  # the traceback keeps this frame, and so the task: a cycle
+    raise ValueError("in a cycle")
+
+async def test_lost_in_a_cycle():
+    asyncio.create_task(boom())
+    await asyncio.sleep(0.01)
+
+async def test_next():
+    pass
+"""
+    )
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_lost_in_a_cycle (call):",
+            "?never-retrieved? task '*' running boom() raised ValueError: in a cycle, and the "
+            "exception was never retrieved",
+            "  at test_mod.py:5 in boom",
+            "  task created at test_mod.py:8 in test_lost_in_a_cycle",
+        ]
+    )

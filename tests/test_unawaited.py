@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
-from pytest_asynccheck.unawaited import FIX
+from pytest_asynccheck.unawaited import CYCLE_NOTE, FIX
 
 HELPERS = """\
 import asyncio
@@ -301,3 +301,71 @@ def test_off_leaves_pythons_own_warning(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*ARGS, "--asynccheck-unawaited=off")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*RuntimeWarning: coroutine 'sleep' was never awaited*"])
+
+
+CYCLE = """\
+import asyncio
+import gc
+
+async def fetch():
+    return 1
+
+class Holder:
+    def __init__(self):
+        self.me = self  # a reference cycle: only the garbage collector frees it
+        self.coro = fetch()
+
+async def test_drops_a_cycle():
+    Holder()
+{after}
+async def test_next():
+    await asyncio.sleep(0)
+"""
+
+
+def test_a_coroutine_freed_from_a_cycle_is_named_by_its_function(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_mod=CYCLE.format(after="    gc.collect()  # the collector runs\n"))
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_drops_a_cycle (call):",
+            "?unawaited? coroutine 'fetch' was never awaited",
+            "  at test_mod.py:4 in fetch",
+            f"  {CYCLE_NOTE}",
+        ]
+    )
+
+
+def test_with_origin_tracking_a_cycle_is_collected_in_its_test_at_the_creating_line(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_mod=CYCLE.format(after=""))
+    result = pytester.runpytest(*ARGS, "--asynccheck-coroutine-origin", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_drops_a_cycle (call):",
+            "?unawaited? coroutine 'fetch' was never awaited",
+            "  at test_mod.py:10 in __init__",
+        ]
+    )
+
+
+def test_a_cycle_the_collector_frees_only_at_the_end_is_reported_after_the_run(
+    pytester: pytest.Pytester,
+) -> None:
+    # No collection runs during the tests: the one at the session's end frees the cycle.
+    pytester.makeconftest("import gc\ngc.disable()\n")
+    pytester.makepyfile(test_mod=CYCLE.format(after=""))
+    result = pytester.runpytest_subprocess(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*= asynccheck =*",
+            "error unawaited       test_mod.py:4 in fetch fetch()  x1",
+        ]
+    )
