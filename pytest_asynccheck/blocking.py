@@ -516,6 +516,9 @@ class Interceptor:
             if not isinstance(namespace, dict):
                 continue
             try:
+                # Most modules hold none: asked in C first, as this runs over every module.
+                if replacements.keys().isdisjoint(map(id, namespace.values())):
+                    continue
                 hits = [k for k, v in namespace.items() if id(v) in replacements]
             except RuntimeError:  # the dict changed under us (another thread importing)
                 continue
@@ -545,6 +548,8 @@ class Interceptor:
             if not isinstance(namespace, dict):
                 continue
             try:
+                if originals.keys().isdisjoint(map(id, namespace.values())):
+                    continue
                 hits = [k for k, v in namespace.items() if id(v) in originals]
             except RuntimeError:
                 continue
