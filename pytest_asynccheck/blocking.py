@@ -734,23 +734,44 @@ class _BlockingSockets:
         ref = weakref.ref
         prune_at = [64]
 
-        for name in ("__init__", "setblocking", "settimeout"):
-            original = getattr(plain, name)
+        def join(sock: Any) -> None:
+            sock.__class__ = checked
+            members[id(sock)] = ref(sock)
+            if len(members) >= prune_at[0]:
+                _prune(members)
+                prune_at[0] = max(64, 2 * len(members))
 
-            def sorting(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-                result = __original(self, *args, **kwargs)
-                kind = type(self)
-                if kind is plain:
-                    if self.gettimeout() != 0.0:
-                        self.__class__ = checked
-                        members[id(self)] = ref(self)
-                        if len(members) >= prune_at[0]:
-                            _prune(members)
-                            prune_at[0] = max(64, 2 * len(members))
-                elif kind is checked and self.gettimeout() == 0.0:
-                    self.__class__ = plain
-                return result
+        methods: Any = plain
+        init, setblocking, settimeout = methods.__init__, methods.setblocking, methods.settimeout
 
+        # One wrapper each, as short as can be: asyncio makes two sockets per event loop and
+        # puts them in non-blocking mode at once.
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **kwargs)
+            if self.gettimeout() != 0.0 and type(self) is plain:
+                join(self)
+
+        def set_blocking(self: Any, flag: bool) -> None:
+            setblocking(self, flag)
+            if flag:
+                if type(self) is plain:
+                    join(self)
+            elif type(self) is checked:
+                self.__class__ = plain
+
+        def set_timeout(self: Any, value: float | None) -> None:
+            settimeout(self, value)
+            if self.gettimeout() != 0.0:
+                if type(self) is plain:
+                    join(self)
+            elif type(self) is checked:
+                self.__class__ = plain
+
+        for name, original, sorting in (
+            ("__init__", init, __init__),
+            ("setblocking", setblocking, set_blocking),
+            ("settimeout", settimeout, set_timeout),
+        ):
             wrapper = functools.wraps(original)(sorting)
             patches.append((plain, name, name in vars(plain), vars(plain).get(name)))
             setattr(plain, name, wrapper)

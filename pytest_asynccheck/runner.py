@@ -79,13 +79,16 @@ def checked_coroutine_function(
         finally:
             check.session.exit_task(check, where)
 
+    if type(func) is not types.FunctionType:
+        return functools.wraps(func)(asynccheck_wrapper)
     # What ``functools.wraps`` copies, save the annotations (nothing reads them here, and
     # reading them makes a dictionary): this wrapper is made for every test.
     wrapper: Any = asynccheck_wrapper
-    wrapper.__dict__.update(getattr(func, "__dict__", ()))
-    for name in ("__module__", "__name__", "__qualname__", "__doc__"):
-        if hasattr(func, name):
-            setattr(wrapper, name, getattr(func, name))
+    wrapper.__dict__.update(func.__dict__)
+    wrapper.__module__ = func.__module__
+    wrapper.__name__ = func.__name__
+    wrapper.__qualname__ = func.__qualname__
+    wrapper.__doc__ = func.__doc__
     wrapper.__wrapped__ = func
     return asynccheck_wrapper
 

@@ -1,8 +1,11 @@
 """Tasks a test leaves behind: still pending when the test returns (``leaked-task``), or failed
 with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
 
-Leaks are the tasks of the test's loop that did not exist when the test body started and are
-not done when it returns, so tasks of fixtures, of any scope, are never the test's. Lost
+Leaks are the tasks the test body made that are not done when it returns, so tasks of
+fixtures, of any scope, are never the test's. The task factory the plugin puts on the loop while
+the body runs (when no other factory is set) sees each task it makes; under another factory, the
+loop's tasks are listed when the body starts and when it returns. A task made by calling
+``asyncio.Task(...)`` directly bypasses any factory and is seen only in the second case. Lost
 exceptions reach the loop's exception handler when the task is destroyed; the plugin chains its
 own handler in front of whatever handler was set (anyio's, the user's) for the test's duration.
 
@@ -82,10 +85,9 @@ def _may_hold_lost_tasks(test: TestCheck) -> bool:
     """Whether a task of the test may wait in a reference cycle for the collector: one the
     task factory noted is still alive, or tasks were made under another factory (unknown).
     Most tests' tasks are freed as they finish, and then the collection is not needed."""
-    made: Made | None = test.data.get("tasks.made")
-    if made is None:
+    if not test.data.get("tasks.noted"):
         return True
-    return any(ref() is not None for ref in made)
+    return bool(test.data.get("tasks.alive"))
 
 
 def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
@@ -112,13 +114,18 @@ class TaskDetector(Detector):
     ) -> None:
         if loop is None or where != "test":
             return
-        if self.leaks:
-            test.data["tasks.before"] = set(asyncio.all_tasks(loop))
         if loop.get_task_factory() is None:
-            made: Made = test.data.setdefault("tasks.made", [])
+            # The factory sees every task the test makes (``asyncio.Task(...)`` called
+            # directly aside): the leaks are among them, without listing the loop's tasks.
+            made: Made = []
             factory = _noting_factory(made)
+            test.data["tasks.made"] = made
+            test.data["tasks.noted"] = True
             test.data["tasks.factory"] = (loop, factory)
             loop.set_task_factory(factory)
+        elif self.leaks:
+            # Another factory makes the tasks: compare the loop's tasks before and after.
+            test.data["tasks.before"] = asyncio.all_tasks(loop)
         if self.lost and "tasks.handler" not in test.data:
             previous = loop.get_exception_handler()
             test.data["tasks.handler"] = (loop, previous)
@@ -130,14 +137,22 @@ class TaskDetector(Detector):
         if where != "test":
             return
         self._remove_factory(test)
+        made: Made | None = test.data.pop("tasks.made", None)
         before = test.data.pop("tasks.before", None)
-        if loop is None or before is None:
+        if made is not None:
+            tasks = [task for task in (ref() for ref in made) if task is not None]
+            if tasks:
+                test.data["tasks.alive"] = True
+        elif loop is not None and before is not None:
+            tasks = [task for task in asyncio.all_tasks(loop) if task not in before]
+        else:
+            return
+        if not self.leaks:
             return
         current = asyncio.current_task()
-        for task in asyncio.all_tasks(loop):
-            if task in before or task is current or task.done():
-                continue
-            test.add(self._leak(task))
+        for task in tasks:
+            if task is not current and not task.done():
+                test.add(self._leak(task))
 
     def _remove_factory(self, test: TestCheck) -> None:
         saved = test.data.pop("tasks.factory", None)
@@ -153,6 +168,7 @@ class TaskDetector(Detector):
     def test_finished(self, test: TestCheck) -> None:
         self._remove_factory(test)
         test.data.pop("tasks.made", None)
+        test.data.pop("tasks.before", None)
         saved = test.data.pop("tasks.handler", None)
         if saved is not None:
             loop, previous = saved
