@@ -206,9 +206,11 @@ class Watchdog:
                         return
                     watch = self._watch
                     assert watch is not None
-                    young = watch.since + self.interval - _clock.perf_counter()
+                    interval = self.precise_interval if watch.precise else self.interval
+                    young = watch.since + interval - _clock.perf_counter()
                     if young > 0:
-                        # A test shorter than one interval is never sent a heartbeat.
+                        # A test shorter than one interval is never sent a heartbeat, and a
+                        # run of short tests wakes this thread once per interval at most.
                         self._cond.wait(young)
                         continue
                 self._beat(watch)
