@@ -335,7 +335,7 @@ _MACHINERY = ("asyncio", "selectors.py", "threading.py", "concurrent")
 #: Any of these on the stack makes the call exempt (imports, source lines for tracebacks).
 _EXEMPT_FILES = ("linecache.py",)
 
-_EMIT_CODE = Detectors.emit.__code__
+_EMIT_CODES = frozenset((Detectors.emit.__code__, Detectors.emit_phase.__code__))
 _STDLIB, _PLUGIN, _COVERAGE, _THIRD, _USER, _FROZEN, _MACHINE = range(7)
 _origins: dict[str, int] = {}
 
@@ -571,7 +571,7 @@ class Interceptor:
         first = True
         decided = False
         for frame in frames.walk(caller):
-            if frame.f_code is _EMIT_CODE:
+            if frame.f_code in _EMIT_CODES:
                 return True  # inside a detector's event: the plugin's (or an extension's) work
             origin = _origin(frame.f_code.co_filename)
             if origin == _FROZEN:

@@ -81,6 +81,7 @@ class BudgetDetector(Detector):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.phases = ("setup", "call") if settings.wall_include_setup else ("call",)
         self._session: CheckSession | None = None
         self._fallbacks_said: set[str] = set()
 

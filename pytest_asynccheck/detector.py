@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 LOGGER = logging.getLogger("pytest_asynccheck")
 
+PHASES = ("setup", "call", "teardown")
+#: Events received once per phase: subscribed per phase, as most detectors want one phase.
+PHASE_EVENTS = ("phase_started", "phase_finished")
+
 EVENTS = (
     "session_started",
     "session_ending",
@@ -43,6 +47,8 @@ class Detector:
 
     #: Shown in log messages and in the summary when the detector is disabled.
     name: str = ""
+    #: The phases whose ``phase_started`` and ``phase_finished`` this detector receives.
+    phases: tuple[str, ...] = PHASES
 
     def session_started(self, session: CheckSession) -> None:
         """The check session begins (configure time, checks enabled)."""
@@ -93,6 +99,10 @@ class Detectors:
         self._subscribers: dict[str, tuple[tuple[Detector, Callable[..., None]], ...]] = {
             event: () for event in EVENTS
         }
+        #: event -> phase -> subscribers, for the two per-phase events.
+        self._by_phase: dict[str, dict[str, tuple[tuple[Detector, Callable[..., None]], ...]]] = {
+            event: {phase: () for phase in PHASES} for event in PHASE_EVENTS
+        }
         self._all: list[Detector] = []
         self.disabled: list[str] = []
         for detector in detectors:
@@ -105,13 +115,20 @@ class Detectors:
         self._all.append(detector)
         for event in EVENTS:
             if getattr(type(detector), event) is not getattr(Detector, event):
-                self._subscribers[event] += ((detector, getattr(detector, event)),)
+                subscriber = ((detector, getattr(detector, event)),)
+                self._subscribers[event] += subscriber
+                if event in PHASE_EVENTS:
+                    for phase in detector.phases:
+                        self._by_phase[event][phase] += subscriber
 
     def remove(self, detector: Detector) -> None:
         if detector in self._all:
             self._all.remove(detector)
         for event, subscribers in self._subscribers.items():
             self._subscribers[event] = tuple(s for s in subscribers if s[0] is not detector)
+        for by_phase in self._by_phase.values():
+            for phase, subscribers in by_phase.items():
+                by_phase[phase] = tuple(s for s in subscribers if s[0] is not detector)
 
     def wants(self, event: str) -> bool:
         return bool(self._subscribers[event])
@@ -120,6 +137,14 @@ class Detectors:
         for detector, method in self._subscribers[event]:
             try:
                 method(*args)
+            except Exception as exc:
+                self._disable(detector, event, exc)
+
+    def emit_phase(self, event: str, test: TestCheck, phase: str) -> None:
+        """``phase_started`` or ``phase_finished``, to the detectors that want this phase."""
+        for detector, method in self._by_phase[event][phase]:
+            try:
+                method(test, phase)
             except Exception as exc:
                 self._disable(detector, event, exc)
 

@@ -110,7 +110,9 @@ class Watchdog:
         # a short one keeps the reported length close (6 ms at the default threshold).
         self.interval = threshold / 8
         self.precise_interval = threshold / 2
-        self._cond = threading.Condition()
+        # The loop thread takes the lock itself (a C call) where waiting is not needed.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._watch: Watch | None = None
         self._stopping = False
         self._idle = False
@@ -128,7 +130,7 @@ class Watchdog:
     ) -> None:
         """Watch ``loop`` (an asyncio loop, or a trio token) while ``test`` runs on it;
         ``post`` schedules a callback on it from another thread."""
-        with self._cond:
+        with self._lock:
             watch = self._watch
             if watch is not None and watch.loop is loop and watch.test is test:
                 watch.depth += 1
@@ -150,7 +152,7 @@ class Watchdog:
                 self._cond.notify_all()
 
     def detach(self, test: TestCheck, force: bool = False) -> None:
-        with self._cond:
+        with self._lock:
             watch = self._watch
             if watch is None or watch.test is not test:
                 return

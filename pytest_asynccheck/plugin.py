@@ -137,7 +137,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     if session is None:
         return (yield)
     try:
-        marked = _has_own_markers(item)
+        marked = _has_own_markers(session, item)
         allow = parse_allow_marker(item) if marked else frozenset()
         budget, budget_clock = (parse_max_wall(item) if marked else None) or (None, None)
     except MarkerError as exc:
@@ -152,14 +152,25 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
 _OWN_MARKERS = frozenset(("asynccheck", "max_wall"))
 
 
-def _has_own_markers(item: pytest.Item) -> bool:
+def _has_own_markers(session: CheckSession, item: pytest.Item) -> bool:
     """Whether the item or a parent carries one of this plugin's markers: most tests carry
-    none, and this walk is cheaper than two ``iter_markers`` searches."""
-    node: pytest.Item | pytest.Collector | None = item
+    none, and this is cheaper than two ``iter_markers`` searches. The parents' answer is
+    kept, per parent, for the rest of the session."""
+    if any(mark.name in _OWN_MARKERS for mark in item.own_markers):
+        return True
+    parent = item.parent
+    if parent is None:
+        return False
+    known = session.marked_parents.get(parent)
+    if known is None:
+        known = session.marked_parents[parent] = _marked(parent)
+    return known
+
+
+def _marked(node: pytest.Item | pytest.Collector | None) -> bool:
     while node is not None:
-        for mark in node.own_markers:
-            if mark.name in _OWN_MARKERS:
-                return True
+        if any(mark.name in _OWN_MARKERS for mark in node.own_markers):
+            return True
         node = node.parent
     return False
 

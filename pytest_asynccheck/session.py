@@ -134,6 +134,8 @@ class CheckSession:
         #: rest of the session.
         self.checks: dict[pytest.Item, TestCheck] = {}
         self.runners: dict[pytest.Item, LoopRunner] = {}
+        #: Whether each collector node or one of its parents carries a marker of the plugin.
+        self.marked_parents: dict[pytest.Collector, bool] = {}
         #: Findings that arrived after their test had finished, or outside any test.
         self.late: list[Finding] = []
         self.main_thread = threading.get_ident()
@@ -200,10 +202,10 @@ class CheckSession:
     def begin_phase(self, check: TestCheck, phase: str) -> None:
         check.phase = phase
         self.current = check
-        self.detectors.emit("phase_started", check, phase)
+        self.detectors.emit_phase("phase_started", check, phase)
 
     def end_phase(self, check: TestCheck, phase: str) -> None:
-        self.detectors.emit("phase_finished", check, phase)
+        self.detectors.emit_phase("phase_finished", check, phase)
 
     def end_test(self, check: TestCheck) -> None:
         self.detectors.emit("test_finished", check)

@@ -100,6 +100,7 @@ def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
 
 class TaskDetector(Detector):
     name = "tasks"
+    phases: tuple[str, ...] = ("call",)
 
     def __init__(self, leaks: bool, lost: bool) -> None:
         self.leaks = leaks

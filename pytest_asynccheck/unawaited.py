@@ -59,6 +59,7 @@ CYCLE_NOTE = (
 
 class UnawaitedDetector(Detector):
     name = "unawaited"
+    phases: tuple[str, ...] = ("call",)
 
     def __init__(self, track_origin: bool = False) -> None:
         self.track_origin = track_origin

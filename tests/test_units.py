@@ -81,6 +81,33 @@ def test_registry_calls_only_the_overridden_events() -> None:
     assert not detectors.wants("test_started")
 
 
+class CallOnly(Detector):
+    phases: tuple[str, ...] = ("call",)
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def phase_started(self, test: object, phase: str) -> None:
+        self.seen.append(("started", phase))
+
+    def phase_finished(self, test: object, phase: str) -> None:
+        self.seen.append(("finished", phase))
+
+
+def test_phase_events_reach_only_the_phases_a_detector_names() -> None:
+    call_only, every = CallOnly(), CallOnly()
+    every.phases = ("setup", "call", "teardown")
+    detectors = Detectors([call_only, every])
+    for phase in ("setup", "call", "teardown"):
+        detectors.emit_phase("phase_started", None, phase)  # type: ignore[arg-type]
+        detectors.emit_phase("phase_finished", None, phase)  # type: ignore[arg-type]
+    assert call_only.seen == [("started", "call"), ("finished", "call")]
+    assert [phase for _, phase in every.seen] == ["setup"] * 2 + ["call"] * 2 + ["teardown"] * 2
+    detectors.remove(every)
+    detectors.emit_phase("phase_started", None, "setup")  # type: ignore[arg-type]
+    assert len(every.seen) == 6
+
+
 class Exploding(Detector):
     name = "exploding"
 
@@ -105,8 +132,8 @@ def test_a_raising_detector_is_disabled_cleaned_up_and_logged(
     other = Recorder()
     detectors = Detectors([exploding, other], session=object())  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR, logger="pytest_asynccheck"):
-        detectors.emit("phase_started", None, "call")
-        detectors.emit("phase_started", None, "call")
+        detectors.emit_phase("phase_started", None, "call")  # type: ignore[arg-type]
+        detectors.emit_phase("phase_started", None, "call")  # type: ignore[arg-type]
         detectors.emit("test_started", None)
     assert exploding.cleaned
     assert detectors.disabled == [
