@@ -68,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(session.finish)
     session.start()
     config.pluginmanager.register(report.Summary(session), "asynccheck-summary")
+    config.pluginmanager.register(StandaloneFixtures(session), StandaloneFixtures.name)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -248,28 +249,60 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
-) -> Generator[None, object, object]:
-    """Standalone async fixtures: run on the requesting test's loop, function scope only."""
-    session = _session(request.config)
-    func = fixturedef.func
-    if session is None or not is_async_function(func):
-        return (yield)
-    item = request.node if fixturedef.scope == "function" else getattr(request, "_pyfuncitem", None)
-    if not isinstance(item, pytest.Item) or is_claimed(item):
-        return (yield)
-    if fixturedef.scope != "function":
-        pytest.fail(
-            WIDER_SCOPE_FIXTURE.format(name=fixturedef.argname, scope=fixturedef.scope),
-            pytrace=False,
-        )
-    check = session.checks.get(item)
-    if check is None:
-        return (yield)
-    fixturedef.func = sync_fixture(func, check, _loop_runner(session, item), fixturedef.argname)  # type: ignore[misc]
-    try:
-        return (yield)
-    finally:
-        fixturedef.func = func  # type: ignore[misc]
+class StandaloneFixtures:
+    """Async fixtures of the tests no other async plugin claims, run on the test's own loop.
+
+    A plugin of its own, as ``pytest_fixture_setup`` wraps the setup of every fixture of every
+    test: when collection finds no test that needs it (every async test claimed by
+    pytest-asyncio or anyio, say), it is unregistered and costs nothing."""
+
+    name = "asynccheck-fixtures"
+
+    def __init__(self, session: CheckSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        func = fixturedef.func
+        if not is_async_function(func):
+            return (yield)
+        scope = fixturedef.scope
+        item = request.node if scope == "function" else getattr(request, "_pyfuncitem", None)
+        if not isinstance(item, pytest.Item) or is_claimed(item):
+            return (yield)
+        if scope != "function":
+            pytest.fail(
+                WIDER_SCOPE_FIXTURE.format(name=fixturedef.argname, scope=scope), pytrace=False
+            )
+        session = self.session
+        check = session.checks.get(item)
+        if check is None:
+            return (yield)
+        runner = _loop_runner(session, item)
+        fixturedef.func = sync_fixture(func, check, runner, fixturedef.argname)  # type: ignore[misc]
+        try:
+            return (yield)
+        finally:
+            fixturedef.func = func  # type: ignore[misc]
+
+
+def _needs_standalone_fixtures(item: pytest.Item) -> bool:
+    if is_claimed(item):
+        return False
+    if is_coroutine_function(getattr(item, "obj", None)):
+        return True  # it may ask for any fixture by name while it runs
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = getattr(info, "name2fixturedefs", {})
+    return any(is_async_function(d.func) for defs in definitions.values() for d in defs)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Drop the standalone fixture runner when no collected test needs it."""
+    if _session(session.config) is None:
+        return
+    if not any(_needs_standalone_fixtures(item) for item in session.items):
+        plugin = session.config.pluginmanager.get_plugin(StandaloneFixtures.name)
+        if plugin is not None:
+            session.config.pluginmanager.unregister(plugin)

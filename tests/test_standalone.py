@@ -186,3 +186,39 @@ def test_async_generator_tests_are_not_taken(pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == 0
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "kept"),
+    [
+        pytest.param((), "", True, id="standalone-tests"),
+        pytest.param(ASYNCIO, "[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI, False, id="claimed"),
+    ],
+)
+def test_the_fixture_runner_stays_only_when_a_test_may_need_it(
+    pytester: pytest.Pytester, args: tuple[str, ...], ini: str, kept: bool
+) -> None:
+    if ini:
+        pytester.makeini(ini)
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        async def value():
+            return 42
+
+        def pytest_sessionfinish(session):
+            plugin = session.config.pluginmanager.get_plugin("asynccheck-fixtures")
+            print(f"fixture runner registered: {plugin is not None}")
+        """
+    )
+    pytester.makepyfile(
+        """
+        async def test_it(value):
+            assert value == 42
+        """
+    )
+    result = pytester.runpytest(*ARGS, *args, "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*fixture runner registered: {kept}"])
