@@ -94,15 +94,16 @@ def checked_coroutine_function(
 
 
 def is_claimed(item: pytest.Item) -> bool:
-    """Whether another async plugin runs this test (then the standalone runner never does)."""
+    """Whether another async plugin runs this test (then the standalone runner never does).
+    Cheapest question first: this is asked of every test."""
+    asyncio_plugin = item.config.pluginmanager.get_plugin("asyncio")
+    item_class = getattr(asyncio_plugin, "PytestAsyncioFunction", None)
+    if isinstance(item_class, type) and isinstance(item, item_class):
+        return True
     fixturenames = getattr(item, "fixturenames", ())
     if any(name in fixturenames for name in CLAIMING_FIXTURES):
         return True
-    if item.get_closest_marker("trio") is not None:
-        return True
-    asyncio_plugin = item.config.pluginmanager.get_plugin("asyncio")
-    item_class = getattr(asyncio_plugin, "PytestAsyncioFunction", None)
-    return isinstance(item_class, type) and isinstance(item, item_class)
+    return item.get_closest_marker("trio") is not None
 
 
 class LoopRunner:
