@@ -6,6 +6,7 @@ import asyncio
 import gc
 import types
 import warnings
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -179,6 +180,7 @@ def test_claims_and_targets_of_unusual_items() -> None:
     class Item:
         obj = None
         fixturenames = ("aiolib",)
+        config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: None))
 
     assert call_target(Item()) is None  # type: ignore[arg-type]
     assert is_claimed(Item())  # type: ignore[arg-type]
