@@ -100,7 +100,7 @@ class Detectors:
             event: () for event in EVENTS
         }
         #: event -> phase -> subscribers, for the two per-phase events.
-        self._by_phase: dict[str, dict[str, tuple[tuple[Detector, Callable[..., None]], ...]]] = {
+        self.by_phase: dict[str, dict[str, tuple[tuple[Detector, Callable[..., None]], ...]]] = {
             event: {phase: () for phase in PHASES} for event in PHASE_EVENTS
         }
         self._all: list[Detector] = []
@@ -119,14 +119,14 @@ class Detectors:
                 self._subscribers[event] += subscriber
                 if event in PHASE_EVENTS:
                     for phase in detector.phases:
-                        self._by_phase[event][phase] += subscriber
+                        self.by_phase[event][phase] += subscriber
 
     def remove(self, detector: Detector) -> None:
         if detector in self._all:
             self._all.remove(detector)
         for event, subscribers in self._subscribers.items():
             self._subscribers[event] = tuple(s for s in subscribers if s[0] is not detector)
-        for by_phase in self._by_phase.values():
+        for by_phase in self.by_phase.values():
             for phase, subscribers in by_phase.items():
                 by_phase[phase] = tuple(s for s in subscribers if s[0] is not detector)
 
@@ -142,7 +142,7 @@ class Detectors:
 
     def emit_phase(self, event: str, test: TestCheck, phase: str) -> None:
         """``phase_started`` or ``phase_finished``, to the detectors that want this phase."""
-        for detector, method in self._by_phase[event][phase]:
+        for detector, method in self.by_phase[event][phase]:
             try:
                 method(test, phase)
             except Exception as exc:

@@ -7,7 +7,8 @@ from collections.abc import Generator
 import pytest
 
 from . import hookspecs, report
-from .budget import parse_max_wall
+from .budget import MARKER as MAX_WALL
+from .budget import BudgetDetector, parse_max_wall
 from .config import Settings, add_options, load_settings
 from .findings import Severity
 from .registry import builtin_detectors
@@ -219,9 +220,7 @@ def pytest_runtest_makereport(
         item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
     test_report = yield
     if check is not None:
-        # Reports live until the session ends: a clean test's carry one flag, on one report.
-        if call.when == "setup":
-            setattr(test_report, report.CHECKED_ATTR, True)
+        # Reports live until the session ends: a clean test's carry nothing.
         if findings:
             setattr(test_report, report.REPORT_ATTR, [f.to_dict() for f in findings])
         if call.when == "teardown" and session is not None:
@@ -299,10 +298,20 @@ def _needs_standalone_fixtures(item: pytest.Item) -> bool:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Drop the standalone fixture runner when no collected test needs it."""
-    if _session(session.config) is None:
+    """Drop what no collected test needs: the standalone fixture runner, and the budget
+    detector when no test has a ``max_wall`` marker (both act on every test otherwise)."""
+    check_session = _session(session.config)
+    if check_session is None:
         return
     if not any(_needs_standalone_fixtures(item) for item in session.items):
         plugin = session.config.pluginmanager.get_plugin(StandaloneFixtures.name)
         if plugin is not None:
             session.config.pluginmanager.unregister(plugin)
+    if not any(_has_budget(check_session, item) for item in session.items):
+        for detector in check_session.detectors:
+            if isinstance(detector, BudgetDetector):
+                check_session.detectors.remove(detector)
+
+
+def _has_budget(session: CheckSession, item: pytest.Item) -> bool:
+    return _has_own_markers(session, item) and item.get_closest_marker(MAX_WALL) is not None

@@ -17,12 +17,12 @@ from .findings import WARNING_FOR_KIND, Finding, Kind, Severity, merge_into
 if TYPE_CHECKING:
     from .session import CheckSession
 
-#: On the setup report of every checked test: ``True``. Findings go on each phase's report
-#: under ``REPORT_ATTR``, on reports that have some.
-CHECKED_ATTR = "asynccheck_checked"
+#: Findings go on each phase's report under this attribute, on reports that have some.
 REPORT_ATTR = "asynccheck_findings"
-#: The pytest-xdist ``workeroutput`` key of a worker's late findings.
+#: The pytest-xdist ``workeroutput`` keys of a worker's late findings and of how many tests it
+#: checked (a count once per worker, rather than a flag on every test's report).
 LATE_OUTPUT = "asynccheck_late"
+CHECKED_OUTPUT = "asynccheck_checked"
 #: A ``user_properties`` entry per finding: ``kind severity file:line message``.
 FINDING_PROPERTY = "asynccheck_finding"
 #: The ``user_properties`` entry of a budgeted test: wall time, budget, factor, margin.
@@ -125,7 +125,8 @@ class Summary:
         self.session = session
         self.findings: list[Finding] = []
         self.budgets: list[dict[str, Any]] = []
-        self.checked = 0
+        #: Tests checked by the workers of a pytest-xdist run, as each worker finishes.
+        self.checked_by_workers = 0
         path = session.settings.report_path
         self.writer = jsonreport.Writer(path) if path else None
         #: Under pytest-xdist only the controller reports; workers send their reports to it,
@@ -141,20 +142,22 @@ class Summary:
             self.session.settings, self._all(), self.budgets, self.checked, complete
         )
 
+    @property
+    def checked(self) -> int:
+        return self.session.tests_checked + self.checked_by_workers
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, REPORT_ATTR, ())
+        data = getattr(report, REPORT_ATTR, None)
         changed = bool(data)
-        if report.when == "setup" and getattr(report, CHECKED_ATTR, False):
-            self.checked += 1
-            changed = True
-        if report.when == "call":
+        if report.when == "call" and report.user_properties:
             for name, value in report.user_properties:
                 if name == BUDGET_PROPERTY and isinstance(value, dict):
                     self.budgets.append({"nodeid": report.nodeid, **value})
                     changed = True
         if not changed:
             return
-        self.findings.extend(Finding.from_dict(d) for d in data)
+        if data:
+            self.findings.extend(Finding.from_dict(d) for d in data)
         if self.writer is not None and not self.on_worker:
             self.writer.maybe_write(self._report)
 
@@ -164,6 +167,7 @@ class Summary:
             output = getattr(session.config, "workeroutput", None)
             if output is not None:
                 output[LATE_OUTPUT] = [f.to_dict() for f in self.session.late]
+                output[CHECKED_OUTPUT] = self.session.tests_checked
             return
         if self.writer is not None:
             self.writer.write(self._report)
@@ -173,9 +177,12 @@ class Summary:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        # A crashed worker sends no output: its late findings are lost, the rest is not.
-        for data in getattr(node, "workeroutput", {}).get(LATE_OUTPUT, []):
+        # A crashed worker sends no output: its late findings and its count are lost, the
+        # findings of its tests are not.
+        output = getattr(node, "workeroutput", {})
+        for data in output.get(LATE_OUTPUT, []):
             merge_into(self.session.late, Finding.from_dict(data))
+        self.checked_by_workers += output.get(CHECKED_OUTPUT, 0)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.on_worker:

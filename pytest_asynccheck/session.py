@@ -127,6 +127,8 @@ class CheckSession:
         self.settings = settings
         self.rootpath = str(config.rootpath)
         self.detectors = Detectors(detectors, session=self)
+        self._started = self.detectors.by_phase["phase_started"]
+        self._finished = self.detectors.by_phase["phase_finished"]
         self.current: TestCheck | None = None
         self.open: dict[str, TestCheck] = {}
         #: Each test's check between its setup and its teardown, and its standalone loop.
@@ -134,6 +136,8 @@ class CheckSession:
         #: rest of the session.
         self.checks: dict[pytest.Item, TestCheck] = {}
         self.runners: dict[pytest.Item, LoopRunner] = {}
+        #: Tests whose check was opened in this process.
+        self.tests_checked = 0
         #: Whether each collector node or one of its parents carries a marker of the plugin.
         self.marked_parents: dict[pytest.Collector, bool] = {}
         #: Findings that arrived after their test had finished, or outside any test.
@@ -194,6 +198,7 @@ class CheckSession:
         budget_clock: str | None = None,
     ) -> TestCheck:
         check = TestCheck(self, item, allow, budget, budget_clock)
+        self.tests_checked += 1
         self.open[check.nodeid] = check
         self.current = check
         self.detectors.emit("test_started", check)
@@ -202,10 +207,12 @@ class CheckSession:
     def begin_phase(self, check: TestCheck, phase: str) -> None:
         check.phase = phase
         self.current = check
-        self.detectors.emit_phase("phase_started", check, phase)
+        if self._started[phase]:  # most detectors want the call phase only
+            self.detectors.emit_phase("phase_started", check, phase)
 
     def end_phase(self, check: TestCheck, phase: str) -> None:
-        self.detectors.emit_phase("phase_finished", check, phase)
+        if self._finished[phase]:
+            self.detectors.emit_phase("phase_finished", check, phase)
 
     def end_test(self, check: TestCheck) -> None:
         self.detectors.emit("test_finished", check)

@@ -385,3 +385,24 @@ def test_timelines_use_colour_when_pytest_does(pytester: pytest.Pytester) -> Non
     rows = [line for line in coloured.outlines if line.rstrip().endswith("|")]
     assert len(rows) == 4
     assert all("\x1b[33m." in row for row in rows)  # waiting stretches in yellow
+
+
+@pytest.mark.parametrize("budgeted", [True, False])
+def test_the_budget_detector_stays_only_when_a_test_has_a_budget(
+    pytester: pytest.Pytester, budgeted: bool
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest_asynccheck
+
+        def pytest_sessionfinish(session):
+            names = [d.name for d in pytest_asynccheck.active().detectors]
+            print(f"detectors: {' '.join(names)}")
+        """
+    )
+    marker = "@pytest.mark.max_wall(5)\n" if budgeted else ""
+    pytester.makepyfile(f"import asyncio, pytest\n\n{marker}async def test_it():\n    pass\n")
+    result = pytester.runpytest(*ARGS, "-s")
+    result.assert_outcomes(passed=1)
+    expected = "blocking unawaited tasks" + (" max-wall" if budgeted else "")
+    result.stdout.fnmatch_lines([f"*.detectors: {expected}"])
