@@ -6,7 +6,7 @@ pick instead. Every measurement alternates its variants in one run and quotes me
     python benchmarks/run.py memory  [--tests 1000]
     python benchmarks/run.py hotpath [--runs 5]
     python benchmarks/run.py virtual [--runs 3]
-    python benchmarks/run.py instructions [--tests 200]
+    python benchmarks/run.py instructions [--tests 200] [--mixed]
 
 ``suite``: a generated suite of small async tests (a few awaits each; with ``--trivial`` nothing
 else, otherwise every third test does stream I/O over a local socket pair and every fifth uses
@@ -16,7 +16,8 @@ else, otherwise every third test does stream I/O over a local socket pair and ev
 ``memory``: peak RSS of the run with and without checks. ``hotpath``: 200,000
 ``await asyncio.sleep(0)`` and a 10,000-message stream ping-pong, checks on vs off.
 ``instructions``: instructions executed (valgrind's callgrind, deterministic where wall time on a
-shared machine is not) per trivial test, plain vs ``--asynccheck``, with a 1-test run
+shared machine is not) per trivial test (``--mixed``: per test of the I/O and thread suite), plain
+vs ``--asynccheck``, with a 1-test run
 subtracted to remove start-up. ``virtual``: the tutorial's budgeted tests at their full
 2-second delays, wall vs virtual clock.
 """
@@ -130,10 +131,20 @@ def pytest_cmd(extra: Sequence[str]) -> list[str]:
     ]
 
 
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a measured pytest run: plugins loaded only as named, and bytecode
+    cached as in any ordinary run. With ``PYTHONDONTWRITEBYTECODE`` set (some machines set it),
+    every run would compile the plugin and rewrite the suite again: half a second hidden in
+    both variants, which makes every ratio look smaller than it is."""
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(extra or {})}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run(root: Path, variant: Variant) -> tuple[float, int]:
     """Wall time and peak RSS (KiB) of one pytest run."""
     extra, env_extra = variant
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env_extra}
+    env = child_env(env_extra)
     cmd = pytest_cmd(extra)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
@@ -156,13 +167,16 @@ def alternate(root: Path, variants: Mapping[str, Variant], runs: int) -> dict[st
 
 
 def report(times: Mapping[str, list[float]], base: str) -> None:
+    """Medians, and the median of the ratios of each run to the base run of its own round:
+    the machine's load drifts over minutes, and a round's runs share it."""
     reference = statistics.median(times[base])
-    print(f"| variant | median (s) | ratio to {base} | runs (s) |")
-    print("|---|---|---|---|")
+    print(f"| variant | median (s) | ratio to {base} | paired ratio | runs (s) |")
+    print("|---|---|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)
+        paired = statistics.median(v / b for v, b in zip(values, times[base], strict=True))
         runs = ", ".join(f"{v:.2f}" for v in values)
-        print(f"| {name} | {median:.3f} | {median / reference:.3f} | {runs} |")
+        print(f"| {name} | {median:.3f} | {median / reference:.3f} | {paired:.3f} | {runs} |")
 
 
 def with_suite(args: argparse.Namespace, body: Callable[[Path], None]) -> None:
@@ -253,7 +267,7 @@ def cmd_hotpath(args: argparse.Namespace) -> None:
         variants = {"off": [], "--asynccheck": ["--asynccheck"]}
         for i in range(args.runs):
             for name in variants if i % 2 == 0 else reversed(list(variants)):
-                env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+                env = child_env()
                 done = subprocess.run(
                     pytest_cmd([*variants[name], "-s"]),
                     cwd=root,
@@ -316,7 +330,8 @@ def cmd_virtual(args: argparse.Namespace) -> None:
 def instructions(root: Path, variant: Variant) -> int:
     """Instructions one pytest run executes, counted by callgrind."""
     extra, env_extra = variant
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env_extra}
+    env = child_env(env_extra)
+    run(root, variant)  # bytecode cached first, as in the timed runs
     out = root / "callgrind.out"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *pytest_cmd(extra)]
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
@@ -331,8 +346,8 @@ def instructions(root: Path, variant: Variant) -> int:
 def cmd_instructions(args: argparse.Namespace) -> None:
     variants: dict[str, Variant] = {"plain": ([], {}), "--asynccheck": (["--asynccheck"], {})}
     with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
-        generate(Path(many), args.tests, True)
-        generate(Path(one), 1, True)
+        generate(Path(many), args.tests, not args.mixed)
+        generate(Path(one), 1, not args.mixed)
         print("| variant | instructions per test | vs plain | start-up |")
         print("|---|---|---|---|")
         base = 0.0
@@ -364,6 +379,8 @@ def main() -> None:
         if name == "suite":
             p.add_argument("--trivial", action="store_true")
             p.add_argument("--peers", action="store_true")
+        if name == "instructions":
+            p.add_argument("--mixed", action="store_true", help="the I/O and thread suite")
     args = parser.parse_args()
     args.func(args)
 

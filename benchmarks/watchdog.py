@@ -50,6 +50,7 @@ def main() -> None:
         root = Path(tmp)
         (root / "test_stalls.py").write_text(TESTS.format(stalls=STALLS))
         env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as in run.py: cache bytecode like a real run
         for run in range(args.repeat):
             env["BENCH_OFFSET"] = str(0.05 + 0.0125 * run / args.repeat)
             subprocess.run(
