@@ -204,14 +204,37 @@ def cmd_scale(args: argparse.Namespace) -> None:
     with_suite(args, lambda root: report(alternate(root, variants, args.runs), "plain"))
 
 
+#: Runs a command and prints the peak RSS (KiB) of that command alone: the peak of a process's
+#: children is a high-water mark over all of them, so each run gets a launcher of its own.
+PEAK_LAUNCHER = (
+    "import resource, subprocess, sys; "
+    "done = subprocess.run(sys.argv[1:], capture_output=True); "
+    "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def peak_rss(root: Path, variant: Variant) -> int:
+    """Peak RSS (KiB) of one pytest run."""
+    extra, env_extra = variant
+    cmd = [sys.executable, "-c", PEAK_LAUNCHER, *pytest_cmd(extra)]
+    done = subprocess.run(cmd, cwd=root, env=child_env(env_extra), capture_output=True, text=True)
+    returncode, peak = done.stdout.split()
+    if returncode != "0":
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {returncode}")
+    return int(peak)
+
+
 def cmd_memory(args: argparse.Namespace) -> None:
     def body(root: Path) -> None:
-        # Peak RSS of children is a high-water mark: measure the smaller run first.
-        plain = run(root, ([], {}))[1]
-        checked = run(root, (["--asynccheck"], {}))[1]
+        variants: dict[str, Variant] = {"plain": ([], {}), "--asynccheck": (["--asynccheck"], {})}
+        peaks: dict[str, list[int]] = {name: [] for name in variants}
+        for i in range(args.runs):
+            for name in variants if i % 2 == 0 else reversed(list(variants)):
+                peaks[name].append(peak_rss(root, variants[name]))
+        plain, checked = (statistics.median(peaks[name]) for name in variants)
         print(
-            f"peak RSS plain {plain / 1024:.1f} MiB, --asynccheck {checked / 1024:.1f} MiB, "
-            f"ratio {checked / plain:.3f}"
+            f"peak RSS (median of {args.runs}) plain {plain / 1024:.1f} MiB, --asynccheck "
+            f"{checked / 1024:.1f} MiB, ratio {checked / plain:.3f}"
         )
 
     with_suite(args, body)
