@@ -167,16 +167,23 @@ def alternate(root: Path, variants: Mapping[str, Variant], runs: int) -> dict[st
 
 
 def report(times: Mapping[str, list[float]], base: str) -> None:
-    """Medians, and the median of the ratios of each run to the base run of its own round:
-    the machine's load drifts over minutes, and a round's runs share it."""
+    """Medians; the median of the ratios of each run to the base run of its own round (the
+    machine's load drifts over minutes, and a round's runs share it); and the ratio of the
+    fastest runs (other work on a shared machine only ever adds time)."""
     reference = statistics.median(times[base])
-    print(f"| variant | median (s) | ratio to {base} | paired ratio | runs (s) |")
-    print("|---|---|---|---|---|")
+    print(
+        f"| variant | median (s) | ratio to {base} | paired ratio | ratio of fastest | runs (s) |"
+    )
+    print("|---|---|---|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)
         paired = statistics.median(v / b for v, b in zip(values, times[base], strict=True))
+        fastest = min(values) / min(times[base])
         runs = ", ".join(f"{v:.2f}" for v in values)
-        print(f"| {name} | {median:.3f} | {median / reference:.3f} | {paired:.3f} | {runs} |")
+        print(
+            f"| {name} | {median:.3f} | {median / reference:.3f} | {paired:.3f} | {fastest:.3f} "
+            f"| {runs} |"
+        )
 
 
 def with_suite(args: argparse.Namespace, body: Callable[[Path], None]) -> None:
