@@ -4,7 +4,10 @@ their sdists into a throw-away virtual environment, and print each run's verdict
 
     python benchmarks/real_suites.py [--keep DIR]
 
-Libraries that only offload to threads (aiosqlite, aiofiles) must produce zero findings.
+Libraries that only offload to threads (aiosqlite, aiofiles) must produce no finding in their
+own code. Their test suites do make blocking calls in async test bodies (a plain ``open()`` to
+compare with what aiofiles read, ``sqlite3.connect``, ``Thread.join``): those are reported, and
+counted apart.
 """
 
 from __future__ import annotations
@@ -71,7 +74,13 @@ def main() -> int:
                 f"exit {plain.returncode}, {plain.stdout.splitlines()[-1]})"
             )
             print("\n".join(lines[start:] if start is not None else lines[-15:]))
-            failures += run.returncode != plain.returncode
+            places = [line.split()[2] for line in lines if line.startswith(("error ", "warn "))]
+            in_tests = [p for p in places if "tests/" in p]
+            print(
+                f"findings at {len(places)} places: {len(in_tests)} in the suite's tests, "
+                f"{len(places) - len(in_tests)} in the library"
+            )
+            failures += len(places) != len(in_tests)
         return 1 if failures else 0
 
 
