@@ -123,13 +123,23 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
 
 
 def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> None:
+    item = check.item
     if phase == "teardown":
-        runner = session.runners.pop(check.item, None)
+        runner = session.runners.pop(item, None)
         if runner is not None:
             runner.close()
     session.end_phase(check, phase)
     if phase == "teardown":
         session.end_test(check)
+        session.checks.pop(item, None)
+    if check.findings:
+        findings = check.findings_in(phase)
+        # ``--junitxml`` writes the item's properties; the findings themselves ride on the
+        # phase's report (see report.Summary), as builtins, so pytest-xdist moves them.
+        for finding in findings:
+            item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
+        if findings:
+            session.reported[(check.nodeid, phase)] = [f.to_dict() for f in findings]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -205,27 +215,6 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
     if session is None or check is None:
         return (yield)
     return (yield from _phase(session, check, "teardown"))
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Carry the phase's findings on its report, as builtins, so pytest-xdist moves them; name
-    them in ``user_properties`` too, which ``--junitxml`` writes as properties."""
-    session = _session(item.config)
-    check = session.checks.get(item) if session is not None else None
-    findings = check.findings_in(call.when) if check is not None and check.findings else []
-    for finding in findings:
-        item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
-    test_report = yield
-    if check is not None:
-        # Reports live until the session ends: a clean test's carry nothing.
-        if findings:
-            setattr(test_report, report.REPORT_ATTR, [f.to_dict() for f in findings])
-        if call.when == "teardown" and session is not None:
-            session.checks.pop(item, None)
-    return test_report
 
 
 def _loop_runner(session: CheckSession, item: pytest.Item) -> LoopRunner:

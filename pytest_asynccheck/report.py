@@ -146,7 +146,14 @@ class Summary:
     def checked(self) -> int:
         return self.session.tests_checked + self.checked_by_workers
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # First of all logreport hooks: the findings go on the report before pytest-xdist's
+        # worker sends it. A report is logged right after it is made, or (pytest-rerunfailures)
+        # after its attempt's three phases: either way before that test's next phase runs.
+        found = self.session.reported.pop((report.nodeid, report.when), None)
+        if found is not None:
+            setattr(report, REPORT_ATTR, found)
         data = getattr(report, REPORT_ATTR, None)
         changed = bool(data)
         if report.when == "call" and report.user_properties:

@@ -136,6 +136,8 @@ class CheckSession:
         #: rest of the session.
         self.checks: dict[pytest.Item, TestCheck] = {}
         self.runners: dict[pytest.Item, LoopRunner] = {}
+        #: (node id, phase) -> the phase's findings, until its report is logged.
+        self.reported: dict[tuple[str, str], list[dict[str, Any]]] = {}
         #: Tests whose check was opened in this process.
         self.tests_checked = 0
         #: Whether each collector node or one of its parents carries a marker of the plugin.
