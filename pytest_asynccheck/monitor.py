@@ -24,8 +24,6 @@ start); after that it sleeps on a condition and costs nothing.
 from __future__ import annotations
 
 import asyncio
-import collections
-import gc
 import logging
 import sys
 import threading
@@ -84,40 +82,6 @@ class Stall:
     posted: float
 
 
-class CollectorPauses:
-    """The garbage collector's pauses, per thread, from ``gc.callbacks``. A full collection of a
-    large suite's heap (10,000 tests) can hold the loop for longer than the threshold: that is
-    not the doing of the code under test, so a stall is measured without them."""
-
-    def __init__(self) -> None:
-        #: thread id -> (plugin clock, monotonic clock) when its collection began
-        self.running: dict[int, tuple[float, float]] = {}
-        #: (thread id, began and ended on the plugin's clock, began and ended on the monotonic
-        #: clock, which is the standard library loop's) of the last pauses
-        self.recent: collections.deque[tuple[int, float, float, float, float]] = collections.deque(
-            maxlen=32
-        )
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        thread = threading.get_ident()
-        if phase == "start":
-            self.running[thread] = (_clock.perf_counter(), _monotonic())
-            return
-        began = self.running.pop(thread, None)
-        if began is not None:
-            self.recent.append((thread, began[0], _clock.perf_counter(), began[1], _monotonic()))
-
-    def within(self, thread: int, start: float, end: float, monotonic: bool = False) -> float:
-        """Seconds the collector held ``thread`` between ``start`` and ``end``."""
-        total = 0.0
-        for who, began, ended, mono_began, mono_ended in list(self.recent):
-            if who == thread:
-                if monotonic:
-                    began, ended = mono_began, mono_ended
-                total += max(0.0, min(ended, end) - max(began, start))
-        return total
-
-
 @dataclass
 class Watch:
     """One loop being watched for one test."""
@@ -155,8 +119,9 @@ class Watchdog:
         #: When the thread last saw a watch.
         self._last_watch = 0.0
         self._thread: threading.Thread | None = None
-        self.pauses = CollectorPauses()
-        gc.callbacks.append(self.pauses)
+        #: The garbage collector's pauses: a full collection of a large suite's heap (10,000
+        #: tests) can hold the loop past the threshold, and that is not the code under test.
+        self.pauses = session.collector
 
     # driven from the loop thread
 
@@ -218,8 +183,6 @@ class Watchdog:
         return turn
 
     def stop(self) -> None:
-        if self.pauses in gc.callbacks:
-            gc.callbacks.remove(self.pauses)
         with self._cond:
             self._stopping = True
             self._watch = None

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import threading
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import baseline
+from . import _clock, baseline
 from .config import Settings
 from .detector import Detector, Detectors
 from .findings import Finding, Kind, Severity, merge_into
@@ -18,10 +20,11 @@ from .findings import Finding, Kind, Severity, merge_into
 if TYPE_CHECKING:
     from .runner import LoopRunner
 
-PHASES = ("setup", "call", "teardown")
 ALLOW_KINDS = frozenset(kind.value for kind in Kind)
 
 _active: CheckSession | None = None
+#: Read once: a test that mocks ``time.monotonic`` does not move the collector's pauses.
+_monotonic = time.monotonic
 
 
 def active() -> CheckSession | None:
@@ -69,6 +72,40 @@ def collect_young_once(test: TestCheck) -> None:
     if not test.data.get("collected-young"):
         test.data["collected-young"] = True
         gc.collect(1)
+
+
+class CollectorPauses:
+    """The garbage collector's pauses, per thread, from ``gc.callbacks``: whether it is running
+    now (a coroutine it frees was in a reference cycle), and for how long it held a thread
+    lately (a stall of the loop measured without them)."""
+
+    def __init__(self) -> None:
+        #: thread id -> (plugin clock, monotonic clock) when its collection began
+        self.running: dict[int, tuple[float, float]] = {}
+        #: (thread id, began and ended on the plugin's clock, began and ended on the monotonic
+        #: clock, which is the standard library loop's) of the last pauses
+        self.recent: collections.deque[tuple[int, float, float, float, float]] = collections.deque(
+            maxlen=32
+        )
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        thread = threading.get_ident()
+        if phase == "start":
+            self.running[thread] = (_clock.perf_counter(), _monotonic())
+            return
+        began = self.running.pop(thread, None)
+        if began is not None:
+            self.recent.append((thread, began[0], _clock.perf_counter(), began[1], _monotonic()))
+
+    def within(self, thread: int, start: float, end: float, monotonic: bool = False) -> float:
+        """Seconds the collector held ``thread`` between ``start`` and ``end``."""
+        total = 0.0
+        for who, began, ended, mono_began, mono_ended in list(self.recent):
+            if who == thread:
+                if monotonic:
+                    began, ended = mono_began, mono_ended
+                total += max(0.0, min(ended, end) - max(began, start))
+        return total
 
 
 class TestCheck:
@@ -145,6 +182,7 @@ class CheckSession:
         #: Findings that arrived after their test had finished, or outside any test.
         self.late: list[Finding] = []
         self.main_thread = threading.get_ident()
+        self.collector = CollectorPauses()
         path = settings.baseline_path
         self.baseline = (
             baseline.load(path) if path and not settings.update_baseline else frozenset()
@@ -171,6 +209,7 @@ class CheckSession:
     def start(self) -> None:
         global _active
         _active = self
+        gc.callbacks.append(self.collector)
         self.detectors.emit("session_started", self)
 
     def finish(self) -> None:
@@ -179,6 +218,8 @@ class CheckSession:
             self.detectors.emit("session_finished", self)
         finally:
             _active = None
+            if self.collector in gc.callbacks:
+                gc.callbacks.remove(self.collector)
 
     def report(self, finding: Finding, nodeid: str | None = None, phase: str | None = None) -> None:
         """Route a finding to its test: ``nodeid`` if given, else the test running now."""

@@ -1,17 +1,17 @@
 """Tasks a test leaves behind: still pending when the test returns (``leaked-task``), or failed
 with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
 
-Leaks are the tasks the test body made that are not done when it returns, so tasks of
-fixtures, of any scope, are never the test's. The task factory the plugin puts on the loop while
-the body runs (when no other factory is set) sees each task it makes; under another factory, the
-loop's tasks are listed when the body starts and when it returns. A task made by calling
-``asyncio.Task(...)`` directly bypasses any factory and is seen only in the second case. Lost
-exceptions reach the loop's exception handler when the task is destroyed; the plugin chains its
-own handler in front of whatever handler was set (anyio's, the user's) for the test's duration.
+While the test body runs, the plugin puts a task factory on the loop (when no other factory is
+set). It sees each task the body makes and notes, on the task, the first user frame that made
+it: a few microseconds per task, where tracking every coroutine's origin would cost that per
+coroutine. Leaks are those tasks that are not done when the body returns, so tasks of fixtures,
+of any scope, are never the test's. Under another factory, the loop's tasks are listed when the
+body starts and when it returns instead. A task made by calling ``asyncio.Task(...)`` directly
+bypasses any factory and is seen only in that second case.
 
-Where each task was created comes from a task factory put on the loop while the test body runs
-(when no other factory is set): it notes the first user frame of each new task, a few
-microseconds per task, where tracking every coroutine's origin would cost that per coroutine.
+Lost exceptions reach the loop's exception handler when the task is destroyed; the plugin
+chains its own handler in front of whatever handler was set (anyio's, the user's) for the
+test's duration.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import linecache
 import os
 import re
 import sys
+import threading
 import types
 import warnings
 from collections.abc import Callable
@@ -66,8 +67,6 @@ class UnawaitedDetector(Detector):
         self._session: CheckSession | None = None
         self._previous_hook: Callable[[Any], None] | None = None
         self._previous_depth = 0
-        #: Whether the garbage collector is running (coroutines it frees were in a cycle).
-        self._collecting = False
         self._tests_ran = False
         #: (absolute file, function name) of each test function that ran -> its node id
         self._test_functions: dict[tuple[str, str], str] = {}
@@ -76,10 +75,6 @@ class UnawaitedDetector(Detector):
         self._session = session
         self._previous_hook = getattr(warnings, "_warn_unawaited_coroutine", None)
         warnings._warn_unawaited_coroutine = self._destroyed  # type: ignore[attr-defined]
-        gc.callbacks.append(self._collector)
-
-    def _collector(self, phase: str, info: dict[str, int]) -> None:
-        self._collecting = phase == "start"
 
     def test_started(self, test: TestCheck) -> None:
         self._tests_ran = True
@@ -106,8 +101,6 @@ class UnawaitedDetector(Detector):
         gc.collect()
 
     def session_finished(self, session: CheckSession) -> None:
-        if self._collector in gc.callbacks:
-            gc.callbacks.remove(self._collector)
         if getattr(warnings, "_warn_unawaited_coroutine", None) == self._destroyed:
             if self._previous_hook is None:
                 del warnings._warn_unawaited_coroutine  # type: ignore[attr-defined]
@@ -120,7 +113,8 @@ class UnawaitedDetector(Detector):
         nodeid = self._created_by_a_test(coro) if session is not None else None
         # Freed by the collector between tests (or by the sweep at the end), a coroutine was
         # most likely dropped by a test that ran: reported after the run rather than lost.
-        in_cycle = self._collecting
+        # Freed by the garbage collector: it was in a reference cycle.
+        in_cycle = session is not None and threading.get_ident() in session.collector.running
         if session is None or (
             session.current is None and not nodeid and not (in_cycle and self._tests_ran)
         ):

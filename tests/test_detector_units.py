@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_asynccheck.findings import Finding
+from pytest_asynccheck.session import CollectorPauses
 from pytest_asynccheck.tasks import TaskDetector, _created_at, _suspended_at
 from pytest_asynccheck.timeline import Recorder
 from pytest_asynccheck.unawaited import UnawaitedDetector
@@ -21,6 +22,7 @@ class StubSession:
     def __init__(self, fail: bool = False) -> None:
         self.current = None
         self.rootpath = "."
+        self.collector = CollectorPauses()
         self.reports: list[tuple[Finding, str | None]] = []
         self.fail = fail
 
