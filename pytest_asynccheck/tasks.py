@@ -1,13 +1,12 @@
 """Tasks a test leaves behind: still pending when the test returns (``leaked-task``), or failed
 with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
 
-While the test body runs, the plugin puts a task factory on the loop (when no other factory is
-set). It sees each task the body makes and notes, on the task, the first user frame that made
-it: a few microseconds per task, where tracking every coroutine's origin would cost that per
-coroutine. Leaks are those tasks that are not done when the body returns, so tasks of fixtures,
-of any scope, are never the test's. Under another factory, the loop's tasks are listed when the
-body starts and when it returns instead. A task made by calling ``asyncio.Task(...)`` directly
-bypasses any factory and is seen only in that second case.
+While the test body runs, the plugin puts a task factory on the loop, in front of the factory
+the loop already had, if any. It sees each task the body makes and notes, on the task, the
+first user frame that made it: a few microseconds per task, where tracking every coroutine's
+origin would cost that per coroutine. Leaks are those tasks that are not done when the body
+returns, so tasks of fixtures, of any scope, are never the test's. A task made by calling
+``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks.
 
 Lost exceptions reach the loop's exception handler when the task is destroyed; the plugin
 chains its own handler in front of whatever handler was set (anyio's, the user's) for the
@@ -66,27 +65,36 @@ def _created_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
     return None
 
 
-def _noting_factory(made: Made) -> Callable[..., asyncio.Task[Any]]:
+def _noting_factory(
+    made: Made, inner: Callable[..., asyncio.Task[Any]] | None
+) -> Callable[..., asyncio.Task[Any]]:
+    """A task factory that notes each task and where it was made, in front of ``inner``, the
+    factory the loop had (``None``: the plain ``asyncio.Task``)."""
+
     def asynccheck_task_factory(
         loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
-        task = asyncio.Task(coro, loop=loop, **kwargs)
-        made.append(weakref.ref(task))
-        user = frames.user_frame(frames.walk(sys._getframe(1)))
-        if user is not None:
-            code = user.f_code
-            setattr(task, SITE_ATTR, (code.co_filename, user.f_lineno, code.co_name))
+        if inner is None:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+        else:
+            task = inner(loop, coro, **kwargs)
+        try:
+            made.append(weakref.ref(task))
+            user = frames.user_frame(frames.walk(sys._getframe(1)))
+            if user is not None:
+                code = user.f_code
+                setattr(task, SITE_ATTR, (code.co_filename, user.f_lineno, code.co_name))
+        except (TypeError, AttributeError):
+            pass  # another factory's task type that takes no weak reference or attribute
         return task
 
     return asynccheck_task_factory
 
 
 def _may_hold_lost_tasks(test: TestCheck) -> bool:
-    """Whether a task of the test may wait in a reference cycle for the collector: one the
-    task factory noted is still alive, or tasks were made under another factory (unknown).
-    Most tests' tasks are freed as they finish, and then the collection is not needed."""
-    if not test.data.get("tasks.noted"):
-        return True
+    """Whether a task the test made is still alive when its body returns, and so may wait in
+    a reference cycle for the collector. Most tests' tasks are freed as they finish, and then
+    the collection is not needed."""
     return bool(test.data.get("tasks.alive"))
 
 
@@ -115,18 +123,12 @@ class TaskDetector(Detector):
     ) -> None:
         if loop is None or where != "test":
             return
-        if loop.get_task_factory() is None:
-            # The factory sees every task the test makes (``asyncio.Task(...)`` called
-            # directly aside): the leaks are among them, without listing the loop's tasks.
-            made: Made = []
-            factory = _noting_factory(made)
-            test.data["tasks.made"] = made
-            test.data["tasks.noted"] = True
-            test.data["tasks.factory"] = (loop, factory)
-            loop.set_task_factory(factory)
-        elif self.leaks:
-            # Another factory makes the tasks: compare the loop's tasks before and after.
-            test.data["tasks.before"] = asyncio.all_tasks(loop)
+        inner: Any = loop.get_task_factory()
+        made: Made = []
+        factory = _noting_factory(made, inner)
+        test.data["tasks.made"] = made
+        test.data["tasks.factory"] = (loop, factory, inner)
+        loop.set_task_factory(factory)
         if self.lost and "tasks.handler" not in test.data:
             previous = loop.get_exception_handler()
             test.data["tasks.handler"] = (loop, previous)
@@ -139,15 +141,11 @@ class TaskDetector(Detector):
             return
         self._remove_factory(test)
         made: Made | None = test.data.pop("tasks.made", None)
-        before = test.data.pop("tasks.before", None)
-        if made is not None:
-            tasks = [task for task in (ref() for ref in made) if task is not None]
-            if tasks:
-                test.data["tasks.alive"] = True
-        elif loop is not None and before is not None:
-            tasks = [task for task in asyncio.all_tasks(loop) if task not in before]
-        else:
+        if made is None:
             return
+        tasks = [task for task in (ref() for ref in made) if task is not None]
+        if tasks:
+            test.data["tasks.alive"] = True
         if not self.leaks:
             return
         current = asyncio.current_task()
@@ -158,9 +156,9 @@ class TaskDetector(Detector):
     def _remove_factory(self, test: TestCheck) -> None:
         saved = test.data.pop("tasks.factory", None)
         if saved is not None:
-            loop, factory = saved
+            loop, factory, inner = saved
             if loop.get_task_factory() is factory:  # unless the test set its own since
-                loop.set_task_factory(None)
+                loop.set_task_factory(inner)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase == "call" and "tasks.handler" in test.data and _may_hold_lost_tasks(test):
@@ -169,7 +167,6 @@ class TaskDetector(Detector):
     def test_finished(self, test: TestCheck) -> None:
         self._remove_factory(test)
         test.data.pop("tasks.made", None)
-        test.data.pop("tasks.before", None)
         saved = test.data.pop("tasks.handler", None)
         if saved is not None:
             loop, previous = saved

@@ -212,3 +212,47 @@ async def test_next():
             "  task created at test_mod.py:8 in test_lost_in_a_cycle",
         ]
     )
+
+
+def test_under_a_task_factory_of_the_tests_own_leaks_are_still_found(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        MADE = []
+
+        def plain_factory(loop, coro, **kwargs):
+            MADE.append(coro)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        @pytest.fixture
+        async def own_factory():
+            loop = asyncio.get_running_loop()
+            loop.set_task_factory(plain_factory)
+            background = asyncio.create_task(asyncio.sleep(10))  # the fixture's, not the test's
+            yield
+            background.cancel()
+            loop.set_task_factory(None)
+
+        async def test_leak(own_factory):
+            asyncio.create_task(asyncio.sleep(10), name="left")
+
+        async def test_clean(own_factory):
+            made = len(MADE)
+            await asyncio.create_task(asyncio.sleep(0))
+            assert len(MADE) == made + 1  # the test's factory still makes the tasks
+        """
+    )
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_leak (call):",
+            "?leaked-task? task 'left' running sleep() was still pending when the test returned",
+            "  at test_mod.py:20 in test_leak",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*test_clean*leaked*")
