@@ -10,7 +10,7 @@ from . import hookspecs, report
 from .budget import MARKER as MAX_WALL
 from .budget import BudgetDetector, parse_max_wall
 from .config import Settings, add_options, load_settings
-from .findings import Severity
+from .findings import Finding, Severity
 from .registry import builtin_detectors
 from .runner import (
     WIDER_SCOPE_FIXTURE,
@@ -93,8 +93,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 _session = _SESSIONS.get
 
 
-def _conclude(check: TestCheck, phase: str, failed: bool) -> None:
-    findings = check.findings_in(phase) if check.findings else None
+def _conclude(check: TestCheck, phase: str, findings: list[Finding], failed: bool) -> None:
     if not findings:
         return
     errors = [f for f in findings if f.severity == Severity.ERROR.value]
@@ -114,15 +113,14 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
     try:
         result = yield
     except BaseException:
-        _finish_phase(session, check, phase)
-        _conclude(check, phase, failed=True)
+        _conclude(check, phase, _finish_phase(session, check, phase), failed=True)
         raise
-    _finish_phase(session, check, phase)
-    _conclude(check, phase, failed=False)
+    _conclude(check, phase, _finish_phase(session, check, phase), failed=False)
     return result
 
 
-def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> None:
+def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> list[Finding]:
+    """End the phase (and the test, after its teardown); returns the phase's findings."""
     item = check.item
     if phase == "teardown":
         runner = session.runners.pop(item, None)
@@ -131,15 +129,14 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> None:
     session.end_phase(check, phase)
     if phase == "teardown":
         session.end_test(check)
-        session.checks.pop(item, None)
-    if check.findings:
-        findings = check.findings_in(phase)
-        # ``--junitxml`` writes the item's properties; the findings themselves ride on the
-        # phase's report (see report.Summary), as builtins, so pytest-xdist moves them.
-        for finding in findings:
-            item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
-        if findings:
-            session.reported[(check.nodeid, phase)] = [f.to_dict() for f in findings]
+    findings = check.findings_in(phase) if check.findings else []
+    # ``--junitxml`` writes the item's properties; the findings themselves ride on the phase's
+    # report (see report.Summary), as builtins, so pytest-xdist moves them.
+    for finding in findings:
+        item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
+    if findings:
+        session.reported[(check.nodeid, phase)] = [f.to_dict() for f in findings]
+    return findings
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -157,7 +154,6 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
         yield
         pytest.fail(str(exc), pytrace=False)
     check = session.begin_test(item, allow, budget, budget_clock)
-    session.checks[item] = check
     return (yield from _phase(session, check, "setup"))
 
 
@@ -168,7 +164,7 @@ def _has_own_markers(session: CheckSession, item: pytest.Item) -> bool:
     """Whether the item or a parent carries one of this plugin's markers: most tests carry
     none, and this is cheaper than two ``iter_markers`` searches. The parents' answer is
     kept, per parent, for the rest of the session."""
-    if any(mark.name in _OWN_MARKERS for mark in item.own_markers):
+    if _carries_own_marker(item):
         return True
     parent = item.parent
     if parent is None:
@@ -181,17 +177,21 @@ def _has_own_markers(session: CheckSession, item: pytest.Item) -> bool:
 
 def _marked(node: pytest.Item | pytest.Collector | None) -> bool:
     while node is not None:
-        if any(mark.name in _OWN_MARKERS for mark in node.own_markers):
+        if _carries_own_marker(node):
             return True
         node = node.parent
     return False
+
+
+def _carries_own_marker(node: pytest.Item | pytest.Collector) -> bool:
+    return any(mark.name in _OWN_MARKERS for mark in node.own_markers)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Run the test body inside its check; a coroutine test announces itself from its task."""
     session = _session(item.config)
-    check = session.checks.get(item) if session is not None else None
+    check = session.open.get(item.nodeid) if session is not None else None
     if session is None or check is None:
         return (yield)
     target = call_target(item)
@@ -211,7 +211,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
     """Close the test's check after its teardown, with the standalone loop if it had one."""
     session = _session(item.config)
-    check = session.checks.get(item) if session is not None else None
+    check = session.open.get(item.nodeid) if session is not None else None
     if session is None or check is None:
         return (yield)
     return (yield from _phase(session, check, "teardown"))
@@ -265,7 +265,7 @@ class StandaloneFixtures:
                 WIDER_SCOPE_FIXTURE.format(name=fixturedef.argname, scope=scope), pytrace=False
             )
         session = self.session
-        check = session.checks.get(item)
+        check = session.open.get(item.nodeid)
         if check is None:
             return (yield)
         runner = _loop_runner(session, item)

@@ -167,11 +167,10 @@ class CheckSession:
         self._started = self.detectors.by_phase["phase_started"]
         self._finished = self.detectors.by_phase["phase_finished"]
         self.current: TestCheck | None = None
+        #: Each test's check between its setup and its teardown, by node id, and its standalone
+        #: loop. Not in the item's own stash: a key added there grows the item's dictionary for
+        #: the rest of the session.
         self.open: dict[str, TestCheck] = {}
-        #: Each test's check between its setup and its teardown, and its standalone loop.
-        #: Not in the item's own stash: a key added there grows the item's dictionary for the
-        #: rest of the session.
-        self.checks: dict[pytest.Item, TestCheck] = {}
         self.runners: dict[pytest.Item, LoopRunner] = {}
         #: (node id, phase) -> the phase's findings, until its report is logged.
         self.reported: dict[tuple[str, str], list[dict[str, Any]]] = {}
