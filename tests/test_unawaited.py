@@ -369,3 +369,58 @@ def test_a_cycle_the_collector_frees_only_at_the_end_is_reported_after_the_run(
             "error unawaited       test_mod.py:4 in fetch fetch()  x1",
         ]
     )
+
+
+#: Counts the full collections made before the summary; automatic ones are off.
+COUNT_FULL_COLLECTIONS = """\
+import gc
+
+gc.disable()
+FULL = []
+
+def count(phase, info):
+    if phase == "start" and info["generation"] == 2:
+        FULL.append(1)
+
+gc.callbacks.append(count)
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"full collections: {len(FULL)}")
+"""
+
+LEFT_ALIVE = """\
+import asyncio
+
+async def fetch():
+    return 1
+
+class Suspend:
+    def __await__(self):
+        yield
+
+async def paused():
+    await Suspend()
+
+{kept}
+
+async def test_one():
+    await asyncio.sleep(0)
+"""
+
+
+@pytest.mark.parametrize(
+    ("kept", "collections"),
+    [
+        pytest.param("", 0, id="no coroutine left"),
+        pytest.param("STARTED = paused()\nSTARTED.send(None)", 0, id="a started coroutine"),
+        pytest.param("NEVER_STARTED = fetch()", 1, id="a coroutine never started"),
+    ],
+)
+def test_the_full_collection_at_the_end_is_made_only_while_a_coroutine_was_never_started(
+    pytester: pytest.Pytester, kept: str, collections: int
+) -> None:
+    pytester.makeconftest(COUNT_FULL_COLLECTIONS)
+    pytester.makepyfile(test_mod=LEFT_ALIVE.format(kept=kept))
+    result = pytester.runpytest_subprocess(*ARGS, "-W", "ignore::RuntimeWarning")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"full collections: {collections}"])
