@@ -69,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(session.finish)
     session.start()
     config.pluginmanager.register(report.Summary(session), "asynccheck-summary")
-    config.pluginmanager.register(StandaloneFixtures(session), StandaloneFixtures.name)
+    config.pluginmanager.register(Standalone(session), Standalone.name)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -94,8 +94,6 @@ _session = _SESSIONS.get
 
 
 def _conclude(check: TestCheck, phase: str, findings: list[Finding], failed: bool) -> None:
-    if not findings:
-        return
     errors = [f for f in findings if f.severity == Severity.ERROR.value]
     colour = check.item.config.get_terminal_writer().hasmarkup
     text = report.failure_text(check.nodeid, phase, findings, colour)
@@ -113,9 +111,13 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
     try:
         result = yield
     except BaseException:
-        _conclude(check, phase, _finish_phase(session, check, phase), failed=True)
+        findings = _finish_phase(session, check, phase)
+        if findings:
+            _conclude(check, phase, findings, failed=True)
         raise
-    _conclude(check, phase, _finish_phase(session, check, phase), failed=False)
+    findings = _finish_phase(session, check, phase)
+    if findings:
+        _conclude(check, phase, findings, failed=False)
     return result
 
 
@@ -225,29 +227,24 @@ def _loop_runner(session: CheckSession, item: pytest.Item) -> LoopRunner:
     return runner
 
 
-@pytest.hookimpl
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """The standalone runner: async tests no other plugin claimed, on a fresh loop."""
-    session = _session(pyfuncitem.config)
-    if session is None:
-        return None
-    if not is_coroutine_function(pyfuncitem.obj) or is_claimed(pyfuncitem):
-        return None
-    run_test(pyfuncitem, _loop_runner(session, pyfuncitem))
-    return True
+class Standalone:
+    """The standalone runner: async tests no other async plugin claims, and their async
+    fixtures, on a fresh loop per test.
 
-
-class StandaloneFixtures:
-    """Async fixtures of the tests no other async plugin claims, run on the test's own loop.
-
-    A plugin of its own, as ``pytest_fixture_setup`` wraps the setup of every fixture of every
-    test: when collection finds no test that needs it (every async test claimed by
+    A plugin of its own, as its hooks run for every test and for the setup of every fixture of
+    every test: when collection finds no test that needs it (every async test claimed by
     pytest-asyncio or anyio, say), it is unregistered and costs nothing."""
 
-    name = "asynccheck-fixtures"
+    name = "asynccheck-standalone"
 
     def __init__(self, session: CheckSession) -> None:
         self.session = session
+
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        if not is_coroutine_function(pyfuncitem.obj) or is_claimed(pyfuncitem):
+            return None
+        run_test(pyfuncitem, _loop_runner(self.session, pyfuncitem))
+        return True
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_fixture_setup(
@@ -276,7 +273,7 @@ class StandaloneFixtures:
             fixturedef.func = func  # type: ignore[misc]
 
 
-def _needs_standalone_fixtures(item: pytest.Item) -> bool:
+def _needs_standalone(item: pytest.Item) -> bool:
     if is_claimed(item):
         return False
     if is_coroutine_function(getattr(item, "obj", None)):
@@ -287,13 +284,13 @@ def _needs_standalone_fixtures(item: pytest.Item) -> bool:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Drop what no collected test needs: the standalone fixture runner, and the budget
+    """Drop what no collected test needs: the standalone runner, and the budget
     detector when no test has a ``max_wall`` marker (both act on every test otherwise)."""
     check_session = _session(session.config)
     if check_session is None:
         return
-    if not any(_needs_standalone_fixtures(item) for item in session.items):
-        plugin = session.config.pluginmanager.get_plugin(StandaloneFixtures.name)
+    if not any(_needs_standalone(item) for item in session.items):
+        plugin = session.config.pluginmanager.get_plugin(Standalone.name)
         if plugin is not None:
             session.config.pluginmanager.unregister(plugin)
     if not any(_has_budget(check_session, item) for item in session.items):

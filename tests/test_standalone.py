@@ -195,7 +195,7 @@ def test_async_generator_tests_are_not_taken(pytester: pytest.Pytester) -> None:
         pytest.param(ASYNCIO, "[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI, False, id="claimed"),
     ],
 )
-def test_the_fixture_runner_stays_only_when_a_test_may_need_it(
+def test_the_standalone_runner_stays_only_when_a_test_may_need_it(
     pytester: pytest.Pytester, args: tuple[str, ...], ini: str, kept: bool
 ) -> None:
     if ini:
@@ -209,8 +209,8 @@ def test_the_fixture_runner_stays_only_when_a_test_may_need_it(
             return 42
 
         def pytest_sessionfinish(session):
-            plugin = session.config.pluginmanager.get_plugin("asynccheck-fixtures")
-            print(f"fixture runner registered: {plugin is not None}")
+            plugin = session.config.pluginmanager.get_plugin("asynccheck-standalone")
+            print(f"standalone runner registered: {plugin is not None}")
         """
     )
     pytester.makepyfile(
@@ -221,4 +221,4 @@ def test_the_fixture_runner_stays_only_when_a_test_may_need_it(
     )
     result = pytester.runpytest(*ARGS, *args, "-s")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([f"*fixture runner registered: {kept}"])
+    result.stdout.fnmatch_lines([f"*standalone runner registered: {kept}"])
