@@ -62,15 +62,14 @@ CYCLE_NOTE = (
 
 
 class UnawaitedDetector(Detector):
+    """Reports each never-awaited coroutine as it is destroyed; nothing to do per test."""
+
     name = "unawaited"
     phases: tuple[str, ...] = ("call",)
 
-    def __init__(self, track_origin: bool = False) -> None:
-        self.track_origin = track_origin
+    def __init__(self) -> None:
         self._session: CheckSession | None = None
         self._previous_hook: Callable[[Any], None] | None = None
-        self._previous_depth = 0
-        self._tests_ran = False
         #: (absolute file, function name) of each test function that ran -> its node id
         self._test_functions: dict[tuple[str, str], str] = {}
 
@@ -78,27 +77,6 @@ class UnawaitedDetector(Detector):
         self._session = session
         self._previous_hook = getattr(warnings, "_warn_unawaited_coroutine", None)
         warnings._warn_unawaited_coroutine = self._destroyed  # type: ignore[attr-defined]
-
-    def test_started(self, test: TestCheck) -> None:
-        self._tests_ran = True
-        if not self.track_origin:
-            return
-        function = getattr(test.item, "function", None)
-        code = getattr(function, "__code__", None)
-        if code is not None:
-            key = (os.path.abspath(code.co_filename), code.co_name)
-            self._test_functions[key] = test.nodeid
-        self._previous_depth = sys.get_coroutine_origin_tracking_depth()
-        if self._previous_depth < 1:
-            sys.set_coroutine_origin_tracking_depth(1)
-
-    def phase_finished(self, test: TestCheck, phase: str) -> None:
-        if phase == "call" and self.track_origin:
-            collect_young_once(test)
-
-    def test_finished(self, test: TestCheck) -> None:
-        if self.track_origin:
-            sys.set_coroutine_origin_tracking_depth(self._previous_depth)
 
     def session_ending(self, session: CheckSession) -> None:
         if _unstarted_coroutines():
@@ -120,7 +98,7 @@ class UnawaitedDetector(Detector):
         # Freed by the garbage collector: it was in a reference cycle.
         in_cycle = session is not None and threading.get_ident() in session.collector.running
         if session is None or (
-            session.current is None and not nodeid and not (in_cycle and self._tests_ran)
+            session.current is None and not nodeid and not (in_cycle and session.tests_checked)
         ):
             self._forward(coro)
             return
@@ -203,6 +181,31 @@ def _unstarted_coroutines() -> bool:
     )
 
 
+class OriginTrackingDetector(UnawaitedDetector):
+    """``--asynccheck-coroutine-origin``: coroutines record where they were created while each
+    test runs, and the young generations are collected after each test body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._previous_depth = 0
+
+    def test_started(self, test: TestCheck) -> None:
+        function = getattr(test.item, "function", None)
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            key = (os.path.abspath(code.co_filename), code.co_name)
+            self._test_functions[key] = test.nodeid
+        self._previous_depth = sys.get_coroutine_origin_tracking_depth()
+        if self._previous_depth < 1:
+            sys.set_coroutine_origin_tracking_depth(1)
+
+    def phase_finished(self, test: TestCheck, phase: str) -> None:
+        collect_young_once(test)
+
+    def test_finished(self, test: TestCheck) -> None:
+        sys.set_coroutine_origin_tracking_depth(self._previous_depth)
+
+
 _LOADS = frozenset(
     {"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FAST", "LOAD_DEREF", "LOAD_ATTR", "LOAD_METHOD"}
 )
@@ -243,4 +246,4 @@ def _unawaited_calls(code: types.CodeType, name: str) -> set[int]:
 def unawaited_detector(settings: Settings) -> Detector | None:
     if settings.severity(Kind.UNAWAITED) is Severity.OFF:
         return None
-    return UnawaitedDetector(track_origin=settings.coroutine_origin)
+    return OriginTrackingDetector() if settings.coroutine_origin else UnawaitedDetector()
