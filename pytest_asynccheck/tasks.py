@@ -141,9 +141,9 @@ class TaskDetector(Detector):
             return
         self._remove_factory(test)
         made: Made | None = test.data.pop("tasks.made", None)
-        if made is None:
+        if not made:
             return
-        tasks = [task for task in (ref() for ref in made) if task is not None]
+        tasks = [task for ref in made if (task := ref()) is not None]
         if tasks:
             test.data["tasks.alive"] = True
         if not self.leaks:
@@ -165,8 +165,9 @@ class TaskDetector(Detector):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
-        self._remove_factory(test)
-        test.data.pop("tasks.made", None)
+        if "tasks.factory" in test.data:  # the body did not return (cancelled, say)
+            self._remove_factory(test)
+            test.data.pop("tasks.made", None)
         saved = test.data.pop("tasks.handler", None)
         if saved is not None:
             loop, previous = saved
