@@ -151,9 +151,11 @@ class Summary:
         # First of all logreport hooks: the findings go on the report before pytest-xdist's
         # worker sends it. A report is logged right after it is made, or (pytest-rerunfailures)
         # after its attempt's three phases: either way before that test's next phase runs.
-        found = self.session.reported.pop((report.nodeid, report.when), None)
-        if found is not None:
-            setattr(report, REPORT_ATTR, found)
+        reported = self.session.reported
+        if reported:  # most tests have no findings: then not even the report's node id is read
+            found = reported.pop((report.nodeid, report.when), None)
+            if found is not None:
+                setattr(report, REPORT_ATTR, found)
         data = getattr(report, REPORT_ATTR, None)
         changed = bool(data)
         if report.when == "call" and report.user_properties:
