@@ -734,12 +734,15 @@ class _BlockingSockets:
         ref = weakref.ref
         prune_at = [64]
 
+        def prune() -> None:
+            _prune(members)
+            prune_at[0] = max(64, 2 * len(members))
+
         def join(sock: Any) -> None:
             sock.__class__ = checked
             members[id(sock)] = ref(sock)
             if len(members) >= prune_at[0]:
-                _prune(members)
-                prune_at[0] = max(64, 2 * len(members))
+                prune()
 
         methods: Any = plain
         init, setblocking, settimeout = methods.__init__, methods.setblocking, methods.settimeout
@@ -749,7 +752,11 @@ class _BlockingSockets:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **kwargs)
             if self.gettimeout() != 0.0 and type(self) is plain:
-                join(self)
+                # ``join`` written out: every new socket comes here, and most join.
+                self.__class__ = checked
+                members[id(self)] = ref(self)
+                if len(members) >= prune_at[0]:
+                    prune()
 
         def set_blocking(self: Any, flag: bool) -> None:
             setblocking(self, flag)
