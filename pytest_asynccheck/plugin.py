@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Generator
 
 import pytest
@@ -185,15 +186,17 @@ def _marked(node: pytest.Item | pytest.Collector | None) -> bool:
     return False
 
 
+_mark_name = operator.attrgetter("name")
+
+
 def _carries_own_marker(node: pytest.Item | pytest.Collector) -> bool:
-    return any(mark.name in _OWN_MARKERS for mark in node.own_markers)
+    return not _OWN_MARKERS.isdisjoint(map(_mark_name, node.own_markers))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Run the test body inside its check; a coroutine test announces itself from its task."""
-    session = _session(item.config)
-    check = session.open.get(item.nodeid) if session is not None else None
+    session, check = _open_check(item)
     if session is None or check is None:
         return (yield)
     target = call_target(item)
@@ -212,11 +215,22 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
     """Close the test's check after its teardown, with the standalone loop if it had one."""
-    session = _session(item.config)
-    check = session.open.get(item.nodeid) if session is not None else None
+    session, check = _open_check(item)
     if session is None or check is None:
         return (yield)
     return (yield from _phase(session, check, "teardown"))
+
+
+def _open_check(item: pytest.Item) -> tuple[CheckSession | None, TestCheck | None]:
+    """The check session and the item's open check: the current check, as a rule (a node id
+    is built anew at every read)."""
+    session = _session(item.config)
+    if session is None:
+        return None, None
+    current = session.current
+    if current is not None and current.item is item:
+        return session, current
+    return session, session.open.get(item.nodeid)
 
 
 def _loop_runner(session: CheckSession, item: pytest.Item) -> LoopRunner:
