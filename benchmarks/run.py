@@ -141,29 +141,47 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run(root: Path, variant: Variant) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one pytest run."""
+def run(root: Path, variant: Variant) -> tuple[float, float]:
+    """Wall time and CPU time (user and system, of all its threads) of one pytest run."""
     extra, env_extra = variant
     env = child_env(env_extra)
     cmd = pytest_cmd(extra)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return elapsed, peak if peak > before else -1
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu
 
 
-def alternate(root: Path, variants: Mapping[str, Variant], runs: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in variants}
+Times = dict[str, list[float]]
+
+
+def alternate(root: Path, variants: Mapping[str, Variant], runs: int) -> tuple[Times, Times]:
+    """Wall and CPU times of each variant, the variants alternated within each round."""
+    wall: Times = {name: [] for name in variants}
+    cpu: Times = {name: [] for name in variants}
     run(root, next(iter(variants.values())))  # warm caches
     names = list(variants)
     for i in range(runs):
         for name in names if i % 2 == 0 else reversed(names):
-            times[name].append(run(root, variants[name])[0])
-    return times
+            elapsed, used = run(root, variants[name])
+            wall[name].append(elapsed)
+            cpu[name].append(used)
+    return wall, cpu
+
+
+def report_both(measured: tuple[Times, Times], base: str) -> None:
+    """Wall time, then CPU time: on a shared machine the CPU time of a run moves less with the
+    load than its wall time, as waiting for a core is not counted."""
+    wall, cpu = measured
+    print("wall time:")
+    report(wall, base)
+    print("\nCPU time (user + system):")
+    report(cpu, base)
 
 
 def report(times: Mapping[str, list[float]], base: str) -> None:
@@ -198,7 +216,7 @@ def cmd_suite(args: argparse.Namespace) -> None:
     if args.peers:
         variants["blockbuster"] = ([], {"BENCH_PEER": "blockbuster"})
         variants["pyleak no_leaks"] = (["-p", "pyleak"], {"BENCH_PEER": "pyleak"})
-    with_suite(args, lambda root: report(alternate(root, variants, args.runs), "plain"))
+    with_suite(args, lambda root: report_both(alternate(root, variants, args.runs), "plain"))
 
 
 def cmd_scale(args: argparse.Namespace) -> None:
@@ -208,7 +226,7 @@ def cmd_scale(args: argparse.Namespace) -> None:
         "--asynccheck": (["--asynccheck"], {}),
         "--asynccheck -n 2": (["--asynccheck", "-p", "xdist", "-n", "2"], {}),
     }
-    with_suite(args, lambda root: report(alternate(root, variants, args.runs), "plain"))
+    with_suite(args, lambda root: report_both(alternate(root, variants, args.runs), "plain"))
 
 
 #: Runs a command and prints the peak RSS (KiB) of that command alone: the peak of a process's
@@ -354,13 +372,15 @@ def cmd_virtual(args: argparse.Namespace) -> None:
                 {},
             ),
         }
-        report(alternate(root, variants, args.runs), "--asynccheck (wall clock)")
+        report_both(alternate(root, variants, args.runs), "--asynccheck (wall clock)")
 
 
 def instructions(root: Path, variant: Variant) -> int:
     """Instructions one pytest run executes, counted by callgrind."""
     extra, env_extra = variant
-    env = child_env(env_extra)
+    # One hash seed for every count: string hashes decide how full each dictionary's probes
+    # run, which moves a count by more than the difference being measured.
+    env = child_env({**env_extra, "PYTHONHASHSEED": "0"})
     run(root, variant)  # bytecode cached first, as in the timed runs
     out = root / "callgrind.out"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *pytest_cmd(extra)]
