@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import itertools
 import logging
 import os
 import sys
@@ -308,6 +309,7 @@ _MODULES = (
 )
 
 
+@functools.cache
 def _target(name: str) -> tuple[str, str]:
     """Split ``name`` into the module to import and the attribute path inside it."""
     if name in _TARGETS:
@@ -426,6 +428,13 @@ def chain(
 # -- the interception -----------------------------------------------------------------------
 
 
+def _keys_of(namespace: dict[str, Any], ids: dict[int, Any]) -> list[str]:
+    """The keys of ``namespace`` whose values' ids are in ``ids``, found in C (a module's
+    keys and values come in the same order): this runs over every global of the modules
+    that hold a patched function."""
+    return list(itertools.compress(namespace, map(ids.__contains__, map(id, namespace.values()))))
+
+
 class Interceptor:
     """Installs the catalogue's wrappers for one check session and removes them again."""
 
@@ -519,7 +528,7 @@ class Interceptor:
                 # Most modules hold none: asked in C first, as this runs over every module.
                 if replacements.keys().isdisjoint(map(id, namespace.values())):
                     continue
-                hits = [k for k, v in namespace.items() if id(v) in replacements]
+                hits = _keys_of(namespace, replacements)
             except RuntimeError:  # the dict changed under us (another thread importing)
                 continue
             for key in hits:
@@ -550,7 +559,7 @@ class Interceptor:
             try:
                 if originals.keys().isdisjoint(map(id, namespace.values())):
                     continue
-                hits = [k for k, v in namespace.items() if id(v) in originals]
+                hits = _keys_of(namespace, originals)
             except RuntimeError:
                 continue
             for key in hits:
