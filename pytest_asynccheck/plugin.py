@@ -126,13 +126,16 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> list[F
     """End the phase (and the test, after its teardown); returns the phase's findings."""
     item = check.item
     if phase == "teardown":
-        runner = session.runners.pop(item, None)
+        # Hashing an item is a Python call: not done when no test runs standalone.
+        runner = session.runners.pop(item, None) if session.runners else None
         if runner is not None:
             runner.close()
     session.end_phase(check, phase)
     if phase == "teardown":
         session.end_test(check)
-    findings = check.findings_in(phase) if check.findings else []
+    if not check.findings:
+        return []
+    findings = check.findings_in(phase)
     # ``--junitxml`` writes the item's properties; the findings themselves ride on the phase's
     # report (see report.Summary), as builtins, so pytest-xdist moves them.
     for finding in findings:

@@ -74,16 +74,20 @@ def collect_young_once(test: TestCheck) -> None:
         gc.collect(1)
 
 
+_YOUNG = (0.0, 0.0)
+
+
 class CollectorPauses:
     """The garbage collector's pauses, per thread, from ``gc.callbacks``: whether it is running
     now (a coroutine it frees was in a reference cycle), and for how long it held a thread
     lately (a stall of the loop measured without them)."""
 
     def __init__(self) -> None:
-        #: thread id -> (plugin clock, monotonic clock) when its collection began
+        #: thread id -> (plugin clock, monotonic clock) when its collection began (``_YOUNG``
+        #: for a collection of the young generations)
         self.running: dict[int, tuple[float, float]] = {}
         #: (thread id, began and ended on the plugin's clock, began and ended on the monotonic
-        #: clock, which is the standard library loop's) of the last pauses
+        #: clock, which is the standard library loop's) of the last full collections
         self.recent: collections.deque[tuple[int, float, float, float, float]] = collections.deque(
             maxlen=32
         )
@@ -91,10 +95,15 @@ class CollectorPauses:
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         thread = threading.get_ident()
         if phase == "start":
-            self.running[thread] = (_clock.perf_counter(), _monotonic())
+            # Only a full collection is timed: a young generation is small, so collecting it
+            # never holds a thread for long, and it runs for the allocating code (a pause the
+            # stall is made of, not one to take out of it).
+            self.running[thread] = (
+                (_clock.perf_counter(), _monotonic()) if info["generation"] == 2 else _YOUNG
+            )
             return
         began = self.running.pop(thread, None)
-        if began is not None:
+        if began is not None and began is not _YOUNG:
             self.recent.append((thread, began[0], _clock.perf_counter(), began[1], _monotonic()))
 
     def within(self, thread: int, start: float, end: float, monotonic: bool = False) -> float:
