@@ -127,9 +127,14 @@ def main() -> None:
 
 def per_test_events(count: int = 20_000) -> float:
     from pytest_asynccheck.config import Settings
+    from pytest_asynccheck.session import CollectorPauses
 
     session = types.SimpleNamespace(
-        current=None, rootpath=".", main_thread=threading.get_ident(), report=print
+        current=None,
+        rootpath=".",
+        main_thread=threading.get_ident(),
+        report=print,
+        collector=CollectorPauses(),
     )
     detector = blocking.BlockingDetector(Settings(enabled=True))
     detector.session_started(session)  # type: ignore[arg-type]
