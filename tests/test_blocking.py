@@ -1046,6 +1046,40 @@ async def test_patched_while_running():
     assert alive == []
 
 
+def test_a_socket_made_blocking_again_is_checked_again_among_many(
+    pytester: pytest.Pytester,
+) -> None:
+    # Eighty sockets open at once pass through the checked class (its record of them is pruned
+    # as it grows); one made non-blocking and then blocking again is checked again, until a zero
+    # timeout makes it non-blocking once more.
+    source = f"""
+import socket
+
+async def test_it():
+    pairs = [socket.socketpair() for _ in range(40)]
+    for pair in pairs:
+        for each in pair:
+            each.close()
+    del pairs, pair, each
+    left, right = socket.socketpair()
+    right.setblocking(False)
+    left.setblocking(False)
+    assert type(left) is socket.socket
+    left.setblocking(True)
+    right.sendall(b"xy")
+    assert left.recv(1) == b"x"  {MARK}
+    left.settimeout(0)
+    assert left.recv(1) == b"y"
+    left.close()
+    right.close()
+"""
+    result = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["asynccheck found 1 problem in test_it.py::test_it (call):"])
+    assert_blocking(result, "socket.socket.recv", line_of(source), "*loop.sock_*")
+    result.stdout.no_fnmatch_line("*socket.socket.sendall*")
+
+
 def test_nothing_is_patched_without_asynccheck(pytester: pytest.Pytester) -> None:
     source = """
 import builtins, time
