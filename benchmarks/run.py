@@ -252,7 +252,8 @@ def cmd_suite(args: argparse.Namespace) -> None:
     for source in args.against:
         # Another version of the plugin, from a checkout of it: first on the path, it is
         # imported instead of the installed one.
-        variants[f"--asynccheck ({source})"] = (["--asynccheck"], {"PYTHONPATH": source})
+        path = str(Path(source).resolve())  # the runs start in the suite's own directory
+        variants[f"--asynccheck ({source})"] = (["--asynccheck"], {"PYTHONPATH": path})
     if args.peers:
         variants["blockbuster"] = ([], {"BENCH_PEER": "blockbuster"})
         variants["pyleak no_leaks"] = (["-p", "pyleak"], {"BENCH_PEER": "pyleak"})
@@ -443,7 +444,8 @@ def cmd_instructions(args: argparse.Namespace) -> None:
     checked = ["--asynccheck", VALGRIND_STALL_THRESHOLD]
     variants: dict[str, Variant] = {"plain": ([], {}), "--asynccheck": (checked, {})}
     for source in args.against:
-        variants[f"--asynccheck ({source})"] = (checked, {"PYTHONPATH": source})
+        path = str(Path(source).resolve())
+        variants[f"--asynccheck ({source})"] = (checked, {"PYTHONPATH": path})
     with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
         generate(Path(many), args.tests, not args.mixed)
         generate(Path(one), 1, not args.mixed)
