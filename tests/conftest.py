@@ -42,4 +42,3 @@ def pytest_configure(config: pytest.Config) -> None:
             "filterwarnings",
             "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
         )
-        config.addinivalue_line("filterwarnings", "ignore:unclosed event loop:ResourceWarning")
