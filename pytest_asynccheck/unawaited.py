@@ -69,8 +69,6 @@ class UnawaitedDetector(Detector):
     def __init__(self) -> None:
         self._session: CheckSession | None = None
         self._previous_hook: Callable[[Any], None] | None = None
-        #: (absolute file, function name) of each test function that ran -> its node id
-        self._test_functions: dict[tuple[str, str], str] = {}
 
     def session_started(self, session: CheckSession) -> None:
         self._session = session
@@ -116,12 +114,8 @@ class UnawaitedDetector(Detector):
             self._previous_hook(coro)
 
     def _created_by_a_test(self, coro: Any) -> str | None:
-        if not self._test_functions:
-            return None
-        for filename, _line, function in getattr(coro, "cr_origin", None) or ():
-            nodeid = self._test_functions.get((os.path.abspath(filename), function))
-            if nodeid:
-                return nodeid
+        """The node id of the test whose function created ``coro``: known only where
+        coroutines record their origin."""
         return None
 
     def _finding(
@@ -189,6 +183,8 @@ class OriginTrackingDetector(UnawaitedDetector):
     def __init__(self) -> None:
         super().__init__()
         self._previous_depth = 0
+        #: (absolute file, function name) of each test function that ran -> its node id
+        self._test_functions: dict[tuple[str, str], str] = {}
 
     def test_started(self, test: TestCheck) -> None:
         function = getattr(test.item, "function", None)
@@ -205,6 +201,13 @@ class OriginTrackingDetector(UnawaitedDetector):
 
     def test_finished(self, test: TestCheck) -> None:
         sys.set_coroutine_origin_tracking_depth(self._previous_depth)
+
+    def _created_by_a_test(self, coro: Any) -> str | None:
+        for filename, _line, function in getattr(coro, "cr_origin", None) or ():
+            nodeid = self._test_functions.get((os.path.abspath(filename), function))
+            if nodeid:
+                return nodeid
+        return None
 
 
 _LOADS = frozenset(
