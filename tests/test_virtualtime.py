@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import selectors
+from typing import Any
+
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
+
+from pytest_asynccheck.virtualtime import VirtualClock
 
 TUTORIAL = """
 import asyncio
@@ -225,6 +231,46 @@ def test_anyio_asyncio_backend_runs_in_virtual_time(pytester: pytest.Pytester) -
     result = pytester.runpytest(*ARGS, *ANYIO, "--junitxml=junit.xml")
     result.assert_outcomes(passed=1)
     assert _virtual_figures(pytester)["test_gathered"] == pytest.approx(2.0, abs=0.05)
+
+
+class _LoadedSelector(selectors.DefaultSelector):
+    """Every look for events costs a quarter of a (fake) second: the thread waited for the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        self.now += 0.25
+        return super().select(0)
+
+
+class _LoadedLoop(asyncio.SelectorEventLoop):
+    def __init__(self) -> None:
+        self.selector = _LoadedSelector()
+        super().__init__(self.selector)
+
+    def time(self) -> float:
+        return self.selector.now
+
+
+def test_real_time_passing_before_the_jump_is_not_counted_twice() -> None:
+    # On a loaded machine the loop thread can wait for the CPU between reading the clock for its
+    # select timeout and the jump; a jump by that timeout would then land past the timer.
+    loop = _LoadedLoop()
+    clock = VirtualClock(loop)
+    try:
+        assert clock.controlled
+        start = loop.time()
+        when = start + 2
+        fired: asyncio.Future[float] = loop.create_future()
+        loop.call_at(when, lambda: fired.set_result(loop.time()))
+        loop.run_until_complete(asyncio.sleep(0))
+        assert loop.run_until_complete(fired) == when  # not when + 0.25
+        assert 0 < clock.skipped < 2  # the jump was shortened by the real time that passed
+    finally:
+        clock.close()
+        loop.close()
 
 
 def test_bad_clock_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
