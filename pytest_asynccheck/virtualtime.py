@@ -85,21 +85,12 @@ class VirtualClock:
         # The jump goes to the next timer's deadline, not by ``timeout``: real time passes
         # between the loop's reading of the clock and this jump (more on a loaded machine, where
         # the thread may wait for the CPU), and the real clock has counted it already.
-        deadline = self._next_deadline()
-        if deadline is None:
-            deadline = self.time() + timeout
-        ready = self._select(0)
-        if ready:
-            return ready
-        self.skipped += max(0.0, deadline - self.time())
-        return ready
-
-    def _next_deadline(self) -> float | None:
         scheduled = getattr(self.loop, "_scheduled", None)
-        if not scheduled:
-            return None
-        when: float = scheduled[0].when()
-        return when
+        deadline = scheduled[0].when() if scheduled else self.time() + timeout
+        ready = self._select(0)
+        if not ready:
+            self.skipped += max(0.0, deadline - self.time())
+        return ready
 
     def _tracked_run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
         future = self._run_in_executor(executor, func, *args)
