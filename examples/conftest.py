@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from examples.httpbin import serve
 
-#: The tutorial's delays are seconds; its tests run them at a tenth of that.
-SCALE = 0.1
+#: The tutorial's delays are seconds; its tests run them at a fifth of that.
+SCALE = 0.2
 
 
 @pytest.fixture(scope="session")

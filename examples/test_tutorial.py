@@ -14,27 +14,29 @@ import pytest
 from examples import awaiting, concurrent_http, downloads, gather_jobs, semaphore
 from examples.conftest import SCALE
 
-# At SCALE = 0.1 a 2-second download takes 0.2 s: three of them take ~0.2 s together and
-# ~0.6 s one after another. Budgets sit between the two, with room for a loaded machine.
+# Budgets are in the tutorial's seconds, scaled like its delays: at SCALE = 0.2 a 2-second
+# download takes 0.4 s, three of them ~0.4 s together and ~1.2 s one after another. Each budget
+# sits below what the code would take one call after another and at least half a second (real)
+# above what it takes concurrently: room for a loaded machine, where threads wait for the CPU.
 
 
-@pytest.mark.max_wall(0.45)
+@pytest.mark.max_wall(4.5 * SCALE)
 async def test_gathered_downloads_take_as_long_as_the_longest() -> None:
     assert await downloads.download_all(SCALE) == list(downloads.FILES)
 
 
-@pytest.mark.max_wall(0.5)
+@pytest.mark.max_wall(5.5 * SCALE)
 async def test_gather_returns_results_in_order() -> None:
     assert await gather_jobs.run_jobs(SCALE) == ["result A", "result B", "result C"]
 
 
-@pytest.mark.max_wall(0.55)
+@pytest.mark.max_wall(5.5 * SCALE)
 async def test_offloaded_http_requests_run_concurrently(httpbin: str) -> None:
     results = await concurrent_http.fetch_all(httpbin)
     assert [r["url"] for r in results] == [f"{httpbin}/delay/{d}" for d in (1, 2, 3)]
 
 
-@pytest.mark.max_wall(0.65)
+@pytest.mark.max_wall(6.5 * SCALE)
 async def test_semaphore_runs_two_waves() -> None:
     assert await semaphore.run_all(SCALE) == ["A", "B", "C", "D"]
 
@@ -59,6 +61,6 @@ async def test_missing_await() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="max-wall: three awaits one after another")
-@pytest.mark.max_wall(0.45)
+@pytest.mark.max_wall(4.5 * SCALE)
 async def test_sequential_awaits_miss_the_concurrency_budget() -> None:
     await downloads.download_all_sequentially(SCALE)

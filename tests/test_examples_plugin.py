@@ -69,7 +69,7 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
     )
     result.stdout.fnmatch_lines(
         [
-            "?max-wall? wall time * exceeded the max_wall budget of 450 ms",
+            "?max-wall? wall time * exceeded the max_wall budget of 900 ms",
             "  3 awaits of about * ms ran one after another; asyncio.gather them:",
             "    examples/downloads.py:* in download_all_sequentially "
             "awaited download_file() for *",
