@@ -201,18 +201,19 @@ FAMILIES = {
         "use the asyncio primitive*",
     ),
     "threading.Thread.join": (
-        "thread = threading.Thread(target=time.sleep, args=(0.005,))\n    thread.start()",
+        "thread = threading.Thread(target=time.sleep, args=(LONGER_THAN_A_PAUSE,))\n"
+        "    thread.start()",
         "thread.join()",
         "use the asyncio primitive*",
     ),
     "queue.Queue.get": (
-        "q = queue.Queue()\n    threading.Timer(0.005, q.put, args=(1,)).start()",
+        "q = queue.Queue()\n    threading.Timer(LONGER_THAN_A_PAUSE, q.put, args=(1,)).start()",
         "q.get()",
         "use the asyncio primitive*",
     ),
     "concurrent.futures.Future.result": (
         "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
-        "    future = pool.submit(time.sleep, 0.005)",
+        "    future = pool.submit(time.sleep, LONGER_THAN_A_PAUSE)",
         "future.result()",
         "await asyncio.wrap_future(future)*",
     ),
@@ -243,6 +244,11 @@ import asyncio, concurrent.futures, contextlib, http.client, os, queue, select, 
 import socket, sqlite3, ssl, subprocess, sys, threading, time, urllib.request
 
 import pytest_asynccheck as asynccheck
+
+# Another thread's work must still be running when the call waits for it, or the call cannot
+# block and is rightly not reported: longer than the thread could be kept from running on a
+# loaded machine between starting that work and making the call.
+LONGER_THAN_A_PAUSE = 0.3
 
 
 async def test_it({fixtures}):
