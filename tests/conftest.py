@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+import gc
+import warnings
+from collections.abc import Iterator
+
 import pytest
 
 #: Every inner run loads the plugin explicitly: autoloading is off (see ``pytester`` below).
@@ -9,13 +14,23 @@ ANYIO = ("-p", "anyio")
 
 
 @pytest.fixture
-def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def pytester(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.Pytester]:
     """An inner pytest that loads only the plugins a test names, with stable output."""
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("COLUMNS", "100")
     for name in ("PY_COLORS", "NO_COLOR", "FORCE_COLOR", "CI", "GITHUB_ACTIONS"):
         monkeypatch.delenv(name, raising=False)
-    return pytester
+    yield pytester
+    if _pytest_asyncio_version() < (0, 24):
+        # pytest-asyncio 0.23 leaves a loop it never closes set as the current one after each
+        # of its tests; an in-process inner run's is freed here, not during a later test, where
+        # its ResourceWarning would be reported against that test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            asyncio.set_event_loop(None)
+            gc.collect()
 
 
 def _pytest_asyncio_version() -> tuple[int, ...]:
