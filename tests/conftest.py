@@ -23,7 +23,7 @@ def pytester(
     for name in ("PY_COLORS", "NO_COLOR", "FORCE_COLOR", "CI", "GITHUB_ACTIONS"):
         monkeypatch.delenv(name, raising=False)
     yield pytester
-    if _pytest_asyncio_version() < (0, 24):
+    if PYTEST_ASYNCIO_0_23:
         # pytest-asyncio 0.23 leaves a loop it never closes set as the current one after each
         # of its tests; an in-process inner run's is freed here, not during a later test, where
         # its ResourceWarning would be reported against that test.
@@ -39,18 +39,16 @@ def _pytest_asyncio_version() -> tuple[int, ...]:
     return tuple(int(part) for part in version("pytest-asyncio").split(".")[:2])
 
 
+#: The lowest supported pytest-asyncio, which differs from later ones in the ways below.
+PYTEST_ASYNCIO_0_23 = _pytest_asyncio_version() < (0, 24)
 #: pytest-asyncio 0.23 calls the marker's loop scope ``scope``; 0.24 renamed it ``loop_scope``.
-LOOP_SCOPE = "loop_scope" if _pytest_asyncio_version() >= (0, 24) else "scope"
+LOOP_SCOPE = "scope" if PYTEST_ASYNCIO_0_23 else "loop_scope"
 #: The ini line that keeps pytest-asyncio >= 0.24 from warning about an unset default.
-ASYNCIO_INI = (
-    "asyncio_default_fixture_loop_scope = function\n"
-    if _pytest_asyncio_version() >= (0, 24)
-    else ""
-)
+ASYNCIO_INI = "" if PYTEST_ASYNCIO_0_23 else "asyncio_default_fixture_loop_scope = function\n"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if _pytest_asyncio_version() < (0, 24):
+    if PYTEST_ASYNCIO_0_23:
         # pytest-asyncio 0.23 replaces every loop it closes with a fresh one that it never
         # closes; in-process inner runs leave those for a later test's garbage collection.
         config.addinivalue_line(
