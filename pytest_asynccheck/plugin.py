@@ -1,4 +1,10 @@
-"""pytest hooks of pytest-asynccheck; each delegates to the module that owns the concern."""
+"""pytest hooks of pytest-asynccheck; each delegates to the module that owns the concern.
+
+This module's own hooks only add the options and markers, validate the settings and state them
+in the header. Everything that acts on tests lives in plugin objects registered only when the
+checks are on (``Checks``, ``Standalone``, ``report.Summary``): without ``--asynccheck`` no hook
+of the plugin is on any test's call path, so tracebacks, warning locations and stacks are the
+same as without the plugin installed."""
 
 from __future__ import annotations
 
@@ -27,9 +33,6 @@ from .runner import (
 from .session import CheckSession, MarkerError, TestCheck, parse_allow_marker
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
-#: The check session of each configuration with checks on. A plain dict rather than the
-#: config's stash: it is read several times per test, and a stash read is three Python calls.
-_SESSIONS: dict[pytest.Config, CheckSession] = {}
 
 MARKERS = (
     "asynccheck(allow=[...]): let this test produce the listed finding kinds "
@@ -61,14 +64,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for extra in config.hook.pytest_asynccheck_detectors(config=config, settings=settings):
         detectors.extend(extra or ())
     session = CheckSession(config, settings, detectors)
-    _SESSIONS[config] = session
-
-    def forget() -> None:
-        _SESSIONS.pop(config, None)
-
-    config.add_cleanup(forget)
     config.add_cleanup(session.finish)
     session.start()
+    config.pluginmanager.register(Checks(session), Checks.name)
     config.pluginmanager.register(report.Summary(session), "asynccheck-summary")
     config.pluginmanager.register(Standalone(session), Standalone.name)
 
@@ -77,21 +75,6 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     """One line with the effective settings, only when checks are on."""
     settings = config.stash.get(SETTINGS_KEY, None)
     return settings.header() if settings is not None and settings.enabled else None
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Let detectors make their last sweep; late error-level findings fail the run."""
-    check_session = _session(session.config)
-    if check_session is None:
-        return
-    check_session.detectors.emit("session_ending", check_session)
-    if session.exitstatus == pytest.ExitCode.OK and any(
-        f.severity == Severity.ERROR.value for f in check_session.late
-    ):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_session = _SESSIONS.get
 
 
 def _conclude(check: TestCheck, phase: str, findings: list[Finding], failed: bool) -> None:
@@ -103,6 +86,10 @@ def _conclude(check: TestCheck, phase: str, findings: list[Finding], failed: boo
         check.item.add_report_section(phase, "asynccheck", text)
         return
     if errors:
+        session = check.session
+        site = report.crash_site(errors, session.rootpath)
+        if site is not None:
+            session.crash_sites[(check.nodeid, phase)] = site
         pytest.fail(text, pytrace=False)
     report.emit_warnings(f for f in findings if f.severity == Severity.WARN.value)
 
@@ -145,22 +132,92 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> list[F
     return findings
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
-    """Open the test's check (validating its markers) around its setup."""
-    session = _session(item.config)
-    if session is None:
-        return (yield)
-    try:
-        marked = _has_own_markers(session, item)
-        allow = parse_allow_marker(item) if marked else frozenset()
-        budget, budget_clock = (parse_max_wall(item) if marked else None) or (None, None)
-    except MarkerError as exc:
-        # Fail after the inner setup hooks ran: their teardown twins expect them to have run.
-        yield
-        pytest.fail(str(exc), pytrace=False)
-    check = session.begin_test(item, allow, budget, budget_clock)
-    return (yield from _phase(session, check, "setup"))
+class Checks:
+    """The check of each test, around its setup, call and teardown, and the session's end."""
+
+    name = "asynccheck-checks"
+
+    def __init__(self, session: CheckSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Open the test's check (validating its markers) around its setup."""
+        session = self.session
+        try:
+            marked = _has_own_markers(session, item)
+            allow = parse_allow_marker(item) if marked else frozenset()
+            budget, budget_clock = (parse_max_wall(item) if marked else None) or (None, None)
+        except MarkerError as exc:
+            if session.settings.mode != "warn":
+                # Fail after the inner setup hooks ran: their teardown twins expect them to
+                # have run.
+                yield
+                pytest.fail(str(exc), pytrace=False)
+            # Warn mode fails nothing: the test runs checked, without the bad marker.
+            report.warn_about_marker(item, str(exc))
+            allow, budget, budget_clock = frozenset(), None, None
+        check = session.begin_test(item, allow, budget, budget_clock)
+        return (yield from _phase(session, check, "setup"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Run the test body inside its check; a coroutine test announces itself from its
+        task."""
+        session = self.session
+        check = self._open_check(item)
+        if check is None:
+            return (yield)
+        target = call_target(item)
+        if target is None:
+            return (yield from _phase(session, check, "call"))
+        owner, attribute = target
+        original = getattr(owner, attribute)
+        check.is_async = True
+        setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
+        try:
+            return (yield from _phase(session, check, "call"))
+        finally:
+            setattr(owner, attribute, original)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Close the test's check after its teardown, with the standalone loop if it had one."""
+        check = self._open_check(item)
+        if check is None:
+            return (yield)
+        return (yield from _phase(self.session, check, "teardown"))
+
+    def _open_check(self, item: pytest.Item) -> TestCheck | None:
+        """The item's open check: the current check, as a rule (a node id is built anew at
+        every read)."""
+        session = self.session
+        current = session.current
+        if current is not None and current.item is item:
+            return current
+        return session.open.get(item.nodeid)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Drop what no collected test needs: the standalone runner, and the budget
+        detector when no test has a ``max_wall`` marker (both act on every test otherwise)."""
+        check_session = self.session
+        if not any(_needs_standalone(item) for item in session.items):
+            plugin = session.config.pluginmanager.get_plugin(Standalone.name)
+            if plugin is not None:
+                session.config.pluginmanager.unregister(plugin)
+        if not any(_has_budget(check_session, item) for item in session.items):
+            for detector in check_session.detectors:
+                if isinstance(detector, BudgetDetector):
+                    check_session.detectors.remove(detector)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Let detectors make their last sweep; late error-level findings fail the run."""
+        check_session = self.session
+        check_session.detectors.emit("session_ending", check_session)
+        if session.exitstatus == pytest.ExitCode.OK and any(
+            f.severity == Severity.ERROR.value for f in check_session.late
+        ):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 _OWN_MARKERS = frozenset(("asynccheck", "max_wall"))
@@ -194,46 +251,6 @@ _mark_name = operator.attrgetter("name")
 
 def _carries_own_marker(node: pytest.Item | pytest.Collector) -> bool:
     return not _OWN_MARKERS.isdisjoint(map(_mark_name, node.own_markers))
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Run the test body inside its check; a coroutine test announces itself from its task."""
-    session, check = _open_check(item)
-    if session is None or check is None:
-        return (yield)
-    target = call_target(item)
-    if target is None:
-        return (yield from _phase(session, check, "call"))
-    owner, attribute = target
-    original = getattr(owner, attribute)
-    check.is_async = True
-    setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
-    try:
-        return (yield from _phase(session, check, "call"))
-    finally:
-        setattr(owner, attribute, original)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
-    """Close the test's check after its teardown, with the standalone loop if it had one."""
-    session, check = _open_check(item)
-    if session is None or check is None:
-        return (yield)
-    return (yield from _phase(session, check, "teardown"))
-
-
-def _open_check(item: pytest.Item) -> tuple[CheckSession | None, TestCheck | None]:
-    """The check session and the item's open check: the current check, as a rule (a node id
-    is built anew at every read)."""
-    session = _session(item.config)
-    if session is None:
-        return None, None
-    current = session.current
-    if current is not None and current.item is item:
-        return session, current
-    return session, session.open.get(item.nodeid)
 
 
 def _loop_runner(session: CheckSession, item: pytest.Item) -> LoopRunner:
@@ -298,22 +315,6 @@ def _needs_standalone(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     definitions = getattr(info, "name2fixturedefs", {})
     return any(is_async_function(d.func) for defs in definitions.values() for d in defs)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Drop what no collected test needs: the standalone runner, and the budget
-    detector when no test has a ``max_wall`` marker (both act on every test otherwise)."""
-    check_session = _session(session.config)
-    if check_session is None:
-        return
-    if not any(_needs_standalone(item) for item in session.items):
-        plugin = session.config.pluginmanager.get_plugin(Standalone.name)
-        if plugin is not None:
-            session.config.pluginmanager.unregister(plugin)
-    if not any(_has_budget(check_session, item) for item in session.items):
-        for detector in check_session.detectors:
-            if isinstance(detector, BudgetDetector):
-                check_session.detectors.remove(detector)
 
 
 def _has_budget(session: CheckSession, item: pytest.Item) -> bool:

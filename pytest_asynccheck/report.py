@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import warnings
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import baseline, github, jsonreport
-from .findings import WARNING_FOR_KIND, Finding, Kind, Severity, merge_into
+from .findings import WARNING_FOR_KIND, AsynccheckWarning, Finding, Kind, Severity, merge_into
 
 if TYPE_CHECKING:
     from .session import CheckSession
@@ -27,6 +28,8 @@ CHECKED_OUTPUT = "asynccheck_checked"
 FINDING_PROPERTY = "asynccheck_finding"
 #: The ``user_properties`` entry of a budgeted test: wall time, budget, factor, margin.
 BUDGET_PROPERTY = "asynccheck_wall"
+#: The severity shown in the summary for a finding of an attempt that was rerun.
+RERUN = "rerun"
 
 
 def one_line(finding: Finding) -> str:
@@ -64,13 +67,79 @@ def emit_warnings(findings: Iterable[Finding]) -> None:
     """Warn-level findings become warnings of the plugin's own classes, at the user's line."""
     for finding in findings:
         category = WARNING_FOR_KIND[Kind(finding.kind)]
+        warn_explicit(category(finding.render()), finding.file or "<asynccheck>", finding.line)
+
+
+def warn_about_marker(item: pytest.Item, message: str) -> None:
+    """A bad marker in warn mode: a warning at the test, which then runs without it."""
+    path, line = item.reportinfo()[:2]
+    warn_explicit(AsynccheckWarning(message), str(path), (line or 0) + 1)
+
+
+def warn_explicit(warning: AsynccheckWarning, filename: str, lineno: int) -> None:
+    """Issue one of the plugin's warnings, which only a filter naming one of the plugin's
+    warning classes may turn into an error.
+
+    A blanket ``error`` filter (``-W error``, ``filterwarnings = error``, or one naming
+    ``UserWarning`` or ``pytest.PytestWarning``) is there for the project's own warnings; it
+    must not make a finding at warn level, which fails nothing, fail the test. Under such a
+    filter the warning is shown as a plain warning instead."""
+    category = type(warning)
+    action, names_own_class = _first_matching_filter(category, str(warning), lineno)
+    with warnings.catch_warnings():
+        if action == "error" and not names_own_class:
+            warnings.filterwarnings("always", category=category)
         warnings.warn_explicit(
-            category(finding.render()),
-            category=category,
-            filename=finding.file or "<asynccheck>",
-            lineno=finding.line or 0,
-            module="pytest_asynccheck",
+            warning, category=category, filename=filename, lineno=lineno, module=WARNING_MODULE
         )
+
+
+#: The module the plugin's warnings are issued from, as ``-W action:message:category:module``
+#: sees it.
+WARNING_MODULE = "pytest_asynccheck"
+
+
+def _first_matching_filter(category: type[Warning], text: str, lineno: int) -> tuple[str, bool]:
+    """The action of the first entry of ``warnings.filters`` that applies to a warning of
+    ``category`` with ``text``, issued from ``WARNING_MODULE`` at ``lineno``, as
+    ``warnings.warn_explicit`` chooses it, and whether that entry names one of the plugin's
+    warning classes."""
+    for action, message, wanted, module, line in warnings.filters:
+        if (
+            (message is None or message.match(text))
+            and issubclass(category, wanted)
+            and (module is None or module.match(WARNING_MODULE))
+            and (line == 0 or line == lineno)
+        ):
+            names_own_class = isinstance(wanted, type) and issubclass(wanted, AsynccheckWarning)
+            return action, names_own_class
+    return "default", False  # no filter applies: ``warnings.defaultaction``
+
+
+def crash_site(errors: Sequence[Finding], rootpath: str) -> tuple[str, int] | None:
+    """Where a phase failed by ``errors`` crashed, for tools that point at the failure
+    (``--tb=line``, IDEs, annotators): the first error's file, absolute, and line."""
+    for finding in errors:
+        if finding.file and finding.line:
+            path = os.path.join(rootpath, finding.file)
+            if os.path.isfile(path):
+                return path, finding.line
+    return None
+
+
+def point_crash_at(report: pytest.TestReport, site: tuple[str, int]) -> None:
+    """Make ``report``'s crash location ``site``; the failure text stays as it is. The last
+    link of an exception chain carries the crash, as in pytest's own reports."""
+    longrepr = report.longrepr
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is None:
+        return
+    moved = dataclasses.replace(crash, path=site[0], lineno=site[1])
+    longrepr.reprcrash = moved  # type: ignore[union-attr]
+    chain = getattr(longrepr, "chain", None)
+    if chain:
+        reprtraceback, _, description = chain[-1]
+        longrepr.chain = [*chain[:-1], (reprtraceback, moved, description)]  # type: ignore[union-attr]
 
 
 def summary_lines(findings: Sequence[Finding], disabled: Sequence[str]) -> list[str]:
@@ -109,22 +178,41 @@ def write_summary(
     findings: Sequence[Finding],
     disabled: Sequence[str],
     checked: int,
+    rerun: Sequence[Finding] = (),
 ) -> None:
     terminal.write_sep("=", "asynccheck")
-    for line in summary_lines(findings, disabled):
+    for line in summary_lines([*findings, *rerun], disabled):
         terminal.write_line(line)
-    terminal.write_line(totals_line(findings, checked))
+    totals = totals_line(findings, checked)
+    if rerun:
+        count = sum(f.count for f in rerun)
+        totals += f"; {count} more in attempts that were rerun, not counted"
+    terminal.write_line(totals)
+
+
+def _is_rerun(report: pytest.TestReport) -> bool:
+    """Whether ``report`` is of an attempt that pytest-rerunfailures runs again."""
+    outcome: str = report.outcome
+    return outcome == RERUN
 
 
 class Summary:
     """Collects findings and budgets from test reports (which pytest-xdist carries to the
     controller), writes the ``asynccheck`` terminal section, the JSON report and, on GitHub
-    Actions, workflow commands."""
+    Actions, workflow commands.
+
+    A test run more than once (pytest-rerunfailures) counts by its last attempt, the one that
+    decides its outcome: the findings and budget of an earlier attempt are set aside when a
+    report of a later attempt of the same test arrives, and listed as ``rerun``."""
 
     def __init__(self, session: CheckSession) -> None:
         self.session = session
         self.findings: list[Finding] = []
         self.budgets: list[dict[str, Any]] = []
+        #: Findings of attempts that were rerun; they count for nothing.
+        self.rerun_findings: list[Finding] = []
+        #: node id -> the attempt being reported, for each test that had an attempt rerun.
+        self.attempts: dict[str, int] = {}
         #: Tests checked by the workers of a pytest-xdist run, as each worker finishes.
         self.checked_by_workers = 0
         path = session.settings.report_path
@@ -151,11 +239,17 @@ class Summary:
         # First of all logreport hooks: the findings go on the report before pytest-xdist's
         # worker sends it. A report is logged right after it is made, or (pytest-rerunfailures)
         # after its attempt's three phases: either way before that test's next phase runs.
+        if self.attempts or _is_rerun(report):
+            self._follow_attempts(report)
         reported = self.session.reported
         if reported:  # most tests have no findings: then not even the report's node id is read
-            found = reported.pop((report.nodeid, report.when), None)
+            key = (report.nodeid, report.when)
+            found = reported.pop(key, None)
             if found is not None:
                 setattr(report, REPORT_ATTR, found)
+                site = self.session.crash_sites.pop(key, None)
+                if site is not None and report.failed:
+                    point_crash_at(report, site)
         data = getattr(report, REPORT_ATTR, None)
         changed = bool(data)
         if report.when == "call" and report.user_properties:
@@ -169,6 +263,25 @@ class Summary:
             self.findings.extend(Finding.from_dict(d) for d in data)
         if self.writer is not None and not self.on_worker:
             self.writer.maybe_write(self._report)
+
+    def _follow_attempts(self, report: pytest.TestReport) -> None:
+        """Set aside the findings and budget of a test's earlier attempts once a report of a
+        later attempt arrives (each attempt's reports arrive together, in order)."""
+        nodeid = report.nodeid
+        attempt = getattr(report, "rerun", 0)
+        known = self.attempts.get(nodeid)
+        if known is None:
+            if _is_rerun(report):
+                self.attempts[nodeid] = attempt
+            return
+        if attempt <= known:
+            return
+        self.attempts[nodeid] = attempt
+        self.rerun_findings.extend(
+            dataclasses.replace(f, severity=RERUN) for f in self.findings if f.nodeid == nodeid
+        )
+        self.findings = [f for f in self.findings if f.nodeid != nodeid]
+        self.budgets = [b for b in self.budgets if b["nodeid"] != nodeid]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -197,7 +310,13 @@ class Summary:
         if self.on_worker:
             return
         findings = self._all()
-        write_summary(terminalreporter, findings, self.session.detectors.disabled, self.checked)
+        write_summary(
+            terminalreporter,
+            findings,
+            self.session.detectors.disabled,
+            self.checked,
+            self.rerun_findings,
+        )
         if self.writer is not None:
             terminalreporter.write_line(f"asynccheck: report written to {self.writer.path}")
         settings = self.session.settings

@@ -16,11 +16,14 @@ from . import _clock, baseline
 from .config import Settings
 from .detector import Detector, Detectors
 from .findings import Finding, Kind, Severity, merge_into
+from .report import BUDGET_PROPERTY, FINDING_PROPERTY
 
 if TYPE_CHECKING:
     from .runner import LoopRunner
 
 ALLOW_KINDS = frozenset(kind.value for kind in Kind)
+#: The ``user_properties`` this plugin writes, each belonging to one attempt of its test.
+OWN_PROPERTIES = frozenset((FINDING_PROPERTY, BUDGET_PROPERTY))
 
 _active: CheckSession | None = None
 #: Read once: a test that mocks ``time.monotonic`` does not move the collector's pauses.
@@ -183,6 +186,9 @@ class CheckSession:
         self.runners: dict[pytest.Item, LoopRunner] = {}
         #: (node id, phase) -> the phase's findings, until its report is logged.
         self.reported: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        #: (node id, phase) -> the absolute file and line of the finding that failed the phase,
+        #: until its report is logged (where it becomes the report's crash location).
+        self.crash_sites: dict[tuple[str, str], tuple[str, int]] = {}
         #: Tests whose check was opened in this process.
         self.tests_checked = 0
         #: Whether each collector node or one of its parents carries a marker of the plugin.
@@ -249,7 +255,14 @@ class CheckSession:
         budget_clock: str | None = None,
     ) -> TestCheck:
         check = TestCheck(self, item, allow, budget, budget_clock)
-        self.tests_checked += 1
+        if item.user_properties:
+            # A rerun (pytest-rerunfailures) runs the same item again: the findings and budget
+            # of an earlier attempt are that attempt's, already on its reports.
+            item.user_properties[:] = [
+                entry for entry in item.user_properties if entry[0] not in OWN_PROPERTIES
+            ]
+        if getattr(item, "execution_count", 1) <= 1:  # pytest-rerunfailures counts attempts
+            self.tests_checked += 1
         self.open[check.nodeid] = check
         self.current = check
         self.detectors.emit("test_started", check)
