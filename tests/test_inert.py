@@ -142,3 +142,72 @@ def test_a_bug_in_a_builtin_detector_leaves_nothing_behind_and_the_rest_still_wo
     lines = (pytester.path / "inert.txt").read_text().splitlines()
     after = dict(line.split(" ", 1) for line in lines)["after-session"]
     assert after == baseline["after-session"]
+
+
+OFF_TESTS = """
+import gc
+import os
+import sys
+
+import pytest
+
+import pytest_asynccheck
+
+PACKAGE = os.path.dirname(os.path.abspath(pytest_asynccheck.__file__)) + os.sep
+#: The hooks the plugin needs whether or not the checks are on.
+ALWAYS = {"pytest_addhooks", "pytest_addoption", "pytest_configure", "pytest_report_header"}
+
+
+def plugin_frames():
+    frame = sys._getframe()
+    found = []
+    while frame is not None:
+        if os.path.abspath(frame.f_code.co_filename).startswith(PACKAGE):
+            found.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
+        frame = frame.f_back
+    return found
+
+
+@pytest.fixture
+def probe():
+    assert plugin_frames() == []
+    yield
+    assert plugin_frames() == []
+
+
+def test_no_frame_of_the_plugin_in_setup_call_or_teardown(probe):
+    assert plugin_frames() == []
+
+
+def test_only_the_hooks_that_read_the_options_are_registered(request):
+    hooks = {
+        name
+        for name, caller in vars(request.config.pluginmanager.hook).items()
+        if hasattr(caller, "get_hookimpls")
+        for impl in caller.get_hookimpls()
+        if getattr(impl.function, "__module__", "").startswith("pytest_asynccheck")
+    }
+    assert hooks == ALWAYS
+
+
+class Broken:
+    def __del__(self):
+        raise ValueError("broken __del__")
+
+
+def test_unraisable():
+    Broken()
+    gc.collect()
+"""
+
+
+def test_off_puts_no_hook_of_the_plugin_on_a_tests_path(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = default\n")
+    pytester.makepyfile(test_off=OFF_TESTS)
+    result = pytester.runpytest("-p", "asynccheck")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") is None, result.stdout.str()
+    assert outcomes.get("passed") == 3
+    # The unraisable exception is reported where pytest found it, not in the plugin.
+    result.stdout.fnmatch_lines(["*PytestUnraisableExceptionWarning: Exception ignored in*Broken*"])
+    result.stdout.no_fnmatch_line("*pytest_asynccheck*")
