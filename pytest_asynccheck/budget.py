@@ -18,7 +18,7 @@ from . import _clock
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
-from .report import BUDGET_PROPERTY
+from .report import BUDGET_PROPERTY, warn_at_item
 from .session import CheckSession, MarkerError, TestCheck
 from .timeline import Recorder
 from .virtualtime import CANNOT_CONTROL, VirtualClock
@@ -143,7 +143,7 @@ class BudgetDetector(Detector):
         fallback = test.data.pop("budget.fallback", None)
         if fallback is not None and fallback not in self._fallbacks_said:
             self._fallbacks_said.add(fallback)
-            test.item.warn(pytest.PytestWarning(f"asynccheck: {fallback}"))
+            warn_at_item(test.item, f"asynccheck: {fallback}")
         measured = virtual if virtual is not None else wall
         factor = self.settings.wall_factor
         allowed = test.budget * factor

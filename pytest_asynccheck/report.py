@@ -72,8 +72,13 @@ def emit_warnings(findings: Iterable[Finding]) -> None:
 
 def warn_about_marker(item: pytest.Item, message: str) -> None:
     """A bad marker in warn mode: a warning at the test, which then runs without it."""
-    path, line = item.reportinfo()[:2]
-    warn_explicit(AsynccheckWarning(message), str(path), (line or 0) + 1)
+    warn_at_item(item, f"{message} (warn mode: the test runs without this marker)")
+
+
+def warn_at_item(item: pytest.Item, message: str) -> None:
+    """A warning of the plugin's own about ``item``, at its definition."""
+    path, line, _ = item.location
+    warn_explicit(AsynccheckWarning(message), path, (line or 0) + 1)
 
 
 def warn_explicit(warning: AsynccheckWarning, filename: str, lineno: int) -> None:

@@ -59,5 +59,5 @@ def test_uvloop_blocking_stalls_and_virtual_time_fallback(pytester: pytest.Pytes
         ]
     )
     result.stdout.fnmatch_lines(
-        ["*PytestWarning: asynccheck: virtual time needs an event loop with a selector*Loop*"]
+        ["*AsynccheckWarning: asynccheck: virtual time needs an event loop with a selector*Loop*"]
     )

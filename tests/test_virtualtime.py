@@ -222,7 +222,7 @@ def test_a_loop_that_cannot_be_controlled_falls_back_to_wall_time_and_says_so(
     result = pytester.runpytest(*ARGS, *ANYIO)
     result.assert_outcomes(passed=2, warnings=1)
     result.stdout.fnmatch_lines(
-        ["*PytestWarning: asynccheck: virtual time needs an event loop with a selector*"]
+        ["*AsynccheckWarning: asynccheck: virtual time needs an event loop with a selector*"]
     )
 
 
