@@ -35,7 +35,8 @@ class Kind(str, enum.Enum):
 
 
 class AsynccheckWarning(pytest.PytestWarning):
-    """Base class of every warning pytest-asynccheck issues for a warn-level finding."""
+    """Base class of every warning pytest-asynccheck issues: for a warn-level finding (a
+    subclass per kind), a bad marker in warn mode, or a check it cannot make as asked."""
 
     __module__ = "pytest_asynccheck"
 

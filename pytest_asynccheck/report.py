@@ -1,4 +1,13 @@
-"""How findings reach people: the failure text, warnings, and the terminal summary."""
+"""How findings reach people: the failure text, warnings, and the terminal summary.
+
+- A phase failed by findings fails with their text, and its report's crash location
+  (``longrepr.reprcrash``) is the first error finding's file and line, not the plugin's.
+- The plugin's warnings (warn-level findings, a bad marker in warn mode, notes) are issued so
+  that only a warning filter naming one of its classes turns them into errors: a blanket
+  ``error`` filter shows them as warnings, as warn level must never fail a test.
+- Findings and budgets are collected from the logged test reports (so from pytest-xdist
+  workers too); a test rerun by pytest-rerunfailures counts by its last attempt.
+"""
 
 from __future__ import annotations
 
