@@ -75,3 +75,21 @@ def test_a_failing_check_crashes_at_the_first_finding(
             "*= asynccheck =*",
         ]
     )
+
+
+def test_a_finding_without_a_file_of_the_project_leaves_the_crash_where_it_was(
+    tmp_path: Path,
+) -> None:
+    from pytest_asynccheck.findings import Finding
+    from pytest_asynccheck.report import crash_site, point_crash_at
+
+    (tmp_path / "test_mod.py").write_text("pass\n")
+    nowhere = Finding(kind="blocking", message="m", file="", line=0)
+    elsewhere = Finding(kind="blocking", message="m", file="asyncio/tasks.py", line=3)
+    here = Finding(kind="blocking", message="m", file="test_mod.py", line=1)
+    assert crash_site([nowhere, elsewhere], str(tmp_path)) is None
+    assert crash_site([nowhere, here], str(tmp_path)) == (str(tmp_path / "test_mod.py"), 1)
+    # A report whose longrepr is a plain string has no crash location to move.
+    report = pytest.TestReport("id", ("f", 0, "t"), {}, "failed", "text", "call")
+    point_crash_at(report, (str(tmp_path / "test_mod.py"), 1))
+    assert report.longrepr == "text"

@@ -129,3 +129,15 @@ def test_a_late_finding_fails_the_run_in_error_mode_only(
             "        test_late.py::test_it",
         ]
     )
+
+
+def test_with_no_filter_at_all_the_plugins_warning_is_shown() -> None:
+    import warnings
+
+    from pytest_asynccheck import AsynccheckWarning
+    from pytest_asynccheck.report import warn_explicit
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warn_explicit(AsynccheckWarning("shown"), "test_mod.py", 3)
+    assert [(str(w.message), w.filename, w.lineno) for w in caught] == [("shown", "test_mod.py", 3)]
