@@ -39,6 +39,8 @@ FINDING_PROPERTY = "asynccheck_finding"
 BUDGET_PROPERTY = "asynccheck_wall"
 #: The severity shown in the summary for a finding of an attempt that was rerun.
 RERUN = "rerun"
+#: The outcome pytest-rerunfailures gives the report of an attempt it runs again.
+RERUN_OUTCOMES: frozenset[str] = frozenset((RERUN,))
 
 
 def one_line(finding: Finding) -> str:
@@ -204,12 +206,6 @@ def write_summary(
     terminal.write_line(totals)
 
 
-def _is_rerun(report: pytest.TestReport) -> bool:
-    """Whether ``report`` is of an attempt that pytest-rerunfailures runs again."""
-    outcome: str = report.outcome
-    return outcome == RERUN
-
-
 class Summary:
     """Collects findings and budgets from test reports (which pytest-xdist carries to the
     controller), writes the ``asynccheck`` terminal section, the JSON report and, on GitHub
@@ -253,7 +249,7 @@ class Summary:
         # First of all logreport hooks: the findings go on the report before pytest-xdist's
         # worker sends it. A report is logged right after it is made, or (pytest-rerunfailures)
         # after its attempt's three phases: either way before that test's next phase runs.
-        if self.attempts or _is_rerun(report):
+        if self.attempts or report.outcome in RERUN_OUTCOMES:
             self._follow_attempts(report)
         reported = self.session.reported
         if reported:  # most tests have no findings: then not even the report's node id is read
@@ -285,7 +281,7 @@ class Summary:
         attempt = getattr(report, "rerun", 0)
         known = self.attempts.get(nodeid)
         if known is None:
-            if _is_rerun(report):
+            if report.outcome in RERUN_OUTCOMES:
                 self.attempts[nodeid] = attempt
             return
         if attempt <= known:
