@@ -178,6 +178,8 @@ class BudgetDetector(Detector):
         blocking = [f for f in test.findings if f.kind == Kind.BLOCKING.value]
         blocked = sum(f.total_duration for f in blocking)
         busy = 0.0
+        if recorder is not None and not recorder.measures:
+            recorder = None  # its idle time would read 0 and its timeline all running: unknown
         if recorder is not None:
             idle = min(recorder.idle, wall)
             busy = max(wall - idle - blocked, 0.0)
