@@ -212,6 +212,8 @@ class BudgetDetector(Detector):
                     "(await asyncio.to_thread(...) or a process pool) or make it cheaper"
                 )
             lines.extend(recorder.render())
+        elif blocked >= 0.5 * wall:
+            fix = "move the blocking calls off the loop (await asyncio.to_thread(...))"
         return Finding(
             kind=Kind.MAX_WALL.value,
             message=(

@@ -98,5 +98,8 @@ def test_uvloop_budget_breakdown_leaves_out_what_it_cannot_measure(
     assert "idle waiting" not in out
     assert "test |" not in out
     result.stdout.fnmatch_lines(
-        ["  loop time: blocked *s", "    blocked *s by time.sleep at test_mod.py:20"]
+        ["  loop time: blocked *s", "    blocked *s by time.sleep at test_mod.py:17"]
+    )
+    result.stdout.fnmatch_lines(
+        ["  fix: move the blocking calls off the loop (await asyncio.to_thread(...))"]
     )
