@@ -325,8 +325,11 @@ _TARGETS = {
     "input": ("builtins", "input"),
 }
 
-_SQLITE_CONNECTION = ("execute", "executemany", "executescript", "commit", "rollback")
+_SQLITE_CONNECTION = ("commit", "rollback")
 _SQLITE_CURSOR = ("execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall")
+
+#: The chain names a library's private helper as the public function it serves.
+_PUBLIC_NAMES = {"os._walk": "os.walk", "glob._iglob": "glob.iglob"}
 
 #: Classes that keep their own reference to a catalogued function, taken at import (a class
 #: attribute, or a ``staticmethod`` around it), which rebinding module globals cannot reach:
@@ -557,7 +560,8 @@ def _qualified_names(frame: types.FrameType) -> tuple[str, str]:
         top = qualname.split(".", 1)[0]
         if getattr(package, top, None) is not frame.f_globals.get(top, package):
             public = parts
-    return f"{'.'.join(public)}.{qualname}", f"{module}.{qualname}"
+    own = f"{module}.{qualname}"
+    return _PUBLIC_NAMES.get(own, f"{'.'.join(public)}.{qualname}"), own
 
 
 def _qualname_of(frame: types.FrameType) -> str:
@@ -1101,9 +1105,37 @@ def _checked_connection_class(interceptor: Interceptor) -> type:
     def cursor(self: Any, factory: Any = cursor_class) -> Any:
         return plain_cursor(self, factory)
 
+    # The C ``execute`` shortcuts make a plain cursor without asking ``cursor()``: these do
+    # what they do (a cursor, its method, the cursor returned), through the checked cursor.
+    def execute(self: Any, sql: str, parameters: Any = _UNSET, /) -> Any:
+        made = self.cursor()
+        if parameters is _UNSET:
+            made.execute(sql)
+        else:
+            made.execute(sql, parameters)
+        return made
+
+    def executemany(self: Any, sql: str, parameters: Any, /) -> Any:
+        made = self.cursor()
+        made.executemany(sql, parameters)
+        return made
+
+    def executescript(self: Any, script: str, /) -> Any:
+        made = self.cursor()
+        made.executescript(script)
+        return made
+
     namespace = checked(sqlite3.Connection, _SQLITE_CONNECTION)
     namespace["cursor"] = functools.wraps(plain_cursor)(cursor)
+    for shortcut in (execute, executemany, executescript):
+        name = shortcut.__name__
+        original = getattr(sqlite3.Connection, name)
+        blocker = next(b for b in CATALOGUE if b.name == f"sqlite3.Connection.{name}")
+        namespace[name] = _wrap(interceptor, blocker, functools.wraps(original)(shortcut))
     return type("Connection", (sqlite3.Connection,), namespace)
+
+
+_UNSET: Any = object()
 
 
 def _wrap_sqlite_connect(interceptor: Interceptor, blocker: Blocker, original: Any) -> Any:
