@@ -12,6 +12,13 @@ A patched call that does not run on a thread with a running asyncio loop costs o
 a comparison. On the test's loop thread, while a test runs (and inside a trio task of a trio
 test), the call is timed, the user's line is found, and a ``blocking`` finding is recorded;
 the call itself always proceeds unchanged, so nothing is raised into the code under test.
+The finding names the outermost library function between the user's line and the call
+(``mimetypes.guess_type -> open``); allow entries (``parse_allow_entry``) match the call, any
+function on that way, a caller anywhere on the stack, or the user's file.
+
+A catalogue row is all it takes to add a call: its module is the longest prefix of its name
+that is a module. Lazy listings (``os.walk``, ``glob.iglob``, ``Path.glob``) are caught at the
+``os.scandir``/``os.listdir`` of the iteration step that reads a directory.
 
 Not intercepted (the watchdog still reports them when they hold the loop past the stall
 threshold): ``threading.Lock``/``RLock`` acquires (immutable C types), reads and writes on
@@ -328,8 +335,14 @@ _TARGETS = {
 _SQLITE_CONNECTION = ("commit", "rollback")
 _SQLITE_CURSOR = ("execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall")
 
-#: The chain names a library's private helper as the public function it serves.
-_PUBLIC_NAMES = {"os._walk": "os.walk", "glob._iglob": "glob.iglob"}
+#: The chain names a library's private helper as the public function it serves (a name ending
+#: in a dot: everything under it): Python 3.13's ``Path.glob``/``rglob`` return a ``map`` over
+#: glob's selectors, so only those are on the stack while the listing runs.
+_PUBLIC_NAMES = {
+    "os._walk": "os.walk",
+    "glob._iglob": "glob.iglob",
+    "glob._Globber.": "pathlib.Path.glob",
+}
 
 #: Classes that keep their own reference to a catalogued function, taken at import (a class
 #: attribute, or a ``staticmethod`` around it), which rebinding module globals cannot reach:
@@ -561,7 +574,10 @@ def _qualified_names(frame: types.FrameType) -> tuple[str, str]:
         if getattr(package, top, None) is not frame.f_globals.get(top, package):
             public = parts
     own = f"{module}.{qualname}"
-    return _PUBLIC_NAMES.get(own, f"{'.'.join(public)}.{qualname}"), own
+    for private, name in _PUBLIC_NAMES.items():
+        if own == private or (private.endswith(".") and own.startswith(private)):
+            return name, own
+    return f"{'.'.join(public)}.{qualname}", own
 
 
 def _qualname_of(frame: types.FrameType) -> str:
