@@ -360,6 +360,8 @@ def _target(name: str) -> tuple[str, str]:
         return _TARGETS[name]
     parts = name.split(".")
     module = parts[0]
+    if len(parts) < 2 or not _is_module(module):
+        raise ValueError(f"no module for catalogue entry {name!r}")
     for part in parts[1:-1]:
         # A capitalised part is a class (PEP 8): not looked for, so ``sqlite3.Cursor`` does
         # not import the sqlite3 package to find out.

@@ -8,6 +8,7 @@ import json
 import os
 import ssl
 import sys
+import types
 
 import pytest
 from conftest import ARGS
@@ -413,3 +414,90 @@ def test_a_catalogue_row_names_its_module_without_a_second_table() -> None:
         "sqlite3",
         "Cursor.execute",
     )
+
+
+class _Owner:
+    def method(self) -> types.FrameType:
+        return sys._getframe()
+
+    @classmethod
+    def made(cls) -> types.FrameType:
+        return sys._getframe()
+
+
+def test_a_methods_class_is_found_without_co_qualname() -> None:
+    """Python 3.10 frames have no ``co_qualname``: the class comes from the first argument."""
+    assert blocking._qualname_of(_Owner().method()) == "_Owner.method"
+    assert blocking._qualname_of(_Owner.made()) == "_Owner.made"
+    assert blocking._qualname_of(sys._getframe()) == (
+        "test_a_methods_class_is_found_without_co_qualname"
+    )
+
+
+def test_a_class_holding_a_catalogued_function_of_its_own_is_pointed_at_the_wrapper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pathlib on 3.10 and glob on 3.13 keep ``os.scandir`` in a class attribute; the
+    interceptor points those at its wrapper (as a static method) and puts them back."""
+    import time
+
+    holder_module = types.ModuleType("holder_module")
+
+    class Holder:
+        plain = time.sleep
+        static = staticmethod(time.sleep)
+        other = staticmethod(len)
+
+    holder_module.Holder = Holder  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "holder_module", holder_module)
+    monkeypatch.setattr(
+        blocking, "_HOLDERS", (("holder_module", "Holder"), ("holder_module", "Missing"))
+    )
+    session = types.SimpleNamespace(current=None, main_thread=0)
+    interceptor = blocking.Interceptor(session)  # type: ignore[arg-type]
+    interceptor.install()
+    try:
+        wrapped = time.sleep
+        assert getattr(wrapped, "__asynccheck_blocker__", None) == "time.sleep"
+        assert vars(Holder)["plain"].__func__ is wrapped
+        assert vars(Holder)["static"].__func__ is wrapped
+        assert vars(Holder)["other"].__func__ is len
+        assert Holder().plain is wrapped
+    finally:
+        interceptor.uninstall()
+    assert getattr(time.sleep, "__asynccheck_blocker__", None) is None
+    assert vars(Holder)["plain"] is time.sleep
+    assert vars(Holder)["static"].__func__ is time.sleep
+
+
+def test_allow_rules_match_the_call_its_chain_its_modules_its_file_and_its_callers() -> None:
+    frame = sys._getframe()
+    call = blocking.Call(
+        "open",
+        ("mimetypes.guess_type", "mimetypes.MimeTypes.read"),
+        ("pathlib._local.Path.glob",),
+        ("mimetypes",),
+        os.path.join("tests", "test_x.py"),
+        [frame],
+    )
+    rules = blocking.AllowRules
+    assert rules(["builtins.open"]).allows(call)
+    assert rules(["mimetypes.MimeTypes.read"]).allows(call)
+    assert rules(["pathlib._local.Path.glob"]).allows(call)
+    assert rules(["module:mime"]).allows(call)
+    assert rules(["path:tests/*"]).allows(call)
+    here = "tests/test_catalogue.py:" + frame.f_code.co_name
+    assert rules([f"open@{here}"]).allows(call)
+    assert rules([f"*@test_catalogue.py:{frame.f_code.co_name}"]).allows(call)
+    assert rules([f"mimetypes.guess_type@{here}"]).allows(call)
+    for entry in [
+        "time.sleep",
+        "module:json",
+        "path:src/*",
+        f"time.sleep@{here}",
+        "open@tests/test_catalogue.py:another_function",
+        f"open@other/test_catalogue.py:{frame.f_code.co_name}",
+        f"open@atalogue.py:{frame.f_code.co_name}",
+        "open@",  # malformed: left out, never matching everything
+    ]:
+        assert not rules([entry]).allows(call), entry
