@@ -501,3 +501,28 @@ def test_allow_rules_match_the_call_its_chain_its_modules_its_file_and_its_calle
         "open@",  # malformed: left out, never matching everything
     ]:
         assert not rules([entry]).allows(call), entry
+
+
+def test_a_chain_link_is_named_as_its_public_package_exports_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    package = types.ModuleType("pubpkg")
+    monkeypatch.setitem(sys.modules, "pubpkg", package)
+    namespace: dict[str, object] = {"__name__": "pubpkg._impl", "sys": sys}
+    exec("class Thing:\n    def where(self):\n        return sys._getframe()\n", namespace)
+    thing = namespace["Thing"]
+    frame = thing().where()  # type: ignore[operator]
+    own = "pubpkg._impl.Thing.where"
+    assert blocking._qualified_names(frame) == (own, own)  # not exported: its own name
+    package.Thing = thing  # type: ignore[attr-defined]
+    assert blocking._qualified_names(frame) == ("pubpkg.Thing.where", own)
+
+    namespace = {"__name__": "glob", "sys": sys}
+    exec("class _Globber:\n    def select(self):\n        return sys._getframe()\n", namespace)
+    frame = namespace["_Globber"]().select()  # type: ignore[operator]
+    assert blocking._qualified_names(frame) == ("pathlib.Path.glob", "glob._Globber.select")
+
+    namespace = {"__name__": None, "sys": sys}
+    exec("def anonymous():\n    return sys._getframe()\n", namespace)
+    frame = namespace["anonymous"]()  # type: ignore[operator]
+    assert blocking._qualified_names(frame) == ("anonymous", "anonymous")
