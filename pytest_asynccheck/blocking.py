@@ -12,6 +12,13 @@ A patched call that does not run on a thread with a running asyncio loop costs o
 a comparison. On the test's loop thread, while a test runs (and inside a trio task of a trio
 test), the call is timed, the user's line is found, and a ``blocking`` finding is recorded;
 the call itself always proceeds unchanged, so nothing is raised into the code under test.
+The finding names the outermost library function between the user's line and the call
+(``mimetypes.guess_type -> open``); allow entries (``parse_allow_entry``) match the call, any
+function on that way, a caller anywhere on the stack, or the user's file.
+
+A catalogue row is all it takes to add a call: its module is the longest prefix of its name
+that is a module. Lazy listings (``os.walk``, ``glob.iglob``, ``Path.glob``) are caught at the
+``os.scandir``/``os.listdir`` of the iteration step that reads a directory.
 
 Not intercepted (the watchdog still reports them when they hold the loop past the stall
 threshold): ``threading.Lock``/``RLock`` acquires (immutable C types), reads and writes on
@@ -26,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import fnmatch
 import functools
+import importlib.util
 import itertools
 import logging
 import os
@@ -35,7 +44,7 @@ import sysconfig
 import threading
 import types
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -130,6 +139,12 @@ def _open_fd(file: Any, *args: Any, **kwargs: Any) -> bool:
     return isinstance(file, int)
 
 
+def _certificates_in_memory(
+    context: Any, cafile: Any = None, capath: Any = None, cadata: Any = None
+) -> bool:
+    return cafile is None and capath is None
+
+
 # -- the catalogue --------------------------------------------------------------------------
 
 
@@ -157,6 +172,10 @@ _SHELL_FIX = "await asyncio.create_subprocess_shell(...) and await proc.wait()"
 _WAIT_FIX = "await proc.wait() on a process from asyncio.create_subprocess_exec(...)"
 _FILE_FIX = "await asyncio.to_thread(<the file work>, ...) (or aiofiles)"
 _SQLITE_FIX = "await asyncio.to_thread(<the database work>, ...) (or aiosqlite)"
+_TLS_FIX = (
+    "make the SSLContext once, outside the loop (at import or in a fixture), or "
+    "await asyncio.to_thread(<the context set-up>, ...)"
+)
 _THREAD_FIX = (
     "use the asyncio primitive (asyncio.Event/Lock/Queue) or await asyncio.to_thread(<the wait>)"
 )
@@ -202,6 +221,19 @@ CATALOGUE: tuple[Blocker, ...] = (
             ("sendall", _nonblocking_socket),
         )
     ),
+    # TLS set-up: certificate stores and key files are read from disk (tens of ms)
+    Blocker("ssl.create_default_context", "reads the system's CA certificates", _TLS_FIX),
+    Blocker("ssl.SSLContext.load_default_certs", "reads the system's CA certificates", _TLS_FIX),
+    Blocker(
+        "ssl.SSLContext.set_default_verify_paths", "reads the system's CA certificates", _TLS_FIX
+    ),
+    Blocker(
+        "ssl.SSLContext.load_verify_locations",
+        "reads CA certificates from disk",
+        _TLS_FIX,
+        _certificates_in_memory,
+    ),
+    Blocker("ssl.SSLContext.load_cert_chain", "reads a certificate and key from disk", _TLS_FIX),
     # HTTP
     Blocker("urllib.request.urlopen", "does a whole HTTP request synchronously", _HTTP_FIX),
     Blocker("http.client.HTTPConnection.connect", "connects synchronously", _HTTP_FIX),
@@ -236,6 +268,12 @@ CATALOGUE: tuple[Blocker, ...] = (
     Blocker("shutil.copytree", "copies a tree on the loop thread", _FILE_FIX),
     Blocker("shutil.move", "moves files on the loop thread", _FILE_FIX),
     Blocker("shutil.rmtree", "deletes a tree on the loop thread", _FILE_FIX),
+    Blocker("os.fsync", "waits for the disk to write the file", _FILE_FIX),
+    Blocker("os.fdatasync", "waits for the disk to write the file", _FILE_FIX),
+    # directory listings: os.walk, glob and pathlib's iterdir/glob/rglob list through these
+    # (lazily: at the step of the iteration that reads a directory), and are named in the chain
+    Blocker("os.listdir", "lists a directory on the loop thread", _FILE_FIX),
+    Blocker("os.scandir", "opens a directory on the loop thread", _FILE_FIX),
     # sqlite3 (connections opened while checks run are a subclass whose methods are checked)
     Blocker("sqlite3.connect", "opens a database file synchronously", _SQLITE_FIX),
     Blocker("sqlite3.Connection.execute", "runs SQL synchronously", _SQLITE_FIX),
@@ -243,6 +281,13 @@ CATALOGUE: tuple[Blocker, ...] = (
     Blocker("sqlite3.Connection.executescript", "runs SQL synchronously", _SQLITE_FIX),
     Blocker("sqlite3.Connection.commit", "writes the database synchronously", _SQLITE_FIX),
     Blocker("sqlite3.Connection.rollback", "writes the database synchronously", _SQLITE_FIX),
+    # (and their cursors, from Connection.cursor() or execute(), are a checked subclass too)
+    Blocker("sqlite3.Cursor.execute", "runs SQL synchronously", _SQLITE_FIX),
+    Blocker("sqlite3.Cursor.executemany", "runs SQL synchronously", _SQLITE_FIX),
+    Blocker("sqlite3.Cursor.executescript", "runs SQL synchronously", _SQLITE_FIX),
+    Blocker("sqlite3.Cursor.fetchone", "reads the database synchronously", _SQLITE_FIX),
+    Blocker("sqlite3.Cursor.fetchmany", "reads the database synchronously", _SQLITE_FIX),
+    Blocker("sqlite3.Cursor.fetchall", "reads the database synchronously", _SQLITE_FIX),
     # thread synchronisation
     Blocker("threading.Event.wait", "waits for another thread", _THREAD_FIX, _event_set),
     Blocker("threading.Condition.wait", "waits for another thread", _THREAD_FIX, _zero_timeout),
@@ -287,37 +332,60 @@ _TARGETS = {
     "input": ("builtins", "input"),
 }
 
-_SQLITE_METHODS = ("execute", "executemany", "executescript", "commit", "rollback")
+_SQLITE_CONNECTION = ("commit", "rollback")
+_SQLITE_CURSOR = ("execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall")
 
+#: The chain names a library's private helper as the public function it serves (a name ending
+#: in a dot: everything under it): Python 3.13's ``Path.glob``/``rglob`` return a ``map`` over
+#: glob's selectors, so only those are on the stack while the listing runs.
+_PUBLIC_NAMES = {
+    "os._walk": "os.walk",
+    "glob._iglob": "glob.iglob",
+    "glob._Globber.": "pathlib.Path.glob",
+}
 
-_MODULES = (
-    "concurrent.futures",
-    "urllib.request",
-    "http.client",
-    "subprocess",
-    "threading",
-    "pathlib",
-    "asyncio",
-    "sqlite3",
-    "socket",
-    "shutil",
-    "select",
-    "queue",
-    "time",
-    "ssl",
-    "os",
-)
+#: Classes that keep their own reference to a catalogued function, taken at import (a class
+#: attribute, or a ``staticmethod`` around it), which rebinding module globals cannot reach:
+#: pathlib's listings on Python 3.10 (``_NormalAccessor``) and 3.13 (glob's ``_StringGlobber``).
+_HOLDERS = (("pathlib", "_NormalAccessor"), ("glob", "_StringGlobber"))
 
 
 @functools.cache
 def _target(name: str) -> tuple[str, str]:
-    """Split ``name`` into the module to import and the attribute path inside it."""
+    """Split ``name`` into the module to import and the attribute path inside it: the longest
+    prefix that is a module (``http.client`` of ``http.client.HTTPConnection.connect``), found
+    without importing anything but packages on the way (``concurrent`` of
+    ``concurrent.futures``), so a catalogue row is all it takes to add a call."""
     if name in _TARGETS:
         return _TARGETS[name]
-    for module in _MODULES:
-        if name.startswith(module + "."):
-            return module, name[len(module) + 1 :]
-    raise ValueError(f"no module for catalogue entry {name!r}")
+    parts = name.split(".")
+    module = parts[0]
+    if len(parts) < 2 or not _is_module(module):
+        raise ValueError(f"no module for catalogue entry {name!r}")
+    for part in parts[1:-1]:
+        # A capitalised part is a class (PEP 8): not looked for, so ``sqlite3.Cursor`` does
+        # not import the sqlite3 package to find out.
+        if part[:1].isupper() or not _is_package(module) or not _is_module(f"{module}.{part}"):
+            break
+        module = f"{module}.{part}"
+    return module, name[len(module) + 1 :]
+
+
+def _is_package(name: str) -> bool:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.submodule_search_locations is not None
+
+
+def _is_module(name: str) -> bool:
+    if name in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 # -- where frames come from -------------------------------------------------------------------
@@ -405,6 +473,175 @@ def allow_blocking() -> Iterator[None]:
         _allowed.reset(token)
 
 
+# -- allow entries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AllowEntry:
+    """One entry of ``asynccheck_blocking_allow`` or of the marker's ``allow``, in one of
+    four forms:
+
+    - ``time.sleep``: a catalogued call, or any function on the way from the user's line to
+      it, as ``module.qualname`` (``mimetypes.guess_type``);
+    - ``module:<prefix>``: calls made from (or through) modules whose name starts so;
+    - ``<call>@<path suffix>:<function>``: the call (or ``*``: any) while a frame of that
+      function, in a file whose path ends so, is anywhere on the stack;
+    - ``path:<glob>``: calls whose user line is in a file matching the glob, relative to
+      the rootdir (``path:tests/*``).
+    """
+
+    text: str
+    call: str = ""
+    module: str = ""
+    path: str = ""
+    function: str = ""
+
+
+def parse_allow_entry(entry: str) -> AllowEntry:
+    """``entry`` as an :class:`AllowEntry`; ``ValueError`` saying the expected form when it
+    is malformed (an empty prefix or glob, a scope without its path or function)."""
+    text = entry.strip()
+    if text.startswith("module:"):
+        prefix = text[len("module:") :].strip()
+        if not prefix:
+            raise ValueError("module:<module prefix>, e.g. module:botocore")
+        return AllowEntry(text, module=prefix)
+    if text.startswith("path:"):
+        pattern = text[len("path:") :].strip()
+        if not pattern:
+            raise ValueError("path:<glob relative to the rootdir>, e.g. path:tests/*")
+        return AllowEntry(text, path=pattern)
+    if "@" in text:
+        call, _, scope = text.partition("@")
+        suffix, colon, function = scope.rpartition(":")
+        call, suffix, function = call.strip(), suffix.strip(), function.strip()
+        if not (call and colon and suffix and function):
+            raise ValueError(
+                "<call>@<path suffix>:<function>, e.g. open@pydantic/networks.py:validate_email"
+            )
+        return AllowEntry(text, call=ALIASES.get(call, call), path=suffix, function=function)
+    if not text:
+        raise ValueError("a call name such as time.sleep")
+    return AllowEntry(text, call=ALIASES.get(text, text))
+
+
+class AllowRules:
+    """The allow entries of the ini file or of one test's marker, ready to match a call.
+    Malformed entries are left out here (the configuration reports them)."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        parsed = []
+        for entry in entries:
+            with contextlib.suppress(ValueError):
+                parsed.append(parse_allow_entry(entry))
+        plain = [e for e in parsed if e.call and not e.path]
+        self.calls = frozenset(e.call for e in plain)
+        self.modules = tuple(e.module for e in parsed if e.module)
+        self.scoped = tuple(e for e in parsed if e.call and e.path)
+        self.paths = tuple(e.path for e in parsed if e.path and not e.call)
+
+    def allows(self, call: Call) -> bool:
+        names = (call.name, *call.via, *call.via_own)
+        if not self.calls.isdisjoint(names):
+            return True
+        if self.modules and any(m.startswith(self.modules) for m in call.via_modules):
+            return True
+        if self.paths:
+            file = call.file.replace(os.sep, "/")
+            if any(fnmatch.fnmatchcase(file, pattern) for pattern in self.paths):
+                return True
+        return any(
+            (entry.call == "*" or entry.call in names) and call.on_stack(entry.path, entry.function)
+            for entry in self.scoped
+        )
+
+
+# -- the chain from the user's line to the blocking call --------------------------------------
+
+
+def _qualified_names(frame: types.FrameType) -> tuple[str, str]:
+    """``module.qualname`` of the function running in ``frame``, as the module's public
+    package names it (``pathlib.Path.glob``, not ``pathlib._local.Path.glob``), and as its
+    own module does."""
+    module = frame.f_globals.get("__name__")
+    qualname = getattr(frame.f_code, "co_qualname", None) or _qualname_of(frame)
+    if not isinstance(module, str):
+        return qualname, qualname
+    parts = module.split(".")
+    public = parts[:1] + [part for part in parts[1:] if not part.startswith("_")]
+    if len(public) < len(parts):
+        # Only when the package really exports it under that name.
+        package = sys.modules.get(".".join(public))
+        top = qualname.split(".", 1)[0]
+        if getattr(package, top, None) is not frame.f_globals.get(top, package):
+            public = parts
+    own = f"{module}.{qualname}"
+    for private, name in _PUBLIC_NAMES.items():
+        if own == private or (private.endswith(".") and own.startswith(private)):
+            return name, own
+    return f"{'.'.join(public)}.{qualname}", own
+
+
+def _qualname_of(frame: types.FrameType) -> str:
+    """Python 3.10 has no ``co_qualname``: a method's class is found from its first argument."""
+    code = frame.f_code
+    name = code.co_name
+    if code.co_argcount:
+        first = frame.f_locals.get(code.co_varnames[0])
+        cls = first if isinstance(first, type) else type(first)
+        for klass in getattr(cls, "__mro__", ()):
+            member = vars(klass).get(name)
+            member = getattr(member, "__func__", member)
+            if getattr(member, "__code__", None) is code:
+                return f"{klass.__qualname__}.{name}"
+    return name
+
+
+@dataclass
+class Call:
+    """A catalogued call made on the loop thread: what allow entries are matched against."""
+
+    name: str
+    #: ``module.qualname`` of each library function from the user's line down to the call,
+    #: outermost first (``mimetypes.guess_type``, ``mimetypes.init``, ...).
+    via: tuple[str, ...]
+    #: The same names as their own modules give them (``pathlib._local.Path.glob``).
+    via_own: tuple[str, ...]
+    via_modules: tuple[str, ...]
+    #: The user's file, relative to the rootdir.
+    file: str
+    stack: list[types.FrameType]
+
+    def on_stack(self, suffix: str, function: str) -> bool:
+        suffix = suffix.replace("\\", "/").lstrip("/")
+        for frame in self.stack:
+            code = frame.f_code
+            if function not in (code.co_name, getattr(code, "co_qualname", None)):
+                continue
+            path = code.co_filename.replace(os.sep, "/")
+            if path == suffix or path.endswith("/" + suffix):
+                return True
+        return False
+
+
+def _library_frames(
+    stack: list[types.FrameType], user: types.FrameType | None
+) -> list[types.FrameType]:
+    """The frames between the blocking call and the user's frame (or the loop, for a call
+    made straight from a callback), outermost first."""
+    found = []
+    for frame in stack:
+        if frame is user or frame.f_globals.get("__name__") == "asyncio.events":
+            break
+        origin = _origin(frame.f_code.co_filename)
+        if origin == _MACHINE:
+            break
+        if origin != _PLUGIN:
+            found.append(frame)
+    found.reverse()
+    return found
+
+
 def _test_code(test: TestCheck | None) -> types.CodeType | None:
     function = getattr(test.item, "function", None) if test is not None else None
     function = getattr(function, "__wrapped__", function)
@@ -440,11 +677,11 @@ class Interceptor:
 
     def __init__(self, session: CheckSession, allow: tuple[str, ...] = ()) -> None:
         self.session = session
-        names = {ALIASES.get(entry, entry) for entry in allow if not entry.startswith("module:")}
-        self.allowed_names = frozenset(names)
-        self.allowed_modules = tuple(
-            entry[len("module:") :].strip() for entry in allow if entry.startswith("module:")
-        )
+        self.rules = AllowRules(allow)
+        self.allowed_names = self.rules.calls
+        self.allowed_modules = self.rules.modules
+        #: Each test's marker entries, parsed once per distinct set.
+        self._test_rules: dict[frozenset[str], AllowRules] = {}
         #: (owner, attribute, had its own attribute, previous value)
         self._patches: list[tuple[Any, str, bool, Any]] = []
         #: id(original) -> (original, wrapper) for module-level functions (aliases rebound).
@@ -453,6 +690,7 @@ class Interceptor:
         self._wrappers: dict[int, tuple[Any, Any]] = {}
         self._pending: list[Blocker] = []
         self._pending_modules: frozenset[str] = frozenset()
+        self._pending_holders: list[tuple[str, str]] = []
         self._sockets = _BlockingSockets()
         self.installed = False
 
@@ -463,6 +701,8 @@ class Interceptor:
         # Calls allowed by name stay patched, so the watchdog knows them and stays quiet too.
         self._pending = list(CATALOGUE)
         self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
+        self._pending_modules |= {module for module, _class in _HOLDERS}
+        self._pending_holders = list(_HOLDERS)
         self.refresh()
 
     def refresh(self) -> None:
@@ -476,6 +716,7 @@ class Interceptor:
             (ready if _target(blocker.name)[0] in modules else pending).append(blocker)
         self._pending = pending
         self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
+        self._pending_modules |= {module for module, _class in self._pending_holders}
         new: dict[int, Any] = {}
         for blocker in ready:
             try:
@@ -486,6 +727,30 @@ class Interceptor:
             self._sockets.install(self._patches, self._wrappers)
         if new:
             self._rebind_aliases(new)
+        self._patch_holders()
+
+    def _patch_holders(self) -> None:
+        """Point the ``_HOLDERS`` classes' own references to patched functions at the
+        wrappers, as static methods (a plain function there would be bound to the instance)."""
+        pending = []
+        for module_name, class_name in self._pending_holders:
+            module = sys.modules.get(module_name)
+            if module is None:
+                pending.append((module_name, class_name))
+                continue
+            holder = getattr(module, class_name, None)
+            if not isinstance(holder, type):
+                continue  # not on this Python version
+            for attribute, value in list(vars(holder).items()):
+                function = value.__func__ if isinstance(value, staticmethod) else value
+                known = self._functions.get(id(function))
+                if known is None or known[0] is not function:
+                    continue
+                replacement = staticmethod(known[1])
+                self._patches.append((holder, attribute, True, value))
+                setattr(holder, attribute, replacement)
+                self._wrappers[id(replacement)] = (replacement, value)
+        self._pending_holders = pending
 
     def _patch(self, blocker: Blocker) -> dict[int, Any]:
         module_name, path = _target(blocker.name)
@@ -494,7 +759,7 @@ class Interceptor:
         owner: Any = module
         for part in owner_path:
             owner = getattr(owner, part)
-        if blocker.name.startswith("sqlite3.Connection."):
+        if blocker.name.startswith(("sqlite3.Connection.", "sqlite3.Cursor.")):
             return {}  # checked through the Connection subclass that sqlite3.connect returns
         if owner is _socket_class():
             self._sockets.add(blocker, _wrap(self, blocker, getattr(owner, attribute)))
@@ -571,6 +836,7 @@ class Interceptor:
         self._wrappers.clear()
         self._pending.clear()
         self._pending_modules = frozenset()
+        self._pending_holders = []
 
     # the slow path: a catalogued call on a running loop's thread
 
@@ -606,21 +872,39 @@ class Interceptor:
     ) -> None:
         session = self.session
         root = session.rootpath
-        user = frames.user_frame(frames.walk(caller))
+        test = session.current
+        stack = list(frames.walk(caller))
+        user = frames.user_frame(stack)
+        library = _library_frames(stack, user)
         duration = ended - started
         if user is not None:
             file = frames.relpath(user.f_code.co_filename, root)
             line = user.f_lineno
             function = user.f_code.co_name
         else:  # called straight from the loop (``call_soon(time.sleep, 1)``): name the test
-            test = session.current
             path, lineno, _name = test.item.location if test is not None else ("", None, "")
             file, line = path, (lineno or 0) + 1 if lineno is not None else 0
             function = "<loop callback>"
+        qualified = [_qualified_names(frame) for frame in library]
+        call = Call(
+            blocker.name,
+            tuple(public for public, _own in qualified),
+            tuple(own for _public, own in qualified),
+            tuple(str(f.f_globals.get("__name__", "")) for f in library),
+            file,
+            stack,
+        )
+        del stack, library
+        try:
+            if self.rules.allows(call) or (test is not None and self._rules_of(test).allows(call)):
+                return
+        finally:
+            call.stack = []
+        via = f"{call.via[0]} -> " if call.via else ""
         finding = Finding(
             kind=Kind.BLOCKING.value,
             message=(
-                f"blocking call {blocker.name}() held the event loop for "
+                f"blocking call {via}{blocker.name}() held the event loop for "
                 f"{duration * 1000:.1f} ms: it {blocker.why}"
             ),
             file=file,
@@ -628,10 +912,17 @@ class Interceptor:
             function=function,
             call=blocker.name,
             fix=blocker.fix,
-            stack=chain(caller, root, session.current),
+            stack=chain(caller, root, test),
             duration=duration,
+            extra={"via": list(call.via)} if call.via else {},
         )
         session.report(finding)
+
+    def _rules_of(self, test: TestCheck) -> AllowRules:
+        rules = self._test_rules.get(test.allow)
+        if rules is None:
+            rules = self._test_rules[test.allow] = AllowRules(test.allow)
+        return rules
 
 
 def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int = 2) -> Any:
@@ -814,13 +1105,55 @@ def _prune(members: dict[int, weakref.ref[Any]]) -> None:
 
 
 def _checked_connection_class(interceptor: Interceptor) -> type:
+    """A ``sqlite3.Connection`` subclass whose SQL methods are checked, and whose cursors
+    (``cursor()``, which ``execute`` also calls) are a checked ``Cursor`` subclass."""
     import sqlite3
 
-    namespace: dict[str, Any] = {"__module__": "sqlite3", "__qualname__": "Connection"}
-    for method in _SQLITE_METHODS:
-        blocker = next(b for b in CATALOGUE if b.name == f"sqlite3.Connection.{method}")
-        namespace[method] = _wrap(interceptor, blocker, getattr(sqlite3.Connection, method))
+    def checked(owner: type, methods: tuple[str, ...]) -> dict[str, Any]:
+        namespace: dict[str, Any] = {"__module__": "sqlite3", "__qualname__": owner.__name__}
+        for method in methods:
+            name = f"sqlite3.{owner.__name__}.{method}"
+            blocker = next(b for b in CATALOGUE if b.name == name)
+            namespace[method] = _wrap(interceptor, blocker, getattr(owner, method))
+        return namespace
+
+    cursor_class = type("Cursor", (sqlite3.Cursor,), checked(sqlite3.Cursor, _SQLITE_CURSOR))
+    plain_cursor = sqlite3.Connection.cursor
+
+    def cursor(self: Any, factory: Any = cursor_class) -> Any:
+        return plain_cursor(self, factory)
+
+    # The C ``execute`` shortcuts make a plain cursor without asking ``cursor()``: these do
+    # what they do (a cursor, its method, the cursor returned), through the checked cursor.
+    def execute(self: Any, sql: str, parameters: Any = _UNSET, /) -> Any:
+        made = self.cursor()
+        if parameters is _UNSET:
+            made.execute(sql)
+        else:
+            made.execute(sql, parameters)
+        return made
+
+    def executemany(self: Any, sql: str, parameters: Any, /) -> Any:
+        made = self.cursor()
+        made.executemany(sql, parameters)
+        return made
+
+    def executescript(self: Any, script: str, /) -> Any:
+        made = self.cursor()
+        made.executescript(script)
+        return made
+
+    namespace = checked(sqlite3.Connection, _SQLITE_CONNECTION)
+    namespace["cursor"] = functools.wraps(plain_cursor)(cursor)
+    for shortcut in (execute, executemany, executescript):
+        name = shortcut.__name__
+        original = getattr(sqlite3.Connection, name)
+        blocker = next(b for b in CATALOGUE if b.name == f"sqlite3.Connection.{name}")
+        namespace[name] = _wrap(interceptor, blocker, functools.wraps(original)(shortcut))
     return type("Connection", (sqlite3.Connection,), namespace)
+
+
+_UNSET: Any = object()
 
 
 def _wrap_sqlite_connect(interceptor: Interceptor, blocker: Blocker, original: Any) -> Any:

@@ -178,6 +178,8 @@ class BudgetDetector(Detector):
         blocking = [f for f in test.findings if f.kind == Kind.BLOCKING.value]
         blocked = sum(f.total_duration for f in blocking)
         busy = 0.0
+        if recorder is not None and not recorder.measures:
+            recorder = None  # its idle time would read 0 and its timeline all running: unknown
         if recorder is not None:
             idle = min(recorder.idle, wall)
             busy = max(wall - idle - blocked, 0.0)
@@ -210,6 +212,8 @@ class BudgetDetector(Detector):
                     "(await asyncio.to_thread(...) or a process pool) or make it cheaper"
                 )
             lines.extend(recorder.render())
+        elif blocked >= 0.5 * wall:
+            fix = "move the blocking calls off the loop (await asyncio.to_thread(...))"
         return Finding(
             kind=Kind.MAX_WALL.value,
             message=(

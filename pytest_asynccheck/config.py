@@ -36,8 +36,10 @@ COROUTINE_ORIGIN_HELP = (
     "creator; costs about 0.3-1.3 us per coroutine created"
 )
 BLOCKING_ALLOW_HELP = (
-    "blocking calls never reported, one per line: a catalogued call name (time.sleep), "
-    "or module:<prefix> to allow every blocking call made from that module (third-party code)"
+    "blocking calls never reported, one per line: a catalogued call name (time.sleep) or a "
+    "function it is called through (mimetypes.guess_type), module:<prefix> for calls made "
+    "from that module (third-party code), <call>@<path suffix>:<function> for calls made "
+    "while that function is on the stack, or path:<glob> for calls on lines of those files"
 )
 
 DEFAULT_STALL_THRESHOLD = 0.1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, final
 
@@ -86,7 +87,8 @@ class Finding:
     """One problem found by a detector, in builtins only so it can cross process boundaries.
 
     ``file``/``line``/``function`` point at the user's code (the first frame outside the
-    standard library, site-packages and this plugin). ``call`` names what was done there
+    standard library, site-packages and this plugin); ``in_test_file`` says whether that is a
+    test file (see :func:`is_test_file`) or the code under test. ``call`` names what was done there
     (``time.sleep``, ``coroutine 'fetch'``); ``fix`` says how to do it right. ``nodeid`` and
     ``phase`` are filled in when the finding is attached to a test.
     """
@@ -104,6 +106,7 @@ class Finding:
     duration: float | None = None
     count: int = 1
     severity: str = Severity.ERROR.value
+    in_test_file: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -162,6 +165,20 @@ class Finding:
         if self.fix:
             lines.append(f"  fix: {self.fix}")
         return "\n".join(lines)
+
+
+def is_test_file(file: str, nodeid: str, python_files: Sequence[str]) -> bool:
+    """Whether ``file`` (relative to the rootdir, as findings and node ids give it) is the
+    test's own file, a ``conftest.py``, or named like a test module (``python_files``)."""
+    if not file:
+        return False
+    path = file.replace("\\", "/")
+    if nodeid and path == nodeid.split("::", 1)[0]:
+        return True
+    name = path.rsplit("/", 1)[-1]
+    return name == "conftest.py" or any(
+        fnmatch.fnmatch(path if "/" in pattern else name, pattern) for pattern in python_files
+    )
 
 
 def merge_into(findings: list[Finding], finding: Finding) -> None:

@@ -27,7 +27,7 @@ SCHEMA = Path(__file__).with_name("report-schema.json")
 REWRITE_INTERVAL = 0.5
 FINDING_FIELDS = (
     "kind", "severity", "nodeid", "phase", "file", "line", "function", "call", "duration",
-    "count", "message", "fix", "stack",
+    "count", "message", "fix", "stack", "in_test_file",
 )  # fmt: skip
 
 

@@ -159,13 +159,19 @@ def point_crash_at(report: pytest.TestReport, site: tuple[str, int]) -> None:
 
 
 def summary_lines(findings: Sequence[Finding], disabled: Sequence[str]) -> list[str]:
-    """The ``asynccheck`` terminal section: findings grouped by kind and location."""
-    groups: dict[tuple[str, str, str, str], list[Finding]] = defaultdict(list)
+    """The ``asynccheck`` terminal section: findings in the code under test, then in test
+    files, grouped by kind and location."""
+    groups: dict[tuple[bool, str, str, str, str], list[Finding]] = defaultdict(list)
     for finding in findings:
         where = finding.location + (f" in {finding.function}" if finding.function else "")
-        groups[(finding.kind, where, finding.call, finding.severity)].append(finding)
+        key = (finding.in_test_file, finding.kind, where, finding.call, finding.severity)
+        groups[key].append(finding)
     lines: list[str] = []
-    for (kind, where, call, severity), group in sorted(groups.items()):
+    section = None
+    for (in_test_file, kind, where, call, severity), group in sorted(groups.items()):
+        if in_test_file is not section:
+            section = in_test_file
+            lines.append("in test files:" if in_test_file else "in the code under test:")
         count = sum(f.count for f in group)
         tests = sorted({f.nodeid or "<no test>" for f in group})
         what = f" {call}" if call else ""

@@ -15,7 +15,7 @@ import pytest
 from . import _clock, baseline
 from .config import Settings
 from .detector import Detector, Detectors
-from .findings import Finding, Kind, Severity, merge_into
+from .findings import Finding, Kind, Severity, is_test_file, merge_into
 from .report import BUDGET_PROPERTY, FINDING_PROPERTY
 
 if TYPE_CHECKING:
@@ -216,8 +216,15 @@ class CheckSession:
         severity = self.severity_of(finding)
         if severity is None:
             return None
+        in_test_file = is_test_file(finding.file, nodeid, self.config.getini("python_files"))
         return Finding.from_dict(
-            {**finding.to_dict(), "nodeid": nodeid, "phase": phase, "severity": severity}
+            {
+                **finding.to_dict(),
+                "nodeid": nodeid,
+                "phase": phase,
+                "severity": severity,
+                "in_test_file": in_test_file,
+            }
         )
 
     def start(self) -> None:

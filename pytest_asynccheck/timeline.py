@@ -1,6 +1,7 @@
 """Where a budgeted test's time went: the loop's idle waits, measured by timing the selector of
 the test's loop, and which tasks were alive and waiting, sampled at each wait. Only tests with a
-``max_wall`` budget are recorded, on loops with a selector (the standard library's)."""
+``max_wall`` budget are recorded, on loops with a selector (the standard library's): on others
+(uvloop) ``measures`` is false, and neither the idle time nor a timeline may be shown."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class Recorder:
         if self._selector is not None and not _clock.set_on_instance(self._selector, "select"):
             self._original = self._selector.select
             self._selector.select = self._select
+        #: Whether the loop's waits are timed: without that, idle time is unknown, not zero.
+        self.measures = self._original is not None
 
     @property
     def active(self) -> bool:

@@ -27,16 +27,18 @@ def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         [
             "*= asynccheck =*",
+            "in the code under test:",
             "error blocking        examples/concurrent_http.py:* in fetch "
             "urllib.request.urlopen  x3",
             "        examples/test_tutorial.py::test_blocking_fetch_without_to_thread",
             "error blocking        examples/downloads.py:* in download_file_blocking "
             "time.sleep  x3",
             "        examples/test_tutorial.py::test_blocking_sleep_in_a_coroutine",
-            "error max-wall        examples/test_tutorial.py:* in "
-            "test_sequential_awaits_miss_the_concurrency_budget max_wall  x1",
             "error unawaited       examples/awaiting.py:* in task_missing_await sleep()  x1",
             "        examples/test_tutorial.py::test_missing_await",
+            "in test files:",
+            "error max-wall        examples/test_tutorial.py:* in "
+            "test_sequential_awaits_miss_the_concurrency_budget max_wall  x1",
         ],
         consecutive=False,
     )

@@ -61,3 +61,45 @@ def test_uvloop_blocking_stalls_and_virtual_time_fallback(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(
         ["*AsynccheckWarning: asynccheck: virtual time needs an event loop with a selector*Loop*"]
     )
+
+
+UVLOOP_BUDGETS = """
+import asyncio
+import time
+import pytest
+
+@pytest.fixture
+def anyio_backend():
+    return ("asyncio", {"use_uvloop": True})
+
+@pytest.mark.anyio
+@pytest.mark.max_wall(0.1)
+async def test_only_sleeps(anyio_backend):
+    await asyncio.sleep(0.3)
+
+@pytest.mark.anyio
+@pytest.mark.max_wall(0.1)
+async def test_blocks(anyio_backend):
+    time.sleep(0.3)
+"""
+
+
+def test_uvloop_budget_breakdown_leaves_out_what_it_cannot_measure(
+    pytester: pytest.Pytester,
+) -> None:
+    """uvloop has no selector to time: its idle time is unknown, so neither an idle figure, a
+    running figure derived from it, nor a timeline (all "running") may be printed."""
+    pytester.makepyfile(test_mod=UVLOOP_BUDGETS)
+    result = pytester.runpytest(*ARGS, *ANYIO, "-p", "no:randomly")
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert out.count("exceeded the max_wall budget of 100 ms") == 2
+    assert "running callbacks" not in out
+    assert "idle waiting" not in out
+    assert "test |" not in out
+    result.stdout.fnmatch_lines(
+        ["  loop time: blocked *s", "    blocked *s by time.sleep at test_mod.py:17"]
+    )
+    result.stdout.fnmatch_lines(
+        ["  fix: move the blocking calls off the loop (await asyncio.to_thread(...))"]
+    )
