@@ -281,7 +281,8 @@ def test_zz_crash():
     )
     result.stdout.fnmatch_lines(["*test_zz_crash*"])  # the crash is reported by xdist
     data = load(pytester.path / "r.json")
-    assert data["complete"] is True
+    assert data["complete"] is False  # the crashed test did not run to its end
+    assert (data["tests_collected"], data["tests_run"]) == (8, 7)
     assert sorted(f["nodeid"] for f in data["findings"]) == [
         "test_mod.py::test_blocking",
         "test_mod.py::test_unawaited",
