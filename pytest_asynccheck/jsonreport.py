@@ -134,16 +134,16 @@ class NotAReport(ValueError):
     """A file given as a report is not one this version of the plugin writes."""
 
 
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "schema_version": int,
-    "complete": bool,
-    "tests_collected": int,
-    "tests_run": int,
-    "versions": dict,
-    "settings": dict,
-    "findings": list,
-    "budgets": list,
-    "totals": dict,
+_REQUIRED: dict[str, tuple[type, str]] = {
+    "schema_version": (int, "an integer"),
+    "complete": (bool, "true or false"),
+    "tests_collected": (int, "an integer"),
+    "tests_run": (int, "an integer"),
+    "versions": (dict, "an object"),
+    "settings": (dict, "an object"),
+    "findings": (list, "a list"),
+    "budgets": (list, "a list"),
+    "totals": (dict, "an object"),
 }
 
 
@@ -156,9 +156,9 @@ def check_report(data: object) -> dict[str, Any]:
         raise NotAReport(
             f"schema_version is {data.get('schema_version')!r}, expected {SCHEMA_VERSION}"
         )
-    for name, kind in _REQUIRED.items():
+    for name, (kind, described) in _REQUIRED.items():
         if not isinstance(data.get(name), kind):
-            raise NotAReport(f"{name!r} is missing or not a {getattr(kind, '__name__', kind)}")
+            raise NotAReport(f"{name!r} is missing or not {described}")
     for index, finding in enumerate(data["findings"]):
         if not isinstance(finding, dict) or set(FINDING_FIELDS) - set(finding):
             raise NotAReport(f"finding {index} lacks one of: {', '.join(FINDING_FIELDS)}")
