@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from . import baseline
 from .findings import Kind, Severity
 
 ENABLE_HELP = "run every async test inside an asynccheck session (also: ini asynccheck = true)"
@@ -448,6 +449,8 @@ def _check_paths(
     problem = _readable_problem(baseline_path)
     if problem:
         raise _path_error("baseline", baseline_path, source, problem)
+    option = "--asynccheck-baseline" if source == "command line" else "asynccheck_baseline"
+    baseline.load(baseline_path, option, source)  # a file that is not a baseline stops here
 
 
 def _path_error(option: str, path: str, source: str, problem: str) -> pytest.UsageError:

@@ -345,7 +345,10 @@ def test_update_baseline_needs_a_path_and_a_bad_file_is_a_usage_error(
     result = pytester.runpytest(*ARGS, "--asynccheck-baseline=bad.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: asynccheck: --asynccheck-baseline='bad.json' is not a baseline file *"]
+        [
+            "ERROR: asynccheck: --asynccheck-baseline='bad.json' (from command line) is not a "
+            "baseline file written by --asynccheck-update-baseline (TypeError: *)"
+        ]
     )
 
 

@@ -361,3 +361,16 @@ def test_counts_agree_with_their_nouns(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["asynccheck: no findings in 0 checked tests"])
     result = pytester.runpytest(*ARGS)
     result.stdout.fnmatch_lines(["asynccheck: 1 error, 0 warnings in 1 of 1 checked test"])
+
+
+def test_a_baseline_file_that_is_no_baseline_is_named_by_its_ini_key(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "b.json").write_text('{"version": 1}')
+    pytester.makeini("[pytest]\nasynccheck_baseline = b.json\n")
+    usage_error(pytester).stderr.fnmatch_lines(
+        [
+            "ERROR: asynccheck: asynccheck_baseline='b.json' (from ini file tox.ini) is not a "
+            "baseline file written by --asynccheck-update-baseline (KeyError: 'entries')"
+        ]
+    )
