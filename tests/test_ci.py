@@ -193,6 +193,16 @@ def test_without_a_repository_annotations_are_relative_to_the_rootdir(
     result.stdout.fnmatch_lines(["::error file=test_mod.py,line=7,title=*"])
 
 
+def test_a_file_outside_the_workspace_keeps_its_path(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.mkdir("elsewhere")))
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "-k", "blocking")
+    result.stdout.fnmatch_lines(["::error file=test_mod.py,line=7,title=*"])
+
+
 ODD_FINDING = """
 from pytest_asynccheck import Detector, Finding
 

@@ -374,3 +374,12 @@ def test_a_baseline_file_that_is_no_baseline_is_named_by_its_ini_key(
             "baseline file written by --asynccheck-update-baseline (KeyError: 'entries')"
         ]
     )
+
+
+@pytest.mark.parametrize("option", ["--asynccheck-report", "--asynccheck-baseline"])
+def test_a_name_too_long_is_a_usage_error(pytester: pytest.Pytester, option: str) -> None:
+    name = "n" * 300
+    usage_error(pytester, f"{option}={name}").stderr.fnmatch_lines(
+        [f"ERROR: asynccheck: {option}='{name}' (from command line) cannot be used: "
+         "it is not a usable path (*File name too long*)"]
+    )  # fmt: skip

@@ -3,6 +3,7 @@ and a baseline from a report; bad input is one line on stderr and exit code 2.""
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -157,3 +158,30 @@ def test_a_report_with_a_malformed_finding_or_budget_is_refused(pytester: pytest
         pytest.LineMatcher(done.stderr.splitlines()).fnmatch_lines(
             [f"python -m pytest_asynccheck: error: bad.json is not an asynccheck report: {message}"]
         )
+
+
+@pytest.mark.parametrize("command", ["merge", "baseline"])
+def test_a_write_that_fails_is_one_line_and_exit_code_2(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    from pytest_asynccheck import __main__, baseline, jsonreport
+
+    pytester.makepyfile(test_mod=TESTS)
+    pytester.runpytest(*ARGS, "--asynccheck-report=r.json")
+    capsys.readouterr()
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(jsonreport, "write_atomically", full)
+    monkeypatch.setattr(baseline, "write", full)
+    assert __main__.main([command, "r.json", "-o", "out.json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert (
+        err
+        == "python -m pytest_asynccheck: error: cannot write out.json: No space left on device\n"
+    )
