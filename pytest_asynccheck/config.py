@@ -1,4 +1,13 @@
-"""Options, their ini twins, and the validated settings every other module reads."""
+"""Options, their ini twins, and the validated settings every other module reads.
+
+Every value is checked once, at configure time: a bad one is a ``pytest.UsageError`` naming the
+option (or ini key), the value, where it came from and what is expected. Durations take one form
+everywhere (``0.1``, ``0.1s``, ``100ms``: ``parse_duration``, which the ``max_wall`` marker uses
+too); allow entries must name a catalogued call, a kind, ``stall`` or (in the ini)
+``module:<prefix>``. With the checks on, the report and baseline paths are checked before any
+test runs (not a directory, a directory that exists or can be made, writable; a baseline in use
+exists, is readable and is a baseline); nothing is created until the run writes.
+"""
 
 from __future__ import annotations
 

@@ -151,14 +151,18 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     session = _session(item.config)
     if session is None:
         return (yield)
+    bad_marker: str | None = None
     try:
         marked = _has_own_markers(session, item)
         allow = parse_allow_marker(item) if marked else frozenset()
         budget, budget_clock = (parse_max_wall(item) if marked else None) or (None, None)
     except MarkerError as exc:
+        bad_marker = str(exc)
+    if bad_marker is not None:
         # Fail after the inner setup hooks ran: their teardown twins expect them to have run.
+        # Outside the except clause, so the message is not shown twice, chained to itself.
         yield
-        pytest.fail(str(exc), pytrace=False)
+        pytest.fail(bad_marker, pytrace=False)
     check = session.begin_test(item, allow, budget, budget_clock)
     return (yield from _phase(session, check, "setup"))
 

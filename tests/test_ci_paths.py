@@ -344,6 +344,7 @@ async def test_valid():
         "leaked-task, never-retrieved, blocking, max-wall), stall; did you mean "
         "'time.sleep'?"
     ) in result.outlines
+    assert "During handling" not in result.stdout.str()
 
 
 def test_counts_agree_with_their_nouns(pytester: pytest.Pytester) -> None:
