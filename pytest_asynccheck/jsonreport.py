@@ -27,7 +27,7 @@ from . import _clock
 from .config import Settings
 from .findings import Finding, Severity
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = Path(__file__).with_name("report-schema.json")
 REWRITE_INTERVAL = 0.5
 FINDING_FIELDS = (

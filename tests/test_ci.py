@@ -47,6 +47,12 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+def test_the_schema_is_a_valid_json_schema() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert {"complete", "tests_collected", "tests_run"} <= set(schema["required"])
+
+
 def test_json_report_lists_settings_findings_budgets_and_totals(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TESTS)
     result = pytester.runpytest(*ARGS, "--asynccheck-report=out/report.json", "-p", "no:randomly")

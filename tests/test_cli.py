@@ -109,10 +109,10 @@ def test_a_baseline_from_an_incomplete_report_says_so(pytester: pytest.Pytester)
         (
             {"x.json": '{"schema_version": 7}'},
             ["merge", "x.json", "-o", "m.json"],
-            "x.json is not an asynccheck report: schema_version is 7, expected 1",
+            "x.json is not an asynccheck report: schema_version is 7, expected 2",
         ),
         (
-            {"x.json": '{"schema_version": 1, "complete": true}'},
+            {"x.json": '{"schema_version": 2, "complete": true}'},
             ["merge", "x.json", "-o", "m.json"],
             "x.json is not an asynccheck report: 'tests_collected' is missing or not an integer",
         ),
