@@ -427,10 +427,16 @@ def _writable(target: Path) -> str | None:
     parent = target.absolute().parent
     existing = _nearest_existing(parent)
     if not existing.is_dir():
-        return f"{str(existing)!r} is not a directory"
+        return f"{_shown(existing)!r} is not a directory"
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"the directory {str(existing)!r} is not writable"
+        return f"the directory {_shown(existing)!r} is not writable"
     return None
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user wrote it: relative to the working directory when inside it."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
 
 
 def _check_paths(

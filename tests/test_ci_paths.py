@@ -44,7 +44,7 @@ def test_a_report_path_under_a_file_is_a_usage_error(pytester: pytest.Pytester) 
     result.stderr.fnmatch_lines(
         [
             "ERROR: asynccheck: --asynccheck-report='taken/sub/report.json' (from command line) "
-            "cannot be used: '*taken' is not a directory"
+            "cannot be used: 'taken' is not a directory"
         ]
     )
 
@@ -117,7 +117,7 @@ def test_an_unreadable_baseline_and_an_unwritable_directory_are_usage_errors(
         pytester, "--asynccheck-baseline=b.json", "--asynccheck-update-baseline"
     ).stderr.fnmatch_lines(["ERROR: *--asynccheck-baseline='b.json' * the file is not writable"])
     usage_error(pytester, "--asynccheck-report=locked/r.json").stderr.fnmatch_lines(
-        ["ERROR: *--asynccheck-report='locked/r.json' * the directory '*locked' is not writable"]
+        ["ERROR: *--asynccheck-report='locked/r.json' * the directory 'locked' is not writable"]
     )
 
 
