@@ -173,7 +173,7 @@ def test_annotations_are_relative_to_the_repository_when_the_rootdir_is_below_it
         monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
     elif root == "git-directory":
         (pytester.path / ".git").mkdir()
-    else:  # a git worktree or submodule has a .git file
+    else:  # a submodule or a linked checkout has a .git file
         (pytester.path / ".git").write_text("gitdir: elsewhere\n")
     service = pytester.mkdir("fn")
     (service / "pytest.ini").write_text("[pytest]\n")
