@@ -28,8 +28,12 @@ def key(finding: Finding) -> Key:
     return (finding.kind, finding.file, finding.function, finding.call)
 
 
-def load(path: str) -> frozenset[Key]:
-    """The keys in the baseline file; a missing file is an empty baseline."""
+def load(
+    path: str, option: str = "--asynccheck-baseline", source: str = "command line"
+) -> frozenset[Key]:
+    """The keys in the baseline file; a missing file is an empty baseline (the options check
+    at configure time that it exists). A file that is not a baseline is a usage error naming
+    ``option`` and its ``source``."""
     target = Path(path)
     if not target.exists():
         return frozenset()
@@ -39,7 +43,7 @@ def load(path: str) -> frozenset[Key]:
         return frozenset((e["kind"], e["file"], e["function"], e["call"]) for e in entries)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise pytest.UsageError(
-            f"asynccheck: --asynccheck-baseline={path!r} is not a baseline file written by "
+            f"asynccheck: {option}={path!r} (from {source}) is not a baseline file written by "
             f"--asynccheck-update-baseline ({type(exc).__name__}: {exc})"
         ) from None
 

@@ -9,13 +9,11 @@ plugin's own clock, so tests that mock ``time`` cannot distort it. The budget is
 from __future__ import annotations
 
 import asyncio
-import math
-import re
 
 import pytest
 
 from . import _clock
-from .config import Settings
+from .config import Settings, parse_duration
 from .detector import Detector
 from .findings import Finding, Kind, Severity
 from .report import BUDGET_PROPERTY, warn_at_item
@@ -24,22 +22,6 @@ from .timeline import Recorder
 from .virtualtime import CANNOT_CONTROL, VirtualClock
 
 MARKER = "max_wall"
-_DURATION = re.compile(r"^\s*(?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>ms|s)?\s*$")
-
-
-def parse_duration(value: object) -> float | None:
-    """Seconds from a positive finite number or a string such as ``"500ms"`` or ``"2.1s"``."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match["number"]) / (1000 if match["unit"] == "ms" else 1)
-    else:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
-
-
 CLOCKS = ("wall", "virtual")
 
 

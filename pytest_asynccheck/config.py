@@ -1,13 +1,30 @@
-"""Options, their ini twins, and the validated settings every other module reads."""
+"""Options, their ini twins, and the validated settings every other module reads.
+
+Every value is checked once, at configure time: a bad one is a ``pytest.UsageError`` naming the
+option (or ini key), the value, where it came from and what is expected. Durations take one form
+everywhere (``0.1``, ``0.1s``, ``100ms``: ``parse_duration``, which the ``max_wall`` marker uses
+too); allow entries must name a catalogued call, a kind, ``stall`` or (in the ini)
+``module:<prefix>``. With the checks on, the report and baseline paths are checked before any
+test runs (not a directory, a directory that exists or can be made, writable; a baseline in use
+exists, is readable and is a baseline); nothing is created until the run writes.
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import importlib.util
 import math
-from collections.abc import Mapping
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from . import baseline
 from .findings import Kind, Severity
 
 ENABLE_HELP = "run every async test inside an asynccheck session (also: ini asynccheck = true)"
@@ -43,6 +60,23 @@ BLOCKING_ALLOW_HELP = (
 )
 
 DEFAULT_STALL_THRESHOLD = 0.1
+_DURATION = re.compile(r"^\s*(?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>ms|s)?\s*$")
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from a positive finite number or a string such as ``"500ms"``, ``"2.1s"`` or
+    ``"0.1"``: the one parser of durations, for the ``max_wall`` marker and the options."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match["number"]) / (1000 if match["unit"] == "ms" else 1)
+    else:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
 SEVERITY_CHOICES = ", ".join(s.value for s in Severity)
 
 
@@ -165,8 +199,12 @@ def _raw(config: pytest.Config, dest: str, ini: str) -> tuple[object, str] | Non
         return value, "command line"
     value = config.getini(ini)
     if value not in (None, "", []):
-        return value, f"ini file {config.inipath.name if config.inipath else ''}".rstrip()
+        return value, _ini_source(config)
     return None
+
+
+def _ini_source(config: pytest.Config) -> str:
+    return f"ini file {config.inipath.name if config.inipath else ''}".rstrip()
 
 
 def _invalid(name: str, value: object, source: str, expected: str) -> pytest.UsageError:
@@ -185,24 +223,46 @@ def _flag(config: pytest.Config, name: str) -> bool:
     except (ValueError, pytest.UsageError) as exc:  # pytest 9 wraps the ValueError itself
         # pytest says "invalid truth value 'maybe'": the value is the quoted part.
         value = str(exc).partition(" value ")[2] or str(exc)
-        source = f"ini file {config.inipath.name if config.inipath else ''}".rstrip()
         raise pytest.UsageError(
-            f"asynccheck: {name}={value} (from {source}) is not valid; expected true or false"
+            f"asynccheck: {name}={value} (from {_ini_source(config)}) is not valid; "
+            "expected true or false"
         ) from None
 
 
-def _positive_float(config: pytest.Config, dest: str, ini: str, cli: str, default: float) -> float:
+def _source_and_name(
+    config: pytest.Config, dest: str, ini: str, cli: str
+) -> tuple[object, str, str] | None:
     raw = _raw(config, dest, ini)
     if raw is None:
-        return default
+        return None
     value, source = raw
-    name = cli if source == "command line" else ini
+    return value, source, cli if source == "command line" else ini
+
+
+def _duration(config: pytest.Config, dest: str, ini: str, cli: str, default: float) -> float:
+    found = _source_and_name(config, dest, ini, cli)
+    if found is None:
+        return default
+    value, source, name = found
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise _invalid(
+            name, value, source, "a positive duration in seconds, such as 0.1, 0.1s or 100ms"
+        )
+    return seconds
+
+
+def _factor(config: pytest.Config, dest: str, ini: str, cli: str, default: float) -> float:
+    found = _source_and_name(config, dest, ini, cli)
+    if found is None:
+        return default
+    value, source, name = found
     try:
-        number = float(str(value).strip().removesuffix("s"))
+        number = float(str(value).strip())
     except ValueError:
-        raise _invalid(name, value, source, "a positive number of seconds") from None
+        number = math.nan
     if not math.isfinite(number) or number <= 0:
-        raise _invalid(name, value, source, "a positive number of seconds")
+        raise _invalid(name, value, source, "a positive number, such as 1.5 or 3")
     return number
 
 
@@ -222,9 +282,7 @@ def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
 
 def load_settings(config: pytest.Config) -> Settings:
     """Read and validate every option; a bad value is a usage error naming option and source."""
-    enabled = config.getoption("asynccheck", default=None)
-    if enabled is None:
-        enabled = bool(config.getini("asynccheck"))
+    enabled = _flag(config, "asynccheck")
     severities: dict[Kind, Severity] = {}
     for kind in Kind:
         raw = _raw(config, dest_name(kind), ini_name(kind))
@@ -255,14 +313,14 @@ def load_settings(config: pytest.Config) -> Settings:
         )
     raw_report = _raw(config, "asynccheck_report", "asynccheck_report")
     report_path = str(raw_report[0]) if raw_report is not None else None
-    stall = _positive_float(
+    stall = _duration(
         config,
         "asynccheck_stall_threshold",
         "asynccheck_stall_threshold",
         "--asynccheck-stall-threshold",
         DEFAULT_STALL_THRESHOLD,
     )
-    factor = _positive_float(
+    factor = _factor(
         config,
         "asynccheck_wall_factor",
         "asynccheck_wall_factor",
@@ -274,14 +332,9 @@ def load_settings(config: pytest.Config) -> Settings:
     blocking_allow = tuple(
         line.strip() for line in config.getini("asynccheck_blocking_allow") if line.strip()
     )
-    for entry in blocking_allow:
-        if entry.startswith("module:") and not entry[len("module:") :].strip():
-            raise _invalid(
-                "asynccheck_blocking_allow",
-                entry,
-                "ini file",
-                "a call name such as time.sleep, or module:<module prefix>",
-            )
+    check_allow_entries(blocking_allow, "asynccheck_blocking_allow", _ini_source(config))
+    if enabled:
+        _check_paths(report_path, raw_report, baseline_path, raw_baseline, update_baseline)
     return Settings(
         enabled=bool(enabled),
         severities=severities,
@@ -295,4 +348,167 @@ def load_settings(config: pytest.Config) -> Settings:
         baseline_path=baseline_path,
         update_baseline=update_baseline,
         clock=clock,
+    )
+
+
+def allow_vocabulary() -> tuple[str, ...]:
+    """Every plain name an allow list may hold: finding kinds, catalogued calls and their
+    aliases, and ``stall``."""
+    from . import blocking, monitor  # they read the settings: imported only when needed
+
+    return (
+        *(kind.value for kind in Kind),
+        *blocking.names(),
+        *blocking.ALIASES,
+        monitor.STALL_CALL,
+    )
+
+
+def _names_a_function(entry: str) -> bool:
+    """Whether ``entry`` is ``module.qualname`` of a function that may stand on the way to a
+    blocking call (``mimetypes.guess_type``). A module already imported, or one of the
+    standard library's, is looked into; any other module is only found, never imported here:
+    importing the code under test at configuration time could change what it does."""
+    parts = entry.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module_name, path = ".".join(parts[:cut]), parts[cut:]
+        module = sys.modules.get(module_name)
+        if module is None and module_name.partition(".")[0] in sys.stdlib_module_names:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+        if module is not None:
+            target: object = module
+            for name in path:
+                target = getattr(target, name, None)
+                if target is None:
+                    return False
+            return callable(target)
+        try:
+            if importlib.util.find_spec(module_name) is not None:
+                return True
+        except (ImportError, ValueError):
+            continue
+    return False
+
+
+def unknown_allow_entry(entry: str) -> str | None:
+    """What an allow list expects instead of ``entry`` (with the closest valid names), or
+    ``None`` when ``entry`` is valid: a kind, a catalogued call, ``stall``, a function on the
+    way to a call, or one of the scoped forms ``blocking.parse_allow_entry`` reads."""
+    from . import blocking
+
+    try:
+        parsed = blocking.parse_allow_entry(entry)
+    except ValueError as exc:
+        return str(exc)
+    if parsed.module or parsed.path:
+        return None
+    vocabulary = allow_vocabulary()
+    name = parsed.call
+    if name in vocabulary or name == "*" or _names_a_function(name):
+        return None
+    close = difflib.get_close_matches(name, vocabulary, n=3)
+    kinds = ", ".join(kind.value for kind in Kind)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return (
+        f"a catalogued call such as time.sleep, a function on the way to one "
+        f"(module.qualname), a kind ({kinds}), stall, module:<prefix>, path:<glob> or "
+        f"<call>@<path suffix>:<function>{hint}"
+    )
+
+
+def check_allow_entries(entries: Iterable[str], name: str, source: str) -> None:
+    for entry in entries:
+        expected = unknown_allow_entry(entry)
+        if expected is not None:
+            raise _invalid(name, entry, source, expected)
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def writable_problem(path: str) -> str | None:
+    """Why a file cannot be written at ``path`` (its directory made if needed), or ``None``."""
+    if "\0" in path:
+        return "it contains a NUL byte"
+    try:
+        return _writable(Path(path))
+    except (OSError, ValueError) as exc:  # a name too long, say
+        return f"it is not a usable path ({exc})"
+
+
+def _readable_problem(path: str) -> str | None:
+    if "\0" in path:
+        return "it contains a NUL byte"
+    try:
+        target = Path(path)
+        if target.is_dir():
+            return "it is a directory"
+        if not target.exists():
+            return "the file does not exist; create it with --asynccheck-update-baseline"
+        if not os.access(target, os.R_OK):
+            return "the file is not readable"
+    except (OSError, ValueError) as exc:
+        return f"it is not a usable path ({exc})"
+    return None
+
+
+def _writable(target: Path) -> str | None:
+    if target.is_dir():
+        return "it is a directory"
+    if target.exists() and not os.access(target, os.W_OK):
+        return "the file is not writable"
+    parent = target.absolute().parent
+    existing = _nearest_existing(parent)
+    if not existing.is_dir():
+        return f"{_shown(existing)!r} is not a directory"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the directory {_shown(existing)!r} is not writable"
+    return None
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user wrote it: relative to the working directory when inside it."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
+
+
+def _check_paths(
+    report_path: str | None,
+    raw_report: tuple[object, str] | None,
+    baseline_path: str | None,
+    raw_baseline: tuple[object, str] | None,
+    update_baseline: bool,
+) -> None:
+    """A path that cannot be used stops the run before any test, naming the option."""
+    if report_path is not None and raw_report is not None:
+        problem = writable_problem(report_path) if report_path.strip() else "it is empty"
+        if problem:
+            raise _path_error("report", report_path, raw_report[1], problem)
+    if baseline_path is None or raw_baseline is None:
+        return
+    source = raw_baseline[1]
+    if not baseline_path.strip():
+        raise _path_error("baseline", baseline_path, source, "it is empty")
+    if update_baseline:
+        problem = writable_problem(baseline_path)
+        if problem:
+            raise _path_error("baseline", baseline_path, source, problem)
+        return
+    problem = _readable_problem(baseline_path)
+    if problem:
+        raise _path_error("baseline", baseline_path, source, problem)
+    option = "--asynccheck-baseline" if source == "command line" else "asynccheck_baseline"
+    baseline.load(baseline_path, option, source)  # a file that is not a baseline stops here
+
+
+def _path_error(option: str, path: str, source: str, problem: str) -> pytest.UsageError:
+    name = f"--asynccheck-{option}" if source == "command line" else f"asynccheck_{option}"
+    return pytest.UsageError(
+        f"asynccheck: {name}={path!r} (from {source}) cannot be used: {problem}"
     )

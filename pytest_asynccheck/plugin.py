@@ -150,14 +150,15 @@ class Checks:
             allow = parse_allow_marker(item) if marked else frozenset()
             budget, budget_clock = (parse_max_wall(item) if marked else None) or (None, None)
         except MarkerError as exc:
-            if session.settings.mode != "warn":
-                # Fail after the inner setup hooks ran: their teardown twins expect them to
-                # have run.
-                yield
-                pytest.fail(str(exc), pytrace=False)
-            # Warn mode fails nothing: the test runs checked, without the bad marker.
             bad_marker = str(exc)
             allow, budget, budget_clock = frozenset(), None, None
+        if bad_marker is not None and session.settings.mode != "warn":
+            # Fail after the inner setup hooks ran: their teardown twins expect them to have
+            # run. Outside the except clause, so the message is not shown twice, chained to
+            # itself.
+            yield
+            pytest.fail(bad_marker, pytrace=False)
+        # Warn mode fails nothing: the test runs checked, without the bad marker.
         check = session.begin_test(item, allow, budget, budget_clock)
         result = yield from _phase(session, check, "setup")
         if bad_marker is not None:

@@ -178,10 +178,19 @@ def summary_lines(findings: Sequence[Finding], disabled: Sequence[str]) -> list[
         lines.append(f"{severity:5} {kind:15} {where}{what}  x{count}")
         lines.extend(f"        {nodeid}" for nodeid in tests[:5])
         if len(tests) > 5:
-            lines.append(f"        ... and {len(tests) - 5} more tests")
+            lines.append(f"        ... and {plural(len(tests) - 5, 'more test')}")
     for note in disabled:
         lines.append(f"note: {note}")
     return lines
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: the count and the noun that agrees with it."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
 
 
 def totals_line(findings: Sequence[Finding], checked: int) -> str:
@@ -189,9 +198,10 @@ def totals_line(findings: Sequence[Finding], checked: int) -> str:
     warned = sum(f.count for f in findings if f.severity == Severity.WARN.value)
     tests = len({f.nodeid for f in findings})
     if not findings:
-        return f"asynccheck: no findings in {checked} checked tests"
+        return f"asynccheck: no findings in {plural(checked, 'checked test')}"
     return (
-        f"asynccheck: {errors} error(s), {warned} warning(s) in {tests} of {checked} checked tests"
+        f"asynccheck: {plural(errors, 'error')}, {plural(warned, 'warning')} in {tests} of "
+        f"{plural(checked, 'checked test')}"
     )
 
 
@@ -237,14 +247,33 @@ class Summary:
         #: and the findings that arrived after their test ended when they finish.
         self.on_worker = hasattr(session.config, "workerinput")
         self.baseline_written: int | None = None
+        self.baseline_error: OSError | None = None
+        #: How many tests were collected (the largest count a pytest-xdist worker collected),
+        #: the node ids of those that ran to their teardown, and whether the run was cut short.
+        self.collected = 0
+        self.ran: set[str] = set()
+        self.interrupted = False
 
     def _all(self) -> list[Finding]:
         return [*self.findings, *self.session.late]
 
     def _report(self, complete: bool) -> dict[str, Any]:
         return jsonreport.build(
-            self.session.settings, self._all(), self.budgets, self.checked, complete
+            self.session.settings,
+            self._all(),
+            self.budgets,
+            self.checked,
+            complete,
+            self.collected,
+            len(self.ran),
         )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = len(session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.collected = max(self.collected, len(ids))
 
     @property
     def checked(self) -> int:
@@ -266,6 +295,8 @@ class Summary:
                 site = self.session.crash_sites.pop(key, None)
                 if site is not None and report.failed:
                     point_crash_at(report, site)
+        if report.when == "teardown":
+            self.ran.add(report.nodeid)
         data = getattr(report, REPORT_ATTR, None)
         changed = bool(data)
         if report.when == "call" and report.user_properties:
@@ -308,10 +339,18 @@ class Summary:
                 output[CHECKED_OUTPUT] = self.session.tests_checked
             return
         if self.writer is not None:
-            self.writer.write(self._report)
+            complete = (
+                not self.interrupted
+                and session.exitstatus != pytest.ExitCode.INTERRUPTED
+                and len(self.ran) >= self.collected
+            )
+            self.writer.write(self._report, complete)
         settings = self.session.settings
         if settings.baseline_path and settings.update_baseline:
-            self.baseline_written = baseline.write(settings.baseline_path, self._all())
+            try:
+                self.baseline_written = baseline.write(settings.baseline_path, self._all())
+            except OSError as exc:
+                self.baseline_error = exc
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -321,6 +360,8 @@ class Summary:
         for data in output.get(LATE_OUTPUT, []):
             merge_into(self.session.late, Finding.from_dict(data))
         self.checked_by_workers += output.get(CHECKED_OUTPUT, 0)
+        if error is not None:
+            self.interrupted = True
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.on_worker:
@@ -333,13 +374,24 @@ class Summary:
             self.checked,
             self.rerun_findings,
         )
-        if self.writer is not None:
-            terminalreporter.write_line(f"asynccheck: report written to {self.writer.path}")
-        settings = self.session.settings
-        if self.baseline_written is not None:
+        writer = self.writer
+        if writer is not None and writer.written:
+            terminalreporter.write_line(f"asynccheck: report written to {writer.path}")
+        if writer is not None and writer.error is not None:
             terminalreporter.write_line(
-                f"asynccheck: baseline of {self.baseline_written} entries written to "
-                f"{settings.baseline_path}"
+                f"asynccheck: warning: could not write the report to {writer.path}: "
+                f"{_reason(writer.error)}"
+            )
+        settings = self.session.settings
+        if self.baseline_error is not None:
+            terminalreporter.write_line(
+                f"asynccheck: warning: could not write the baseline to "
+                f"{settings.baseline_path}: {_reason(self.baseline_error)}"
+            )
+        elif self.baseline_written is not None:
+            terminalreporter.write_line(
+                f"asynccheck: baseline of {plural(self.baseline_written, 'entry', 'entries')} "
+                f"written to {settings.baseline_path}"
             )
         elif settings.baseline_path:
             for kind, file, function, call in baseline.stale(self.session.baseline, findings):
@@ -348,5 +400,5 @@ class Summary:
                     f"{function} {call}".rstrip()
                 )
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            for line in github.workflow_commands(findings):
+            for line in github.workflow_commands(findings, self.session.config.rootpath):
                 terminalreporter.write_line(line)

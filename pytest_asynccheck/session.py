@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import _clock, baseline
-from .config import Settings
+from .config import Settings, unknown_allow_entry
 from .detector import Detector, Detectors
 from .findings import Finding, Kind, Severity, is_test_file, merge_into
 from .report import BUDGET_PROPERTY, FINDING_PROPERTY
@@ -64,6 +64,13 @@ def parse_allow_marker(item: pytest.Item) -> frozenset[str]:
                 f"{item.nodeid}: @pytest.mark.asynccheck(allow={value!r}) must be a list of "
                 f"finding kinds ({', '.join(sorted(ALLOW_KINDS))}) or call names"
             )
+        for entry in entries:
+            expected = unknown_allow_entry(entry)
+            if expected is not None:
+                raise MarkerError(
+                    f"{item.nodeid}: @pytest.mark.asynccheck(allow=[{entry!r}]) names no "
+                    f"check; expected {expected}"
+                )
         allowed.update(entries)
     return frozenset(allowed)
 

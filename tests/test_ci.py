@@ -4,6 +4,8 @@ properties, warn-only mode, and the same findings under pytest-xdist as in a ser
 from __future__ import annotations
 
 import json
+import os
+import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,12 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+def test_the_schema_is_a_valid_json_schema() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert {"complete", "tests_collected", "tests_run"} <= set(schema["required"])
+
+
 def test_json_report_lists_settings_findings_budgets_and_totals(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TESTS)
     result = pytester.runpytest(*ARGS, "--asynccheck-report=out/report.json", "-p", "no:randomly")
@@ -52,6 +60,7 @@ def test_json_report_lists_settings_findings_budgets_and_totals(pytester: pytest
     result.stdout.fnmatch_lines(["asynccheck: report written to out/report.json"])
     data = load(pytester.path / "out" / "report.json")
     assert data["complete"] is True
+    assert (data["tests_collected"], data["tests_run"]) == (7, 7)
     assert data["settings"]["mode"] == "error"
     assert data["versions"]["pytest_asynccheck"] == "0.1.0"
     kinds = {(f["kind"], f["nodeid"], f["file"], f["line"], f["call"]) for f in data["findings"]}
@@ -71,27 +80,67 @@ def test_json_report_lists_settings_findings_budgets_and_totals(pytester: pytest
     assert not list((pytester.path / "out").glob(".report.json.*"))  # no temporary file left
 
 
+def test_the_report_has_the_permissions_of_the_umask(pytester: pytest.Pytester) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    pytester.makepyfile(test_mod=TESTS)
+    pytester.runpytest(*ARGS, "--asynccheck-report=r.json")
+    assert stat.S_IMODE((pytester.path / "r.json").stat().st_mode) == 0o666 & ~mask
+
+
+STOPS = """
+
+async def test_zz_stop():
+    {stop}
+"""
+
+
 @pytest.mark.parametrize(
-    "stop",
+    ("stop", "options"),
     [
-        pytest.param(("-x",), id="exitfirst"),
-        pytest.param(("-k", "interrupt or blocking"), id="keyboard-interrupt"),
+        pytest.param("assert False", ("-x",), id="exitfirst"),
+        pytest.param("assert False", ("--maxfail=1",), id="maxfail"),
+        pytest.param("raise KeyboardInterrupt", (), id="keyboard-interrupt"),
+        pytest.param("pytest.exit('enough')", (), id="pytest-exit"),
     ],
 )
-def test_an_interrupted_run_leaves_a_valid_report(
-    pytester: pytest.Pytester, stop: tuple[str, ...]
+def test_an_interrupted_run_leaves_a_valid_incomplete_report(
+    pytester: pytest.Pytester, stop: str, options: tuple[str, ...]
+) -> None:
+    # test_zz_stop runs fourth of 8 (no:randomly keeps the file's order; it is moved up).
+    source = TESTS.replace(
+        "\n\nasync def test_unawaited", STOPS.format(stop=stop) + "\n\nasync def test_unawaited"
+    )
+    pytester.makepyfile(test_mod=source)
+    pytester.runpytest_subprocess(
+        *ARGS, "--asynccheck-report=r.json", "-p", "no:randomly", *options
+    )
+    data = load(pytester.path / "r.json")
+    assert data["complete"] is False
+    assert (data["tests_collected"], data["tests_run"]) == (8, 1)
+    assert [f["nodeid"] for f in data["findings"]] == ["test_mod.py::test_blocking"]
+
+
+def test_a_run_under_exitfirst_that_stops_nothing_is_complete(
+    pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(
-        test_mod=TESTS
-        + """
+        test_mod="""
+import asyncio
+import pytest
 
-async def test_zz_interrupt():
-    raise KeyboardInterrupt
+@pytest.mark.parametrize("n", range(4))
+async def test_clean(n):
+    await asyncio.sleep(0)
+
+async def test_unawaited_last():
+    asyncio.sleep(1)
 """
     )
-    pytester.runpytest_subprocess(*ARGS, "--asynccheck-report=r.json", "-p", "no:randomly", *stop)
+    result = pytester.runpytest(*ARGS, "--asynccheck-report=r.json", "-p", "no:randomly", "-x")
+    result.assert_outcomes(failed=1, passed=4)
     data = load(pytester.path / "r.json")
-    assert [f["nodeid"] for f in data["findings"]] == ["test_mod.py::test_blocking"]
+    assert (data["complete"], data["tests_collected"], data["tests_run"]) == (True, 5, 5)
 
 
 def test_github_annotations_are_printed_on_github_actions(
@@ -112,6 +161,85 @@ def test_github_annotations_are_printed_on_github_actions(
         "::warning file=test_mod.py,line=11,title=asynccheck unawaited in "
         "test_mod.py%3A%3Atest_unawaited::coroutine 'sleep' was never awaited (fix: await it"
     )
+
+
+@pytest.mark.parametrize("root", ["workspace", "git-directory", "git-file"])
+def test_annotations_are_relative_to_the_repository_when_the_rootdir_is_below_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, root: str
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    if root == "workspace":
+        monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    elif root == "git-directory":
+        (pytester.path / ".git").mkdir()
+    else:  # a submodule or a linked checkout has a .git file
+        (pytester.path / ".git").write_text("gitdir: elsewhere\n")
+    service = pytester.mkdir("fn")
+    (service / "pytest.ini").write_text("[pytest]\n")
+    (service / "test_x.py").write_text(
+        "import time\n\nasync def test_it():\n    time.sleep(0.002)\n"
+    )
+    result = pytester.runpytest(*ARGS, "fn")
+    result.stdout.fnmatch_lines(["rootdir: *fn*"])
+    commands = [line for line in result.outlines if line.startswith("::")]
+    assert len(commands) == 1
+    assert commands[0].startswith(
+        "::error file=fn/test_x.py,line=4,title=asynccheck blocking in test_x.py%3A%3Atest_it::"
+    )
+
+
+def test_without_a_repository_annotations_are_relative_to_the_rootdir(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "-k", "blocking")
+    result.stdout.fnmatch_lines(["::error file=test_mod.py,line=7,title=*"])
+
+
+def test_a_file_outside_the_workspace_keeps_its_path(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.mkdir("elsewhere")))
+    pytester.makepyfile(test_mod=TESTS)
+    result = pytester.runpytest(*ARGS, "-k", "blocking")
+    result.stdout.fnmatch_lines(["::error file=test_mod.py,line=7,title=*"])
+
+
+ODD_FINDING = """
+from pytest_asynccheck import Detector, Finding
+
+
+class Odd(Detector):
+    def phase_finished(self, test, phase):
+        if phase == "call":
+            test.add(
+                Finding(kind="blocking", message="100% stuck,\\r\\nsee: above", fix="a:b, c",
+                        file="odd, name:1.py", line=3, function="f", call="odd")
+            )
+
+
+def pytest_asynccheck_detectors(config, settings):
+    return [Odd()]
+"""
+
+
+def test_annotation_text_is_escaped_as_workflow_commands_ask(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+    pytester.makeconftest(ODD_FINDING)
+    pytester.makepyfile(**{"test_a%b": "def test_it():\n    pass\n"})
+    result = pytester.runpytest(*ARGS, "--asynccheck-mode=warn", "-W", "ignore")
+    commands = [line for line in result.outlines if line.startswith("::")]
+    assert commands == [
+        "::warning file=odd%2C name%3A1.py,line=3,title=asynccheck blocking in "
+        "test_a%25b.py%3A%3Atest_it::100%25 stuck,%0D%0Asee: above (fix: a:b, c)"
+    ]
 
 
 def test_no_annotations_elsewhere(pytester: pytest.Pytester) -> None:
@@ -233,7 +361,10 @@ def test_update_baseline_needs_a_path_and_a_bad_file_is_a_usage_error(
     result = pytester.runpytest(*ARGS, "--asynccheck-baseline=bad.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: asynccheck: --asynccheck-baseline='bad.json' is not a baseline file *"]
+        [
+            "ERROR: asynccheck: --asynccheck-baseline='bad.json' (from command line) is not a "
+            "baseline file written by --asynccheck-update-baseline (TypeError: *)"
+        ]
     )
 
 
@@ -281,7 +412,8 @@ def test_zz_crash():
     )
     result.stdout.fnmatch_lines(["*test_zz_crash*"])  # the crash is reported by xdist
     data = load(pytester.path / "r.json")
-    assert data["complete"] is True
+    assert data["complete"] is False  # the crashed test did not run to its end
+    assert (data["tests_collected"], data["tests_run"]) == (8, 7)
     assert sorted(f["nodeid"] for f in data["findings"]) == [
         "test_mod.py::test_blocking",
         "test_mod.py::test_unawaited",

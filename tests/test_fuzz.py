@@ -123,3 +123,34 @@ def test_fuzzed_option_values(pytester: pytest.Pytester, option: str, value: str
     if result.ret == pytest.ExitCode.USAGE_ERROR:
         result.stderr.fnmatch_lines([f"ERROR: asynccheck: {option}=* is not valid; expected *"])
     _clean(result)
+
+
+PATH_PARTS = st.sampled_from(["dir", "file", "new", "", " ", ".", "x.json", "a\x00b", "é", "*"])
+
+
+@FUZZ
+@given(
+    option=st.sampled_from(["--asynccheck-report", "--asynccheck-baseline"]),
+    update=st.booleans(),
+    parts=st.lists(PATH_PARTS, max_size=3),
+)
+def test_fuzzed_path_options(
+    pytester: pytest.Pytester, option: str, update: bool, parts: list[str]
+) -> None:
+    # Paths stay inside the test's directory: no part is absolute or goes up.
+    value = "/".join(parts)
+    (pytester.path / "dir").mkdir(exist_ok=True)
+    (pytester.path / "file").write_text("not json")
+    pytester.makepyfile(test_mod="async def test_it():\n    pass\n")
+    extra = ["--asynccheck-baseline=b.json"] if option == "--asynccheck-report" else []
+    (pytester.path / "b.json").write_text('{"version": 1, "entries": []}')
+    if update:
+        extra.append("--asynccheck-update-baseline")
+    result = pytester.runpytest(*ARGS, f"{option}={value}", *extra)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.USAGE_ERROR)
+    if result.ret == pytest.ExitCode.USAGE_ERROR:
+        result.stderr.fnmatch_lines([f"ERROR: asynccheck: {option}=* (from command line) *"])
+    else:
+        result.assert_outcomes(passed=1)
+    _clean(result)
+    assert "could not write" not in result.stdout.str()  # the check at configure time held

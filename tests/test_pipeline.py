@@ -80,7 +80,7 @@ def test_error_level_finding_fails_its_test_with_the_finding_text(
             "*= asynccheck =*",
             "error blocking        test_mod.py:7 in fetch time.sleep  x1",
             "        test_mod.py::test_bad",
-            "asynccheck: 1 error(s), 0 warning(s) in 1 of 2 checked tests",
+            "asynccheck: 1 error, 0 warnings in 1 of 2 checked tests",
         ]
     )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
@@ -97,7 +97,7 @@ def test_warn_level_finding_becomes_a_filterable_warning(reporting: pytest.Pytes
             "test_mod.py::test_bad",
             "  test_mod.py:7: BlockingCallWarning: ?blocking? time.sleep(0.2) held the event loop*",
             "warn  blocking        test_mod.py:7 in fetch time.sleep  x1",
-            "asynccheck: 0 error(s), 1 warning(s) in 1 of 2 checked tests",
+            "asynccheck: 0 errors, 1 warning in 1 of 2 checked tests",
         ]
     )
     escalated = reporting.runpytest(
@@ -242,8 +242,8 @@ def test_findings_reach_the_controller_under_xdist(reporting: pytest.Pytester) -
     result.stdout.fnmatch_lines(
         [
             "error blocking        test_mod.py:7 in fetch time.sleep  x6",
-            "*... and 1 more tests",
-            "asynccheck: 6 error(s), 0 warning(s) in 6 of 12 checked tests",
+            "*... and 1 more test",
+            "asynccheck: 6 errors, 0 warnings in 6 of 12 checked tests",
         ]
     )
 

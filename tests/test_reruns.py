@@ -75,13 +75,14 @@ def test_only_the_final_attempt_counts(
     result.stdout.fnmatch_lines(
         [
             "*= asynccheck =*",
+            "in test files:",
             "rerun unawaited       test_mod.py:14 in test_flaky sleep()  x1",
             "        test_mod.py::test_flaky",
             "error unawaited       test_mod.py:18 in test_always sleep()  x1",
             "        test_mod.py::test_always",
             "rerun unawaited       test_mod.py:18 in test_always sleep()  x2",
             "        test_mod.py::test_always",
-            "asynccheck: 1 error(s), 0 warning(s) in 1 of 4 checked tests; "
+            "asynccheck: 1 error, 0 warnings in 1 of 4 checked tests; "
             "3 more in attempts that were rerun, not counted",
         ]
     )

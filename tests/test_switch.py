@@ -124,6 +124,12 @@ def test_bad_switch_in_ini_names_the_key_and_the_file(pytester: pytest.Pytester,
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
+EXPECTED = {
+    "--asynccheck-stall-threshold": "a positive duration in seconds, such as 0.1, 0.1s or 100ms",
+    "--asynccheck-wall-factor": "a positive number, such as 1.5 or 3",
+}
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [
@@ -142,7 +148,7 @@ def test_bad_numbers_are_usage_errors(pytester: pytest.Pytester, option: str, va
     result.stderr.fnmatch_lines(
         [
             f"ERROR: asynccheck: {option}={value!r} (from command line) is not valid; "
-            "expected a positive number of seconds"
+            f"expected {EXPECTED[option]}"
         ]
     )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")

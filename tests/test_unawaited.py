@@ -283,7 +283,7 @@ def test_under_xdist_findings_reach_the_controller(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(
         [
             "error unawaited       test_mod.py:6 in test_missing_await sleep()  x4",
-            "asynccheck: 4 error(s), 0 warning(s) in 4 of 4 checked tests",
+            "asynccheck: 4 errors, 0 warnings in 4 of 4 checked tests",
         ]
     )
 

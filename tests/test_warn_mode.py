@@ -69,7 +69,7 @@ def test_a_blanket_error_filter_fails_no_flagged_test_in_warn_mode(
     result.assert_outcomes(passed=6, warnings=5)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines_random(WARNINGS)
-    result.stdout.fnmatch_lines(["asynccheck: 0 error(s), 4 warning(s) in 4 of 6 checked tests"])
+    result.stdout.fnmatch_lines(["asynccheck: 0 errors, 4 warnings in 4 of 6 checked tests"])
 
 
 @pytest.mark.parametrize(
