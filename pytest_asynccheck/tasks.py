@@ -104,6 +104,15 @@ def _may_hold_lost_tasks(test: TestCheck) -> bool:
     return bool(test.data.get("tasks.alive"))
 
 
+def _defined_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
+    """Where the task's coroutine function is defined, for a task no user line made (a
+    server's connection handler, made by asyncio's streams): the user's code it runs."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    if code is None or not frames.is_user_file(code.co_filename):
+        return None
+    return frames.relpath(code.co_filename, rootpath), code.co_firstlineno, code.co_name
+
+
 def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
     stack = task.get_stack()
     if not stack:
@@ -213,6 +222,10 @@ class TaskDetector(Detector):
         created = _created_at(task, root)
         suspended = _suspended_at(task, root)
         stack = [f"suspended at {suspended}"] if suspended else []
+        if created is None:
+            created = _defined_at(task, root)
+            if created is not None:
+                stack.insert(0, "made by the event loop or a library, not by a line of yours")
         file, line, function = created or ("", 0, "")
         return Finding(
             kind=Kind.LEAKED_TASK.value,
@@ -250,14 +263,14 @@ class TaskDetector(Detector):
                     raised.tb_frame.f_code.co_name,
                 )
                 if raised is not None
-                else created or ("", 0, "")
+                else created or _defined_at(task, root) or ("", 0, "")
             )
             message = (
                 f"task '{task.get_name()}' running {coro}() raised {type(exc).__name__}: {exc}, "
                 "and the exception was never retrieved"
             )
         else:
-            where = created or ("", 0, "")
+            where = created or _defined_at(task, root) or ("", 0, "")
             message = f"task '{task.get_name()}' running {coro}() was destroyed while pending"
         return Finding(
             kind=Kind.NEVER_RETRIEVED.value,

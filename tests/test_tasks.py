@@ -240,6 +240,36 @@ def test_asyncio_log_lines_and_own_handlers_are_as_without_the_checks(
     )
 
 
+def test_a_leaked_task_no_user_line_made_is_reported_at_its_coroutine_function(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+
+        async def forever():
+            await asyncio.Event().wait()
+
+        async def test_task_made_by_a_loop_callback():
+            asyncio.get_running_loop().call_soon(asyncio.ensure_future, forever())
+            await asyncio.sleep(0.01)
+        """
+    )
+    # In a subprocess: in this process the outer test's own frames would be a user line.
+    result = pytester.runpytest_subprocess(*ARGS)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?leaked-task? task '*' running forever() was still pending when the test returned",
+            "  at test_mod.py:3 in forever",
+            "  made by the event loop or a library, not by a line of yours",
+            "  suspended at test_mod.py:4 in forever",
+        ]
+    )
+    # Destroyed while pending, the same task is also lost: reported at the same place.
+    result.stdout.fnmatch_lines(["error never-retrieved test_mod.py:3 in forever forever()  x1"])
+
+
 def test_allow_marker_and_severity(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mod="""
