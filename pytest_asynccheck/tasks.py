@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import frames
+from . import _clock, frames
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
@@ -145,12 +145,15 @@ class TaskDetector(Detector):
         test.data["tasks.factory"] = (loop, factory, inner)
         loop.set_task_factory(factory)
         if self.lost and "tasks.handler" not in test.data:
-            reporting = self._reporting(test, loop.call_exception_handler)
+            forward = loop.call_exception_handler
+            # One the user put on the instance (a mock, say) is put back when the test ends.
+            own = forward if _clock.set_on_instance(loop, "call_exception_handler") else None
+            reporting = self._reporting(test, forward)
             try:
                 loop.call_exception_handler = reporting  # type: ignore[method-assign, assignment]
             except AttributeError:
                 return  # a loop class without instance attributes
-            test.data["tasks.handler"] = (loop, reporting)
+            test.data["tasks.handler"] = (loop, reporting, own)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -188,12 +191,15 @@ class TaskDetector(Detector):
             test.data.pop("tasks.made", None)
         saved = test.data.pop("tasks.handler", None)
         if saved is not None:
-            loop, reporting = saved
-            # Unless the test put its own function there since (a mock, say); the method is
-            # looked up without reading the loop's __dict__, which would slow every attribute
-            # read on the loop for the rest of its life.
+            loop, reporting, own = saved
+            # Unless the test put its own function there since; the method is looked up
+            # without reading the loop's __dict__, which would slow every attribute read on the
+            # loop for the rest of its life.
             if getattr(loop, "call_exception_handler", None) is reporting:
-                del loop.call_exception_handler
+                if own is None:
+                    del loop.call_exception_handler
+                else:
+                    loop.call_exception_handler = own
 
     def _reporting(
         self, test: TestCheck, call_exception_handler: CallExceptionHandler

@@ -151,6 +151,27 @@ def test_a_function_the_test_put_in_place_of_the_handler_call_is_left_alone() ->
     asyncio.run(main())
 
 
+def test_a_function_the_user_put_on_the_loop_before_the_test_is_chained_and_put_back() -> None:
+    detector = TaskDetector(leaks=False, lost=True)
+    check = SimpleNamespace(data={}, add=lambda finding: None)
+    seen: list[str] = []
+
+    def own(context: dict[str, Any]) -> None:
+        seen.append(context["message"])
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_exception_handler = own  # type: ignore[method-assign]
+        detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+        assert loop.call_exception_handler is not own
+        loop.call_exception_handler({"message": "during the test"})
+        detector.test_finished(check)  # type: ignore[arg-type]
+        assert loop.call_exception_handler is own
+
+    asyncio.run(main())
+    assert seen == ["during the test"]
+
+
 def test_a_loop_without_instance_attributes_is_not_checked_for_lost_exceptions() -> None:
     class SlottedLoop:
         __slots__ = ("factory",)
