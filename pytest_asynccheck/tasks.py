@@ -8,20 +8,26 @@ origin would cost that per coroutine. Leaks are those tasks that are not done wh
 returns, so tasks of fixtures, of any scope, are never the test's. A task made by calling
 ``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks.
 
-Lost exceptions reach the loop's exception handler when the task is destroyed; the plugin
-chains its own handler in front of whatever handler was set (anyio's, the user's) for the
-test's duration.
+Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed. For the
+test's duration the plugin puts a function of its own in front of that method, on the loop
+instance: it records the finding, then calls the loop's method with the same context, which
+runs whatever handler is set at that moment (anyio's, one the test sets) or asyncio's default
+handler, so every handler and log line ("Task exception was never retrieved") is as it would be
+without the plugin. The loop's handler itself is never replaced, so ``get_exception_handler``
+and ``set_exception_handler`` behave as without the plugin. A loop whose class takes no
+instance attributes is not checked for lost exceptions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import frames
+from . import _clock, frames
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
@@ -37,7 +43,7 @@ LOST_FIX = (
 )
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
 
-Handler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+CallExceptionHandler = Callable[[dict[str, Any]], object]
 
 
 def _name(coro: Any) -> str:
@@ -98,6 +104,15 @@ def _may_hold_lost_tasks(test: TestCheck) -> bool:
     return bool(test.data.get("tasks.alive"))
 
 
+def _defined_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
+    """Where the task's coroutine function is defined, for a task no user line made (a
+    server's connection handler, made by asyncio's streams): the user's code it runs."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    if code is None or not frames.is_user_file(code.co_filename):
+        return None
+    return frames.relpath(code.co_filename, rootpath), code.co_firstlineno, code.co_name
+
+
 def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
     stack = task.get_stack()
     if not stack:
@@ -130,9 +145,15 @@ class TaskDetector(Detector):
         test.data["tasks.factory"] = (loop, factory, inner)
         loop.set_task_factory(factory)
         if self.lost and "tasks.handler" not in test.data:
-            previous = loop.get_exception_handler()
-            test.data["tasks.handler"] = (loop, previous)
-            loop.set_exception_handler(self._handler(test, previous))
+            forward = loop.call_exception_handler
+            # One the user put on the instance (a mock, say) is put back when the test ends.
+            own = forward if _clock.set_on_instance(loop, "call_exception_handler") else None
+            reporting = self._reporting(test, forward)
+            try:
+                loop.call_exception_handler = reporting  # type: ignore[method-assign, assignment]
+            except AttributeError:
+                return  # a loop class without instance attributes
+            test.data["tasks.handler"] = (loop, reporting, own)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -170,26 +191,33 @@ class TaskDetector(Detector):
             test.data.pop("tasks.made", None)
         saved = test.data.pop("tasks.handler", None)
         if saved is not None:
-            loop, previous = saved
-            loop.set_exception_handler(previous)
+            loop, reporting, own = saved
+            # Unless the test put its own function there since; the method is looked up
+            # without reading the loop's __dict__, which would slow every attribute read on the
+            # loop for the rest of its life.
+            if getattr(loop, "call_exception_handler", None) is reporting:
+                if own is None:
+                    del loop.call_exception_handler
+                else:
+                    loop.call_exception_handler = own
 
-    def _handler(self, test: TestCheck, previous: Handler | None) -> Handler:
-        def asynccheck_exception_handler(
-            loop: asyncio.AbstractEventLoop, context: dict[str, Any]
-        ) -> object:
+    def _reporting(
+        self, test: TestCheck, call_exception_handler: CallExceptionHandler
+    ) -> CallExceptionHandler:
+        """The loop's ``call_exception_handler``, reporting lost task exceptions first."""
+
+        def asynccheck_call_exception_handler(context: dict[str, Any]) -> object:
             task = context.get("task") or context.get("future")
-            if context.get("message") in LOST_MESSAGES and isinstance(task, asyncio.Task):
-                try:
+            if (
+                context.get("message") in LOST_MESSAGES
+                and isinstance(task, asyncio.Task)
+                and "tasks.handler" in test.data  # not once the test is over
+            ):
+                with contextlib.suppress(Exception):  # the loop's handler must still run
                     test.add(self._lost(task, context))
-                    return None
-                except Exception:  # pragma: no cover - never lose the report
-                    pass
-            if previous is not None:
-                return previous(loop, context)
-            loop.default_exception_handler(context)
-            return None
+            return call_exception_handler(context)
 
-        return asynccheck_exception_handler
+        return asynccheck_call_exception_handler
 
     def _rootpath(self) -> str:
         return self._session.rootpath if self._session is not None else ""
@@ -200,6 +228,10 @@ class TaskDetector(Detector):
         created = _created_at(task, root)
         suspended = _suspended_at(task, root)
         stack = [f"suspended at {suspended}"] if suspended else []
+        if created is None:
+            created = _defined_at(task, root)
+            if created is not None:
+                stack.insert(0, "made by the event loop or a library, not by a line of yours")
         file, line, function = created or ("", 0, "")
         return Finding(
             kind=Kind.LEAKED_TASK.value,
@@ -237,14 +269,14 @@ class TaskDetector(Detector):
                     raised.tb_frame.f_code.co_name,
                 )
                 if raised is not None
-                else created or ("", 0, "")
+                else created or _defined_at(task, root) or ("", 0, "")
             )
             message = (
                 f"task '{task.get_name()}' running {coro}() raised {type(exc).__name__}: {exc}, "
                 "and the exception was never retrieved"
             )
         else:
-            where = created or ("", 0, "")
+            where = created or _defined_at(task, root) or ("", 0, "")
             message = f"task '{task.get_name()}' running {coro}() was destroyed while pending"
         return Finding(
             kind=Kind.NEVER_RETRIEVED.value,

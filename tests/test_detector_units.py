@@ -93,7 +93,7 @@ def test_task_descriptions_without_origin_or_stack() -> None:
     asyncio.run(main())
 
 
-def test_a_pending_task_destroyed_is_reported_and_other_errors_are_chained() -> None:
+def test_a_pending_task_destroyed_is_reported_and_every_context_still_reaches_the_handler() -> None:
     detector = TaskDetector(leaks=False, lost=True)
 
     class Check:
@@ -106,26 +106,89 @@ def test_a_pending_task_destroyed_is_reported_and_other_errors_are_chained() -> 
 
     check = Check()
     seen: list[str] = []
+    destroyed = "Task was destroyed but it is pending!"
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        seen.append(context["message"])
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(lambda loop, context: seen.append(context["message"]))
+        loop.set_exception_handler(handler)
         detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+        assert loop.get_exception_handler() is handler
         task = loop.create_task(asyncio.sleep(10))
-        handler = loop.get_exception_handler()
-        assert handler is not None
-        handler(loop, {"message": "Task was destroyed but it is pending!", "task": task})
-        handler(loop, {"message": "something else"})
+        reporting = loop.call_exception_handler
+        loop.call_exception_handler({"message": destroyed, "task": task})
+        loop.call_exception_handler({"message": "something else"})
         task.cancel()
         detector.test_finished(check)  # type: ignore[arg-type]
-        assert loop.get_exception_handler() is not handler
+        assert loop.call_exception_handler is not reporting
+        assert loop.call_exception_handler.__func__ is type(loop).call_exception_handler  # type: ignore[attr-defined]
+        reporting({"message": destroyed, "task": task})  # kept by someone: forwards only
 
     asyncio.run(main())
-    assert seen == ["something else"]
+    assert seen == [destroyed, "something else", destroyed]
     assert [f.message for f in check.added] == [
         f"task '{check.added[0].message.split(chr(39))[1]}' running sleep() was destroyed "
         "while pending"
     ]
+
+
+def test_a_function_the_test_put_in_place_of_the_handler_call_is_left_alone() -> None:
+    detector = TaskDetector(leaks=False, lost=True)
+    check = SimpleNamespace(data={})
+
+    def own(context: dict[str, Any]) -> None:
+        pass
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+        loop.call_exception_handler = own  # type: ignore[method-assign]
+        detector.test_finished(check)  # type: ignore[arg-type]
+        assert loop.call_exception_handler is own
+
+    asyncio.run(main())
+
+
+def test_a_function_the_user_put_on_the_loop_before_the_test_is_chained_and_put_back() -> None:
+    detector = TaskDetector(leaks=False, lost=True)
+    check = SimpleNamespace(data={}, add=lambda finding: None)
+    seen: list[str] = []
+
+    def own(context: dict[str, Any]) -> None:
+        seen.append(context["message"])
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_exception_handler = own  # type: ignore[method-assign]
+        detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+        assert loop.call_exception_handler is not own
+        loop.call_exception_handler({"message": "during the test"})
+        detector.test_finished(check)  # type: ignore[arg-type]
+        assert loop.call_exception_handler is own
+
+    asyncio.run(main())
+    assert seen == ["during the test"]
+
+
+def test_a_loop_without_instance_attributes_is_not_checked_for_lost_exceptions() -> None:
+    class SlottedLoop:
+        __slots__ = ("factory",)
+
+        def get_task_factory(self) -> None:
+            return None
+
+        def set_task_factory(self, factory: Any) -> None:
+            self.factory = factory
+
+        def call_exception_handler(self, context: dict[str, Any]) -> None:
+            pass
+
+    check = SimpleNamespace(data={})
+    TaskDetector(leaks=False, lost=True).task_entered(check, SlottedLoop(), "test")  # type: ignore[arg-type]
+    assert "tasks.handler" not in check.data
+    assert "tasks.factory" in check.data
 
 
 def test_recorder_on_a_loop_without_a_selector_records_nothing(

@@ -7,6 +7,8 @@ from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 from pytest_asynccheck.tasks import LEAK_FIX, LOST_FIX
 
+KINDS = ("unawaited", "leaked-task", "never-retrieved", "blocking", "max-wall")
+
 LEAKS = """\
 import asyncio
 import pytest
@@ -57,7 +59,7 @@ def test_leaked_task_and_lost_exception_are_reported_with_their_lines(
             f"  fix: {LOST_FIX}",
         ]
     )
-    result.stdout.no_fnmatch_line("*Task exception was never retrieved*")
+    result.stdout.fnmatch_lines(["ERROR *asyncio*Task exception was never retrieved"])
 
 
 def test_anyio_leaked_task(pytester: pytest.Pytester) -> None:
@@ -130,36 +132,142 @@ def test_correct_task_handling_is_not_flagged(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(["asynccheck: no findings in 5 checked tests"])
 
 
-def test_a_custom_exception_handler_still_sees_other_errors(pytester: pytest.Pytester) -> None:
+ASYNCIO_LOGS = """\
+import asyncio
+import gc
+import logging
+
+import pytest
+
+
+async def boom():
+    raise ValueError("lost")
+
+
+def first_lines(caplog):
+    return [record.getMessage().splitlines()[0] for record in caplog.records]
+
+
+@pytest.mark.asynccheck(allow=["never-retrieved"])
+async def test_asyncio_logs_its_own_messages(caplog):
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    loop = asyncio.get_running_loop()
+    asyncio.create_task(boom())
+    loop.call_soon(lambda: 1 / 0)
+    future = loop.create_future()
+    future.set_exception(KeyError("future"))
+    del future
+    await asyncio.sleep(0.01)
+    gc.collect()
+    messages = first_lines(caplog)
+    assert "Task exception was never retrieved" in messages
+    assert "Future exception was never retrieved" in messages
+    assert any(message.startswith("Exception in callback") for message in messages)
+
+
+@pytest.mark.asynccheck(allow=["never-retrieved"])
+async def test_own_handler_receives_the_context():
+    loop = asyncio.get_running_loop()
+    assert loop.get_exception_handler() is None
+    seen = []
+
+    def handler(loop, context):
+        seen.append(context)
+
+    loop.set_exception_handler(handler)
+    assert loop.get_exception_handler() is handler
+    asyncio.create_task(boom(), name="lost-one")
+    await asyncio.sleep(0.01)
+    loop.set_exception_handler(None)
+    assert [context["message"] for context in seen] == ["Task exception was never retrieved"]
+    assert repr(seen[0]["exception"]) == "ValueError('lost')"
+    assert seen[0]["future"].get_name() == "lost-one"
+
+
+async def test_reported_and_still_logged(caplog):
+    asyncio.create_task(boom(), name="reported")
+    await asyncio.sleep(0.01)
+    assert "Task exception was never retrieved" in first_lines(caplog)
+
+
+async def test_reported_and_own_handler_still_called():
+    seen = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: seen.append(context))
+    asyncio.create_task(boom(), name="handled")
+    await asyncio.sleep(0.01)
+    assert [context["message"] for context in seen] == ["Task exception was never retrieved"]
+"""
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
+)
+def test_asyncio_log_lines_and_own_handlers_are_as_without_the_checks(
+    pytester: pytest.Pytester, runner: tuple[str, ...]
+) -> None:
+    if runner:
+        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makepyfile(test_mod=ASYNCIO_LOGS)
+    # Without the checks: the standalone runner needs the plugin, so its checks are turned off.
+    off = [f"--asynccheck-{kind}=off" for kind in KINDS]
+    plain = pytester.runpytest(*(runner or (*ARGS, *off)), "-p", "no:randomly")
+    plain.assert_outcomes(passed=4)
+    result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
+    # The last two fail from their findings alone: their own assertions hold, so no
+    # AssertionError is printed.
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.no_fnmatch_line("*AssertionError*")
+    for name in ("reported", "handled"):
+        result.stdout.fnmatch_lines(
+            [
+                f"?never-retrieved? task '{name}' running boom() raised ValueError: lost, and the "
+                "exception was never retrieved",
+                "  at test_mod.py:9 in boom",
+            ]
+        )
+    result.stdout.fnmatch_lines(
+        ["*Captured log call*", "ERROR *asyncio*Task exception was never retrieved"]
+    )
+    # This in-process run would inherit the outer run's "error" warning filter.
+    warn = pytester.runpytest(
+        *ARGS, *runner, "-p", "no:randomly", "--asynccheck-mode=warn", "-W", "default"
+    )
+    warn.assert_outcomes(passed=4)
+    warn.stdout.fnmatch_lines(["asynccheck: 0 error(s), 2 warning(s) in 2 of 4 checked tests"])
+    warn.stdout.fnmatch_lines(
+        ["*NeverRetrievedWarning: ?never-retrieved? task 'handled' running boom()*"]
+    )
+
+
+def test_a_leaked_task_no_user_line_made_is_reported_at_its_coroutine_function(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         test_mod="""
         import asyncio
-        import pytest
 
-        SEEN = []
+        async def forever():
+            await asyncio.Event().wait()
 
-        @pytest.fixture
-        async def handler():
-            loop = asyncio.get_running_loop()
-            loop.set_exception_handler(lambda loop, context: SEEN.append(context["message"]))
-
-        async def boom():
-            raise ValueError("lost")
-
-        async def test_handler_is_chained(handler):
-            loop = asyncio.get_running_loop()
-            loop.call_soon(lambda: 1 / 0)
-            asyncio.create_task(boom())
+        async def test_task_made_by_a_loop_callback():
+            asyncio.get_running_loop().call_soon(asyncio.ensure_future, forever())
             await asyncio.sleep(0.01)
-            assert len(SEEN) == 1
-            assert SEEN[0].startswith("Exception in callback")
         """
     )
-    result = pytester.runpytest(*ARGS)
+    # In a subprocess: in this process the outer test's own frames would be a user line.
+    result = pytester.runpytest_subprocess(*ARGS)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["?never-retrieved? task * running boom() raised ValueError: lost*"]
+        [
+            "?leaked-task? task '*' running forever() was still pending when the test returned",
+            "  at test_mod.py:3 in forever",
+            "  made by the event loop or a library, not by a line of yours",
+            "  suspended at test_mod.py:4 in forever",
+        ]
     )
+    # Destroyed while pending, the same task is also lost: reported at the same place.
+    result.stdout.fnmatch_lines(["error never-retrieved test_mod.py:3 in forever forever()  x1"])
 
 
 def test_allow_marker_and_severity(pytester: pytest.Pytester) -> None:
