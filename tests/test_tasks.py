@@ -234,7 +234,7 @@ def test_asyncio_log_lines_and_own_handlers_are_as_without_the_checks(
         *ARGS, *runner, "-p", "no:randomly", "--asynccheck-mode=warn", "-W", "default"
     )
     warn.assert_outcomes(passed=4)
-    warn.stdout.fnmatch_lines(["asynccheck: 0 error(s), 2 warning(s) in 2 of 4 checked tests"])
+    warn.stdout.fnmatch_lines(["asynccheck: 0 errors, 2 warnings in 2 of 4 checked tests"])
     warn.stdout.fnmatch_lines(
         ["*NeverRetrievedWarning: ?never-retrieved? task 'handled' running boom()*"]
     )
