@@ -6,7 +6,7 @@ import os
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -133,14 +133,18 @@ class Summary:
         #: and the findings that arrived after their test ended when they finish.
         self.on_worker = hasattr(session.config, "workerinput")
         self.baseline_written: int | None = None
+        #: More top-level entries of the JSON report, each made when the report is written.
+        self.report_extras: dict[str, Callable[[], Any]] = {}
 
     def _all(self) -> list[Finding]:
         return [*self.findings, *self.session.late]
 
     def _report(self, complete: bool) -> dict[str, Any]:
-        return jsonreport.build(
+        data = jsonreport.build(
             self.session.settings, self._all(), self.budgets, self.checked, complete
         )
+        data.update((name, make()) for name, make in self.report_extras.items())
+        return data
 
     @property
     def checked(self) -> int:
