@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,11 @@ import pytest
 from conftest import ARGS
 
 from pytest_asynccheck.jsonreport import SCHEMA
+from pytest_asynccheck.suggest import round_up
 
 HTML = ("-p", "html", "-p", "metadata", "-W", "ignore::pytest.PytestAssertRewriteWarning")
+#: A stall the loaded machine causes (a thread waiting for the CPU) is not what these tests see.
+RUN = (*ARGS, "--asynccheck-stall-threshold=5")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 TESTS = """
@@ -72,7 +76,7 @@ def extras_of(tests: dict[str, list[dict[str, Any]]], nodeid: str) -> list[str]:
 def test_html_report_shows_findings_timeline_and_summary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TESTS)
     result = pytester.runpytest(
-        *ARGS, *HTML, "--html=report.html", "--self-contained-html", "-p", "no:randomly"
+        *RUN, *HTML, "--html=report.html", "--self-contained-html", "-p", "no:randomly"
     )
     result.assert_outcomes(passed=2, failed=2)
     tests = html_tests(pytester.path / "report.html")
@@ -122,7 +126,7 @@ def test_without_pytest_html_nothing_of_it_is_imported(pytester: pytest.Pytester
             print("IMPORTED", seen, "OUTPUTS", plugin is not None)
         """
     )
-    result = pytester.runpytest_subprocess(*ARGS, "-p", "no:randomly", "-s")
+    result = pytester.runpytest_subprocess(*RUN, "-p", "no:randomly", "-s")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["IMPORTED [[][]] OUTPUTS False"])
 
@@ -134,7 +138,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 def test_timeline_renders_in_a_headless_browser(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TESTS)
     result = pytester.runpytest(
-        *ARGS, *HTML, "--html=report.html", "--self-contained-html", "-p", "no:randomly"
+        *RUN, *HTML, "--html=report.html", "--self-contained-html", "-p", "no:randomly"
     )
     result.assert_outcomes(passed=2, failed=2)
     dom = subprocess.run(
@@ -192,7 +196,7 @@ def validate_trace(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_trace_files_for_failing_and_budgeted_tests(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TESTS)
-    result = pytester.runpytest(*ARGS, "--asynccheck-trace=traces", "-p", "no:randomly")
+    result = pytester.runpytest(*RUN, "--asynccheck-trace=traces", "-p", "no:randomly")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["asynccheck: 3 trace file(s) written to traces"])
     files = sorted(p.name for p in (pytester.path / "traces").iterdir())
@@ -229,7 +233,10 @@ def test_trace_files_for_failing_and_budgeted_tests(pytester: pytest.Pytester) -
 def test_trace_directory_that_cannot_be_made_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TESTS)
     (pytester.path / "afile").write_text("")
-    result = pytester.runpytest(*ARGS, "--asynccheck-trace=afile/traces")
+    result = pytester.runpytest(*RUN, "--asynccheck-trace=")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--asynccheck-trace='' (from command line) is not valid*"])
+    result = pytester.runpytest(*RUN, "--asynccheck-trace=afile/traces")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*asynccheck: --asynccheck-trace='afile/traces' (from command line) is not valid*"]
@@ -247,12 +254,12 @@ def test_step_summary_counts_places_baseline_and_budgets(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_mod=TESTS)
-    pytester.runpytest(*ARGS, "--asynccheck-baseline=base.json", "--asynccheck-update-baseline")
+    pytester.runpytest(*RUN, "--asynccheck-baseline=base.json", "--asynccheck-update-baseline")
     summary = pytester.path / "summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     pytester.makepyfile(test_new="import asyncio\n\nasync def test_new():\n    asyncio.sleep(1)\n")
-    result = pytester.runpytest(*ARGS, "--asynccheck-baseline=base.json", "-p", "no:randomly")
+    result = pytester.runpytest(*RUN, "--asynccheck-baseline=base.json", "-p", "no:randomly")
     result.assert_outcomes(passed=4, failed=1)
     text = summary.read_text()
     assert text.startswith("earlier step\n## asynccheck\n")
@@ -274,7 +281,7 @@ def test_step_summary_is_written_once_under_xdist(
     pytester.makepyfile(test_mod=TESTS)
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = pytester.runpytest_subprocess(*ARGS, "-p", "xdist", "-n", "2")
+    result = pytester.runpytest_subprocess(*RUN, "-p", "xdist", "-n", "2")
     result.assert_outcomes(passed=2, failed=2)
     text = summary.read_text()
     assert text.count("## asynccheck") == 1
@@ -283,7 +290,7 @@ def test_step_summary_is_written_once_under_xdist(
 
 def test_no_step_summary_without_the_variable(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TESTS)
-    result = pytester.runpytest(*ARGS)
+    result = pytester.runpytest(*RUN)
     result.assert_outcomes(passed=2, failed=2)
     assert not list(pytester.path.glob("*.md"))
 
@@ -331,26 +338,28 @@ def _suggestions(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def test_suggested_budgets_in_virtual_time(tutorial: pytest.Pytester) -> None:
+    started = time.perf_counter()
     result = tutorial.runpytest(
-        *ARGS,
+        *RUN,
         "test_suggest.py",
         "--asynccheck-clock=virtual",
         "--asynccheck-suggest-budgets",
         "--asynccheck-report=report.json",
         "-p",
         "no:randomly",
-        "--durations=0",
     )
+    real = time.perf_counter() - started
     result.assert_outcomes(passed=3, failed=1)
     found = _suggestions(tutorial.path / "report.json")
     assert set(found) == {"test_sequential_downloads", "test_gathered_downloads"}
     sequential, gathered = found["test_sequential_downloads"], found["test_gathered_downloads"]
-    # Virtual seconds are the timers' seconds, plus the real time the code ran (a few ms).
-    assert 6.0 <= sequential["measured"] < 6.0 + 0.5
-    assert 2.0 <= gathered["measured"] < 2.0 + 0.5
+    # Virtual seconds are the timers' seconds, plus the real time the code ran: a few ms, at
+    # most the real time of the whole run.
+    assert 6.0 <= sequential["measured"] < 6.0 + real
+    assert 2.0 <= gathered["measured"] < 2.0 + real
     assert sequential["clock"] == gathered["clock"] == "virtual"
-    assert 6.6 <= sequential["suggested"] <= 7.3
-    assert 2.2 <= gathered["suggested"] <= 2.5
+    assert 6.6 <= sequential["suggested"] <= round_up((6.0 + real) * 1.1)
+    assert 2.2 <= gathered["suggested"] <= round_up((2.0 + real) * 1.1)
     assert (
         gathered["marker"] == f'@pytest.mark.max_wall({gathered["suggested"]:g}, clock="virtual")'
     )
@@ -361,9 +370,9 @@ def test_suggested_budgets_in_virtual_time(tutorial: pytest.Pytester) -> None:
             "*- asynccheck: suggested budgets -*",
             "budgets suggested from this run (measured x 1.5 (virtual time: x 1.1), rounded up):",
             '@pytest.mark.max_wall(2.*, clock="virtual")  test_suggest.py::test_gathered_downloads'
-            "  (measured virtual 2.0* s)",
+            "  (measured virtual 2.* s)",
             '@pytest.mark.max_wall(*, clock="virtual")  test_suggest.py::test_sequential_downloads'
-            "  (measured virtual 6.0* s)",
+            "  (measured virtual 6.* s)",
             "    3 awaits ran one after another; gathered (asyncio.gather) they would take about "
             "2.00 s:",
             "      examples/downloads.py:* in download_all_sequentially awaited download_file() "
@@ -379,7 +388,7 @@ def test_suggested_budgets_in_wall_time_with_a_wall_factor(tutorial: pytest.Pyte
         )
     )
     result = tutorial.runpytest(
-        *ARGS,
+        *RUN,
         "test_suggest.py",
         "--asynccheck-suggest-budgets",
         "--asynccheck-wall-factor=2",
@@ -403,7 +412,101 @@ def test_suggested_budgets_in_wall_time_with_a_wall_factor(tutorial: pytest.Pyte
 
 def test_no_suggestions_without_the_option(tutorial: pytest.Pytester) -> None:
     result = tutorial.runpytest(
-        *ARGS, "test_suggest.py", "--asynccheck-clock=virtual", "-p", "no:randomly"
+        *RUN, "test_suggest.py", "--asynccheck-clock=virtual", "-p", "no:randomly"
     )
     result.assert_outcomes(passed=3, failed=1)
     assert "suggested budgets" not in result.stdout.str()
+
+
+STALLS = """
+import asyncio
+import time
+import pytest
+
+
+@pytest.mark.max_wall(30)
+async def test_blocks_twice_and_stalls():
+    for _ in range(2):
+        time.sleep(0.05)
+        await asyncio.sleep(0.05)
+    deadline = time.perf_counter() + 0.4
+    while time.perf_counter() < deadline:
+        pass
+    await asyncio.sleep(0.05)
+"""
+
+
+def test_trace_places_each_blocked_call_and_the_stall_in_its_own_turn(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_mod=STALLS)
+    result = pytester.runpytest(
+        *ARGS, "--asynccheck-trace=traces", "--asynccheck-stall-threshold=0.2", "-p", "no:randomly"
+    )
+    result.assert_outcomes(failed=1)
+    (path,) = (pytester.path / "traces").iterdir()
+    events = validate_trace(json.loads(path.read_text()))
+    blocked = [e for e in events if e["tid"] == 2 and e["ph"] == "X"]
+    # A loaded machine may stall the loop elsewhere too: only these are certain.
+    sleeps = [e for e in blocked if e["name"] == "blocked: time.sleep"]
+    assert [e["args"]["where"] for e in sleeps] == ["test_mod.py:9", "test_mod.py:9"]
+    loop = [e for e in blocked if e["args"]["where"] == "test_mod.py:12"]
+    assert [e["name"] for e in loop] == ["stall: stall"]
+    assert loop[0]["dur"] >= 0.2 * 1_000_000
+    # Each in its own stretch of running, between the loop's waits of the test's task.
+    waits = [
+        (e["ts"], e["ts"] + e["dur"])
+        for e in events
+        if e["tid"] == 3 and e["name"] == "waiting on timers or I/O"
+    ]
+    for event in blocked:
+        start, end = event["ts"], event["ts"] + event["dur"]
+        assert not any(w_start < end - 1 and start + 1 < w_end for w_start, w_end in waits)
+    assert sleeps[0]["ts"] + sleeps[0]["dur"] <= sleeps[1]["ts"] + 1
+    assert sleeps[1]["ts"] + sleeps[1]["dur"] <= loop[0]["ts"] + 1
+
+
+def test_svg_draws_blocked_spans_only_on_lanes_alive_then() -> None:
+    from pytest_asynccheck.reporting_html import timeline_svg
+
+    svg = timeline_svg(
+        {
+            "clock": "virtual",
+            "wall": 2.0,
+            "lanes": [
+                {"name": "test", "spans": [[0.0, 2.0, "running"]]},
+                {"name": "Task-2", "spans": [[1.5, 2.0, "waiting"]]},
+                {"name": "Task-3", "spans": []},
+            ],
+            "more_lanes": 7,
+            "blocked": [
+                {"start": 0.5, "end": 1.0, "what": "stall", "call": "stall", "where": "t.py:3"}
+            ],
+            "sequential": [],
+        }
+    )
+    assert svg.count("<title>stall: stall at t.py:3 (500 ms)</title>") == 1
+    assert "2.00 s (virtual time)" in svg
+    assert "7 more tasks not shown" in svg
+
+
+def test_step_summary_and_suggestions_when_there_is_nothing_or_a_lot() -> None:
+    from pytest_asynccheck import stepsummary, suggest
+
+    budgets = [
+        {"nodeid": f"t.py::test_{i}", "wall": 0.5, "budget": 1.0, "factor": 1.0, "margin": 0.5}
+        for i in range(stepsummary.MAX_BUDGETS + 2)
+    ]
+    text = stepsummary.markdown([], budgets, 40, with_baseline=False)
+    assert text.startswith("## asynccheck\n\nNo findings in 40 checked tests.\n")
+    assert text.count("| `t.py::test_") == stepsummary.MAX_BUDGETS
+    assert "... and 2 more budgeted tests" in text
+    assert suggest.lines([], 1.0) == ["no async test without a budget passed: nothing to suggest"]
+    assert [suggest.round_up(s) for s in (0.001, 0.0123, 0.101, 2.2, 6.6, 123.4)] == [
+        0.01,
+        0.013,
+        0.11,
+        2.2,
+        6.6,
+        130.0,
+    ]
