@@ -73,8 +73,11 @@ def emit_warnings(findings: Iterable[Finding]) -> None:
         )
 
 
-def summary_lines(findings: Sequence[Finding], disabled: Sequence[str]) -> list[str]:
-    """The ``asynccheck`` terminal section: findings grouped by kind and location."""
+def summary_lines(
+    findings: Sequence[Finding], disabled: Sequence[str], verbose: bool = False
+) -> list[str]:
+    """The ``asynccheck`` terminal section: findings grouped by kind and location; ``verbose``
+    (``-v``) adds the stack of each place's first finding."""
     groups: dict[tuple[str, str, str, str], list[Finding]] = defaultdict(list)
     for finding in findings:
         where = finding.location + (f" in {finding.function}" if finding.function else "")
@@ -85,12 +88,37 @@ def summary_lines(findings: Sequence[Finding], disabled: Sequence[str]) -> list[
         tests = sorted({f.nodeid or "<no test>" for f in group})
         what = f" {call}" if call else ""
         lines.append(f"{severity:5} {kind:15} {where}{what}  x{count}")
+        if verbose:
+            lines.extend(f"          {entry}" for entry in group[0].stack)
         lines.extend(f"        {nodeid}" for nodeid in tests[:5])
         if len(tests) > 5:
             lines.append(f"        ... and {len(tests) - 5} more tests")
     for note in disabled:
         lines.append(f"note: {note}")
     return lines
+
+
+def kind_lines(findings: Sequence[Finding]) -> list[str]:
+    """``-q``: one line per kind and severity, with how many places and tests."""
+    groups: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        groups[(finding.kind, finding.severity)].append(finding)
+    return [
+        f"{severity:5} {kind:15} x{sum(f.count for f in group)} at "
+        f"{len({(f.file, f.line) for f in group})} place(s) in "
+        f"{len({f.nodeid for f in group})} test(s)"
+        for (kind, severity), group in sorted(groups.items())
+    ]
+
+
+def budget_lines(budgets: Sequence[dict[str, Any]]) -> list[str]:
+    """``-v``: every budget that held, with its margin, the tightest first."""
+    held = sorted((b for b in budgets if b["margin"] >= 0), key=lambda b: b["margin"])
+    return [
+        f"budget ok  {b['nodeid']}: {b['wall']:.3f} s of {b['budget'] * b['factor']:.3f} s "
+        f"({b.get('clock', 'wall')}), margin {b['margin']:.3f} s"
+        for b in held
+    ]
 
 
 def totals_line(findings: Sequence[Finding], checked: int) -> str:
@@ -109,9 +137,18 @@ def write_summary(
     findings: Sequence[Finding],
     disabled: Sequence[str],
     checked: int,
+    budgets: Sequence[dict[str, Any]] = (),
 ) -> None:
+    """Like pytest's own output: ``-q`` one line per kind, ``-v`` stacks and passing budgets."""
     terminal.write_sep("=", "asynccheck")
-    for line in summary_lines(findings, disabled):
+    verbosity = terminal.verbosity
+    if verbosity < 0:
+        lines = [*kind_lines(findings), *(f"note: {note}" for note in disabled)]
+    else:
+        lines = summary_lines(findings, disabled, verbose=verbosity > 0)
+    if verbosity > 0:
+        lines += budget_lines(budgets)
+    for line in lines:
         terminal.write_line(line)
     terminal.write_line(totals_line(findings, checked))
 
@@ -201,7 +238,13 @@ class Summary:
         if self.on_worker:
             return
         findings = self._all()
-        write_summary(terminalreporter, findings, self.session.detectors.disabled, self.checked)
+        write_summary(
+            terminalreporter,
+            findings,
+            self.session.detectors.disabled,
+            self.checked,
+            self.budgets,
+        )
         if self.writer is not None:
             terminalreporter.write_line(f"asynccheck: report written to {self.writer.path}")
         settings = self.session.settings

@@ -275,17 +275,24 @@ def test_step_summary_counts_places_baseline_and_budgets(
     assert re.search(r"`test_mod.py::test_sequential_and_blocking` .* \(exceeded\) \|", text)
 
 
-def test_step_summary_is_written_once_under_xdist(
+def test_outputs_are_written_once_by_the_controller_under_xdist(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_mod=TESTS)
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = pytester.runpytest_subprocess(*RUN, "-p", "xdist", "-n", "2")
+    result = pytester.runpytest_subprocess(
+        *RUN, *HTML, "-p", "xdist", "-n", "2", "--asynccheck-trace=traces", "--html=report.html"
+    )
     result.assert_outcomes(passed=2, failed=2)
     text = summary.read_text()
     assert text.count("## asynccheck") == 1
     assert "3 findings in 2 of 4 checked tests." in text
+    # What the workers recorded reached the controller on the reports.
+    assert len(list((pytester.path / "traces").iterdir())) == 3
+    tests = html_tests(pytester.path / "report.html")
+    svgs = [e for e in extras_of(tests, "test_mod.py::test_gathered") if e.startswith("<svg")]
+    assert len(svgs) == 1 and svgs[0].count('<g class="asynccheck-lane"') == 4
 
 
 def test_no_step_summary_without_the_variable(pytester: pytest.Pytester) -> None:
@@ -510,3 +517,41 @@ def test_step_summary_and_suggestions_when_there_is_nothing_or_a_lot() -> None:
         6.6,
         130.0,
     ]
+
+
+# -- the terminal summary at each verbosity --------------------------------------------------
+
+
+def test_terminal_summary_follows_the_verbosity(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=TESTS)
+    quiet = pytester.runpytest(*RUN, "-q", "-p", "no:randomly")
+    quiet.assert_outcomes(passed=2, failed=2)
+    section = quiet.stdout.str().split("= asynccheck =")[1].splitlines()[1:4]
+    assert section == [
+        "error blocking        x1 at 1 place(s) in 1 test(s)",
+        "error max-wall        x1 at 1 place(s) in 1 test(s)",
+        "error unawaited       x1 at 1 place(s) in 1 test(s)",
+    ]
+    default = pytester.runpytest(*RUN, "-p", "no:randomly")
+    default.stdout.fnmatch_lines(
+        [
+            "*= asynccheck =*",
+            f"error blocking        test_mod.py:{SLEEP_LINE} in test_sequential_and_blocking "
+            "time.sleep  x1",
+            "        test_mod.py::test_sequential_and_blocking",
+        ]
+    )
+    assert "budget ok" not in default.stdout.str()
+    verbose = pytester.runpytest(*RUN, "-v", "-p", "no:randomly")
+    verbose.stdout.fnmatch_lines(
+        [
+            "*= asynccheck =*",
+            f"error blocking        test_mod.py:{SLEEP_LINE} in test_sequential_and_blocking "
+            "time.sleep  x1",
+            f"          test_mod.py:{SLEEP_LINE} in test_sequential_and_blocking",
+            "        test_mod.py::test_sequential_and_blocking",
+            "budget ok  test_mod.py::test_gathered: 0.* s of 30.000 s (wall), margin 29.* s",
+            "asynccheck: 3 error(s), 0 warning(s) in 2 of 4 checked tests",
+        ]
+    )
+    assert "budget ok  test_mod.py::test_sequential_and_blocking" not in verbose.stdout.str()
