@@ -330,6 +330,8 @@ async def test_failing():
 
 @pytest.fixture
 def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
+    """The examples next to a test file; run in a subprocess, as the suite itself may have
+    imported the repository's ``examples`` already."""
     shutil.copytree(
         EXAMPLES, pytester.path / "examples", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -346,7 +348,7 @@ def _suggestions(path: Path) -> dict[str, dict[str, Any]]:
 
 def test_suggested_budgets_in_virtual_time(tutorial: pytest.Pytester) -> None:
     started = time.perf_counter()
-    result = tutorial.runpytest(
+    result = tutorial.runpytest_subprocess(
         *RUN,
         "test_suggest.py",
         "--asynccheck-clock=virtual",
@@ -394,7 +396,7 @@ def test_suggested_budgets_in_wall_time_with_a_wall_factor(tutorial: pytest.Pyte
             "download_all()", "download_all(0.05)"
         )
     )
-    result = tutorial.runpytest(
+    result = tutorial.runpytest_subprocess(
         *RUN,
         "test_suggest.py",
         "--asynccheck-suggest-budgets",
@@ -418,7 +420,7 @@ def test_suggested_budgets_in_wall_time_with_a_wall_factor(tutorial: pytest.Pyte
 
 
 def test_no_suggestions_without_the_option(tutorial: pytest.Pytester) -> None:
-    result = tutorial.runpytest(
+    result = tutorial.runpytest_subprocess(
         *RUN, "test_suggest.py", "--asynccheck-clock=virtual", "-p", "no:randomly"
     )
     result.assert_outcomes(passed=3, failed=1)
