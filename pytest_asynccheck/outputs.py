@@ -79,15 +79,12 @@ def register(config: pytest.Config, session: CheckSession, summary: Summary) -> 
     """Register the outputs the options, the environment and the loaded plugins ask for."""
     settings = session.settings
     html = config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
-    wanted = bool(
-        settings.trace_dir or settings.suggest_budgets or html or os.environ.get(stepsummary.ENV)
-    )
-    if not wanted:
-        return
-    detector = OutputsDetector(settings, session.rootpath)
-    session.detectors.add(detector)
-    config.pluginmanager.register(Outputs(detector), Outputs.name)
-    if hasattr(config, "workerinput"):
+    records = bool(settings.trace_dir or settings.suggest_budgets or html)
+    if records:
+        detector = OutputsDetector(settings, session.rootpath)
+        session.detectors.add(detector)
+        config.pluginmanager.register(Outputs(detector), Outputs.name)
+    if hasattr(config, "workerinput") or not (records or os.environ.get(stepsummary.ENV)):
         return  # the controller writes
     config.pluginmanager.register(Controller(session, summary), Controller.name)
     if html:

@@ -4,7 +4,8 @@ The budget detector records the loop of every budgeted test (``timeline.Recorder
 module keeps that recording for the outputs, and records the other async tests only when
 ``--asynccheck-trace`` or ``--asynccheck-suggest-budgets`` is given (under the virtual clock,
 ``--asynccheck-suggest-budgets`` also puts the clock on them, as a budget would). Without those
-options, and without pytest-html, neither the detector nor the plugin object is registered.
+options, and without pytest-html writing a report (``--html``), neither the detector nor the
+plugin object is registered.
 
 What is recorded leaves the worker on the call phase's report, as builtins
 (``asynccheck_timeline``, ``asynccheck_measure``), so pytest-xdist carries it to the controller,
