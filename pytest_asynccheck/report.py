@@ -185,7 +185,7 @@ class Summary:
 
     @property
     def checked(self) -> int:
-        return self.session.tests_checked + self.checked_by_workers
+        return self.session.async_tests_checked + self.checked_by_workers
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -217,7 +217,7 @@ class Summary:
             output = getattr(session.config, "workeroutput", None)
             if output is not None:
                 output[LATE_OUTPUT] = [f.to_dict() for f in self.session.late]
-                output[CHECKED_OUTPUT] = self.session.tests_checked
+                output[CHECKED_OUTPUT] = self.session.async_tests_checked
             return
         if self.writer is not None:
             self.writer.write(self._report)

@@ -183,8 +183,10 @@ class CheckSession:
         self.runners: dict[pytest.Item, LoopRunner] = {}
         #: (node id, phase) -> the phase's findings, until its report is logged.
         self.reported: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        #: Tests whose check was opened in this process.
+        #: Tests whose check was opened in this process, and of them the async ones (the count
+        #: the summaries give as "checked tests").
         self.tests_checked = 0
+        self.async_tests_checked = 0
         #: Whether each collector node or one of its parents carries a marker of the plugin.
         self.marked_parents: dict[pytest.Collector, bool] = {}
         #: Findings that arrived after their test had finished, or outside any test.
@@ -266,6 +268,7 @@ class CheckSession:
             self.detectors.emit_phase("phase_finished", check, phase)
 
     def end_test(self, check: TestCheck) -> None:
+        self.async_tests_checked += check.is_async
         self.detectors.emit("test_finished", check)
         check.closed = True
         self.open.pop(check.nodeid, None)
