@@ -557,3 +557,63 @@ def test_terminal_summary_follows_the_verbosity(pytester: pytest.Pytester) -> No
         ]
     )
     assert "budget ok  test_mod.py::test_sequential_and_blocking" not in verbose.stdout.str()
+
+
+UVLOOP_SUGGEST = """
+import asyncio
+import pytest
+
+@pytest.fixture
+def anyio_backend():
+    return ("asyncio", {"use_uvloop": True})
+
+@pytest.mark.anyio
+async def test_on_uvloop(anyio_backend):
+    await asyncio.sleep(0.05)
+"""
+
+
+def test_suggestions_on_a_loop_without_a_selector_are_in_wall_time(
+    pytester: pytest.Pytester,
+) -> None:
+    pytest.importorskip("uvloop")
+    pytester.makepyfile(test_mod=UVLOOP_SUGGEST)
+    result = pytester.runpytest(
+        *RUN,
+        "-p",
+        "anyio",
+        "--asynccheck-clock=virtual",
+        "--asynccheck-suggest-budgets",
+        "--asynccheck-report=report.json",
+    )
+    result.assert_outcomes(passed=1)
+    (entry,) = _suggestions(pytester.path / "report.json").values()
+    assert entry["clock"] == "wall" and entry["measured"] >= 0.05
+    assert entry["marker"] == f"@pytest.mark.max_wall({entry['suggested']:g})"
+
+
+def test_suggestions_time_the_call_phase_only(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        async def slow_fixture():
+            await asyncio.sleep(0.3)
+            yield
+
+        async def test_fast(slow_fixture):
+            await asyncio.sleep(0.01)
+        """
+    )
+    result = pytester.runpytest(
+        *RUN,
+        "--asynccheck-clock=virtual",
+        "--asynccheck-suggest-budgets",
+        "--asynccheck-report=r.json",
+    )
+    result.assert_outcomes(passed=1)
+    (entry,) = _suggestions(pytester.path / "r.json").values()
+    assert entry["clock"] == "virtual" and 0.01 <= entry["measured"] < 0.3
+    assert entry["suggested"] < 0.3
