@@ -96,7 +96,7 @@ class BudgetDetector(Detector):
         if loop is not None and "budget.clock" not in test.data:
             # Under the virtual clock the loop's waits are skipped: nothing to record.
             root = self._session.rootpath if self._session else ""
-            test.data["budget.recorder"] = Recorder(loop, root)
+            test.data["budget.recorder"] = Recorder(loop, root, test.findings)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -117,6 +117,7 @@ class BudgetDetector(Detector):
         recorder = test.data.pop("budget.recorder", None)
         if recorder is not None:
             recorder.stop()  # the test may have failed before its task exited
+            test.data["timeline"] = recorder  # for the outputs (see recording.py)
         clock = test.data.pop("budget.clock", None)
         virtual = None
         if clock is not None:

@@ -52,6 +52,14 @@ COROUTINE_ORIGIN_HELP = (
     "creating line wherever it is dropped, and one kept into a later test is reported on its "
     "creator; costs about 0.3-1.3 us per coroutine created"
 )
+TRACE_HELP = (
+    "write a Chrome trace-event JSON file (Perfetto, chrome://tracing, speedscope) of the "
+    "event loop into this directory for every failing or budgeted async test"
+)
+SUGGEST_BUDGETS_HELP = (
+    "list a suggested @pytest.mark.max_wall budget for every async test without one, "
+    "from its measured call-phase time"
+)
 BLOCKING_ALLOW_HELP = (
     "blocking calls never reported, one per line: a catalogued call name (time.sleep) or a "
     "function it is called through (mimetypes.guess_type), module:<prefix> for calls made "
@@ -154,6 +162,16 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("asynccheck_coroutine_origin", COROUTINE_ORIGIN_HELP, type="bool", default=False)
     parser.addini("asynccheck_blocking_allow", BLOCKING_ALLOW_HELP, type="linelist", default=[])
+    group.addoption("--asynccheck-trace", dest="asynccheck_trace", metavar="DIR", help=TRACE_HELP)
+    parser.addini("asynccheck_trace", TRACE_HELP, default=None)
+    group.addoption(
+        "--asynccheck-suggest-budgets",
+        action="store_true",
+        default=None,
+        dest="asynccheck_suggest_budgets",
+        help=SUGGEST_BUDGETS_HELP,
+    )
+    parser.addini("asynccheck_suggest_budgets", SUGGEST_BUDGETS_HELP, type="bool", default=False)
 
 
 @dataclass(frozen=True)
@@ -177,6 +195,9 @@ class Settings:
     update_baseline: bool = False
     #: ``asynccheck_blocking_allow``: call names, and ``module:<prefix>`` entries.
     blocking_allow: tuple[str, ...] = ()
+    #: ``--asynccheck-trace``: the directory trace files are written to.
+    trace_dir: str | None = None
+    suggest_budgets: bool = False
 
     def severity(self, kind: Kind | str) -> Severity:
         return self.severities[Kind(kind)]
@@ -280,6 +301,27 @@ def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
     return text
 
 
+def _directory(config: pytest.Config, name: str, cli: str) -> str | None:
+    """A directory to write into, made now if missing, so a bad one stops the run at once."""
+    raw = _raw(config, name, name)
+    if raw is None:
+        return None
+    value, source = raw
+    shown = cli if source == "command line" else name
+    path = Path(str(value).strip())
+    if not str(value).strip():
+        raise _invalid(shown, value, source, "a directory")
+    if source != "command line" and not path.is_absolute() and config.inipath is not None:
+        path = config.inipath.parent / path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _invalid(
+            shown, value, source, f"a directory that can be made ({exc.strerror})"
+        ) from None
+    return str(path)
+
+
 def load_settings(config: pytest.Config) -> Settings:
     """Read and validate every option; a bad value is a usage error naming option and source."""
     enabled = _flag(config, "asynccheck")
@@ -335,7 +377,11 @@ def load_settings(config: pytest.Config) -> Settings:
     check_allow_entries(blocking_allow, "asynccheck_blocking_allow", _ini_source(config))
     if enabled:
         _check_paths(report_path, raw_report, baseline_path, raw_baseline, update_baseline)
+    trace_dir = _directory(config, "asynccheck_trace", "--asynccheck-trace")
+    suggest_budgets = _flag(config, "asynccheck_suggest_budgets")
     return Settings(
+        trace_dir=trace_dir,
+        suggest_budgets=suggest_budgets,
         enabled=bool(enabled),
         severities=severities,
         stall_threshold=stall,

@@ -13,7 +13,7 @@ from collections.abc import Generator
 
 import pytest
 
-from . import hookspecs, report
+from . import hookspecs, outputs, report
 from .budget import MARKER as MAX_WALL
 from .budget import BudgetDetector, parse_max_wall
 from .config import Settings, add_options, load_settings
@@ -67,7 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(session.finish)
     session.start()
     config.pluginmanager.register(Checks(session), Checks.name)
-    config.pluginmanager.register(report.Summary(session), "asynccheck-summary")
+    summary = report.Summary(session)
+    config.pluginmanager.register(summary, "asynccheck-summary")
+    outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
 
 

@@ -16,7 +16,7 @@ import os
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -158,9 +158,12 @@ def point_crash_at(report: pytest.TestReport, site: tuple[str, int]) -> None:
         longrepr.chain = [*chain[:-1], (reprtraceback, moved, description)]  # type: ignore[union-attr]
 
 
-def summary_lines(findings: Sequence[Finding], disabled: Sequence[str]) -> list[str]:
+def summary_lines(
+    findings: Sequence[Finding], disabled: Sequence[str], verbose: bool = False
+) -> list[str]:
     """The ``asynccheck`` terminal section: findings in the code under test, then in test
-    files, grouped by kind and location."""
+    files, grouped by kind and location; ``verbose`` (``-v``) adds the stack of each place's
+    first finding."""
     groups: dict[tuple[bool, str, str, str, str], list[Finding]] = defaultdict(list)
     for finding in findings:
         where = finding.location + (f" in {finding.function}" if finding.function else "")
@@ -176,6 +179,8 @@ def summary_lines(findings: Sequence[Finding], disabled: Sequence[str]) -> list[
         tests = sorted({f.nodeid or "<no test>" for f in group})
         what = f" {call}" if call else ""
         lines.append(f"{severity:5} {kind:15} {where}{what}  x{count}")
+        if verbose:
+            lines.extend(f"          {entry}" for entry in group[0].stack)
         lines.extend(f"        {nodeid}" for nodeid in tests[:5])
         if len(tests) > 5:
             lines.append(f"        ... and {plural(len(tests) - 5, 'more test')}")
@@ -191,6 +196,29 @@ def plural(count: int, one: str, many: str | None = None) -> str:
 
 def _reason(error: OSError) -> str:
     return error.strerror or str(error)
+
+
+def kind_lines(findings: Sequence[Finding]) -> list[str]:
+    """``-q``: one line per kind and severity, with how many places and tests."""
+    groups: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        groups[(finding.kind, finding.severity)].append(finding)
+    return [
+        f"{severity:5} {kind:15} x{sum(f.count for f in group)} at "
+        f"{plural(len({(f.file, f.line) for f in group}), 'place')} in "
+        f"{plural(len({f.nodeid for f in group}), 'test')}"
+        for (kind, severity), group in sorted(groups.items())
+    ]
+
+
+def budget_lines(budgets: Sequence[dict[str, Any]]) -> list[str]:
+    """``-v``: every budget that held, with its margin, the tightest first."""
+    held = sorted((b for b in budgets if b["margin"] >= 0), key=lambda b: b["margin"])
+    return [
+        f"budget ok  {b['nodeid']}: {b['wall']:.3f} s of {b['budget'] * b['factor']:.3f} s "
+        f"({b.get('clock', 'wall')}), margin {b['margin']:.3f} s"
+        for b in held
+    ]
 
 
 def totals_line(findings: Sequence[Finding], checked: int) -> str:
@@ -211,9 +239,18 @@ def write_summary(
     disabled: Sequence[str],
     checked: int,
     rerun: Sequence[Finding] = (),
+    budgets: Sequence[dict[str, Any]] = (),
 ) -> None:
+    """Like pytest's own output: ``-q`` one line per kind, ``-v`` stacks and passing budgets."""
     terminal.write_sep("=", "asynccheck")
-    for line in summary_lines([*findings, *rerun], disabled):
+    verbosity = terminal.verbosity
+    if verbosity < 0:
+        lines = [*kind_lines(findings), *(f"note: {note}" for note in disabled)]
+    else:
+        lines = summary_lines([*findings, *rerun], disabled, verbose=verbosity > 0)
+    if verbosity > 0:
+        lines += budget_lines(budgets)
+    for line in lines:
         terminal.write_line(line)
     totals = totals_line(findings, checked)
     if rerun:
@@ -253,12 +290,14 @@ class Summary:
         self.collected = 0
         self.ran: set[str] = set()
         self.interrupted = False
+        #: More top-level entries of the JSON report, each made when the report is written.
+        self.report_extras: dict[str, Callable[[], Any]] = {}
 
     def _all(self) -> list[Finding]:
         return [*self.findings, *self.session.late]
 
     def _report(self, complete: bool) -> dict[str, Any]:
-        return jsonreport.build(
+        data = jsonreport.build(
             self.session.settings,
             self._all(),
             self.budgets,
@@ -267,6 +306,8 @@ class Summary:
             self.collected,
             len(self.ran),
         )
+        data.update((name, make()) for name, make in self.report_extras.items())
+        return data
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = len(session.items)
@@ -277,7 +318,7 @@ class Summary:
 
     @property
     def checked(self) -> int:
-        return self.session.tests_checked + self.checked_by_workers
+        return self.session.async_tests_checked + self.checked_by_workers
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -336,7 +377,7 @@ class Summary:
             output = getattr(session.config, "workeroutput", None)
             if output is not None:
                 output[LATE_OUTPUT] = [f.to_dict() for f in self.session.late]
-                output[CHECKED_OUTPUT] = self.session.tests_checked
+                output[CHECKED_OUTPUT] = self.session.async_tests_checked
             return
         if self.writer is not None:
             complete = (
@@ -373,6 +414,7 @@ class Summary:
             self.session.detectors.disabled,
             self.checked,
             self.rerun_findings,
+            self.budgets,
         )
         writer = self.writer
         if writer is not None and writer.written:

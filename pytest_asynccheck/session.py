@@ -196,8 +196,10 @@ class CheckSession:
         #: (node id, phase) -> the absolute file and line of the finding that failed the phase,
         #: until its report is logged (where it becomes the report's crash location).
         self.crash_sites: dict[tuple[str, str], tuple[str, int]] = {}
-        #: Tests whose check was opened in this process.
+        #: Tests whose check was opened in this process, and of them the async ones (the count
+        #: the summaries give as "checked tests").
         self.tests_checked = 0
+        self.async_tests_checked = 0
         #: Whether each collector node or one of its parents carries a marker of the plugin.
         self.marked_parents: dict[pytest.Collector, bool] = {}
         #: Findings that arrived after their test had finished, or outside any test.
@@ -293,6 +295,8 @@ class CheckSession:
             self.detectors.emit_phase("phase_finished", check, phase)
 
     def end_test(self, check: TestCheck) -> None:
+        if check.is_async and getattr(check.item, "execution_count", 1) <= 1:
+            self.async_tests_checked += 1  # a rerun attempt is the same test again
         self.detectors.emit("test_finished", check)
         check.closed = True
         self.open.pop(check.nodeid, None)

@@ -1,7 +1,17 @@
 """Where a budgeted test's time went: the loop's idle waits, measured by timing the selector of
 the test's loop, and which tasks were alive and waiting, sampled at each wait. Only tests with a
 ``max_wall`` budget are recorded, on loops with a selector (the standard library's): on others
-(uvloop) ``measures`` is false, and neither the idle time nor a timeline may be shown."""
+(uvloop) ``measures`` is false, and neither the idle time nor a timeline may be shown. When
+an output asks for it (``--asynccheck-trace``, ``--asynccheck-suggest-budgets``), the async
+tests it covers.
+
+``snapshot()`` gives the recording as builtins for the outputs (the HTML timeline, the trace
+file), which travel on test reports. A task is known only at the loop's waits: between two
+waits it is "running or ready" (its own steps, other tasks' steps, or a blocked loop), not
+split into its steps. Blocked calls and stalls are placed from their findings: a finding seen
+at a wait is drawn at the end of the latest stretch of running before it long enough to hold
+it, so its place is exact to the loop turn, not to the microsecond.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +19,22 @@ import asyncio
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _clock, frames
+
+if TYPE_CHECKING:
+    from .findings import Finding
 
 #: Waits shorter than this are not sampled: they are the loop polling between callbacks.
 SAMPLE_MIN_WAIT = 0.001
 WIDTH = 60
+#: At most this many loop waits and task lanes are kept for the outputs: a long test with
+#: thousands of waits still draws, coarser at its end.
+MAX_WAITS = 5000
+MAX_LANES = 50
+#: The ``call`` of a watchdog stall finding (``monitor.STALL_CALL``).
+STALL_CALL = "stall"
 
 
 @dataclass
@@ -40,11 +59,22 @@ class TaskRow:
 class Recorder:
     """Times the loop's selector while a test runs and samples its tasks at each wait."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, rootpath: str) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        rootpath: str,
+        findings: list[Finding] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """``findings``: the test's findings, watched for blocked calls and stalls to place.
+        ``clock``: the time source, ``loop.time`` under the virtual clock (put on the loop
+        first: the recorder then wraps its select)."""
         self.loop = loop
         self.rootpath = rootpath
         self.task = asyncio.current_task()
-        self.start = _clock.perf_counter()
+        self.now: Callable[[], float] = clock or _clock.perf_counter
+        self.virtual = clock is not None
+        self.start = self.now()
         self.end = self.start
         self.idle = 0.0
         self.segments: list[Segment] = []
@@ -55,9 +85,19 @@ class Recorder:
         self._selector: Any = getattr(loop, "_selector", None)
         self._original: Callable[..., Any] | None = None
         self._stopped = False
-        if self._selector is not None and not _clock.set_on_instance(self._selector, "select"):
-            self._original = self._selector.select
-            self._selector.select = self._select
+        #: Every wait of the loop (not only the test task's), for the outputs.
+        self.waits: list[tuple[float, float]] = []
+        #: Blocked calls and stalls: (start, end, "blocked" or "stall", call, location).
+        self.blocked: list[tuple[float, float, str, str, str]] = []
+        self._findings = findings
+        self._seen: dict[tuple[str, str, int, str, str], tuple[int, float]] = {}
+        self._stacked = False
+        if self._selector is not None:
+            on_instance = _clock.set_on_instance(self._selector, "select")
+            if not on_instance or self.virtual:
+                self._stacked = on_instance
+                self._original = self._selector.select
+                self._selector.select = self._select
         #: Whether the loop's waits are timed: without that, idle time is unknown, not zero.
         self.measures = self._original is not None
 
@@ -70,22 +110,63 @@ class Recorder:
         if self._stopped:
             return
         self._stopped = True
-        self.end = _clock.perf_counter()
+        self.end = self.now()
+        self._place_blocked(self.end)
         if self._original is not None:
-            del self._selector.select
+            if self._stacked:
+                self._selector.select = self._original
+            else:
+                del self._selector.select
             self._original = None
 
     def _select(self, timeout: float | None = None) -> Any:
         assert self._original is not None
-        began = _clock.perf_counter()
+        began = self.now()
+        if self._findings:
+            self._place_blocked(began)
         try:
             return self._original(timeout)
         finally:
-            ended = _clock.perf_counter()
+            ended = self.now()
             waited = ended - began
             self.idle += waited
             if waited >= SAMPLE_MIN_WAIT:
+                if len(self.waits) < MAX_WAITS:
+                    self.waits.append((began, ended))
                 self._sample(began, ended)
+
+    def _place_blocked(self, now: float) -> None:
+        """Blocked calls and stalls the test's findings gained since the last look."""
+        if not self._findings:
+            return
+        for finding in self._findings:
+            if finding.kind != "blocking":
+                continue
+            key = finding.key
+            count, total = self._seen.get(key, (0, 0.0))
+            if finding.count == count:
+                continue
+            self._seen[key] = (finding.count, finding.total_duration)
+            length = max(finding.total_duration - total, 0.0) / (finding.count - count)
+            for _ in range(finding.count - count):
+                start, end = self._running_stretch(now, length)
+                what = "stall" if finding.call == STALL_CALL else "blocked"
+                self.blocked.append((start, end, what, finding.call, finding.location))
+
+    def _running_stretch(self, before: float, length: float) -> tuple[float, float]:
+        """Where a blocked span of ``length`` seconds noticed at ``before`` ran: the end of
+        the latest stretch between two loop waits that holds it and no other span."""
+        taken = [(s, e) for s, e, *_ in self.blocked]
+        edges = [(self.start, self.start), *self.waits]
+        for (_, gap_start), (gap_end, _) in zip(
+            reversed(edges), reversed([*self.waits, (before, before)]), strict=True
+        ):
+            if gap_end > before:
+                continue
+            free_end = min([gap_end, *(s for s, e in taken if gap_start <= s < gap_end)])
+            if free_end - gap_start >= 0.9 * length:
+                return max(gap_start, free_end - length), free_end
+        return max(self.start, before - length), before
 
     def _sample(self, began: float, ended: float) -> None:
         for task in asyncio.all_tasks(self.loop):
@@ -145,6 +226,39 @@ class Recorder:
             return []
         return long
 
+    def snapshot(self, sequential: list[Segment] | None = None) -> dict[str, Any]:
+        """The recording as builtins, in seconds from the start of the test body: one lane per
+        task (the test's own first) with its ``running``/``waiting`` spans, the blocked spans,
+        and the sequential awaits found (``sequential_awaits``)."""
+        start = self.start
+        wall = max(self.end - start, 0.0)
+        rows = sorted(self.rows.values(), key=lambda r: (r.first, r.name))[: MAX_LANES - 1]
+        lanes = [{"name": "test", "spans": _spans(0.0, wall, self.waits, start)}]
+        lanes += [
+            {"name": r.name, "spans": _spans(r.first - start, r.last - start, r.waits, start)}
+            for r in rows
+        ]
+        return {
+            "clock": "virtual" if self.virtual else "wall",
+            "wall": round(wall, 6),
+            "lanes": lanes,
+            "more_lanes": max(len(self.rows) - len(rows), 0),
+            "blocked": [
+                {
+                    "start": round(s - start, 6),
+                    "end": round(e - start, 6),
+                    "what": what,
+                    "call": call,
+                    "where": where,
+                }
+                for s, e, what, call, where in self.blocked
+            ],
+            "sequential": [
+                {"where": s.where, "start": round(s.start - start, 6), "idle": round(s.idle, 6)}
+                for s in sequential or ()
+            ],
+        }
+
     def render(self) -> list[str]:
         """One row per task, time across: ``.`` waiting on timers or I/O, ``=`` alive while
         the loop was running (the task's own steps, other tasks' steps, or a blocked loop)."""
@@ -174,3 +288,22 @@ class Recorder:
             lines.append(f"{'':{label}}  ... and {len(rows) - 12} more tasks")
         lines.append(f"{'':{label}}  = running or ready   . waiting on timers or I/O")
         return lines
+
+
+def _spans(
+    first: float, last: float, waits: list[tuple[float, float]], origin: float
+) -> list[list[Any]]:
+    """``[start, end, "running" | "waiting"]`` covering ``first``..``last`` (relative)."""
+    spans: list[list[Any]] = []
+    at = first
+    for began, ended in waits:
+        began, ended = max(began - origin, first), min(ended - origin, last)
+        if ended <= began:
+            continue
+        if began > at:
+            spans.append([round(at, 6), round(began, 6), "running"])
+        spans.append([round(began, 6), round(ended, 6), "waiting"])
+        at = ended
+    if last > at:
+        spans.append([round(at, 6), round(last, 6), "running"])
+    return spans
