@@ -1319,3 +1319,23 @@ def test_a_patched_call_off_the_loop_passes_straight_through() -> None:
         lambda *a, **k: ("called", a, k),
     )
     assert wrapper(1, x=2) == ("called", (1,), {"x": 2})
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "cannot_block"),
+    [
+        (("127.0.0.1", "443"), {}, True),
+        (("127.0.0.1", "http"), {"flags": socket.AI_NUMERICSERV}, True),
+        (("fe80::1%2", None), {}, True),
+        (("127.0.0.1", "\uff14\uff14\uff13"), {}, False),  # digits, not ones the C library reads
+        (("127.1", 80), {}, False),  # read as an address by the C library; not claimed here
+        ((b"\xff", 80), {}, False),
+        ((443, 80), {}, False),  # not a host at all: the call itself raises
+        (("fe80::1%", 80), {}, False),
+        (("example.invalid", 80), {}, False),
+    ],
+)
+def test_which_getaddrinfo_calls_cannot_wait_on_a_resolver(
+    args: tuple[object, ...], kwargs: dict[str, int], cannot_block: bool
+) -> None:
+    assert blocking._numeric_getaddrinfo(*args, **kwargs) is cannot_block
