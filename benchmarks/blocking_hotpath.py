@@ -8,6 +8,8 @@ Measures, with the catalogue installed vs not (alternated, best of ``--runs``, n
   ``select.select([], [], [], 0)``, ``queue.Queue.put(block=False)`` + ``get_nowait()``;
 * the same calls on a running loop's thread while a test is current, where the predicate
   says "cannot block" (a set event, a zero timeout), so nothing is reported;
+* ``send`` + ``recv`` on a non-blocking socket pair (the methods are patched on
+  ``socket.socket`` itself, so the sockets of asyncio and trio pass through them);
 * ``await asyncio.sleep(0)`` x 200,000 on a loop (no catalogued call on that path);
 * the detector's own events for one short test (``test_started``, ``task_entered``,
   ``task_exited``, ``test_finished``), which is all a test shorter than one watchdog interval
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import queue
 import select
+import socket
 import threading
 import time
 import types
@@ -49,14 +52,31 @@ def kernels(calls: int) -> dict[str, Callable[[], None]]:
             q.put(1, block=False)
             q.get_nowait()
 
+    def socket_send_recv() -> None:
+        left, right = socket.socketpair()
+        left.setblocking(False)
+        right.setblocking(False)
+        send, recv = left.send, right.recv
+        for _ in range(calls // 10):
+            send(b"x")
+            recv(1)
+        left.close()
+        right.close()
+
     return {
         "Event.wait (set)": event_wait,
         "select(0)": select_zero,
         "Queue put+get": queue_put_get,
+        "non-blocking socket send+recv": socket_send_recv,
     }
 
 
-SCALE = {"Event.wait (set)": 1, "select(0)": 10, "Queue put+get": 4}
+SCALE = {
+    "Event.wait (set)": 1,
+    "select(0)": 10,
+    "Queue put+get": 4,
+    "non-blocking socket send+recv": 10,
+}
 
 
 def best(fn: Callable[[], None], calls: int, runs: int) -> float:

@@ -11,7 +11,24 @@ the name was imported does not matter. Everything is put back when the session e
 A patched call that does not run on a thread with a running asyncio loop costs one C call and
 a comparison. On the test's loop thread, while a test runs (and inside a trio task of a trio
 test), the call is timed, the user's line is found, and a ``blocking`` finding is recorded;
-the call itself always proceeds unchanged, so nothing is raised into the code under test.
+the call itself always proceeds unchanged, so nothing is raised into the code under test. The
+wrapper calls the original from its own frame, one frame in all, marked ``__tracebackhide__``:
+pytest shows an exception the call raises as it would without the plugin.
+
+Socket methods (``connect``, ``accept``, ``recv*``, ``send*``) are set on the Python class
+``socket.socket`` itself, over the C methods it inherits (and put back, or deleted, at the end).
+A socket therefore keeps its exact type, which trio requires (it refuses any socket whose type
+is not ``socket.socket``), and every socket is checked: made before the session, by a user
+subclass, or adopted from a file descriptor. The wrapper's first test is ``getblocking()``, a C
+call: the non-blocking sockets of asyncio and trio go straight to the C method after it (about
+0.1 µs per call). Moving blocking sockets into a checked subclass cost those nothing but broke
+trio; an audit hook sees no socket reads or writes and can never be removed.
+
+A name look-up that cannot wait on a resolver is not reported: ``getaddrinfo`` of no host, of an
+IPv4 or IPv6 address, or with ``AI_NUMERICHOST`` (trio asks that way first), with a numeric
+port; ``gethostbyname[_ex]`` of a dotted quad; ``getnameinfo`` with both ``NI_NUMERICHOST`` and
+``NI_NUMERICSERV``. ``gethostbyaddr`` always looks the address up.
+
 The finding names the outermost library function between the user's line and the call
 (``mimetypes.guess_type -> open``); allow entries (``parse_allow_entry``) match the call, any
 function on that way, a caller anywhere on the stack, or the user's file.
@@ -39,11 +56,11 @@ import importlib.util
 import itertools
 import logging
 import os
+import socket
 import sys
 import sysconfig
 import threading
 import types
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -73,6 +90,75 @@ def _timeout_arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int) -> A
 
 def _nonblocking_socket(sock: Any, *args: Any, **kwargs: Any) -> bool:
     return bool(sock.gettimeout() == 0.0)
+
+
+_socket_getblocking = socket.socket.getblocking
+
+
+def _ipv4_literal(host: Any) -> bool:
+    """Whether ``host`` is a dotted-quad IPv4 address, which is converted, never looked up."""
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _ip_literal(host: Any) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address (an IPv6 one may name its scope after
+    ``%``: an interface is a local look-up, not a name resolution)."""
+    if _ipv4_literal(host):
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return False
+    address, percent, scope = host.partition("%")
+    if percent and not scope:
+        return False
+    try:
+        socket.inet_pton(socket.AF_INET6, address)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _numeric_port(port: Any, flags: int) -> bool:
+    """Whether ``port`` needs no look-up in the services database."""
+    if port is None or isinstance(port, int) or flags & socket.AI_NUMERICSERV:
+        return True
+    if isinstance(port, bytes):
+        port = port.decode("ascii", "replace")
+    return isinstance(port, str) and port.isascii() and port.isdigit()
+
+
+def _numeric_getaddrinfo(
+    host: Any,
+    port: Any,
+    family: int = 0,
+    type: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+) -> bool:
+    # No host (the wildcard or loopback address), an address, or a host the flags say must
+    # be one (the call fails rather than resolve): nothing is looked up. trio asks this way
+    # first for every host.
+    numeric_host = host is None or bool(flags & socket.AI_NUMERICHOST) or _ip_literal(host)
+    return numeric_host and _numeric_port(port, flags)
+
+
+def _ipv4_gethostbyname(hostname: Any) -> bool:
+    # CPython and the C library return a dotted quad as it is.
+    return _ipv4_literal(hostname)
+
+
+def _numeric_getnameinfo(sockaddr: Any, flags: int) -> bool:
+    # CPython reads the address numerically (AI_NUMERICHOST); with both flags neither the
+    # host nor the service is looked up. With only one of them the other one is.
+    both = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+    return flags & both == both
 
 
 def _event_set(event: Any, *args: Any, **kwargs: Any) -> bool:
@@ -186,11 +272,16 @@ _SLEEP_WHY = "sleeps the whole thread, so no other task runs"
 CATALOGUE: tuple[Blocker, ...] = (
     Blocker("time.sleep", _SLEEP_WHY, "await asyncio.sleep(...)"),
     # DNS
-    Blocker("socket.getaddrinfo", "resolves names synchronously", _DNS_FIX),
-    Blocker("socket.gethostbyname", "resolves names synchronously", _DNS_FIX),
-    Blocker("socket.gethostbyname_ex", "resolves names synchronously", _DNS_FIX),
+    Blocker("socket.getaddrinfo", "resolves names synchronously", _DNS_FIX, _numeric_getaddrinfo),
+    Blocker("socket.gethostbyname", "resolves names synchronously", _DNS_FIX, _ipv4_gethostbyname),
+    Blocker(
+        "socket.gethostbyname_ex", "resolves names synchronously", _DNS_FIX, _ipv4_gethostbyname
+    ),
+    # always a reverse look-up, even of an address
     Blocker("socket.gethostbyaddr", "resolves addresses synchronously", _DNS_FIX),
-    Blocker("socket.getnameinfo", "resolves addresses synchronously", _DNS_FIX),
+    Blocker(
+        "socket.getnameinfo", "resolves addresses synchronously", _DNS_FIX, _numeric_getnameinfo
+    ),
     # sockets (only blocking ones: asyncio's own sockets are non-blocking)
     Blocker("socket.create_connection", "connects a blocking socket", _SOCKET_FIX),
     *(
@@ -636,10 +727,17 @@ def _library_frames(
         origin = _origin(frame.f_code.co_filename)
         if origin == _MACHINE:
             break
-        if origin != _PLUGIN:
-            found.append(frame)
+        if origin == _PLUGIN or _unnamed(frame.f_code):
+            continue
+        found.append(frame)
     found.reverse()
     return found
+
+
+def _unnamed(code: types.CodeType) -> bool:
+    """Code that is no function a user could name in an allow list: a module's body (an import,
+    ``eval``/``exec`` of a string) or code compiled from a string."""
+    return code.co_name == "<module>" or code.co_filename.startswith("<string")
 
 
 def _test_code(test: TestCheck | None) -> types.CodeType | None:
@@ -691,7 +789,6 @@ class Interceptor:
         self._pending: list[Blocker] = []
         self._pending_modules: frozenset[str] = frozenset()
         self._pending_holders: list[tuple[str, str]] = []
-        self._sockets = _BlockingSockets()
         self.installed = False
 
     # installing
@@ -723,8 +820,6 @@ class Interceptor:
                 new.update(self._patch(blocker))
             except Exception as exc:  # an attribute missing on this platform or version
                 LOGGER.debug("asynccheck: cannot intercept %s: %s", blocker.name, exc)
-        if self._sockets.methods and not self._sockets.installed:
-            self._sockets.install(self._patches, self._wrappers)
         if new:
             self._rebind_aliases(new)
         self._patch_holders()
@@ -761,9 +856,6 @@ class Interceptor:
             owner = getattr(owner, part)
         if blocker.name.startswith(("sqlite3.Connection.", "sqlite3.Cursor.")):
             return {}  # checked through the Connection subclass that sqlite3.connect returns
-        if owner is _socket_class():
-            self._sockets.add(blocker, _wrap(self, blocker, getattr(owner, attribute)))
-            return {}
         original = getattr(owner, attribute)
         if isinstance(owner, type):
             original = owner.__dict__.get(attribute, original)
@@ -829,8 +921,6 @@ class Interceptor:
                 continue
             for key in hits:
                 namespace[key] = originals[id(namespace[key])]
-        self._sockets.uninstall()
-        self._sockets = _BlockingSockets()
         self._patches.clear()
         self._functions.clear()
         self._wrappers.clear()
@@ -926,17 +1016,24 @@ class Interceptor:
 
 
 def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int = 2) -> Any:
+    """The wrapper that replaces ``original``. It calls ``original`` itself, from its own
+    frame, on every path: an exception from the call has one frame of the plugin's on its
+    way to the user, and that frame is hidden from pytest's tracebacks."""
     nonblocking = blocker.nonblocking
     get_loop = _get_running_loop
     allowed_by_name = blocker.name in interceptor.allowed_names
+    name = blocker.name
 
-    def on_loop(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def watch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[int, Any, bool] | None:
+        """On a thread with a running loop: ``None`` when the call is not watched, else the
+        thread, the caller's frame and whether the call is reported (not when exempt)."""
         if nonblocking is not None:
             try:
-                if nonblocking(*args, **kwargs):
-                    return original(*args, **kwargs)
+                cannot_block = nonblocking(*args, **kwargs)
             except Exception:
-                return original(*args, **kwargs)  # bad arguments: let the call itself say so
+                cannot_block = True  # bad arguments: let the call itself say so
+            if cannot_block:
+                return None
         tid = _get_ident()
         session = interceptor.session
         test = session.current
@@ -949,159 +1046,64 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
         ):
             # Not the test's loop (a loop the test runs in a thread of its own is not what
             # the test awaits), or already inside a catalogued call, or allowed.
-            return original(*args, **kwargs)
+            return None
         if foreign_loop_thread is not None and get_loop() is None and not _in_trio_task():
-            return original(*args, **kwargs)  # the runner driving trio, between its steps
+            return None  # the runner driving trio, between its steps
         caller = sys._getframe(depth)
-        if allowed_by_name or interceptor.exempt(caller):
-            in_progress[tid] = ""
-            try:
-                return original(*args, **kwargs)
-            finally:
-                in_progress.pop(tid, None)
-        in_progress[tid] = blocker.name
-        started = _clock.perf_counter()
+        report = not (allowed_by_name or interceptor.exempt(caller))
+        in_progress[tid] = name if report else ""
+        return tid, caller, report
+
+    def done(watched: tuple[int, Any, bool], started: float) -> None:
+        ended = _clock.perf_counter()
+        tid, caller, report = watched
         try:
-            return original(*args, **kwargs)
-        finally:
-            ended = _clock.perf_counter()
-            try:
+            if report:
                 interceptor.record(blocker, caller, started, ended)
-            except Exception as exc:  # never into the user's code
-                LOGGER.error("asynccheck: recording %s failed: %s", blocker.name, exc)
-            finally:
-                in_progress.pop(tid, None)
-                del caller
+        except Exception as exc:  # never into the user's code
+            LOGGER.error("asynccheck: recording %s failed: %s", name, exc)
+        finally:
+            in_progress.pop(tid, None)
 
     if nonblocking is _nonblocking_socket:
-        # Only sockets that can block reach these (see ``_BlockingSockets``); one made
-        # non-blocking by other means than setblocking/settimeout is answered first.
+        # Installed on ``socket.socket`` itself, so every socket pays this test first: the
+        # loops' sockets are non-blocking, and for them it is one C call.
+        getblocking = _socket_getblocking
 
         @functools.wraps(original)
         def asynccheck_blocking(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if (get_loop() is None and foreign_loop_thread is None) or self.gettimeout() == 0.0:
+            __tracebackhide__ = True
+            if not getblocking(self) or (get_loop() is None and foreign_loop_thread is None):
                 return original(self, *args, **kwargs)
-            return on_loop((self, *args), kwargs)
+            watched = watch((self, *args), kwargs)
+            if watched is None:
+                return original(self, *args, **kwargs)
+            started = _clock.perf_counter()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                done(watched, started)
+                del watched
 
     else:
 
         @functools.wraps(original)
         def asynccheck_blocking(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             if get_loop() is None and foreign_loop_thread is None:
                 return original(*args, **kwargs)
-            return on_loop(args, kwargs)
+            watched = watch(args, kwargs)
+            if watched is None:
+                return original(*args, **kwargs)
+            started = _clock.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                done(watched, started)
+                del watched
 
-    asynccheck_blocking.__asynccheck_blocker__ = blocker.name  # type: ignore[attr-defined]
+    asynccheck_blocking.__asynccheck_blocker__ = name  # type: ignore[attr-defined]
     return asynccheck_blocking
-
-
-def _socket_class() -> type | None:
-    module = sys.modules.get("socket")
-    return getattr(module, "socket", None)
-
-
-class _BlockingSockets:
-    """The catalogued socket methods, on a subclass of ``socket.socket`` that only sockets
-    able to block belong to: a socket is moved into it when it is made with a timeout other
-    than zero (the default: blocking) and out of it when ``setblocking(False)`` or
-    ``settimeout(0)`` makes it non-blocking, as asyncio does with every socket it uses. So the
-    loop's own sockets call the C methods directly and pay nothing per call."""
-
-    def __init__(self) -> None:
-        self.methods: dict[str, Any] = {}
-        self.checked: type | None = None
-        #: id -> weak reference of the sockets moved into the checked class, to move back the
-        #: ones still open when the session ends. Weak references without callbacks (cheaper
-        #: than a WeakSet), so dead entries are pruned whenever the table has doubled.
-        self._members: dict[int, weakref.ref[Any]] = {}
-
-    def add(self, blocker: Blocker, wrapper: Any) -> None:
-        self.methods[blocker.name.rsplit(".", 1)[1]] = wrapper
-
-    def install(
-        self, patches: list[tuple[Any, str, bool, Any]], wrappers: dict[int, tuple[Any, Any]]
-    ) -> None:
-        plain = _socket_class()
-        assert plain is not None
-        namespace = {
-            "__slots__": (),
-            "__module__": plain.__module__,
-            "__qualname__": plain.__qualname__,
-            **self.methods,
-        }
-        checked = self.checked = type(plain.__name__, (plain,), namespace)
-        members = self._members
-        ref = weakref.ref
-        prune_at = [64]
-
-        def prune() -> None:
-            _prune(members)
-            prune_at[0] = max(64, 2 * len(members))
-
-        def join(sock: Any) -> None:
-            sock.__class__ = checked
-            members[id(sock)] = ref(sock)
-            if len(members) >= prune_at[0]:
-                prune()
-
-        methods: Any = plain
-        init, setblocking, settimeout = methods.__init__, methods.setblocking, methods.settimeout
-
-        # One wrapper each, as short as can be: asyncio makes two sockets per event loop and
-        # puts them in non-blocking mode at once.
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            init(self, *args, **kwargs)
-            if self.gettimeout() != 0.0 and type(self) is plain:
-                # ``join`` written out: every new socket comes here, and most join.
-                self.__class__ = checked
-                members[id(self)] = ref(self)
-                if len(members) >= prune_at[0]:
-                    prune()
-
-        def set_blocking(self: Any, flag: bool) -> None:
-            setblocking(self, flag)
-            if flag:
-                if type(self) is plain:
-                    join(self)
-            elif type(self) is checked:
-                self.__class__ = plain
-
-        def set_timeout(self: Any, value: float | None) -> None:
-            settimeout(self, value)
-            if self.gettimeout() != 0.0:
-                if type(self) is plain:
-                    join(self)
-            elif type(self) is checked:
-                self.__class__ = plain
-
-        for name, original, sorting in (
-            ("__init__", init, __init__),
-            ("setblocking", setblocking, set_blocking),
-            ("settimeout", settimeout, set_timeout),
-        ):
-            wrapper = functools.wraps(original)(sorting)
-            patches.append((plain, name, name in vars(plain), vars(plain).get(name)))
-            setattr(plain, name, wrapper)
-            wrappers[id(wrapper)] = (wrapper, original)
-
-    @property
-    def installed(self) -> bool:
-        return self.checked is not None
-
-    def uninstall(self) -> None:
-        plain = _socket_class()
-        assert plain is not None
-        for member in list(self._members.values()):
-            sock = member()
-            if sock is not None and type(sock) is self.checked:
-                sock.__class__ = plain
-        self._members.clear()
-        self.checked = None
-
-
-def _prune(members: dict[int, weakref.ref[Any]]) -> None:
-    for key in [key for key, member in members.items() if member() is None]:
-        del members[key]
 
 
 def _checked_connection_class(interceptor: Interceptor) -> type:
@@ -1162,6 +1164,7 @@ def _wrap_sqlite_connect(interceptor: Interceptor, blocker: Blocker, original: A
 
     @functools.wraps(original)
     def connect(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         if len(args) < 6 and "factory" not in kwargs and interceptor.installed:
             kwargs["factory"] = checked
         return inner(*args, **kwargs)

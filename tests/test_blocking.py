@@ -415,6 +415,86 @@ async def test_it():
     assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
 
 
+# -- the user's traceback --------------------------------------------------------------------
+
+RAISING = """
+import socket, threading, time
+
+
+def closed_port():
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        return free.getsockname()[1]
+
+
+async def test_refused():
+    socket.create_connection(("127.0.0.1", closed_port()))
+
+
+async def test_refused_on_a_socket():
+    with socket.socket() as sock:
+        sock.connect(("127.0.0.1", closed_port()))
+
+
+async def test_negative_sleep():
+    time.sleep(-1)
+
+
+async def test_join_with_an_argument_too_many():
+    threading.Thread(target=print).join(1, 2)
+
+
+def test_a_sync_test_sleeping_on_a_string():
+    time.sleep("x")
+"""
+
+
+def _tracebacks(result: pytest.RunResult) -> dict[str, str]:
+    """Each failed test's traceback (up to its captured sections), addresses and ports
+    masked: they differ from run to run."""
+    found: dict[str, str] = {}
+    name = ""
+    for text in result.stdout.lines:
+        header = re.fullmatch(r"_{3,} (test_\w+) _{3,}", text)
+        if header:
+            name = header.group(1)
+            found[name] = ""
+        elif text.startswith(("-----", "=====")):
+            name = ""
+        elif name:
+            found[name] += re.sub(r"0x[0-9a-f]+|\b\d{4,5}\b", "N", text) + "\n"
+    return found
+
+
+def test_a_call_that_raises_shows_the_same_traceback_with_and_without_checks(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI + ASYNCIO_INI + "asyncio_mode = auto\n")
+    pytester.makepyfile(test_it=RAISING)
+    plain = pytester.runpytest("-p", "asynccheck", *ASYNCIO, "--tb=long")
+    checked = pytester.runpytest(*ARGS, *ASYNCIO, "--tb=long")
+    plain.assert_outcomes(failed=5)
+    checked.assert_outcomes(failed=5)
+    assert "pytest_asynccheck" not in checked.stdout.str()
+    assert "During handling" not in checked.stdout.str()
+    checked.stdout.fnmatch_lines(
+        [
+            ">       socket.create_connection((*",
+            ">           sock.connect((*",
+            "E           ConnectionRefusedError: *",
+            ">       time.sleep(-1)",
+            "E       ValueError: sleep length must be non-negative",
+            ">       threading.Thread(target=print).join(1, 2)",
+            "E       TypeError: *join() takes from 1 to 2 positional arguments but 3 were given",
+            '>       time.sleep("x")',
+        ],
+        consecutive=False,
+    )
+    tracebacks = _tracebacks(checked)
+    assert len(tracebacks) == 5
+    assert tracebacks == _tracebacks(plain)
+
+
 # -- the watchdog -------------------------------------------------------------------------------
 
 
@@ -613,8 +693,9 @@ import pytest
 @pytest.mark.parametrize("n", range(5))
 async def test_it(n):
     await asyncio.sleep(0.03)
-    names = [t.name for t in threading.enumerate() if t.name == "asynccheck-watchdog"]
-    assert names == ["asynccheck-watchdog"]
+    # Named for thread dumps (pytest-timeout's, faulthandler's); a daemon never holds up exit.
+    names = [(t.name, t.daemon) for t in threading.enumerate() if "asynccheck" in t.name]
+    assert names == [("asynccheck-watchdog", True)]
 """
     result = run(pytester, source)
     result.assert_outcomes(passed=5)
@@ -857,6 +938,66 @@ def test_correct_async_code_is_not_flagged(pytester: pytest.Pytester) -> None:
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
+#: Name and address look-ups: (call, whether it can wait on a resolver). An address is
+#: converted, never looked up; so is a host the flags say must be one, and no host at all.
+LOOKUPS = {
+    "ipv4": ("socket.getaddrinfo('127.0.0.1', 80)", False),
+    "ipv6": ("socket.getaddrinfo('::1', 80)", False),
+    "ipv6-scope": ("socket.getaddrinfo('fe80::1%lo', 80)", False),
+    "bytes": ("socket.getaddrinfo(b'127.0.0.1', b'80')", False),
+    "no-host": ("socket.getaddrinfo(None, 80, flags=socket.AI_PASSIVE)", False),
+    "numeric-flag": ("socket.getaddrinfo('localhost', 80, flags=socket.AI_NUMERICHOST)", False),
+    "trio-style": (
+        "socket.getaddrinfo('localhost', 80, 0, 0, 0, "
+        "socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)",
+        False,
+    ),
+    "byname-ipv4": ("socket.gethostbyname('127.0.0.1')", False),
+    "byname-ex-ipv4": ("socket.gethostbyname_ex('127.0.0.1')", False),
+    "nameinfo-numeric": (
+        "socket.getnameinfo(('127.0.0.1', 80), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)",
+        False,
+    ),
+    "name": ("socket.getaddrinfo('localhost', 80)", True),
+    "service-name": ("socket.getaddrinfo('127.0.0.1', 'http')", True),
+    "empty-scope": ("socket.getaddrinfo('::1%', 80)", True),
+    "byname": ("socket.gethostbyname('localhost')", True),
+    "nameinfo-service": ("socket.getnameinfo(('127.0.0.1', 80), socket.NI_NUMERICHOST)", True),
+    "reverse": ("socket.gethostbyaddr('127.0.0.1')", True),
+}
+
+
+def test_a_look_up_of_an_address_is_not_reported_and_one_of_a_name_is(
+    pytester: pytest.Pytester,
+) -> None:
+    source = f"""
+import contextlib, socket
+import pytest
+
+CALLS = {{name: call for name, (call, _) in {LOOKUPS!r}.items()}}
+
+@pytest.mark.parametrize("name", list(CALLS))
+async def test_it(name):
+    with contextlib.suppress(OSError):  # a failed look-up is checked all the same
+        eval(CALLS[name])
+"""
+    result = run(pytester, source, "-rA")
+    reported = sorted(name for name, (_, waits) in LOOKUPS.items() if waits)
+    result.assert_outcomes(passed=len(LOOKUPS) - len(reported), failed=len(reported))
+    for name, (_call, waits) in LOOKUPS.items():
+        outcome = "FAILED" if waits else "PASSED"
+        result.stdout.fnmatch_lines([f"{outcome} test_it.py::test_it[[]{name}[]]*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*blocking call socket.getaddrinfo() held the event loop*",
+            "*blocking call socket.gethostbyname() held the event loop*",
+            "*blocking call socket.getnameinfo() held the event loop*",
+            "*blocking call socket.gethostbyaddr() held the event loop*",
+        ],
+        consecutive=False,
+    )
+
+
 def test_a_mocked_sleep_is_not_blocking(pytester: pytest.Pytester) -> None:
     source = """
 import time
@@ -1007,8 +1148,8 @@ def _patched_anywhere() -> list[str]:
     ):
         if hasattr(getattr(owner, attribute), "__asynccheck_blocker__"):
             found.append(f"{owner}.{attribute}")
-    for name in ("__init__", "setblocking", "settimeout"):
-        if hasattr(vars(socket.socket).get(name), "__wrapped__"):
+    for name in ("connect", "accept", "recv", "sendall"):
+        if hasattr(vars(socket.socket).get(name), "__asynccheck_blocker__"):
             found.append(f"socket.socket.{name}")
     return found
 
@@ -1026,51 +1167,41 @@ async def test_patched_while_running():
     assert hasattr(time.sleep, "__asynccheck_blocker__")
     assert aliased.nap is time.sleep
     kept = socket.asynccheck_kept = socket.socket()  # read again after the session
-    assert type(kept) is not socket.socket  # a blocking socket's methods are checked
-    assert isinstance(kept, socket.socket) and repr(kept).startswith("<socket.socket")
-    with socket.socket() as quiet:
-        quiet.setblocking(False)
-        assert type(quiet) is socket.socket  # asyncio's sockets pay nothing per call
+    assert type(kept) is socket.socket  # the checked methods are on the class itself
+    assert kept.recv.__asynccheck_blocker__ == "socket.socket.recv"
+    assert socket.socket.accept.__asynccheck_blocker__ == "socket.socket.accept"
     time.sleep(0.15)
 """
     original_sleep = time.sleep
-    original_init = socket.socket.__init__
+    original_accept = socket.socket.accept
     result = run(pytester, source, "--asynccheck-blocking=warn", "-W", "ignore")
     result.assert_outcomes(passed=1)
     assert _patched_anywhere() == []
     assert time.sleep is original_sleep
-    assert socket.socket.__init__ is original_init
+    assert socket.socket.accept is original_accept  # its own method, put back
+    assert "recv" not in vars(socket.socket)  # the C class's, inherited again
     import aliased  # the inner run's module, imported again in this process
 
     kept = socket.asynccheck_kept  # type: ignore[attr-defined]
     del socket.asynccheck_kept  # type: ignore[attr-defined]
+    assert not hasattr(kept.recv, "__asynccheck_blocker__")
     kept.close()
-    assert type(kept) is socket.socket  # sockets still open are put back too
 
     assert not hasattr(aliased.nap, "__asynccheck_blocker__")
     alive = [t.name for t in threading.enumerate() if t.name == monitor.THREAD_NAME]
     assert alive == []
 
 
-def test_a_socket_made_blocking_again_is_checked_again_among_many(
-    pytester: pytest.Pytester,
-) -> None:
-    # Eighty sockets open at once pass through the checked class (its record of them is pruned
-    # as it grows); one made non-blocking and then blocking again is checked again, until a zero
-    # timeout makes it non-blocking once more.
+def test_a_socket_made_blocking_again_is_checked_again(pytester: pytest.Pytester) -> None:
+    # Whether a socket can block is asked at each call: one made non-blocking and then
+    # blocking again is checked again, until a zero timeout makes it non-blocking once more.
     source = f"""
 import socket
 
 async def test_it():
-    pairs = [socket.socketpair() for _ in range(40)]
-    for pair in pairs:
-        for each in pair:
-            each.close()
-    del pairs, pair, each
     left, right = socket.socketpair()
     right.setblocking(False)
     left.setblocking(False)
-    assert type(left) is socket.socket
     left.setblocking(True)
     right.sendall(b"xy")
     assert left.recv(1) == b"x"  {MARK}
@@ -1084,6 +1215,57 @@ async def test_it():
     result.stdout.fnmatch_lines(["asynccheck found 1 problem in test_it.py::test_it (call):"])
     assert_blocking(result, "socket.socket.recv", line_of(source), "*loop.sock_*")
     result.stdout.no_fnmatch_line("*socket.socket.sendall*")
+
+
+#: A socket pair made when the conftest is imported, before the checks start.
+EARLY_SOCKETS = """
+import socket
+
+EARLY = socket.socketpair()
+
+
+def pytest_unconfigure():
+    for sock in EARLY:
+        sock.close()
+"""
+
+
+@pytest.mark.parametrize("made", ["before the session", "as a user subclass", "in the test"])
+def test_every_blocking_socket_keeps_its_exact_type_and_is_checked(
+    pytester: pytest.Pytester, made: str
+) -> None:
+    # trio, among others, accepts only sockets whose type is exactly socket.socket.
+    source = f"""
+import socket
+import conftest
+
+
+class Mine(socket.socket):
+    pass
+
+
+async def test_it():
+    if {made!r} == "before the session":
+        left, right = conftest.EARLY
+    elif {made!r} == "as a user subclass":
+        left, right = socket.socketpair()
+        left = Mine(fileno=left.detach())
+    else:
+        left, right = socket.socketpair()
+    assert type(left) is (Mine if {made!r} == "as a user subclass" else socket.socket)
+    assert type(right) is socket.socket
+    right.sendall(b"x")  # reported too: whether it waits depends on the peer
+    assert left.recv(1) == b"x"  {MARK}
+    left.close()
+    right.close()
+"""
+    pytester.makeini(INI)
+    pytester.makeconftest(EARLY_SOCKETS)
+    pytester.makepyfile(test_it=source)
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(failed=1)
+    assert_blocking(result, "socket.socket.recv", line_of(source), "*loop.sock_*")
+    result.stdout.fnmatch_lines(["*blocking call socket.socket.sendall()*"])
 
 
 def test_nothing_is_patched_without_asynccheck(pytester: pytest.Pytester) -> None:
@@ -1137,3 +1319,23 @@ def test_a_patched_call_off_the_loop_passes_straight_through() -> None:
         lambda *a, **k: ("called", a, k),
     )
     assert wrapper(1, x=2) == ("called", (1,), {"x": 2})
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "cannot_block"),
+    [
+        (("127.0.0.1", "443"), {}, True),
+        (("127.0.0.1", "http"), {"flags": socket.AI_NUMERICSERV}, True),
+        (("fe80::1%2", None), {}, True),
+        (("127.0.0.1", "\uff14\uff14\uff13"), {}, False),  # digits, not ones the C library reads
+        (("127.1", 80), {}, False),  # read as an address by the C library; not claimed here
+        ((b"\xff", 80), {}, False),
+        ((443, 80), {}, False),  # not a host at all: the call itself raises
+        (("fe80::1%", 80), {}, False),
+        (("example.invalid", 80), {}, False),
+    ],
+)
+def test_which_getaddrinfo_calls_cannot_wait_on_a_resolver(
+    args: tuple[object, ...], kwargs: dict[str, int], cannot_block: bool
+) -> None:
+    assert blocking._numeric_getaddrinfo(*args, **kwargs) is cannot_block

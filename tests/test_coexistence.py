@@ -276,3 +276,116 @@ def test_coverage_and_pytest_cov_measure_the_same_lines_with_and_without_the_che
             files = json.loads((pytester.path / "cov.json").read_text())["files"]
             measured.append(files["workload.py"]["executed_lines"])
     assert measured[0] and all(lines == measured[0] for lines in measured)
+
+
+#: Echo servers over loopback under each runner: anyio on trio and on asyncio, pytest-trio, and
+#: pytest-asyncio with asyncio streams. trio accepts only sockets whose type is exactly
+#: ``socket.socket``, and every warning is an error, so a half-made socket left unclosed fails
+#: a test.
+LOOPBACK = """
+import asyncio
+import functools
+
+import anyio
+import pytest
+import trio
+
+
+async def anyio_echo():
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def serve(stream):
+        async with stream:
+            await stream.send(await stream.receive())
+
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, serve)
+        async with await anyio.connect_tcp("127.0.0.1", port) as client:
+            await client.send(b"ping")
+            assert await client.receive() == b"ping"
+        group.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio", "asyncio"])
+async def test_anyio(anyio_backend):
+    await anyio_echo()
+
+
+@pytest.mark.trio
+async def test_pytest_trio():
+    async def serve(stream):
+        async with stream:
+            await stream.send_all(await stream.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            functools.partial(trio.serve_tcp, serve, 0, host="127.0.0.1")
+        )
+        port = listeners[0].socket.getsockname()[1]
+        async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+            await client.send_all(b"ping")
+            assert await client.receive_some() == b"ping"
+        sock = trio.socket.socket()
+        with sock:
+            await sock.connect(("127.0.0.1", port))
+            await sock.send(b"pong")
+            assert await sock.recv(10) == b"pong"
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.asyncio
+async def test_asyncio_streams():
+    async def serve(reader, writer):
+        writer.write(await reader.read(10))
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"ping")
+    assert await reader.read(10) == b"ping"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+
+
+def test_sync():
+    pass
+"""
+
+
+def test_loopback_servers_under_every_runner_pass_alike_with_and_without_checks(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n" + ASYNCIO_INI)
+    pytester.makepyfile(LOOPBACK)
+    # By module: ``-p trio`` and ``-p asyncio`` would name modules already imported, which
+    # pytest warns it cannot rewrite, and every warning is an error here.
+    runners = (
+        "-p",
+        "pytest_trio.plugin",
+        "-p",
+        "anyio.pytest_plugin",
+        "-p",
+        "pytest_asyncio.plugin",
+    )
+    runners += ("-p", "no:randomly", "-rA")
+    outcomes = {}
+    for label, extra in (
+        ("off", ("-p", "asynccheck")),
+        ("on", ARGS),
+        ("warn", (*ARGS, "--asynccheck-mode=warn")),
+    ):
+        result = pytester.runpytest_subprocess(*extra, *runners)
+        outcomes[label] = result.parseoutcomes()
+        assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+        for test in ("test_anyio[[]trio[]]", "test_anyio[[]asyncio[]]", "test_pytest_trio"):
+            result.stdout.fnmatch_lines([f"PASSED *::{test}"])
+        for absent in ("*warning*", "*[[]blocking[]]*", "*Error*", "*INTERNALERROR*"):
+            result.stdout.no_fnmatch_line(absent)
+    assert outcomes["off"] == outcomes["on"] == outcomes["warn"] == {"passed": 5}
