@@ -24,12 +24,15 @@ start); after that it sleeps on a condition and costs nothing.
 from __future__ import annotations
 
 import asyncio
+import dis
+import inspect
 import logging
+import os
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -63,6 +66,12 @@ class Sample:
     path: str
     #: When the stuck turn of the loop began, in loop time, where the loop says.
     turn_began: float | None = None
+    #: Taken once the loop thread let go of the interpreter after holding it past the
+    #: threshold (one long operation in C): the line is the operation's, found before where
+    #: the loop thread was seen.
+    late: bool = False
+    #: The stuck operation was in the last step of the test, whose coroutine had returned.
+    test_ended: bool = False
 
     @property
     def code(self) -> str:
@@ -80,6 +89,12 @@ class Stall:
     sample: Sample | None
     #: When the heartbeat the loop has not answered was posted.
     posted: float
+    #: The loop thread's time spent waiting for a CPU up to the stall (see ``runqueue_wait``).
+    waited_for_cpu: int | None = None
+    #: Further lines the loop was stuck at in the same turn, each with when (loop time) its
+    #: stuck operation began at the latest: seen when the loop thread held the interpreter in
+    #: one operation after another, without a turn of the loop between them.
+    more: list[tuple[Sample, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +105,8 @@ class Watch:
     loop: object
     post: Callable[[Callable[[], None]], object]
     thread_id: int
+    #: The loop thread's id for the kernel (``/proc/self/task/<id>``).
+    native_id: int | None = None
     since: float = 0.0
     #: When the loop last answered a heartbeat: it was turning then.
     answered_at: float = 0.0
@@ -99,6 +116,8 @@ class Watch:
     precise: bool = False
     #: A stall seen but not yet ended.
     stalled: Stall | None = None
+    #: The loop thread's time spent waiting for a CPU when it last answered.
+    waited_for_cpu: int | None = None
     done: list[Finding] = field(default_factory=list)
 
 
@@ -118,10 +137,28 @@ class Watchdog:
         self._idle = False
         #: When the thread last saw a watch.
         self._last_watch = 0.0
+        #: When the thread's current timed wait should end: woken much later, it was kept from
+        #: the interpreter, most likely by the loop thread inside one long operation in C.
+        self._wake_at = float("inf")
+        #: This thread's time spent waiting for a CPU when its current wait began.
+        self._own_wait: int | None = None
+        #: When this thread last sampled the loop thread, and its own wait for a CPU then.
+        self._observed: tuple[float, int | None] = (0.0, None)
+        #: This thread's id for the kernel.
+        self._native_id: int | None = None
+        #: How late past ``_wake_at`` counts: the interpreter is handed over every 5 ms while
+        #: Python code runs, and an operation as long as the threshold keeps this thread
+        #: waiting for at least half of it, wherever its wait was when the operation began.
+        self.late = threshold / 2
         self._thread: threading.Thread | None = None
         #: The garbage collector's pauses: a full collection of a large suite's heap (10,000
         #: tests) can hold the loop past the threshold, and that is not the code under test.
         self.pauses = session.collector
+        # Started now, idle until the first test: a thread started by the first test would
+        # begin only once that test's loop thread lets it, past a stall in its first step.
+        with self._lock:
+            self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+            self._thread.start()
 
     # driven from the loop thread
 
@@ -143,9 +180,14 @@ class Watchdog:
                 loop,
                 post,
                 threading.get_ident(),
+                threading.get_native_id(),
                 since=_clock.perf_counter(),
                 precise=isinstance(loop, asyncio.BaseEventLoop) and _real_time(loop),
             )
+            if self._thread is None or self._idle:
+                # The thread should run now: if it gets the interpreter only much later, the
+                # loop thread held it (see ``_wake_at``).
+                self._wake_at, self._own_wait = _clock.perf_counter(), None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
                 self._thread.start()
@@ -194,6 +236,7 @@ class Watchdog:
     # the thread
 
     def _run(self) -> None:
+        self._native_id = threading.get_native_id()
         try:
             while True:
                 with self._cond:
@@ -201,9 +244,10 @@ class Watchdog:
                         if _clock.perf_counter() - self._last_watch < 1.0:
                             # Between tests of a run: look again soon rather than be woken by
                             # every test's start, a thread switch per test.
-                            self._cond.wait(self.precise_interval)
+                            self._wait(self.precise_interval)
                             continue
                         self._idle = True
+                        self._wake_at = float("inf")
                         self._cond.wait()
                         self._idle = False
                     self._last_watch = _clock.perf_counter()
@@ -216,13 +260,37 @@ class Watchdog:
                     if young > 0:
                         # A test shorter than one interval is never sent a heartbeat, and a
                         # run of short tests wakes this thread once per interval at most.
-                        self._cond.wait(young)
+                        self._wait(young)
                         continue
                 self._beat(watch)
         except Exception as exc:  # pragma: no cover - a bug; never take the run down
             LOGGER.error("asynccheck: the watchdog stopped: %s", exc, exc_info=exc)
 
+    def _wait(self, timeout: float) -> None:
+        """A timed wait on the condition (caller holds it), noting when it should end."""
+        self._wake_at, self._own_wait = self._mark()
+        self._wake_at += timeout
+        self._cond.wait(timeout)
+
+    def _mark(self) -> tuple[float, int | None]:
+        """Now, and this thread's time spent waiting for a CPU so far."""
+        return _clock.perf_counter(), runqueue_wait(self._native_id)
+
+    def _kept(self, since: float, own_wait: int | None) -> float:
+        """Seconds since ``since`` that this thread was kept from running by the interpreter
+        lock: not the time it spent waiting for a CPU (a loaded machine)."""
+        kept = _clock.perf_counter() - since
+        now_waited = runqueue_wait(self._native_id) if own_wait is not None else None
+        if now_waited is not None and own_wait is not None:
+            kept -= (now_waited - own_wait) / 1e9
+        return kept
+
     def _beat(self, watch: Watch) -> None:
+        # Kept from the interpreter past the threshold: the loop thread has just come out of
+        # one long operation, and the heartbeat would find the loop turning again.
+        self._late_sample(watch, self._wake_at, self._own_wait)
+        if watch.precise and watch.waited_for_cpu is None:
+            watch.waited_for_cpu = runqueue_wait(watch.native_id)
         answered = threading.Event()
         answer: list[float | None] = []
 
@@ -247,62 +315,181 @@ class Watchdog:
         # soon as the loop has not answered for the threshold; otherwise the heartbeat itself
         # must have waited that long.
         deadline = (last_turn if watch.precise else posted) + self.threshold
-        if not answered.wait(max(deadline - _clock.perf_counter(), 0.0)):
-            sample = self._sample(watch.thread_id)
-            with self._cond:
-                if self._watch is not watch:
-                    return
-                # The loop stopped turning between its last answer and this heartbeat.
-                watch.stalled = Stall((last_turn + posted) / 2, sample, posted)
-            while not answered.wait(self.interval):
+        wait = max(deadline - _clock.perf_counter(), 0.0)
+        since, own_wait = self._mark()
+        if not answered.wait(wait):
+            if watch.stalled is None:
+                late = watch.precise and self._kept(since + wait, own_wait) >= self.late
+                sample = self._sample(watch.thread_id, late=late)
+                self._observed = self._mark()
+                waited = watch.waited_for_cpu if watch.precise else None
+                with self._cond:
+                    if self._watch is not watch:
+                        return
+                    # The loop stopped turning between its last answer and this heartbeat.
+                    watch.stalled = Stall((last_turn + posted) / 2, sample, posted, waited)
+            # Kept from the interpreter anywhere since the loop thread was last seen (waiting,
+            # or in this thread's own steps): one more long operation has just ended.
+            seen, own_wait = self._observed
+            while True:
+                if answered.wait(self.interval):
+                    break
+                if self._late_sample(watch, seen + self.interval, own_wait):
+                    seen, own_wait = self._observed
+                else:
+                    seen, own_wait = self._mark()
                 with self._cond:
                     if self._watch is not watch or self._stopping:
                         return
+        waited_for_cpu = runqueue_wait(watch.native_id) if watch.precise else None
         with self._cond:
             ended, turn = answer
             assert ended is not None
             if watch.stalled is not None:
-                self._close_stall(watch, ended, turn)
+                self._close_stall(watch, ended, turn, waited_for_cpu)
             watch.answered_at = ended
+            watch.waited_for_cpu = waited_for_cpu
+        # Kept from the interpreter since the answer: the next stall began right after it.
+        self._late_sample(watch, ended, own_wait)
+        with self._cond:
             if self._watch is watch and not self._stopping:
-                self._cond.wait(self.precise_interval if watch.precise else self.interval)
+                self._wait(self.precise_interval if watch.precise else self.interval)
 
-    def _sample(self, thread_id: int) -> Sample | None:
-        """The loop thread's user line now, or ``None`` when the stall is not ours to report."""
+    def _late_sample(self, watch: Watch, since: float, own_wait: int | None) -> bool:
+        """When this thread was kept from the interpreter since ``since`` for more than half
+        the threshold, sample the loop thread, which has just let go of it after one long
+        operation: a stall of its own, or the next line of one pending. Whether it sampled."""
+        if not watch.precise or _clock.perf_counter() - since < self.late:
+            return False
+        # First the sample, before anything that lets go of the interpreter (reading a file):
+        # the loop thread runs on meanwhile.
+        sample = self._sample(watch.thread_id, late=True)
+        late_by = self._kept(since, own_wait)
+        self._observed = self._mark()
+        if late_by < self.late:
+            return True  # this thread waited for a CPU, not for the interpreter
+        if sample is None or sample.turn_began is None:
+            # Outside a turn of the loop (it has stopped): where it was stuck is not known.
+            return True
+        with self._cond:
+            if self._watch is not watch:
+                return False
+            stall = watch.stalled
+            if stall is None:
+                now = _clock.perf_counter()
+                watch.stalled = Stall(now, sample, now, watch.waited_for_cpu)
+                return True
+            last = stall.more[-1][0] if stall.more else stall.sample
+            if last is None or (last.file, last.line, last.stack) == (
+                sample.file,
+                sample.line,
+                sample.stack,
+            ):
+                return True
+            if sample.turn_began != last.turn_began:
+                return True  # another turn: the heartbeat will end the pending stall first
+            # This operation held the interpreter since this thread asked for it, at least.
+            stall.more.append((sample, _monotonic() - late_by))
+            return True
+
+    def _sample(self, thread_id: int, late: bool = False) -> Sample | None:
+        """The loop thread's user line now, or ``None`` when the stall is not ours to report.
+        ``late``: the loop thread has just let go of the interpreter after one long operation,
+        which was on the line before where it is now, or in the test's last step."""
         if thread_id in blocking.in_progress or thread_id in blocking.allowed_threads:
             return None  # a catalogued call reports itself; an allowed block is allowed
         if thread_id in self.pauses.running:
             return None  # the garbage collector holds the loop, not the code under test
         frame: types.FrameType | None = sys._current_frames().get(thread_id)
+        # The loop thread runs on as soon as this thread lets go of the interpreter (at any
+        # call or loop here): where each frame was, and the turn, are read first, at once.
+        where = {id(each): (each.f_lasti, each.f_lineno) for each in frames.walk(frame)}
+        turn_began = _turn_began(frame)
+        stuck = frame
         try:
             for each in frames.walk(frame):
                 if each.f_code.co_filename.startswith("<frozen importlib"):
                     return None  # an import
-            user = frames.user_frame(frames.walk(frame))
-            if user is None:
-                return None
+            if late:
+                # Let go of at the start of a function: what held on was in its caller.
+                while (
+                    stuck is not None
+                    and stuck.f_back is not None
+                    and _just_started(stuck.f_code, where.get(id(stuck), (-1, 0))[0])
+                ):
+                    stuck = stuck.f_back
+            user = frames.user_frame(_in_turn(stuck))
             root = self.session.rootpath
+            if user is None:
+                code = _returned_test(frame) if late else None
+                if code is None:
+                    return None
+                # The test's coroutine returned right after the operation: its last step.
+                line = max((line for *_, line in code.co_lines() if line), default=0)
+                return Sample(
+                    file=frames.relpath(code.co_filename, root),
+                    line=line or code.co_firstlineno,
+                    function=code.co_name,
+                    stack=(),
+                    path=code.co_filename,
+                    turn_began=turn_began,
+                    late=True,
+                    test_ended=True,
+                )
             with self._cond:
                 test = self._watch.test if self._watch is not None else None
+            if not late:
+                return Sample(
+                    file=frames.relpath(user.f_code.co_filename, root),
+                    line=user.f_lineno,
+                    function=user.f_code.co_name,
+                    stack=blocking.chain(user, root, test),
+                    path=user.f_code.co_filename,
+                    turn_began=turn_began,
+                )
+            lasti, lineno = where.get(id(user), (user.f_lasti, user.f_lineno))
+            line = stuck_line(user.f_code, lasti, lineno)
+            callers = [
+                f"{frames.relpath(each.f_code.co_filename, root)}:"
+                f"{where.get(id(each), (0, each.f_lineno))[1]} in {each.f_code.co_name}"
+                for each in _in_turn(user.f_back)
+                if frames.is_user_file(each.f_code.co_filename)
+            ][:7]
+            innermost = f"{frames.relpath(user.f_code.co_filename, root)}:{line}"
             return Sample(
                 file=frames.relpath(user.f_code.co_filename, root),
-                line=user.f_lineno,
+                line=line,
                 function=user.f_code.co_name,
-                stack=blocking.chain(user, root, test),
+                stack=(*reversed(callers), f"{innermost} in {user.f_code.co_name}"),
                 path=user.f_code.co_filename,
-                turn_began=_turn_began(frame),
+                turn_began=turn_began,
+                late=True,
             )
         finally:
-            del frame
+            del frame, stuck
 
-    def _close_stall(self, watch: Watch, ended: float, turn: float | None = None) -> None:
+    def _close_stall(
+        self,
+        watch: Watch,
+        ended: float,
+        turn: float | None = None,
+        waited_for_cpu: int | None = None,
+    ) -> None:
         """Turn the pending stall, which ended at ``ended`` (and, in loop time, when the turn
-        ``turn`` began), into a finding (caller holds the lock)."""
+        ``turn`` began), into findings (caller holds the lock). ``waited_for_cpu``: the loop
+        thread's run-queue wait by then, when known."""
         stall, watch.stalled = watch.stalled, None
         if stall is None or stall.sample is None:
             return
         sample = stall.sample
         began = sample.turn_began
+        # Time the loop thread spent runnable but not running (the machine's other work had
+        # the CPUs) is not the code's, like the collector's pauses.
+        scheduling = 0.0
+        if waited_for_cpu is None and stall.waited_for_cpu is not None:
+            waited_for_cpu = runqueue_wait(watch.native_id)
+        if waited_for_cpu is not None and stall.waited_for_cpu is not None:
+            scheduling = max(0, waited_for_cpu - stall.waited_for_cpu) / 1e9
         if (
             watch.precise
             and began is not None
@@ -312,32 +499,49 @@ class Watchdog:
             and _real_time(watch.loop)
         ):
             collector = self.pauses.within(watch.thread_id, began, turn, monotonic=True)
-            duration = turn - began - collector
+            whole = turn - began
+            duration = whole - collector - scheduling
             if duration < self.threshold:
                 return  # one long turn of the loop, under the threshold
-        else:
-            waited = ended - stall.posted
-            waited -= self.pauses.within(watch.thread_id, stall.posted, ended)
-            if waited < self.threshold:
-                return  # the loop answered a heartbeat within the threshold: no stall
-            collector = self.pauses.within(watch.thread_id, stall.began, ended)
-            duration = max(ended - stall.began - collector, self.threshold)
+            # One segment per line the loop was seen stuck at, each up to the next one's
+            # start; the time taken out is shared in proportion.
+            starts = [began] + [max(began, min(at, turn)) for _, at in stall.more]
+            ends = [*starts[1:], turn]
+            samples = [sample, *(more for more, _ in stall.more)]
+            segments = [
+                (each, (end - start) * duration / whole)
+                for each, start, end in zip(samples, starts, ends, strict=True)
+            ]
+            reported = [(each, length) for each, length in segments if length >= self.threshold]
+            for each, length in reported or [(sample, duration)]:
+                watch.done.append(self._stall_finding(each, length))
+            return
+        waited = ended - stall.posted
+        waited -= self.pauses.within(watch.thread_id, stall.posted, ended) + scheduling
+        if waited < self.threshold:
+            return  # the loop answered a heartbeat within the threshold: no stall
+        collector = self.pauses.within(watch.thread_id, stall.began, ended)
+        duration = max(ended - stall.began - collector - scheduling, self.threshold)
+        watch.done.append(self._stall_finding(sample, duration))
+
+    def _stall_finding(self, sample: Sample, duration: float) -> Finding:
         what = f" ({sample.code})" if sample.code else ""
-        watch.done.append(
-            Finding(
-                kind=Kind.BLOCKING.value,
-                message=(
-                    f"the event loop was stalled for at least {duration * 1000:.0f} ms "
-                    f"(threshold {self.threshold * 1000:g} ms) at this line{what}"
-                ),
-                file=sample.file,
-                line=sample.line,
-                function=sample.function,
-                call=STALL_CALL,
-                fix=STALL_FIX,
-                stack=sample.stack,
-                duration=duration,
-            )
+        where = (
+            "in the test's last step, after its last await" if sample.test_ended else "at this line"
+        )
+        return Finding(
+            kind=Kind.BLOCKING.value,
+            message=(
+                f"the event loop was stalled for at least {duration * 1000:.0f} ms "
+                f"(threshold {self.threshold * 1000:g} ms) {where}{what}"
+            ),
+            file=sample.file,
+            line=sample.line,
+            function=sample.function,
+            call=STALL_CALL,
+            fix=STALL_FIX,
+            stack=sample.stack,
+            duration=duration,
         )
 
 
@@ -355,6 +559,112 @@ def _turn_began(frame: types.FrameType | None) -> float | None:
     finally:
         del frame
     return None
+
+
+#: Instructions after which the loop thread always lets go of the interpreter when asked:
+#: backward jumps, the start or resumption of a function. (A call does only when what it
+#: calls is written in C.)
+_HANDOVER_PREFIXES = ("JUMP_BACKWARD", "JUMP_ABSOLUTE", "RESUME", "YIELD_VALUE")
+#: Instructions that can run for long in C without letting go of it: arithmetic on big
+#: objects, membership, comparison, building, unpacking, slicing.
+_LONG_PREFIXES = (
+    "BINARY_",
+    "INPLACE_",
+    "CONTAINS_OP",
+    "COMPARE_OP",
+    "BUILD_",
+    "LIST_",
+    "SET_",
+    "DICT_",
+    "UNPACK_",
+    "FORMAT_",
+    "STORE_SUBSCR",
+    "DELETE_SUBSCR",
+)
+
+
+def stuck_line(code: types.CodeType, lasti: int, lineno: int) -> int:
+    """The line of ``code`` that held the interpreter, seen just after it let go (a frame of
+    it at ``lasti``, on line ``lineno``): an operation in C that is not a call
+    (``b"x" * n``, ``x in big``) only lets go at the next call, backward jump or function
+    start, often on a later line. The last such operation
+    since the previous certain hand-over, else the line the frame is at (a long call in C:
+    the call's own line)."""
+    candidate: int | None = None
+    line = code.co_firstlineno
+    for instruction in dis.get_instructions(code):
+        positions = getattr(instruction, "positions", None)
+        if positions is not None and positions.lineno:
+            line = positions.lineno
+        elif isinstance(instruction.starts_line, int) and instruction.starts_line:
+            line = instruction.starts_line  # pragma: no cover - Python 3.10
+        if instruction.offset >= lasti:
+            break
+        if instruction.opname.startswith(_HANDOVER_PREFIXES):
+            candidate = None
+        elif instruction.opname.startswith(_LONG_PREFIXES):
+            candidate = line
+    return candidate if candidate is not None else lineno
+
+
+def _in_turn(frame: types.FrameType | None) -> Iterator[types.FrameType]:
+    """``frame`` and its callers up to the standard library loop's turn, where there is one:
+    what runs the loop (a test runner, an outer test) is not what stalled it."""
+    for each in frames.walk(frame):
+        if each.f_code is _RUN_ONCE:
+            return
+        yield each
+
+
+def _just_started(code: types.CodeType, lasti: int) -> bool:
+    """Whether a frame of ``code`` at ``lasti`` has run no instruction of its body yet (it is
+    at its ``RESUME``)."""
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "RESUME":
+            return lasti <= instruction.offset
+    return False  # pragma: no cover - Python 3.10 has no RESUME
+
+
+_TEST_WRAPPER = "asynccheck_wrapper"
+
+
+def _returned_test(frame: types.FrameType | None) -> types.CodeType | None:
+    """The test function whose coroutine has just returned (or raised), when the loop thread
+    is in the plugin's wrapper around it, finishing the test."""
+    try:
+        for each in frames.walk(frame):
+            code = each.f_code
+            if code.co_name == _TEST_WRAPPER and code.co_filename == _RUNNER_FILE:
+                function = each.f_locals.get("func")
+                if callable(function):
+                    function = inspect.unwrap(function)
+                test_code = getattr(function, "__code__", None)
+                return test_code if isinstance(test_code, types.CodeType) else None
+    finally:
+        del frame
+    return None
+
+
+_RUNNER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+
+
+def runqueue_wait(native_id: int | None) -> int | None:
+    """Nanoseconds the thread ``native_id`` of this process has spent runnable but waiting
+    for a CPU (Linux's ``/proc/self/task/<id>/schedstat``); ``None`` elsewhere."""
+    global _schedstat
+    if native_id is None or not _schedstat:
+        return None
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as stats:
+            return int(stats.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        _schedstat = os.path.exists("/proc/self/schedstat")
+        return None
+
+
+#: Whether the kernel gives threads' scheduling figures (cleared on the first failure where it
+#: does not).
+_schedstat = True
 
 
 def _real_time(loop: asyncio.AbstractEventLoop) -> bool:

@@ -12,7 +12,13 @@ creation), a tenth of a stream-heavy test's time. So by default the place comes 
 frame that dropped the coroutine: the same line for the usual bug (``asyncio.sleep(1)`` without
 ``await``), and otherwise the line in that function that calls the coroutine function without
 awaiting it (``tasks = [fetch(u) for u in urls]`` dropped at the function's end), else where it
-was dropped. The finding belongs to the test running when the coroutine was destroyed.
+was dropped. Only frames inside the loop's current turn count as dropping it: whatever runs the
+loop did not. A coroutine dropped outside the user's code (by a loop callback such as
+``loop.call_soon(fetch, 1)``, by a worker thread of ``asyncio.to_thread(fetch)`` or
+``run_in_executor``, or by the test's coroutine returning) is placed, at the drop, by the lines
+the running test's tasks are paused at (innermost first), then by the test function's code: the
+last line up to there that names the coroutine function without awaiting a call of it. The
+finding belongs to the test running when the coroutine was destroyed.
 
 ``--asynccheck-coroutine-origin`` (ini ``asynccheck_coroutine_origin``) sets origin tracking to
 one frame while tests run: the creating call, exact wherever the coroutine is dropped, and a
@@ -29,6 +35,7 @@ but costs about 20 us per test, so only ``--asynccheck-coroutine-origin`` does t
 
 from __future__ import annotations
 
+import asyncio
 import dis
 import gc
 import inspect
@@ -39,7 +46,7 @@ import sys
 import threading
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import frames
@@ -129,13 +136,15 @@ class UnawaitedDetector(Detector):
             for filename, line, function in getattr(coro, "cr_origin", None) or ()
             if frames.is_user_file(filename)
         ]
-        dropped = frames.user_frame(frames.walk(destroyed_in)) if destroyed_in else None
+        dropped = frames.user_frame(_inside_the_loop(destroyed_in)) if destroyed_in else None
         code = getattr(coro, "cr_code", None)
         if origin:
             filename, line, function = origin[0]
         elif dropped is not None:
             filename, function = dropped.f_code.co_filename, dropped.f_code.co_name
             line = creating_line(dropped.f_code, short, dropped.f_lineno) or dropped.f_lineno
+        elif (found := _place_in_test(session.current, short)) is not None:
+            filename, line, function = found
         elif destroyed_in is None and isinstance(code, types.CodeType):
             # Freed from a reference cycle: the code that dropped it is long gone.
             filename, line, function = code.co_filename, code.co_firstlineno, code.co_name
@@ -157,6 +166,63 @@ class UnawaitedDetector(Detector):
             fix=FIX,
             stack=tuple(stack),
         )
+
+
+_RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
+
+
+def _inside_the_loop(frame: types.FrameType) -> Iterator[types.FrameType]:
+    """``frame`` and its callers up to the event loop's turn: whatever called the loop (a
+    test runner, an outer test) did not drop a coroutine that the loop's callback dropped."""
+    for each in frames.walk(frame):
+        if each.f_code is _RUN_ONCE:
+            return
+        yield each
+
+
+def _place_in_test(test: TestCheck | None, name: str) -> tuple[str, int, str] | None:
+    """Where the running ``test`` most likely created a coroutine of function ``name`` (or
+    handed the function over: ``loop.call_soon(fetch, 1)``, ``asyncio.to_thread(fetch)``)
+    that was dropped outside the user's code: by a loop callback, a worker thread, or the
+    test's coroutine returning. First the lines its tasks are suspended at, innermost first,
+    then the test function's own code."""
+    if test is None:
+        return None
+    for frame in _suspended_user_frames(test.loop):
+        line = creating_line(frame.f_code, name, frame.f_lineno)
+        if line is not None:
+            return frame.f_code.co_filename, line, frame.f_code.co_name
+    function = inspect.unwrap(getattr(test.item, "function", None) or (lambda: None))
+    code = getattr(function, "__code__", None)
+    if isinstance(code, types.CodeType) and frames.is_user_file(code.co_filename):
+        line = creating_line(code, name, sys.maxsize)
+        if line is not None:
+            return code.co_filename, line, code.co_name
+    return None
+
+
+def _suspended_user_frames(loop: Any) -> list[types.FrameType]:
+    """The user frames of ``loop``'s unfinished tasks, each task's innermost first: each is
+    paused at (or running) the line it has reached."""
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        return []
+    try:
+        tasks = list(asyncio.all_tasks(loop))
+    except RuntimeError:  # pragma: no cover - the set changed while another thread copied it
+        return []
+    found: list[types.FrameType] = []
+    for task in tasks:
+        chain: list[types.FrameType] = []
+        awaited: Any = task.get_coro()
+        for _ in range(64):  # a bounded walk: an awaitable could await itself
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is None:
+                break
+            if frames.is_user_file(frame.f_code.co_filename):
+                chain.append(frame)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        found.extend(reversed(chain))
+    return found
 
 
 def _unstarted_coroutines() -> bool:

@@ -424,3 +424,130 @@ def test_the_full_collection_at_the_end_is_made_only_while_a_coroutine_was_never
     result = pytester.runpytest_subprocess(*ARGS, "-W", "ignore::RuntimeWarning")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"full collections: {collections}"])
+
+
+SHAPES = """\
+import asyncio
+import functools
+
+async def fetch(i=0):
+    await asyncio.sleep(0)
+    return i
+
+async def test_appended_and_dropped():
+    coros = []
+    for i in range(2):
+        coros.append(fetch(i))  # <- appended
+    del coros
+
+async def test_gather_of_a_list():
+    coros = [fetch(i) for i in range(2)]  # <- gather
+    try:
+        await asyncio.gather(coros)
+    except TypeError:
+        pass
+
+async def test_map():
+    coros = list(map(fetch, [1, 2]))  # <- map
+    del coros
+
+async def test_dict_comprehension():
+    pending = {i: fetch(i) for i in range(2)}  # <- dict
+    del pending
+
+async def test_call_soon():
+    loop = asyncio.get_running_loop()
+    loop.call_soon(fetch, 1)  # <- call_soon
+    await asyncio.sleep(0.05)
+
+async def schedule_later():
+    asyncio.get_running_loop().call_soon(fetch, 2)  # <- helper
+    await asyncio.sleep(0.05)
+
+async def test_call_soon_in_a_helper():
+    await schedule_later()
+
+async def test_run_in_executor():
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, fetch, 1)  # <- executor
+
+async def test_to_thread():
+    await asyncio.to_thread(fetch, 2)  # <- to_thread
+
+async def test_partial():
+    started = functools.partial(fetch, 3)  # <- partial made
+    started()  # <- partial called
+"""
+
+SHAPE_MARKS = {
+    "test_appended_and_dropped": "appended",
+    "test_gather_of_a_list": "gather",
+    "test_map": "map",
+    "test_dict_comprehension": "dict",
+    "test_call_soon": "call_soon",
+    "test_call_soon_in_a_helper": "helper",
+    "test_run_in_executor": "executor",
+    "test_to_thread": "to_thread",
+}
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param((), id="default"),
+        pytest.param(("--asynccheck-coroutine-origin",), id="origin"),
+    ],
+)
+def test_coroutines_dropped_by_callbacks_threads_and_containers_are_placed_at_the_users_line(
+    pytester: pytest.Pytester, mode: tuple[str, ...]
+) -> None:
+    pytester.makepyfile(test_shapes=SHAPES)
+    result = pytester.runpytest(*ARGS, *mode, "-p", "no:randomly")
+    result.assert_outcomes(failed=len(SHAPE_MARKS) + 1)
+    lines = SHAPES.splitlines()
+    # The partial's coroutine is created by calling it: origin tracking names that call; by
+    # default the line that handed the coroutine function over is named, then the drop.
+    partial = "partial called" if mode else "partial made"
+    for name, mark in {**SHAPE_MARKS, "test_partial": partial}.items():
+        line = next(i for i, text in enumerate(lines, 1) if text.endswith(f"# <- {mark}"))
+        result.stdout.fnmatch_lines(
+            [
+                f"asynccheck found 1 problem in test_shapes.py::{name} (call):",
+                "?unawaited? coroutine 'fetch' was never awaited*",
+                f"  at test_shapes.py:{line} in *",
+            ]
+        )
+        result.stdout.fnmatch_lines([f"error unawaited * test_shapes.py:{line} in *"])
+    result.stdout.no_fnmatch_line("*<unknown>*")
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_coroutine_functions_handed_over_correctly_are_not_flagged(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+
+        async def fetch(i=0):
+            await asyncio.sleep(0)
+            return i
+
+        def work(i):
+            return i
+
+        async def test_handed_over_correctly():
+            loop = asyncio.get_running_loop()
+            coros = [fetch(i) for i in range(2)]
+            assert await asyncio.gather(*coros) == [0, 1]
+            assert await asyncio.to_thread(work, 2) == 2
+            assert await loop.run_in_executor(None, work, 3) == 3
+            done = loop.create_future()
+            loop.call_soon(done.set_result, 4)
+            assert await done == 4
+            assert await asyncio.to_thread(asyncio.run, fetch(5)) == 5
+        """
+    )
+    result = pytester.runpytest(*ARGS)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["asynccheck: no findings in 1 checked tests"])

@@ -1,0 +1,259 @@
+"""Stalls of the event loop (kind ``blocking``, call ``stall``): each at the line that held the
+loop, with its length, however the stall ends; a loop that waited for a CPU is not stalled."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import pytest
+from conftest import ARGS
+
+#: Sizes the work to about 0.35 s of this machine's time, whatever its speed: the work is
+#: timed once small, then scaled.
+CALIBRATE = """
+import asyncio, time
+
+def sized(make, work, small, power=1.0):
+    start = time.thread_time()
+    work(make(small))
+    took = max(time.thread_time() - start, 1e-4)
+    return make(int(small * (0.35 / took) ** (1 / power)))
+
+BIG_INT = sized(lambda bits: (1 << bits) - 1, lambda x: x * x, 150_000, power=1.585)
+BIG_LIST = sized(lambda n: [0] * n, lambda items: -1 in items, 1_000_000)
+DONE = {}
+
+def note(text):
+    DONE[text] = time.thread_time()
+"""
+
+
+def line_of(source: str, marker: str) -> int:
+    # The inner file is written without its leading blank lines.
+    for number, text in enumerate(source.lstrip("\n").splitlines(), start=1):
+        if text.endswith(f"# <- {marker}"):
+            return number
+    raise AssertionError(f"no {marker!r} in the inner test")
+
+
+def run(
+    pytester: pytest.Pytester, source: str, *extra: str, subprocess: bool = False
+) -> tuple[pytest.RunResult, list[dict[str, Any]]]:
+    pytester.makepyfile(test_it=source)
+    runpytest = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    result = runpytest(*ARGS, "--asynccheck-report=report.json", "-p", "no:randomly", *extra)
+    findings = json.loads((pytester.path / "report.json").read_text())["findings"]
+    return result, [f for f in findings if f["call"] == "stall"]
+
+
+def stall_at(findings: list[dict[str, Any]], line: int) -> dict[str, Any]:
+    matching = [f for f in findings if f["file"] == "test_it.py" and f["line"] == line]
+    assert len(matching) == 1, (line, findings)
+    return matching[0]
+
+
+@pytest.mark.parametrize(
+    ("operation", "what"),
+    [
+        pytest.param("squared = BIG_INT * BIG_INT", "BIG_INT * BIG_INT", id="arithmetic"),
+        pytest.param("found = -1 in BIG_LIST", "-1 in BIG_LIST", id="membership"),
+    ],
+)
+def test_an_operation_that_is_not_a_call_is_reported_at_its_own_line_not_the_next(
+    pytester: pytest.Pytester, operation: str, what: str
+) -> None:
+    # Such an operation holds the interpreter until it ends: the watchdog first sees the loop
+    # thread on a later line (here an innocent print, then an await).
+    source = (
+        CALIBRATE
+        + f"""
+async def test_it():
+    await asyncio.sleep(0)
+    {operation}  # <- stuck
+    print("next")
+    await asyncio.sleep(0)
+"""
+    )
+    result, findings = run(pytester, source)
+    result.assert_outcomes(failed=1)
+    finding = stall_at(findings, line_of(source, "stuck"))
+    assert finding["function"] == "test_it"
+    assert what in finding["message"]
+    assert finding["duration"] >= 0.1
+    assert len(findings) == 1, findings
+
+
+def test_a_stall_in_the_tests_last_statement_is_reported_at_it(
+    pytester: pytest.Pytester,
+) -> None:
+    source = (
+        CALIBRATE
+        + """
+async def test_ends_stuck():
+    await asyncio.sleep(0)
+    BIG_INT * BIG_INT  # <- last
+
+async def test_ends_spinning():
+    await asyncio.sleep(0)
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:  # <- spin
+        pass
+"""
+    )
+    result, findings = run(pytester, source)
+    result.assert_outcomes(failed=2)
+    last = stall_at(findings, line_of(source, "last"))
+    assert last["function"] == "test_ends_stuck"
+    assert "in the test's last step" in last["message"]
+    assert last["duration"] >= 0.1
+    assert stall_at(findings, line_of(source, "spin"))["function"] == "test_ends_spinning"
+    assert len(findings) == 2, findings
+
+
+def test_two_stalls_at_two_lines_of_one_test_are_two_findings_each_with_its_length(
+    pytester: pytest.Pytester,
+) -> None:
+    source = (
+        CALIBRATE
+        + """
+async def test_across_turns():
+    await asyncio.sleep(0)
+    started = time.thread_time()
+    BIG_INT * BIG_INT  # <- first
+    note("first")
+    await asyncio.sleep(0)
+    -1 in BIG_LIST  # <- second
+    note("second")
+    await asyncio.sleep(0)
+    print("WORK", DONE["first"] - started, DONE["second"] - DONE["first"])
+
+async def test_in_one_turn():
+    await asyncio.sleep(0)
+    BIG_INT * BIG_INT  # <- one
+    note("between")
+    -1 in BIG_LIST  # <- two
+    note("after")
+    await asyncio.sleep(0)
+"""
+    )
+    result, findings = run(pytester, source, "-s")
+    result.assert_outcomes(failed=2)
+    first = stall_at(findings, line_of(source, "first"))
+    second = stall_at(findings, line_of(source, "second"))
+    # Each at least the CPU time its work took (less a little: the loop thread's wait for a
+    # CPU is measured from the heartbeat before the stall), with no upper bound.
+    first_work, second_work = map(
+        float, re.search(r"WORK (\S+) (\S+)", result.stdout.str()).groups()
+    )
+    assert first["duration"] >= min(first_work - 0.05, 0.1), (first, first_work)
+    assert second["duration"] >= min(second_work - 0.05, 0.1), (second, second_work)
+    assert stall_at(findings, line_of(source, "one"))["duration"] >= 0.1
+    assert stall_at(findings, line_of(source, "two"))["duration"] >= 0.1
+    assert len(findings) == 4, findings
+
+
+def test_short_operations_between_turns_are_not_stalls(pytester: pytest.Pytester) -> None:
+    source = (
+        CALIBRATE
+        + """
+SMALL_INT = (1 << 20_000) - 1
+
+async def test_it():
+    for _ in range(40):
+        SMALL_INT * SMALL_INT
+        -1 in BIG_LIST[:1000]
+        await asyncio.sleep(0.01)
+    SMALL_INT * SMALL_INT
+"""
+    )
+    result, findings = run(pytester, source)
+    result.assert_outcomes(passed=1)
+    assert findings == []
+
+
+# -- a loop waiting for a CPU is not stalled ----------------------------------------------------
+
+STARVED = """
+import asyncio, os, subprocess, sys, time
+
+import pytest
+
+CPU = min(os.sched_getaffinity(0))
+BUSY = []
+# Listing the process's threads to pin them is a blocking call of its own.
+pytestmark = pytest.mark.asynccheck(allow=["os.listdir"])
+
+
+def pin_everything():
+    for task in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(task), {CPU})
+
+
+def starve_the_loop():
+    # The loop thread, at a lower priority than the busy processes, waits for its turn on
+    # the CPU often longer than the threshold, while the watchdog keeps its priority.
+    pin_everything()
+    if os.getpriority(os.PRIO_PROCESS, 0) < 15:
+        os.nice(15)  # this thread only, on Linux
+
+
+@pytest.fixture(autouse=True, scope="module")
+def busy():
+    # Every thread of this process shares one CPU with busy processes.
+    pin_everything()
+    for _ in range(2):
+        BUSY.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+    time.sleep(0.2)
+    yield
+    for process in BUSY:
+        process.kill()
+        process.wait()
+    BUSY.clear()
+
+
+def spin_cpu(seconds):
+    # CPU time, not wall time: under this load a second of CPU takes many of the clock.
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:  # <- cpu
+        pass
+
+
+async def test_short_work():
+    await asyncio.sleep(0.05)  # the wait for a CPU is measured from the first heartbeat on
+    starve_the_loop()
+    for _ in range(600):
+        sum(range(200))
+        await asyncio.sleep(0)
+    for _ in range(40):
+        await asyncio.sleep(0.005)
+
+
+async def test_real_stall():
+    await asyncio.sleep(0.05)
+    starve_the_loop()
+    await asyncio.sleep(0)
+    spin_cpu(0.04)
+    await asyncio.sleep(0)
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or not os.path.exists("/proc/self/task"),
+    reason="needs Linux's CPU affinity and per-thread scheduling figures",
+)
+# The scheduler decides how long each thread waits: on a machine already loaded by other work
+# the watchdog's own reads of the figures can come late, so one run in a few may see a stall.
+@pytest.mark.flaky(reruns=2)
+def test_waiting_for_a_cpu_is_not_a_stall_and_a_real_stall_under_the_same_load_still_is(
+    pytester: pytest.Pytester,
+) -> None:
+    source = STARVED
+    result, findings = run(pytester, source, "--asynccheck-stall-threshold=0.02", subprocess=True)
+    assert [f for f in findings if f["nodeid"].endswith("test_short_work")] == [], findings
+    real = stall_at(findings, line_of(source, "cpu"))
+    assert real["nodeid"].endswith("test_real_stall")
+    assert real["duration"] >= 0.02
+    result.assert_outcomes(passed=1, failed=1)
