@@ -30,7 +30,7 @@ import time
 import types
 from collections.abc import Callable
 
-from pytest_asynccheck import blocking
+from pytest_asynccheck.detectors.blocking import intercept as blocking
 
 
 def kernels(calls: int) -> dict[str, Callable[[], None]]:
@@ -146,8 +146,8 @@ def main() -> None:
 
 
 def per_test_events(count: int = 20_000) -> float:
-    from pytest_asynccheck.config import Settings
-    from pytest_asynccheck.session import CollectorPauses
+    from pytest_asynccheck._options import Settings
+    from pytest_asynccheck._session import CollectorPauses
 
     session = types.SimpleNamespace(
         current=None,

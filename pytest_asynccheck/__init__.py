@@ -3,9 +3,8 @@ or exceed a concurrency budget."""
 
 from __future__ import annotations
 
-from .blocking import allow_blocking
-from .detector import Detector
-from .findings import (
+from ._events import Detector
+from ._findings import (
     AsynccheckWarning,
     BlockingCallWarning,
     Finding,
@@ -16,7 +15,8 @@ from .findings import (
     UnawaitedCoroutineWarning,
     WallBudgetWarning,
 )
-from .session import CheckSession, TestCheck, active
+from ._session import CheckSession, TestCheck, active
+from .detectors.blocking.intercept import allow_blocking
 
 __version__ = "0.1.0"
 

@@ -17,9 +17,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from . import baseline, jsonreport
-from .config import writable_problem
-from .report import plural
+from ._options import writable_problem
+from .reporting import baseline
+from .reporting import json_report as jsonreport
+from .reporting.summary import plural
 
 PROG = "python -m pytest_asynccheck"
 USAGE_ERROR = 2

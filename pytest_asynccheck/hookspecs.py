@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .detector import Detector
+    from ._events import Detector
+    from ._options import Settings
 
 
 @pytest.hookspec

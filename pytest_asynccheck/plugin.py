@@ -13,13 +13,11 @@ from collections.abc import Generator
 
 import pytest
 
-from . import hookspecs, outputs, report
-from .budget import MARKER as MAX_WALL
-from .budget import BudgetDetector, parse_max_wall
-from .config import Settings, add_options, load_settings
-from .findings import Finding, Severity
-from .registry import builtin_detectors
-from .runner import (
+from . import hookspecs
+from ._findings import Finding, Severity
+from ._options import Settings, add_options, load_settings
+from ._session import CheckSession, MarkerError, TestCheck, parse_allow_marker
+from ._standalone import (
     WIDER_SCOPE_FIXTURE,
     LoopRunner,
     call_target,
@@ -30,7 +28,11 @@ from .runner import (
     run_test,
     sync_fixture,
 )
-from .session import CheckSession, MarkerError, TestCheck, parse_allow_marker
+from .detectors import builtin_detectors
+from .detectors.budget.detector import MARKER as MAX_WALL
+from .detectors.budget.detector import BudgetDetector, parse_max_wall
+from .reporting import outputs
+from .reporting import summary as report
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 

@@ -14,7 +14,8 @@ import types
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
-from pytest_asynccheck import blocking, monitor
+from pytest_asynccheck.detectors.blocking import intercept as blocking
+from pytest_asynccheck.detectors.blocking import watchdog as monitor
 
 INI = "[pytest]\n"
 

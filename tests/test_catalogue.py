@@ -13,7 +13,7 @@ import types
 import pytest
 from conftest import ARGS
 
-from pytest_asynccheck import blocking
+from pytest_asynccheck.detectors.blocking import intercept as blocking
 
 MARK = "# <- here"
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 from conftest import ARGS
 
-from pytest_asynccheck.jsonreport import SCHEMA
+from pytest_asynccheck.reporting.json_report import SCHEMA
 
 TESTS = """
 import asyncio

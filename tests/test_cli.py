@@ -167,7 +167,9 @@ def test_a_write_that_fails_is_one_line_and_exit_code_2(
     capsys: pytest.CaptureFixture[str],
     command: str,
 ) -> None:
-    from pytest_asynccheck import __main__, baseline, jsonreport
+    from pytest_asynccheck import __main__
+    from pytest_asynccheck.reporting import baseline
+    from pytest_asynccheck.reporting import json_report as jsonreport
 
     pytester.makepyfile(test_mod=TESTS)
     pytester.runpytest(*ARGS, "--asynccheck-report=r.json")

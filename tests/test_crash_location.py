@@ -80,8 +80,8 @@ def test_a_failing_check_crashes_at_the_first_finding(
 def test_a_finding_without_a_file_of_the_project_leaves_the_crash_where_it_was(
     tmp_path: Path,
 ) -> None:
-    from pytest_asynccheck.findings import Finding
-    from pytest_asynccheck.report import crash_site, point_crash_at
+    from pytest_asynccheck._findings import Finding
+    from pytest_asynccheck.reporting.summary import crash_site, point_crash_at
 
     (tmp_path / "test_mod.py").write_text("pass\n")
     nowhere = Finding(kind="blocking", message="m", file="", line=0)

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from pytest_asynccheck.findings import Finding
-from pytest_asynccheck.session import CollectorPauses
-from pytest_asynccheck.tasks import TaskDetector, _created_at, _suspended_at
-from pytest_asynccheck.timeline import Recorder
-from pytest_asynccheck.unawaited import UnawaitedDetector
+from pytest_asynccheck._findings import Finding
+from pytest_asynccheck._session import CollectorPauses
+from pytest_asynccheck.detectors.budget.timeline import Recorder
+from pytest_asynccheck.detectors.tasks import TaskDetector, _created_at, _suspended_at
+from pytest_asynccheck.detectors.unawaited import UnawaitedDetector
 
 
 class StubSession:
@@ -218,7 +218,7 @@ def test_blocking_predicates_recognise_calls_that_cannot_block() -> None:
     import concurrent.futures
     import os
 
-    from pytest_asynccheck import blocking
+    from pytest_asynccheck.detectors.blocking import intercept as blocking
 
     done: concurrent.futures.Future[int] = concurrent.futures.Future()
     done.set_result(1)
@@ -234,13 +234,13 @@ def test_blocking_predicates_recognise_calls_that_cannot_block() -> None:
 
 
 def test_enums_print_as_their_values() -> None:
-    from pytest_asynccheck.findings import Kind, Severity
+    from pytest_asynccheck._findings import Kind, Severity
 
     assert f"{Severity.WARN} {Kind.LEAKED_TASK}" == "warn leaked-task"
 
 
 def test_claims_and_targets_of_unusual_items() -> None:
-    from pytest_asynccheck.runner import call_target, is_claimed
+    from pytest_asynccheck._standalone import call_target, is_claimed
 
     class Item:
         obj = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ARGS
 
-from pytest_asynccheck.findings import Kind
+from pytest_asynccheck._findings import Kind
 
 ASYNC_TEST = """
     async def test_async():

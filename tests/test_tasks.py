@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
-from pytest_asynccheck.tasks import LEAK_FIX, LOST_FIX
+from pytest_asynccheck.detectors.tasks import LEAK_FIX, LOST_FIX
 
 KINDS = ("unawaited", "leaked-task", "never-retrieved", "blocking", "max-wall")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
-from pytest_asynccheck.unawaited import CYCLE_NOTE, FIX
+from pytest_asynccheck.detectors.unawaited import CYCLE_NOTE, FIX
 
 HELPERS = """\
 import asyncio
@@ -550,4 +550,4 @@ def test_coroutine_functions_handed_over_correctly_are_not_flagged(
     )
     result = pytester.runpytest(*ARGS)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["asynccheck: no findings in 1 checked tests"])
+    result.stdout.fnmatch_lines(["asynccheck: no findings in 1 checked test"])

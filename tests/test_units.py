@@ -12,10 +12,10 @@ import types
 import pytest
 
 import pytest_asynccheck
-from pytest_asynccheck import frames
-from pytest_asynccheck.detector import EVENTS, Detector, Detectors
-from pytest_asynccheck.findings import Finding, merge_into
-from pytest_asynccheck.runner import LoopRunner
+from pytest_asynccheck import _frames as frames
+from pytest_asynccheck._events import EVENTS, Detector, Detectors
+from pytest_asynccheck._findings import Finding, merge_into
+from pytest_asynccheck._standalone import LoopRunner
 
 
 def test_public_names_are_exactly_all() -> None:
@@ -201,7 +201,7 @@ def test_the_creating_line_skips_awaited_calls_and_looks_into_comprehensions(
 ) -> None:
     import textwrap
 
-    from pytest_asynccheck.unawaited import creating_line
+    from pytest_asynccheck.detectors.unawaited import creating_line
 
     source = textwrap.dedent(
         """

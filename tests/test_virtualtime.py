@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
 
-from pytest_asynccheck.virtualtime import VirtualClock
+from pytest_asynccheck.detectors.budget.virtualtime import VirtualClock
 
 TUTORIAL = """
 import asyncio

@@ -36,11 +36,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import _clock, blocking, frames
-from .findings import Finding, Kind
+from ... import _clock
+from ... import _frames as frames
+from ..._findings import Finding, Kind
+from . import intercept as blocking
 
 if TYPE_CHECKING:
-    from .session import CheckSession, TestCheck
+    from ..._session import CheckSession, TestCheck
 
 LOGGER = logging.getLogger("pytest_asynccheck")
 
@@ -645,7 +647,12 @@ def _returned_test(frame: types.FrameType | None) -> types.CodeType | None:
     return None
 
 
-_RUNNER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+#: Where the test wrapper is defined (``_standalone.checked_coroutine_function``): named by
+#: path, as importing it from here would point a dependency upwards.
+_RUNNER_FILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    "_standalone.py",
+)
 
 
 def runqueue_wait(native_id: int | None) -> int | None:

@@ -65,14 +65,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _clock, frames
-from .config import Settings
-from .detector import Detector, Detectors
-from .findings import Finding, Kind, Severity
+from ... import _clock
+from ... import _frames as frames
+from ..._events import Detector, Detectors
+from ..._findings import Finding, Kind, Severity
+from ..._options import Settings
 
 if TYPE_CHECKING:
-    from .monitor import Watchdog
-    from .session import CheckSession, TestCheck
+    from ..._session import CheckSession, TestCheck
+    from .watchdog import Watchdog
 
 LOGGER = logging.getLogger("pytest_asynccheck")
 
@@ -481,7 +482,7 @@ def _is_module(name: str) -> bool:
 
 # -- where frames come from -------------------------------------------------------------------
 
-_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+_PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _STDLIB_DIRS = tuple(
     {
         os.path.abspath(p)
@@ -1191,7 +1192,7 @@ class BlockingDetector(Detector):
         self.watchdog: Watchdog | None = None
 
     def session_started(self, session: CheckSession) -> None:
-        from .monitor import Watchdog
+        from .watchdog import Watchdog
 
         self.interceptor = Interceptor(session, self.settings.blocking_allow)
         self.interceptor.install()

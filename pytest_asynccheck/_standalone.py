@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .session import TestCheck
+from ._session import TestCheck
 
 T = TypeVar("T")
 

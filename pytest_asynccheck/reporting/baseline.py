@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .findings import Finding
+from .._findings import Finding
 
 VERSION = 1
 #: The severity of a finding the baseline accepts: reported, never failing, never warning.

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from . import baseline
-from .findings import Kind, Severity
+from ._findings import Kind, Severity
+from .reporting import baseline
 
 ENABLE_HELP = "run every async test inside an asynccheck session (also: ini asynccheck = true)"
 KIND_HELP = {
@@ -400,7 +400,9 @@ def load_settings(config: pytest.Config) -> Settings:
 def allow_vocabulary() -> tuple[str, ...]:
     """Every plain name an allow list may hold: finding kinds, catalogued calls and their
     aliases, and ``stall``."""
-    from . import blocking, monitor  # they read the settings: imported only when needed
+    # They read the settings: imported only when needed.
+    from .detectors.blocking import intercept as blocking
+    from .detectors.blocking import watchdog as monitor
 
     return (
         *(kind.value for kind in Kind),
@@ -443,7 +445,7 @@ def unknown_allow_entry(entry: str) -> str | None:
     """What an allow list expects instead of ``entry`` (with the closest valid names), or
     ``None`` when ``entry`` is valid: a kind, a catalogued call, ``stall``, a function on the
     way to a call, or one of the scoped forms ``blocking.parse_allow_entry`` reads."""
-    from . import blocking
+    from .detectors.blocking import intercept as blocking
 
     try:
         parsed = blocking.parse_allow_entry(entry)

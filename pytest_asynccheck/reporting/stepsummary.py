@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._findings import Finding
 from .baseline import ACCEPTED
-from .findings import Finding
 
 ENV = "GITHUB_STEP_SUMMARY"
 TOP_PLACES = 10

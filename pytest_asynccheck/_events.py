@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .session import CheckSession, TestCheck
+    from ._session import CheckSession, TestCheck
 
 LOGGER = logging.getLogger("pytest_asynccheck")
 

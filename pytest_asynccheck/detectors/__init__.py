@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .blocking import blocking_detector
-from .budget import budget_detector
-from .config import Settings
-from .detector import Detector
+from .._events import Detector
+from .._options import Settings
+from .blocking.intercept import blocking_detector
+from .budget.detector import budget_detector
 from .tasks import task_detector
 from .unawaited import unawaited_detector
 

@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _clock, baseline
-from .config import Settings, unknown_allow_entry
-from .detector import Detector, Detectors
-from .findings import Finding, Kind, Severity, is_test_file, merge_into
-from .report import BUDGET_PROPERTY, FINDING_PROPERTY
+from . import _clock
+from ._events import Detector, Detectors
+from ._findings import Finding, Kind, Severity, is_test_file, merge_into
+from ._options import Settings, unknown_allow_entry
+from .reporting import baseline
+from .reporting.summary import BUDGET_PROPERTY, FINDING_PROPERTY
 
 if TYPE_CHECKING:
-    from .runner import LoopRunner
+    from ._standalone import LoopRunner
 
 ALLOW_KINDS = frozenset(kind.value for kind in Kind)
 #: The ``user_properties`` this plugin writes, each belonging to one attempt of its test.

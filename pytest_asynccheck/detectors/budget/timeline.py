@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _clock, frames
+from ... import _clock
+from ... import _frames as frames
 
 if TYPE_CHECKING:
-    from .findings import Finding
+    from ..._findings import Finding
 
 #: Waits shorter than this are not sampled: they are the loop polling between callbacks.
 SAMPLE_MIN_WAIT = 0.001

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from .findings import Finding
-from .recording import TIMELINE_ATTR
-from .report import REPORT_ATTR, Summary, totals_line
-from .session import CheckSession
+from .._findings import Finding
+from .._session import CheckSession
+from ..detectors.budget.recording import TIMELINE_ATTR
+from .summary import REPORT_ATTR, Summary, totals_line
 
 WIDTH = 800
 LABEL = 160

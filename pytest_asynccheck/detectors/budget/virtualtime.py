@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from . import _clock
+from ... import _clock
 
 CANNOT_CONTROL = (
     "virtual time needs an event loop with a selector (the standard library's); "

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .findings import Finding, Severity
+from .._findings import Finding, Severity
 
 
 def _escape_data(text: str) -> str:

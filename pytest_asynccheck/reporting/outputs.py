@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from .._session import CheckSession
+from ..detectors.budget.recording import Outputs, OutputsDetector, TestRecord
 from . import stepsummary, suggest, trace
-from .recording import Outputs, OutputsDetector, TestRecord
-from .report import Summary
-from .session import CheckSession
+from .summary import Summary
 
 
 class Controller:
@@ -88,6 +88,6 @@ def register(config: pytest.Config, session: CheckSession, summary: Summary) -> 
         return  # the controller writes
     config.pluginmanager.register(Controller(session, summary), Controller.name)
     if html:
-        from .reporting_html import HtmlOutputs
+        from .html import HtmlOutputs
 
         config.pluginmanager.register(HtmlOutputs(session, summary), HtmlOutputs.name)

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import baseline, github, jsonreport
-from .findings import WARNING_FOR_KIND, AsynccheckWarning, Finding, Kind, Severity, merge_into
+from .._findings import WARNING_FOR_KIND, AsynccheckWarning, Finding, Kind, Severity, merge_into
+from . import baseline, github
+from . import json_report as jsonreport
 
 if TYPE_CHECKING:
-    from .session import CheckSession
+    from .._session import CheckSession
 
 #: Findings go on each phase's report under this attribute, on reports that have some.
 REPORT_ATTR = "asynccheck_findings"

@@ -27,11 +27,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _clock, frames
-from .config import Settings
-from .detector import Detector
-from .findings import Finding, Kind, Severity
-from .session import CheckSession, TestCheck, collect_young_once
+from .. import _clock
+from .. import _frames as frames
+from .._events import Detector
+from .._findings import Finding, Kind, Severity
+from .._options import Settings
+from .._session import CheckSession, TestCheck, collect_young_once
 
 LEAK_FIX = (
     "await the task (or asyncio.gather the tasks) before the test returns, or cancel it and "

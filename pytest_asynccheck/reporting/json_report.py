@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from . import _clock
-from .config import Settings
-from .findings import Finding, Severity
+from .. import _clock
+from .._findings import Finding, Severity
+from .._options import Settings
 
 SCHEMA_VERSION = 2
 SCHEMA = Path(__file__).with_name("report-schema.json")
@@ -55,7 +55,7 @@ def build(
     collected: int = 0,
     ran: int = 0,
 ) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     return {
         "schema_version": SCHEMA_VERSION,

@@ -49,11 +49,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import frames
-from .config import Settings
-from .detector import Detector
-from .findings import Finding, Kind, Severity
-from .session import CheckSession, TestCheck, collect_young_once
+from .. import _frames as frames
+from .._events import Detector
+from .._findings import Finding, Kind, Severity
+from .._options import Settings
+from .._session import CheckSession, TestCheck, collect_young_once
 
 FIX = (
     "await it, or run it concurrently with asyncio.create_task(...) / asyncio.gather(...) "

@@ -12,12 +12,12 @@ import asyncio
 
 import pytest
 
-from . import _clock
-from .config import Settings, parse_duration
-from .detector import Detector
-from .findings import Finding, Kind, Severity
-from .report import BUDGET_PROPERTY, warn_at_item
-from .session import CheckSession, MarkerError, TestCheck
+from ... import _clock
+from ..._events import Detector
+from ..._findings import Finding, Kind, Severity
+from ..._options import Settings, parse_duration
+from ..._session import CheckSession, MarkerError, TestCheck
+from ...reporting.summary import BUDGET_PROPERTY, warn_at_item
 from .timeline import Recorder
 from .virtualtime import CANNOT_CONTROL, VirtualClock
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from . import _clock
-from .config import Settings
-from .detector import Detector
-from .report import BUDGET_PROPERTY, REPORT_ATTR
-from .session import TestCheck
+from ... import _clock
+from ..._events import Detector
+from ..._options import Settings
+from ..._session import TestCheck
+from ...reporting.summary import BUDGET_PROPERTY, REPORT_ATTR
 from .timeline import Recorder
 from .virtualtime import VirtualClock
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .recording import TestRecord
+    from ..detectors.budget.recording import TestRecord
 
 PID = 1
 PHASES_TID = 1
