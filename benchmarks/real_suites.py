@@ -111,12 +111,6 @@ class Suite:
     extras: str = ""
 
 
-TRIO_SOCKET = (
-    "the checked blocking socket class is not a socket.socket to trio's C-level type check "
-    "(TypeError: expected object of type 'socket.socket', not 'socket'): every [trio] test "
-    "that connects fails"
-)
-
 SUITES: dict[str, Suite] = {
     "aiofiles": Suite(
         "25.1.0",
@@ -178,9 +172,9 @@ SUITES: dict[str, Suite] = {
             Known(
                 "blocking",
                 "httpx/_config.py:40",
-                "every AsyncClient() loads certifi's CA bundle (ssl.create_default_context) on "
-                "the loop thread, 60-400 ms on a loaded machine",
-                call="stall",
+                "every AsyncClient() loads certifi's CA bundle (ssl.create_default_context, a "
+                "catalogued call) on the loop thread, 60-400 ms on a loaded machine",
+                call="ssl.create_default_context",
             ),
             Known(
                 "blocking",
@@ -197,26 +191,6 @@ SUITES: dict[str, Suite] = {
                 "the process's first mimetypes.guess_type() reads the system's mime.types "
                 "files on the loop thread (once per process: in whichever test comes first)",
                 call="open",
-            ),
-            Known(
-                "blocking",
-                "httpx/_transports/default.py:394",
-                "trio.socket.getaddrinfo first calls socket.getaddrinfo on the trio thread with "
-                "AI_NUMERICHOST | AI_NUMERICSERV, which parses an address and never resolves",
-                call="socket.getaddrinfo",
-                nodeid="*[[]trio[]]",
-                fix="the catalogue should not report socket.getaddrinfo called with "
-                "AI_NUMERICHOST in its flags",
-            ),
-        ),
-        differences=(
-            Difference("*[[]trio[]]", "expected object of type 'socket.socket'", TRIO_SOCKET),
-            Difference(
-                "*",
-                "Exception ignored in: <socket.socket",
-                "a socket left open by a [trio] test that failed from the socket class, "
-                "reported as an unraisable ResourceWarning (an error under the suite's "
-                "filterwarnings) in whichever later test the collector runs",
             ),
         ),
     ),
