@@ -3,7 +3,8 @@ where the time went when it is exceeded.
 
 The call phase is measured (setup too with ``--asynccheck-wall-include-setup``) with the
 plugin's own clock, so tests that mock ``time`` cannot distort it. The budget is multiplied by
-``--asynccheck-wall-factor`` for slow CI machines.
+``--asynccheck-wall-factor`` for slow CI machines. A test still running at its budget times
+``--asynccheck-hang-factor`` is cancelled and fails with the await tree of its tasks (``hang``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 
 import pytest
 
-from . import _clock
+from . import _clock, hang
 from .config import Settings, parse_duration
 from .detector import Detector
 from .findings import Finding, Kind, Severity
@@ -97,12 +98,18 @@ class BudgetDetector(Detector):
             # Under the virtual clock the loop's waits are skipped: nothing to record.
             root = self._session.rootpath if self._session else ""
             test.data["budget.recorder"] = Recorder(loop, root)
+        if loop is not None:
+            # On the loop's clock, so in virtual time when the budget is checked in it.
+            settings = self.settings
+            seconds = test.budget * settings.wall_factor * settings.hang_factor
+            hang.arm(test, loop, seconds, self._session.rootpath if self._session else "")
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
         if where != "test":
             return
+        hang.disarm(test)
         recorder = test.data.get("budget.recorder")
         if recorder is not None:
             recorder.stop()
@@ -141,7 +148,11 @@ class BudgetDetector(Detector):
                 },
             )
         )
-        if measured > allowed:
+        guard = hang.disarm(test, drop=True)
+        if guard is not None and guard.fired:
+            budget = _fmt(test.budget) + (f" x {factor:g}" if factor != 1 else "")
+            test.add(guard.finding(budget, "virtual" if virtual is not None else "wall"))
+        elif measured > allowed:
             test.add(self._finding(test, measured, allowed, recorder, virtual is not None, wall))
 
     def _finding(

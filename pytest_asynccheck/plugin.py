@@ -13,7 +13,7 @@ from collections.abc import Generator
 
 import pytest
 
-from . import hookspecs, report
+from . import hang, hookspecs, report
 from .budget import MARKER as MAX_WALL
 from .budget import BudgetDetector, parse_max_wall
 from .config import Settings, add_options, load_settings
@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Checks(session), Checks.name)
     config.pluginmanager.register(report.Summary(session), "asynccheck-summary")
     config.pluginmanager.register(Standalone(session), Standalone.name)
+    config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -98,7 +99,8 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
     session.begin_phase(check, phase)
     try:
         result = yield
-    except BaseException:
+    except BaseException as exc:
+        hang.stopped(check, exc)
         findings = _finish_phase(session, check, phase)
         if findings:
             _conclude(check, phase, findings, failed=True)

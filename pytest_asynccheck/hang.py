@@ -1,0 +1,233 @@
+"""Hung tests: a test with a ``max_wall`` budget still running at budget x wall factor x hang
+factor is cancelled, and fails with the await tree of its tasks; when pytest-timeout's signal
+method or Ctrl-C stops an async test, the same tree is shown beside what they report.
+
+The guard is a timer on the test's own loop, armed when the test body starts, in the clock
+the budget uses (the loop's: virtual when the virtual clock is on). At the deadline it captures
+the await tree, then cancels the test's task. The test's wrapper (``runner``) recognises that
+cancellation, takes it back (``Task.uncancel``), cancels the tasks the test started and waits
+for them for at most ``CLEANUP`` seconds, and returns: the test's teardown runs, the budget
+detector reports the hang, and the run goes on with the next test on a loop with nothing of
+the test left running. A cleanup that hangs in turn is cancelled again, ``ATTEMPTS`` times.
+
+Limits: a timer cannot fire while the loop is blocked (a CPU loop, a blocking call): the
+watchdog reports such stalls, and only pytest-timeout can stop them. A test that swallows
+every cancellation cannot be stopped from inside the loop. Under trio (anyio's trio backend,
+pytest-trio) no guard is armed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from . import awaittree
+from .findings import Finding, Kind
+from .frames import is_user_file
+from .session import TestCheck
+
+#: ``TestCheck.data`` keys: the armed guard, and a tree captured as an exception passed.
+GUARD = "hang.guard"
+TREE = "hang.tree"
+#: Seconds a cancelled test's cleanup may take before it is cancelled again.
+CLEANUP = 0.5
+ATTEMPTS = 3
+
+REPORT_SECTION = "asynccheck await tree"
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+class HangGuard:
+    """The timer of one test body, and the tree it captured when it fired."""
+
+    def __init__(
+        self, check: TestCheck, loop: asyncio.AbstractEventLoop, seconds: float, rootdir: str
+    ) -> None:
+        self.check = check
+        self.loop = loop
+        self.seconds = seconds
+        self.rootdir = rootdir
+        self.task = asyncio.current_task(loop)
+        #: Tasks that were pending before the test body: not the test's.
+        self.before = frozenset(asyncio.all_tasks(loop))
+        self.tree: list[str] | None = None
+        #: The deepest line of the user's code the test's task waited on: (file, line, function).
+        self.where: tuple[str, int, str] | None = None
+        self.attempts = 0
+        self.unfinished: list[str] = []
+        self._handle: asyncio.TimerHandle | None = loop.call_later(seconds, self._fire)
+
+    @property
+    def fired(self) -> bool:
+        return self.tree is not None
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The test's pending tasks: its own and those started since it began."""
+        return [t for t in asyncio.all_tasks(self.loop) if t is self.task or t not in self.before]
+
+    def _fire(self) -> None:
+        task = self.task
+        if task is None or task.done():
+            return
+        if self.tree is None:
+            steps = awaittree.coroutine_steps(task.get_coro())
+            self.tree = awaittree.capture(self.tasks(), task, self.rootdir)
+            user = [(f, line) for f, line in steps if is_user_file(f.f_code.co_filename)]
+            if user:
+                frame, line = user[-1]
+                self.where = (frame.f_code.co_filename, line, frame.f_code.co_name)
+        if self.attempts >= ATTEMPTS:
+            self._handle = None
+            return
+        self.attempts += 1
+        task.cancel()
+        self._handle = self.loop.call_later(CLEANUP, self._fire)
+
+    def disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def finding(self, budget_text: str, clock: str) -> Finding:
+        item = self.check.item
+        path, line, name = item.location
+        file, line_number, function = path, (line or 0) + 1, getattr(item, "originalname", name)
+        if self.where is not None:
+            filename, line_number, function = self.where
+            file = _relative(filename, self.rootdir)
+        stack = list(self.tree or ())
+        if self.unfinished:
+            stack.append(
+                f"still pending {_fmt(CLEANUP)} after they were cancelled: "
+                + ", ".join(self.unfinished)
+            )
+        return Finding(
+            kind=Kind.MAX_WALL.value,
+            message=(
+                f"hung: still running after {_fmt(self.seconds)} of {clock} time (max_wall "
+                f"budget of {budget_text}, x {self.check.session.settings.hang_factor:g} "
+                "hang factor); cancelled. Await tree, the test's task first:"
+            ),
+            file=file,
+            line=line_number,
+            function=function,
+            call="max_wall",
+            fix=(
+                "make sure every await above can complete (set the event, feed the queue, "
+                "take locks in one order), or bound the wait with asyncio.timeout()/wait_for()"
+            ),
+            stack=tuple(stack),
+            duration=self.seconds,
+            extra={"hung": True, "budget": self.check.budget},
+        )
+
+
+def _relative(filename: str, rootdir: str) -> str:
+    path = os.path.abspath(filename)
+    if rootdir and path.startswith(rootdir.rstrip(os.sep) + os.sep):
+        return os.path.relpath(path, rootdir)
+    return path
+
+
+def arm(check: TestCheck, loop: asyncio.AbstractEventLoop, seconds: float, rootdir: str) -> None:
+    """Start the guard of the test body now running in the current task of ``loop``."""
+    check.data[GUARD] = HangGuard(check, loop, seconds, rootdir)
+
+
+def disarm(check: TestCheck, drop: bool = False) -> HangGuard | None:
+    guard: HangGuard | None = check.data.pop(GUARD, None) if drop else check.data.get(GUARD)
+    if guard is not None:
+        guard.disarm()
+    return guard
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """pytest-timeout's signal method: ``pytest.fail`` with its own message."""
+    return isinstance(exc, pytest.fail.Exception) and "pytest-timeout" in str(exc)
+
+
+def _stops_the_test(exc: BaseException) -> bool:
+    return isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) or is_timeout(exc)
+
+
+async def absorb(check: TestCheck, exc: BaseException) -> bool:
+    """Called by the test's wrapper with what its body raised, in its task: ``True`` when
+    that is the guard's cancellation, taken back after the test's other tasks were cancelled
+    too (the wrapper then returns). Otherwise keeps the tree of an exception that stops the
+    test (Ctrl-C, pytest-timeout), while the test's other tasks still wait."""
+    guard: HangGuard | None = check.data.get(GUARD)
+    task = asyncio.current_task()
+    if isinstance(exc, asyncio.CancelledError) and guard is not None and guard.fired:
+        guard.disarm()
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        cancelling = getattr(task, "cancelling", None)
+        if uncancel is not None and cancelling is not None:
+            # Only the guard's requests: a shared runner task (anyio) must not carry them on.
+            for _ in range(guard.attempts):
+                if cancelling():
+                    uncancel()
+        leftovers = [t for t in guard.tasks() if t is not task and not t.done()]
+        for leftover in leftovers:
+            leftover.cancel()
+        if leftovers:
+            _, pending = await asyncio.wait(leftovers, timeout=CLEANUP)
+            guard.unfinished = sorted(repr(t.get_name()) for t in pending)
+        return True
+    if _stops_the_test(exc) and TREE not in check.data and task is not None:
+        steps = awaittree.traceback_steps(exc.__traceback__)
+        check.data[TREE] = awaittree.capture(
+            asyncio.all_tasks(), task, check.session.rootpath, steps
+        )
+    return False
+
+
+def _test_task(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any] | None:
+    """The task running the test's wrapper."""
+    for task in tasks:
+        for frame, _ in awaittree.coroutine_steps(task.get_coro()):
+            if (
+                frame.f_code.co_name == "asynccheck_wrapper"
+                and frame.f_locals.get("check") is check
+            ):
+                return task
+    return None
+
+
+def stopped(check: TestCheck, exc: BaseException) -> None:
+    """The phase was stopped by ``exc``: on Ctrl-C or pytest-timeout, show the tree of the
+    test's tasks as a section of its report (and, for Ctrl-C, at the end of the run)."""
+    if not check.is_async or not _stops_the_test(exc):
+        return
+    lines: list[str] | None = check.data.get(TREE)
+    loop = check.loop
+    if lines is None and loop is not None and not loop.is_closed():
+        tasks = asyncio.all_tasks(loop)
+        lines = awaittree.capture(tasks, _test_task(check, tasks), check.session.rootpath)
+    if not lines:
+        return
+    text = "\n".join(lines)
+    check.item.add_report_section(check.phase, REPORT_SECTION, text)
+    if isinstance(exc, KeyboardInterrupt):
+        INTERRUPTED.append((check.nodeid, text))
+
+
+#: (node id, tree) of the test Ctrl-C stopped: pytest makes no report for it.
+INTERRUPTED: list[tuple[str, str]] = []
+
+
+class InterruptSummary:
+    """Prints the await tree of the test Ctrl-C stopped, in the run's terminal summary."""
+
+    name = "asynccheck-interrupt"
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        while INTERRUPTED:
+            nodeid, text = INTERRUPTED.pop(0)
+            terminalreporter.write_sep("=", f"asynccheck: await tree of {nodeid} when interrupted")
+            terminalreporter.write_line(text)
