@@ -92,6 +92,8 @@ class TaskState:
     waits_on: str = "nothing: it is ready to run or running"
     primitive: object = None
     awaited: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: Its chain was read from the traceback of the exception that stopped it.
+    stopped: bool = False
 
 
 def _self_of(frame: types.FrameType) -> object:
@@ -284,7 +286,8 @@ def render(
                 if owners
                 else ", held by a task not inside `async with` on it"
             )
-        lines.append(f"{pad}task {_task_name(state.task)}{label} waits on {text}")
+        verb = "was stopped at" if state.stopped else f"waits on {text}"
+        lines.append(f"{pad}task {_task_name(state.task)}{label} {verb}")
         for frame, line in state.steps:
             filename = frame.f_code.co_filename
             if not is_user_file(filename):
@@ -327,10 +330,10 @@ def capture(
         if task.done() and task is not root:
             continue
         if task is root and root_steps is not None:
-            state = TaskState(task, root_steps, waits_on="what its last line awaited")
+            state = TaskState(task, root_steps, stopped=True)
         else:
             state = _state(task, coroutine_steps(task.get_coro()))
         states.append(state)
     if root is not None and root_steps is not None and all(s.task is not root for s in states):
-        states.append(TaskState(root, root_steps, waits_on="what its last line awaited"))
+        states.append(TaskState(root, root_steps, waits_on="the line below when it was stopped"))
     return render(states, root, rootdir)

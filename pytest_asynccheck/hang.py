@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from . import awaittree
+from .blocking import allow_blocking
 from .findings import Finding, Kind
 from .frames import is_user_file
 from .session import TestCheck
@@ -77,7 +78,8 @@ class HangGuard:
             return
         if self.tree is None:
             steps = awaittree.coroutine_steps(task.get_coro())
-            self.tree = awaittree.capture(self.tasks(), task, self.rootdir)
+            with allow_blocking():  # reading the source of the lines shown is not the test's
+                self.tree = awaittree.capture(self.tasks(), task, self.rootdir)
             user = [(f, line) for f, line in steps if is_user_file(f.f_code.co_filename)]
             if user:
                 frame, line = user[-1]
@@ -153,6 +155,8 @@ def is_timeout(exc: BaseException) -> bool:
 
 
 def _stops_the_test(exc: BaseException) -> bool:
+    # A cancellation too: on Ctrl-C ``asyncio.Runner`` cancels the test's task first, and
+    # raises ``KeyboardInterrupt`` once the task is gone.
     return isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)) or is_timeout(exc)
 
 
@@ -161,6 +165,8 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
     that is the guard's cancellation, taken back after the test's other tasks were cancelled
     too (the wrapper then returns). Otherwise keeps the tree of an exception that stops the
     test (Ctrl-C, pytest-timeout), while the test's other tasks still wait."""
+    if not _stops_the_test(exc):
+        return False  # the test's own failure, or GeneratorExit as a dropped test is closed
     guard: HangGuard | None = check.data.get(GUARD)
     task = asyncio.current_task()
     if isinstance(exc, asyncio.CancelledError) and guard is not None and guard.fired:
@@ -179,11 +185,12 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
             _, pending = await asyncio.wait(leftovers, timeout=CLEANUP)
             guard.unfinished = sorted(repr(t.get_name()) for t in pending)
         return True
-    if _stops_the_test(exc) and TREE not in check.data and task is not None:
+    if TREE not in check.data and task is not None:
         steps = awaittree.traceback_steps(exc.__traceback__)
-        check.data[TREE] = awaittree.capture(
-            asyncio.all_tasks(), task, check.session.rootpath, steps
-        )
+        with allow_blocking():
+            check.data[TREE] = awaittree.capture(
+                asyncio.all_tasks(), task, check.session.rootpath, steps
+            )
     return False
 
 
@@ -202,7 +209,7 @@ def _test_task(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> asyncio.Task[
 def stopped(check: TestCheck, exc: BaseException) -> None:
     """The phase was stopped by ``exc``: on Ctrl-C or pytest-timeout, show the tree of the
     test's tasks as a section of its report (and, for Ctrl-C, at the end of the run)."""
-    if not check.is_async or not _stops_the_test(exc):
+    if not check.is_async or not (isinstance(exc, KeyboardInterrupt) or is_timeout(exc)):
         return
     lines: list[str] | None = check.data.get(TREE)
     loop = check.loop
