@@ -114,6 +114,11 @@ def _peer(reader: asyncio.StreamReader) -> str:
     return f" from {peer}" if peer else ""
 
 
+def _by_name(tasks: Iterable[object]) -> list[asyncio.Task[Any]]:
+    """The tasks of a set, in a stable order."""
+    return sorted((t for t in tasks if isinstance(t, asyncio.Task)), key=lambda t: t.get_name())
+
+
 def _state(task: asyncio.Task[Any], steps: list[Step]) -> TaskState:
     state = TaskState(task, steps)
     waiter: Any = getattr(task, "_fut_waiter", None)
@@ -135,14 +140,7 @@ def _state(task: asyncio.Task[Any], steps: list[Step]) -> TaskState:
     if leaf is not None and not is_user_file(leaf.f_code.co_filename):
         # ``wait_for`` (3.10, 3.11) and ``shield`` wrap what they await in a task or future
         # of their own, kept in a local.
-        inner = next(
-            (
-                v
-                for v in leaf.f_locals.values()
-                if isinstance(v, asyncio.Future) and v is not waiter
-            ),
-            None,
-        )
+        inner = leaf.f_locals.get("fut", leaf.f_locals.get("inner"))
         if isinstance(inner, asyncio.Task) or hasattr(inner, "_children"):
             waiter = inner
     if isinstance(waiter, asyncio.Task):
@@ -161,12 +159,12 @@ def _state(task: asyncio.Task[Any], steps: list[Step]) -> TaskState:
             state.waits_on = f"sleep({leaf.f_locals.get('delay')!r})"
             return state
         if name in ("_wait", "wait") and "fs" in leaf.f_locals:  # asyncio.wait
-            state.awaited = [t for t in leaf.f_locals["fs"] if isinstance(t, asyncio.Task)]
+            state.awaited = _by_name(leaf.f_locals["fs"])
             state.waits_on = "asyncio.wait(" + ", ".join(map(_task_name, state.awaited)) + ")"
             return state
         tasks = getattr(owner, "_tasks", None)
         if name == "__aexit__" and isinstance(tasks, (set, list)):  # a TaskGroup
-            state.awaited = [t for t in tasks if isinstance(t, asyncio.Task)]
+            state.awaited = _by_name(tasks)
             state.waits_on = "its task group: " + ", ".join(map(_task_name, state.awaited))
             return state
         qualname = getattr(leaf.f_code, "co_qualname", name)
@@ -227,7 +225,7 @@ def holds(step: Step, primitive: object) -> bool:
     return False
 
 
-def _where(filename: str, root: str) -> str:
+def relative_path(filename: str, root: str) -> str:
     path = os.path.abspath(filename)
     if root and path.startswith(root.rstrip(os.sep) + os.sep):
         return os.path.relpath(path, root)
@@ -294,7 +292,7 @@ def render(
                 continue
             source = linecache.getline(filename, line).strip()
             lines.append(
-                f"{pad}    {_where(filename, rootdir)}:{line} in {frame.f_code.co_name}"
+                f"{pad}    {relative_path(filename, rootdir)}:{line} in {frame.f_code.co_name}"
                 + (f": {source}" if source else "")
             )
         held = [
@@ -335,5 +333,5 @@ def capture(
             state = _state(task, coroutine_steps(task.get_coro()))
         states.append(state)
     if root is not None and root_steps is not None and all(s.task is not root for s in states):
-        states.append(TaskState(root, root_steps, waits_on="the line below when it was stopped"))
+        states.append(TaskState(root, root_steps, stopped=True))
     return render(states, root, rootdir)

@@ -8,7 +8,8 @@ the await tree, then cancels the test's task. The test's wrapper (``runner``) re
 cancellation, takes it back (``Task.uncancel``), cancels the tasks the test started and waits
 for them for at most ``CLEANUP`` seconds, and returns: the test's teardown runs, the budget
 detector reports the hang, and the run goes on with the next test on a loop with nothing of
-the test left running. A cleanup that hangs in turn is cancelled again, ``ATTEMPTS`` times.
+the test left running. A cleanup that hangs in turn is cancelled again every ``CLEANUP``
+seconds.
 
 Limits: a timer cannot fire while the loop is blocked (a CPU loop, a blocking call): the
 watchdog reports such stalls, and only pytest-timeout can stop them. A test that swallows
@@ -19,7 +20,7 @@ pytest-trio) no guard is armed.
 from __future__ import annotations
 
 import asyncio
-import os
+import sys
 from typing import Any
 
 import pytest
@@ -35,7 +36,6 @@ GUARD = "hang.guard"
 TREE = "hang.tree"
 #: Seconds a cancelled test's cleanup may take before it is cancelled again.
 CLEANUP = 0.5
-ATTEMPTS = 3
 
 REPORT_SECTION = "asynccheck await tree"
 
@@ -84,9 +84,6 @@ class HangGuard:
             if user:
                 frame, line = user[-1]
                 self.where = (frame.f_code.co_filename, line, frame.f_code.co_name)
-        if self.attempts >= ATTEMPTS:
-            self._handle = None
-            return
         self.attempts += 1
         task.cancel()
         self._handle = self.loop.call_later(CLEANUP, self._fire)
@@ -102,7 +99,7 @@ class HangGuard:
         file, line_number, function = path, (line or 0) + 1, getattr(item, "originalname", name)
         if self.where is not None:
             filename, line_number, function = self.where
-            file = _relative(filename, self.rootdir)
+            file = awaittree.relative_path(filename, self.rootdir)
         stack = list(self.tree or ())
         if self.unfinished:
             stack.append(
@@ -128,13 +125,6 @@ class HangGuard:
             duration=self.seconds,
             extra={"hung": True, "budget": self.check.budget},
         )
-
-
-def _relative(filename: str, rootdir: str) -> str:
-    path = os.path.abspath(filename)
-    if rootdir and path.startswith(rootdir.rstrip(os.sep) + os.sep):
-        return os.path.relpath(path, rootdir)
-    return path
 
 
 def arm(check: TestCheck, loop: asyncio.AbstractEventLoop, seconds: float, rootdir: str) -> None:
@@ -171,13 +161,11 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
     task = asyncio.current_task()
     if isinstance(exc, asyncio.CancelledError) and guard is not None and guard.fired:
         guard.disarm()
-        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
-        cancelling = getattr(task, "cancelling", None)
-        if uncancel is not None and cancelling is not None:
+        if sys.version_info >= (3, 11) and task is not None:
             # Only the guard's requests: a shared runner task (anyio) must not carry them on.
             for _ in range(guard.attempts):
-                if cancelling():
-                    uncancel()
+                if task.cancelling():
+                    task.uncancel()
         leftovers = [t for t in guard.tasks() if t is not task and not t.done()]
         for leftover in leftovers:
             leftover.cancel()
