@@ -167,7 +167,9 @@ def _state(task: asyncio.Task[Any], steps: list[Step]) -> TaskState:
             state.awaited = _by_name(tasks)
             state.waits_on = "its task group: " + ", ".join(map(_task_name, state.awaited))
             return state
-        qualname = getattr(leaf.f_code, "co_qualname", name)
+        qualname = getattr(leaf.f_code, "co_qualname", None)  # Python 3.11+
+        if qualname is None:
+            qualname = f"{type(owner).__name__}.{name}" if owner is not None else name
         state.waits_on = f"{qualname}()"
         return state
     if waiter is not None:

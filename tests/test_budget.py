@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, SLOW_NOT_HUNG
 
 #: Inner runs measure with a fake clock that only moves when a test calls ``clock.advance``.
 FAKE_CLOCK_CONFTEST = """
@@ -273,7 +273,7 @@ def test_timelines_of_gathered_and_sequential_awaits_look_different(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_mod=TUTORIAL.replace("max_wall(0.45)", "max_wall(0.1)"))
-    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result = pytester.runpytest(*ARGS, *SLOW_NOT_HUNG, "-p", "no:randomly")
     result.assert_outcomes(failed=2)
     text = result.stdout.str()
     gathered = text[text.index("test_gathered (call)") : text.index("test_sequential (call)")]
@@ -387,9 +387,9 @@ def test_budgets_under_xdist(fake: pytest.Pytester) -> None:
 
 def test_timelines_use_colour_when_pytest_does(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_mod=TUTORIAL.replace("max_wall(0.45)", "max_wall(0.1)"))
-    plain = pytester.runpytest(*ARGS, "-k", "gathered")
+    plain = pytester.runpytest(*ARGS, *SLOW_NOT_HUNG, "-k", "gathered")
     assert "\x1b[" not in plain.stdout.str()
-    coloured = pytester.runpytest(*ARGS, "-k", "gathered", "--color=yes")
+    coloured = pytester.runpytest(*ARGS, *SLOW_NOT_HUNG, "-k", "gathered", "--color=yes")
     rows = [line for line in coloured.outlines if line.rstrip().endswith("|")]
     assert len(rows) == 4
     assert all("\x1b[33m." in row for row in rows)  # waiting stretches in yellow
