@@ -257,6 +257,21 @@ class Namer:
         return f"{type(obj).__name__} at {id(obj):#x}"
 
 
+def _frame_lines(steps: Iterable[Step], pad: str, rootdir: str) -> list[str]:
+    """The user's frames of a chain, each with its line of source."""
+    lines = []
+    for frame, line in steps:
+        filename = frame.f_code.co_filename
+        if not is_user_file(filename):
+            continue
+        source = linecache.getline(filename, line).strip()
+        lines.append(
+            f"{pad}    {relative_path(filename, rootdir)}:{line} in {frame.f_code.co_name}"
+            + (f": {source}" if source else "")
+        )
+    return lines
+
+
 def render(
     states: Sequence[TaskState], root: asyncio.Task[Any] | None, rootdir: str = ""
 ) -> list[str]:
@@ -288,15 +303,7 @@ def render(
             )
         verb = "was stopped at" if state.stopped else f"waits on {text}"
         lines.append(f"{pad}task {_task_name(state.task)}{label} {verb}")
-        for frame, line in state.steps:
-            filename = frame.f_code.co_filename
-            if not is_user_file(filename):
-                continue
-            source = linecache.getline(filename, line).strip()
-            lines.append(
-                f"{pad}    {relative_path(filename, rootdir)}:{line} in {frame.f_code.co_name}"
-                + (f": {source}" if source else "")
-            )
+        lines.extend(_frame_lines(state.steps, pad, rootdir))
         held = [
             name_of(primitive)
             for key, primitive in waited.items()
@@ -337,3 +344,62 @@ def capture(
     if root is not None and root_steps is not None and all(s.task is not root for s in states):
         states.append(TaskState(root, root_steps, stopped=True))
     return render(states, root, rootdir)
+
+
+# -- trio ----------------------------------------------------------------------------------
+
+
+def _trio_waits_on(steps: list[Step]) -> tuple[str, object]:
+    """What a trio task waits on: the first library call made from the user's code, and the
+    object it is a method of."""
+    last_user = max(
+        (i for i, (frame, _) in enumerate(steps) if is_user_file(frame.f_code.co_filename)),
+        default=-1,
+    )
+    for frame, _ in steps[last_user + 1 :]:
+        owner = _self_of(frame)
+        name = frame.f_code.co_name
+        if type(owner).__name__ == "NurseryManager":
+            return "the tasks of its nursery", None
+        if owner is not None:
+            method = "acquire" if name == "__aenter__" else name
+            return f"{type(owner).__name__}.{method}()", owner
+        if name == "sleep":
+            return f"trio.sleep({frame.f_locals.get('seconds')!r})", None
+        return f"{name}()", None
+    return "nothing: it is ready to run or running", None
+
+
+def trio_tree(root: Any, rootdir: str = "") -> list[str]:
+    """The await tree of a trio task (``trio.lowlevel.Task``) and of the tasks of its
+    nurseries, below it. trio's locks know their owner (``statistics().owner``)."""
+    lines: list[str] = []
+    seen: list[Step] = []
+
+    def name_of(obj: object) -> str:
+        for frame, _ in seen:
+            for name, value in frame.f_locals.items():
+                if value is obj:
+                    return name
+        return f"{type(obj).__name__} at {id(obj):#x}"
+
+    def show(task: Any, depth: int) -> None:
+        steps: list[Step] = list(task.iter_await_frames())
+        seen.extend(s for s in steps if is_user_file(s[0].f_code.co_filename))
+        text, owner = _trio_waits_on(steps)
+        if owner is not None:
+            text += f" on {name_of(owner)}"
+            statistics = getattr(owner, "statistics", None)
+            holder = getattr(statistics(), "owner", None) if callable(statistics) else None
+            if holder is not None and holder is not task:
+                text += f", held by task {holder.name!r}"
+        pad = "  " * depth
+        label = " (the test)" if depth == 0 else ""
+        lines.append(f"{pad}task {task.name!r}{label} waits on {text}")
+        lines.extend(_frame_lines(steps, pad, rootdir))
+        for nursery in task.child_nurseries:
+            for child in sorted(nursery.child_tasks, key=lambda t: t.name):
+                show(child, depth + 1)
+
+    show(root, 0)
+    return lines

@@ -98,11 +98,14 @@ class BudgetDetector(Detector):
             # Under the virtual clock the loop's waits are skipped: nothing to record.
             root = self._session.rootpath if self._session else ""
             test.data["budget.recorder"] = Recorder(loop, root)
+        settings = self.settings
+        seconds = test.budget * settings.wall_factor * settings.hang_factor
+        rootdir = self._session.rootpath if self._session else ""
         if loop is not None:
             # On the loop's clock, so in virtual time when the budget is checked in it.
-            settings = self.settings
-            seconds = test.budget * settings.wall_factor * settings.hang_factor
-            hang.arm(test, loop, seconds, self._session.rootpath if self._session else "")
+            hang.arm(test, loop, seconds, rootdir)
+        else:
+            hang.arm_trio(test, seconds, rootdir)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str

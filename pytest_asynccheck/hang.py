@@ -13,14 +13,20 @@ seconds.
 
 Limits: a timer cannot fire while the loop is blocked (a CPU loop, a blocking call): the
 watchdog reports such stalls, and only pytest-timeout can stop them. A test that swallows
-every cancellation cannot be stopped from inside the loop. Under trio (anyio's trio backend,
-pytest-trio) no guard is armed.
+every cancellation cannot be stopped from inside the loop.
+
+Under trio (anyio's trio backend, pytest-trio) the test body runs in a cancel scope of the
+guard's, cancelled at the deadline (wall time: trio has no virtual clock here) from a timer
+thread through the run's token, after the tree was read from trio's task tree. The trees of
+pytest-timeout and Ctrl-C are asyncio's only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -44,54 +50,30 @@ def _fmt(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-class HangGuard:
-    """The timer of one test body, and the tree it captured when it fired."""
+class Guard:
+    """The deadline of one test body, and the tree captured when it passed."""
 
-    def __init__(
-        self, check: TestCheck, loop: asyncio.AbstractEventLoop, seconds: float, rootdir: str
-    ) -> None:
+    def __init__(self, check: TestCheck, seconds: float, rootdir: str) -> None:
         self.check = check
-        self.loop = loop
         self.seconds = seconds
         self.rootdir = rootdir
-        self.task = asyncio.current_task(loop)
-        #: Tasks that were pending before the test body: not the test's.
-        self.before = frozenset(asyncio.all_tasks(loop))
         self.tree: list[str] | None = None
         #: The deepest line of the user's code the test's task waited on: (file, line, function).
         self.where: tuple[str, int, str] | None = None
-        self.attempts = 0
         self.unfinished: list[str] = []
-        self._handle: asyncio.TimerHandle | None = loop.call_later(seconds, self._fire)
 
     @property
     def fired(self) -> bool:
         return self.tree is not None
 
-    def tasks(self) -> list[asyncio.Task[Any]]:
-        """The test's pending tasks: its own and those started since it began."""
-        return [t for t in asyncio.all_tasks(self.loop) if t is self.task or t not in self.before]
-
-    def _fire(self) -> None:
-        task = self.task
-        if task is None or task.done():
-            return
-        if self.tree is None:
-            steps = awaittree.coroutine_steps(task.get_coro())
-            with allow_blocking():  # reading the source of the lines shown is not the test's
-                self.tree = awaittree.capture(self.tasks(), task, self.rootdir)
-            user = [(f, line) for f, line in steps if is_user_file(f.f_code.co_filename)]
-            if user:
-                frame, line = user[-1]
-                self.where = (frame.f_code.co_filename, line, frame.f_code.co_name)
-        self.attempts += 1
-        task.cancel()
-        self._handle = self.loop.call_later(CLEANUP, self._fire)
-
     def disarm(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        raise NotImplementedError
+
+    def _locate(self, steps: list[awaittree.Step]) -> None:
+        user = [(f, line) for f, line in steps if is_user_file(f.f_code.co_filename)]
+        if user:
+            frame, line = user[-1]
+            self.where = (frame.f_code.co_filename, line, frame.f_code.co_name)
 
     def finding(self, budget_text: str, clock: str) -> Finding:
         item = self.check.item
@@ -119,7 +101,8 @@ class HangGuard:
             call="max_wall",
             fix=(
                 "make sure every await above can complete (set the event, feed the queue, "
-                "take locks in one order), or bound the wait with asyncio.timeout()/wait_for()"
+                "take locks in one order), or bound the wait with a timeout (asyncio.timeout(), "
+                "trio.fail_after())"
             ),
             stack=tuple(stack),
             duration=self.seconds,
@@ -127,13 +110,99 @@ class HangGuard:
         )
 
 
+class HangGuard(Guard):
+    """A timer on the test's asyncio loop; firing, it cancels the test's task."""
+
+    def __init__(
+        self, check: TestCheck, loop: asyncio.AbstractEventLoop, seconds: float, rootdir: str
+    ) -> None:
+        super().__init__(check, seconds, rootdir)
+        self.loop = loop
+        self.task = asyncio.current_task(loop)
+        #: Tasks that were pending before the test body: not the test's.
+        self.before = frozenset(asyncio.all_tasks(loop))
+        self.attempts = 0
+        self._handle: asyncio.TimerHandle | None = loop.call_later(seconds, self._fire)
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The test's pending tasks: its own and those started since it began."""
+        return [t for t in asyncio.all_tasks(self.loop) if t is self.task or t not in self.before]
+
+    def _fire(self) -> None:
+        task = self.task
+        if task is None or task.done():
+            return
+        if self.tree is None:
+            with allow_blocking():  # reading the source of the lines shown is not the test's
+                self.tree = awaittree.capture(self.tasks(), task, self.rootdir)
+            self._locate(awaittree.coroutine_steps(task.get_coro()))
+        self.attempts += 1
+        task.cancel()
+        self._handle = self.loop.call_later(CLEANUP, self._fire)
+
+    def disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class TrioGuard(Guard):
+    """A cancel scope around a trio test body, cancelled by a timer thread through the run's
+    token. trio cancels everything below it, the test's nurseries included, and keeps every
+    later checkpoint inside it cancelled: no cleanup can hang on an unshielded wait."""
+
+    def __init__(self, check: TestCheck, seconds: float, rootdir: str) -> None:
+        import trio
+
+        super().__init__(check, seconds, rootdir)
+        self.task = trio.lowlevel.current_task()
+        self.token = trio.lowlevel.current_trio_token()
+        self.scope = trio.CancelScope()
+        self._timer = threading.Timer(seconds, self._from_timer)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _from_timer(self) -> None:
+        with contextlib.suppress(Exception):  # the run ended meanwhile
+            self.token.run_sync_soon(self._fire)
+
+    def _fire(self) -> None:
+        if self.tree is not None or self.scope.cancel_called:
+            return
+        with allow_blocking():
+            self.tree = awaittree.trio_tree(self.task, self.rootdir)
+        self._locate(list(self.task.iter_await_frames()))
+        self.scope.cancel()
+
+    def disarm(self) -> None:
+        self._timer.cancel()
+
+
+def arm_trio(check: TestCheck, seconds: float, rootdir: str) -> None:
+    """Start the guard of a trio test body, when trio runs it."""
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return  # another library without an asyncio loop
+    check.data[GUARD] = TrioGuard(check, seconds, rootdir)
+
+
+def trio_scope(check: TestCheck) -> Any:
+    """The cancel scope the test's wrapper runs a guarded trio test body in, if any."""
+    guard = check.data.get(GUARD)
+    return guard.scope if isinstance(guard, TrioGuard) else None
+
+
 def arm(check: TestCheck, loop: asyncio.AbstractEventLoop, seconds: float, rootdir: str) -> None:
     """Start the guard of the test body now running in the current task of ``loop``."""
     check.data[GUARD] = HangGuard(check, loop, seconds, rootdir)
 
 
-def disarm(check: TestCheck, drop: bool = False) -> HangGuard | None:
-    guard: HangGuard | None = check.data.pop(GUARD, None) if drop else check.data.get(GUARD)
+def disarm(check: TestCheck, drop: bool = False) -> Guard | None:
+    guard: Guard | None = check.data.pop(GUARD, None) if drop else check.data.get(GUARD)
     if guard is not None:
         guard.disarm()
     return guard
@@ -157,8 +226,13 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
     test (Ctrl-C, pytest-timeout), while the test's other tasks still wait."""
     if not _stops_the_test(exc):
         return False  # the test's own failure, or GeneratorExit as a dropped test is closed
-    guard: HangGuard | None = check.data.get(GUARD)
-    task = asyncio.current_task()
+    guard = check.data.get(GUARD)
+    if not isinstance(guard, HangGuard | None):
+        return False  # trio: its scope took the cancellation already
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return False  # trio stopped by Ctrl-C or pytest-timeout: no asyncio tree
     if isinstance(exc, asyncio.CancelledError) and guard is not None and guard.fired:
         guard.disarm()
         if sys.version_info >= (3, 11) and task is not None:

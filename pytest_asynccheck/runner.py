@@ -10,7 +10,7 @@ import inspect
 import sys
 import types
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
@@ -76,10 +76,15 @@ def checked_coroutine_function(
     async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
         check.session.enter_task(check, where)
         try:
-            return await func(*args, **kwargs)
+            scope = hang.trio_scope(check) if where == "test" else None
+            if scope is None:
+                return await func(*args, **kwargs)
+            with scope:
+                return await func(*args, **kwargs)
+            return cast(T, None)  # trio: cancelled as hung, and reported so
         except BaseException as exc:
             if where == "test" and await hang.absorb(check, exc):
-                return None  # type: ignore[return-value]  # cancelled as hung: reported so
+                return cast(T, None)  # cancelled as hung, and reported so
             raise
         finally:
             check.session.exit_task(check, where)

@@ -164,6 +164,75 @@ def test_a_hang_under_anyio_leaves_its_runner_ready_for_the_next_test(
     )
 
 
+TRIO_HUNG = """
+import pytest
+import trio
+
+
+async def locker(first, second):
+    async with first:
+        await trio.sleep(0.05)
+        async with second:
+            pass
+
+
+@{marker}
+@pytest.mark.max_wall(0.3)
+async def test_lock_cycle({fixture}):
+    lock_a, lock_b = trio.Lock(), trio.Lock()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(locker, lock_a, lock_b, name="A")
+        nursery.start_soon(locker, lock_b, lock_a, name="B")
+
+
+@{marker}
+@pytest.mark.max_wall(0.3)
+async def test_receive({fixture}):
+    send, receive = trio.open_memory_channel(0)
+    async with send, receive:
+        await receive.receive()
+
+
+@{marker}
+async def test_next({fixture}):
+    await trio.sleep(0)
+"""
+
+TRIO_RUNNERS = {
+    "pytest-trio": (("-p", "trio"), "pytest.mark.trio", ""),
+    "anyio-trio": (ANYIO, "pytest.mark.anyio", "anyio_backend"),
+}
+
+
+@pytest.mark.parametrize("runner", TRIO_RUNNERS)
+def test_hung_trio_tests_are_cancelled_with_trio_task_tree(
+    pytester: pytest.Pytester, runner: str
+) -> None:
+    plugins, marker, fixture = TRIO_RUNNERS[runner]
+    source = TRIO_HUNG.replace("{marker}", marker).replace("{fixture}", fixture)
+    if fixture:
+        source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
+    pytester.makepyfile(test_trio_hung=source)
+    result = pytester.runpytest(*ARGS, *plugins, "-p", "no:randomly")
+    result.assert_outcomes(failed=2, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?max-wall? hung: still running after 600 ms of wall time *",
+            "  at test_trio_hung.py:16 in test_lock_cycle",
+            "  task * (the test) waits on the tasks of its nursery",
+            "      test_trio_hung.py:16 in test_lock_cycle: async with trio.open_nursery() as*",
+            "    task 'A' waits on Lock.acquire() on lock_b, held by task 'B'",
+            "        test_trio_hung.py:8 in locker: async with second:",
+            "    task 'B' waits on Lock.acquire() on lock_a, held by task 'A'",
+            "?max-wall? hung: *",
+            "  task * (the test) waits on MemoryReceiveChannel.receive() on receive",
+            "      test_trio_hung.py:26 in test_receive: await receive.receive()",
+        ]
+    )
+    durations = _call_durations(result)
+    assert 0.55 <= durations["test_receive"] < 0.6 + 4
+
+
 def test_slow_tests_that_end_are_not_cancelled(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mod="""
