@@ -47,6 +47,11 @@ BASELINE_HELP = "accept the findings recorded in this file; fail only on new one
 UPDATE_BASELINE_HELP = "write this run's findings to the --asynccheck-baseline file"
 WALL_INCLUDE_SETUP_HELP = "count the test's setup (its fixtures) in its max_wall time too"
 WALL_FACTOR_HELP = "multiply every max_wall budget by this factor, e.g. 3 on slow CI (default 1)"
+HANG_FACTOR_HELP = (
+    "cancel a test still running at its max_wall budget (times the wall factor) times this "
+    "factor, and fail it with the await tree of its tasks (default 2)"
+)
+DEFAULT_HANG_FACTOR = 2.0
 COROUTINE_ORIGIN_HELP = (
     "record where every coroutine is created, so a never-awaited one is placed at its "
     "creating line wherever it is dropped, and one kept into a later test is reported on its "
@@ -144,6 +149,13 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("asynccheck_wall_factor", WALL_FACTOR_HELP, default=None)
     group.addoption(
+        "--asynccheck-hang-factor",
+        dest="asynccheck_hang_factor",
+        metavar="FACTOR",
+        help=HANG_FACTOR_HELP,
+    )
+    parser.addini("asynccheck_hang_factor", HANG_FACTOR_HELP, default=None)
+    group.addoption(
         "--asynccheck-wall-include-setup",
         action="store_true",
         default=None,
@@ -184,6 +196,8 @@ class Settings:
     )
     stall_threshold: float = DEFAULT_STALL_THRESHOLD
     wall_factor: float = 1.0
+    #: A budgeted test still running at budget x wall factor x this is cancelled as hung.
+    hang_factor: float = DEFAULT_HANG_FACTOR
     wall_include_setup: bool = False
     #: Record every coroutine's creating frame (``sys.set_coroutine_origin_tracking_depth``).
     coroutine_origin: bool = False
@@ -207,6 +221,8 @@ class Settings:
         parts += [f"{kind.value}={self.severities[kind].value}" for kind in Kind]
         parts.append(f"stall-threshold={self.stall_threshold:g}s")
         parts.append(f"wall-factor={self.wall_factor:g}")
+        if self.hang_factor != DEFAULT_HANG_FACTOR:
+            parts.append(f"hang-factor={self.hang_factor:g}")
         if self.clock != "wall":
             parts.append(f"clock={self.clock}")
         if self.coroutine_origin:
@@ -369,6 +385,13 @@ def load_settings(config: pytest.Config) -> Settings:
         "--asynccheck-wall-factor",
         1.0,
     )
+    hang_factor = _factor(
+        config,
+        "asynccheck_hang_factor",
+        "asynccheck_hang_factor",
+        "--asynccheck-hang-factor",
+        DEFAULT_HANG_FACTOR,
+    )
     include_setup = _flag(config, "asynccheck_wall_include_setup")
     coroutine_origin = _flag(config, "asynccheck_coroutine_origin")
     blocking_allow = tuple(
@@ -386,6 +409,7 @@ def load_settings(config: pytest.Config) -> Settings:
         severities=severities,
         stall_threshold=stall,
         wall_factor=factor,
+        hang_factor=hang_factor,
         blocking_allow=blocking_allow,
         wall_include_setup=include_setup,
         coroutine_origin=coroutine_origin,

@@ -10,11 +10,12 @@ import inspect
 import sys
 import types
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from ._session import TestCheck
+from .detectors.budget import hang
 
 T = TypeVar("T")
 
@@ -75,7 +76,16 @@ def checked_coroutine_function(
     async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
         check.session.enter_task(check, where)
         try:
-            return await func(*args, **kwargs)
+            scope = hang.trio_scope(check) if where == "test" else None
+            if scope is None:
+                return await func(*args, **kwargs)
+            with scope:
+                return await func(*args, **kwargs)
+            return cast(T, None)  # trio: cancelled as hung, and reported so
+        except BaseException as exc:
+            if where == "test" and await hang.absorb(check, exc):
+                return cast(T, None)  # cancelled as hung, and reported so
+            raise
         finally:
             check.session.exit_task(check, where)
 

@@ -29,6 +29,7 @@ from ._standalone import (
     sync_fixture,
 )
 from .detectors import builtin_detectors
+from .detectors.budget import hang
 from .detectors.budget.detector import MARKER as MAX_WALL
 from .detectors.budget.detector import BudgetDetector, parse_max_wall
 from .reporting import outputs
@@ -73,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(summary, "asynccheck-summary")
     outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
+    config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -102,7 +104,8 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
     session.begin_phase(check, phase)
     try:
         result = yield
-    except BaseException:
+    except BaseException as exc:
+        hang.stopped(check, exc)
         findings = _finish_phase(session, check, phase)
         if findings:
             _conclude(check, phase, findings, failed=True)

@@ -11,6 +11,9 @@ import pytest
 ARGS = ("-p", "asynccheck", "--asynccheck")
 ASYNCIO = ("-p", "asyncio")
 ANYIO = ("-p", "anyio")
+#: For inner runs whose tests overrun their budgets several times on purpose, to show where the
+#: time went: the hang guard (budget x 2 by default) would cancel them first.
+SLOW_NOT_HUNG = ("--asynccheck-hang-factor=100",)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ still see blocking, and virtual time falls back to wall time with one warning.""
 from __future__ import annotations
 
 import pytest
-from conftest import ANYIO, ARGS
+from conftest import ANYIO, ARGS, SLOW_NOT_HUNG
 
 pytest.importorskip("uvloop")
 
@@ -90,7 +90,7 @@ def test_uvloop_budget_breakdown_leaves_out_what_it_cannot_measure(
     """uvloop has no selector to time: its idle time is unknown, so neither an idle figure, a
     running figure derived from it, nor a timeline (all "running") may be printed."""
     pytester.makepyfile(test_mod=UVLOOP_BUDGETS)
-    result = pytester.runpytest(*ARGS, *ANYIO, "-p", "no:randomly")
+    result = pytester.runpytest(*ARGS, *ANYIO, *SLOW_NOT_HUNG, "-p", "no:randomly")
     result.assert_outcomes(failed=2)
     out = result.stdout.str()
     assert out.count("exceeded the max_wall budget of 100 ms") == 2

@@ -8,7 +8,7 @@ import selectors
 from typing import Any
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
+from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, SLOW_NOT_HUNG
 
 from pytest_asynccheck.detectors.budget.virtualtime import VirtualClock
 
@@ -96,7 +96,13 @@ def test_tutorial_timings_at_full_scale_are_exact_and_instant(
         pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
     pytester.makepyfile(test_mod=TUTORIAL)
     result = pytester.runpytest(
-        *ARGS, *runner, "--asynccheck-clock=virtual", "--junitxml=junit.xml", "-p", "no:randomly"
+        *ARGS,
+        *runner,
+        *SLOW_NOT_HUNG,
+        "--asynccheck-clock=virtual",
+        "--junitxml=junit.xml",
+        "-p",
+        "no:randomly",
     )
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
@@ -151,7 +157,7 @@ def test_marker_clock_and_mixed_loop_scopes(pytester: pytest.Pytester) -> None:
             assert "select" not in vars(loop._selector)
         """
     )
-    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    result = pytester.runpytest(*ARGS, *ASYNCIO, *SLOW_NOT_HUNG, "-p", "no:randomly")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["?max-wall? virtual time 1.00 s (real * ms) exceeded *500 ms"])
 

@@ -5,7 +5,7 @@ plugin's warning classes turns its warnings into errors."""
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS
+from conftest import ARGS, SLOW_NOT_HUNG
 
 FLAGGED = """
 import asyncio
@@ -65,7 +65,9 @@ def test_a_blanket_error_filter_fails_no_flagged_test_in_warn_mode(
     pytester: pytest.Pytester, blanket: tuple[str, str]
 ) -> None:
     pytester.makepyfile(test_mod=FLAGGED)
-    result = pytester.runpytest(*ARGS, "--asynccheck-mode=warn", "-p", "no:randomly", *blanket)
+    result = pytester.runpytest(
+        *ARGS, *SLOW_NOT_HUNG, "--asynccheck-mode=warn", "-p", "no:randomly", *blanket
+    )
     result.assert_outcomes(passed=6, warnings=5)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines_random(WARNINGS)

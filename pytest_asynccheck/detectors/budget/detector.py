@@ -3,7 +3,8 @@ where the time went when it is exceeded.
 
 The call phase is measured (setup too with ``--asynccheck-wall-include-setup``) with the
 plugin's own clock, so tests that mock ``time`` cannot distort it. The budget is multiplied by
-``--asynccheck-wall-factor`` for slow CI machines.
+``--asynccheck-wall-factor`` for slow CI machines. A test still running at its budget times
+``--asynccheck-hang-factor`` is cancelled and fails with the await tree of its tasks (``hang``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..._findings import Finding, Kind, Severity
 from ..._options import Settings, parse_duration
 from ..._session import CheckSession, MarkerError, TestCheck
 from ...reporting.summary import BUDGET_PROPERTY, warn_at_item
+from . import hang
 from .timeline import Recorder
 from .virtualtime import CANNOT_CONTROL, VirtualClock
 
@@ -97,12 +99,21 @@ class BudgetDetector(Detector):
             # Under the virtual clock the loop's waits are skipped: nothing to record.
             root = self._session.rootpath if self._session else ""
             test.data["budget.recorder"] = Recorder(loop, root, test.findings)
+        settings = self.settings
+        seconds = test.budget * settings.wall_factor * settings.hang_factor
+        rootdir = self._session.rootpath if self._session else ""
+        if loop is not None:
+            # On the loop's clock, so in virtual time when the budget is checked in it.
+            hang.arm(test, loop, seconds, rootdir)
+        else:
+            hang.arm_trio(test, seconds, rootdir)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
         if where != "test":
             return
+        hang.disarm(test)
         recorder = test.data.get("budget.recorder")
         if recorder is not None:
             recorder.stop()
@@ -142,7 +153,11 @@ class BudgetDetector(Detector):
                 },
             )
         )
-        if measured > allowed:
+        guard = hang.disarm(test, drop=True)
+        if guard is not None and guard.fired:
+            budget = _fmt(test.budget) + (f" x {factor:g}" if factor != 1 else "")
+            test.add(guard.finding(budget, "virtual" if virtual is not None else "wall"))
+        elif measured > allowed:
             test.add(self._finding(test, measured, allowed, recorder, virtual is not None, wall))
 
     def _finding(
