@@ -22,6 +22,7 @@ their findings land in that phase.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -33,6 +34,11 @@ import pytest
 
 from .runner import is_async_function
 from .session import FIXTURE, CheckSession, FixtureRun, FixtureStep
+from .tasks import CANCEL_WAIT
+
+#: Judges the tasks of an async fixture that was torn down; ``True`` when called in the
+#: fixture's task, where it returns the tasks it cancelled, for the caller to await.
+FinishFixture = Callable[[FixtureRun, bool], "list[asyncio.Task[Any]]"]
 
 
 async def _step(
@@ -59,20 +65,18 @@ def checked_fixture_function(
     session: CheckSession,
     fixturedef: pytest.FixtureDef[Any],
     func: Callable[..., Any],
-    finish: Callable[[FixtureRun], None],
+    finish: FinishFixture,
+    started: list[FixtureRun],
 ) -> Callable[..., Any]:
-    """``func``, an async fixture function, made to run each step inside the check."""
+    """``func``, an async fixture function, made to run each step inside the check. An async
+    generator's tasks are judged at the end of its teardown, in its task; a coroutine
+    function's when pytest tears it down (each ``FixtureRun`` made is put in ``started``)."""
     name = fixturedef.argname
-
-    def start() -> FixtureRun:
-        run = FixtureRun(name)
-        fixturedef.addfinalizer(functools.partial(finish, run))
-        return run
 
     if inspect.isasyncgenfunction(func):
 
         async def asynccheck_fixture_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
-            run = start()
+            run = FixtureRun(name)
             agen = func(*args, **kwargs)
             awaitable: Awaitable[Any] = agen.__anext__()
             phase = "setup"
@@ -80,6 +84,9 @@ def checked_fixture_function(
                 try:
                     value = await _step(session, run, phase, awaitable)
                 except StopAsyncIteration:
+                    cancelled = finish(run, True)
+                    if cancelled:
+                        await asyncio.wait(cancelled, timeout=CANCEL_WAIT)
                     return
                 phase = "teardown"
                 try:
@@ -95,7 +102,8 @@ def checked_fixture_function(
         return functools.wraps(func)(asynccheck_fixture_generator)
 
     async def asynccheck_fixture(*args: Any, **kwargs: Any) -> Any:
-        run = start()
+        run = FixtureRun(name)
+        started.append(run)
         coro: Coroutine[Any, Any, Any] = func(*args, **kwargs)
         return await _step(session, run, "setup", coro)
 
@@ -108,7 +116,7 @@ class FixtureChecks:
 
     name = "asynccheck-fixtures"
 
-    def __init__(self, session: CheckSession, finish: Callable[[FixtureRun], None]) -> None:
+    def __init__(self, session: CheckSession, finish: FinishFixture) -> None:
         self.session = session
         self.finish = finish
 
@@ -121,12 +129,18 @@ class FixtureChecks:
         target = func.__func__ if bound_to is not None else func
         if not is_async_function(target):
             return (yield)
-        wrapped = checked_fixture_function(self.session, fixturedef, target, self.finish)
+        started: list[FixtureRun] = []
+        wrapped = checked_fixture_function(self.session, fixturedef, target, self.finish, started)
         if bound_to is not None:
             # A fixture method: its runner rebinds the function to the test's instance.
             wrapped = types.MethodType(wrapped, bound_to)
         fixturedef.func = wrapped  # type: ignore[misc]
         try:
-            return (yield)
+            result = yield
         finally:
             fixturedef.func = func  # type: ignore[misc]
+        for run in started:
+            # Last in, first run: before the runner's own finalizer, which may close its loop
+            # (anyio's, when the fixture holds its last lease).
+            fixturedef.addfinalizer(functools.partial(self.finish, run, False))
+        return result

@@ -9,7 +9,7 @@ same as without the plugin installed."""
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 
 import pytest
 
@@ -18,7 +18,7 @@ from .budget import MARKER as MAX_WALL
 from .budget import BudgetDetector, parse_max_wall
 from .config import Settings, add_options, load_settings
 from .findings import Finding, Severity
-from .fixtures import FixtureChecks
+from .fixtures import FinishFixture, FixtureChecks
 from .registry import builtin_detectors
 from .runner import (
     WIDER_SCOPE_FIXTURE,
@@ -31,7 +31,7 @@ from .runner import (
     run_test,
     sync_fixture,
 )
-from .session import CheckSession, FixtureRun, MarkerError, TestCheck, parse_allow_marker
+from .session import CheckSession, MarkerError, TestCheck, parse_allow_marker
 from .tasks import TaskDetector
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -76,12 +76,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _fixture_finisher(session: CheckSession) -> Callable[[FixtureRun], None]:
+def _fixture_finisher(session: CheckSession) -> FinishFixture:
     """What judges an async fixture's tasks when it is torn down: the task detector, if on."""
     for detector in session.detectors:
         if isinstance(detector, TaskDetector):
             return detector.fixture_finished
-    return lambda run: None
+    return lambda run, in_task: []
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

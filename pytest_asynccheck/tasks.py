@@ -257,20 +257,27 @@ class TaskDetector(Detector):
         if leaked and self.cancel_leaked:
             test.data.setdefault("tasks.cancel", []).extend(leaked)
 
-    def fixture_finished(self, run: FixtureRun) -> None:
-        """An async fixture was torn down: the tasks it made that are still pending leaked."""
+    def fixture_finished(self, run: FixtureRun, in_task: bool) -> list[asyncio.Task[Any]]:
+        """An async fixture was torn down: the tasks it made that are still pending leaked.
+        In the fixture's task (``in_task``) the ones cancelled are returned, to be awaited."""
         tasks = [task for ref in run.made if (task := ref()) is not None and not task.done()]
         run.made.clear()
         session = self._session
         check = session.current if session is not None else None
-        if not tasks or check is None or not self.leaks:
-            return
+        if not tasks or check is None or check.closed or not self.leaks:
+            return []
         for task in tasks:
             made_in = getattr(task, FIXTURE_ATTR, (run.name, "setup"))
             finding = self._leak(task, f"fixture {run.name!r} was torn down")
             check.add(in_fixture(finding, *made_in))
-        if self.cancel_leaked:
-            _cancel_and_wait(tasks)
+        if not self.cancel_leaked:
+            return []
+        if in_task:
+            for task in tasks:
+                task.cancel()
+            return tasks
+        _cancel_and_wait(tasks)
+        return []
 
     def _remove_factory(self, test: TestCheck) -> None:
         state: FactoryState | None = test.data.pop("tasks.factory", None)
