@@ -8,6 +8,7 @@ from .blocking import blocking_detector
 from .budget import budget_detector
 from .config import Settings
 from .detector import Detector
+from .guards import switch_interval_guard
 from .tasks import task_detector
 from .unawaited import unawaited_detector
 
@@ -19,6 +20,7 @@ BUILTIN: tuple[DetectorFactory, ...] = (
     unawaited_detector,
     task_detector,
     budget_detector,
+    switch_interval_guard,
 )
 
 

@@ -201,7 +201,7 @@ class TaskDetector(Detector):
     def _intercept_set_task_factory(state: FactoryState) -> None:
         """A factory the code under test sets goes behind the plugin's, not in its place."""
         loop = state.loop
-        if not _clock.set_on_instance(loop, "set_task_factory"):
+        if _clock.set_on_instance(loop, "set_task_factory"):
             return  # the user's own function on the instance: left alone
 
         def set_task_factory(factory: TaskFactory | None) -> None:

@@ -239,3 +239,229 @@ def test_each_check_sees_async_fixtures_in_setup_and_teardown(
         # A test whose fixture failed in its teardown passed first, as pytest counts.
         assert outcomes == {"errors": len(cases), "passed": teardown_errors + 1}, output
     assert "test_good.py::test_it" not in output
+
+
+def test_a_wider_fixture_reports_once_on_the_test_it_set_up_or_tore_down_in(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import time
+        import pytest
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture(scope="module", loop_scope="module")
+        async def shared():
+            time.sleep(0.01)
+            yield 1
+            time.sleep(0.02)
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_first(shared):
+            pass
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_second(shared):
+            pass
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_last(shared):
+            pass
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_first ERROR*",
+            "*::test_second PASSED*",
+            "*::test_last PASSED*",
+            "*::test_last ERROR*",
+        ]
+    )
+    output = result.stdout.str()
+    file = "test_a_wider_fixture_reports_once_on_the_test_it_set_up_or_tore_down_in.py"
+    assert output.count("[blocking] blocking call time.sleep()") == 2
+    result.stdout.fnmatch_lines(
+        [
+            f"asynccheck found 1 problem in {file}::test_first (setup):",
+            "[[]blocking[]] blocking call time.sleep()*, in fixture 'shared' (setup)",
+            f"  at {file}:8 in shared",
+            f"asynccheck found 1 problem in {file}::test_last (teardown):",
+            "[[]blocking[]] blocking call time.sleep()*, in fixture 'shared' (teardown)",
+            f"  at {file}:10 in shared",
+        ]
+    )
+
+
+def test_a_session_fixture_task_may_live_across_tests_until_its_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        TICKS = []
+
+        async def ticker():
+            while True:
+                TICKS.append(1)
+                await asyncio.sleep(0.001)
+
+        @pytest_asyncio.fixture(scope="session", loop_scope="session")
+        async def server():
+            task = asyncio.create_task(ticker())
+            yield task
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_one(server):
+            await asyncio.sleep(0.01)
+            assert not server.done()
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_two(server):
+            await asyncio.sleep(0.01)
+            assert not server.done() and TICKS
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(passed=2)
+
+
+USER_SWITCHES = """
+import asyncio
+import sys
+
+CALLS = []
+
+def my_factory(loop, coro, **kwargs):
+    CALLS.append("factory")
+    return asyncio.Task(coro, loop=loop, **kwargs)
+
+def my_handler(loop, context):
+    CALLS.append("handler: " + context["message"])
+
+async def forever():
+    await asyncio.sleep(3600)
+
+async def boom():
+    raise ValueError("lost")
+
+async def test_own_factory():
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(my_factory)
+    assert loop.get_task_factory() is my_factory
+    asyncio.create_task(forever())  # LEAK
+    await asyncio.sleep(0)
+
+async def test_own_handler():
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(my_handler)
+    asyncio.create_task(boom())
+    await asyncio.sleep(0.01)
+    assert loop.get_exception_handler() is my_handler
+
+async def test_no_handler():
+    asyncio.get_running_loop().set_exception_handler(None)
+    asyncio.create_task(boom())
+    await asyncio.sleep(0.01)
+
+async def test_switch_interval():
+    sys.setswitchinterval(2.5)
+
+def test_user_code_still_ran():
+    # The factory the test left is the loop's, and makes the tasks that close it too.
+    assert CALLS[0] == "factory"
+    assert [call for call in CALLS if call != "factory"] == [
+        "handler: Task exception was never retrieved"
+    ]
+    assert sys.getswitchinterval() != 2.5
+"""
+
+
+def test_code_under_test_cannot_switch_the_checks_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_switches=USER_SWITCHES)
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly", "-v")
+    leak = _line_of(USER_SWITCHES, "# LEAK") - 1  # the source starts with a blank line
+    raised = _line_of(USER_SWITCHES, 'raise ValueError("lost")') - 1
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_own_factory FAILED*",
+            "*::test_own_handler FAILED*",
+            "*::test_no_handler FAILED*",
+            "*::test_switch_interval PASSED*",
+            "*::test_user_code_still_ran PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "[[]leaked-task[]] task * running forever() was still pending when the test returned",
+            f"  at test_switches.py:{leak} in test_own_factory",
+        ]
+    )
+    assert result.stdout.str().count(f"  at test_switches.py:{raised} in boom") == 2
+    result.stdout.fnmatch_lines(
+        [
+            "*test_switches.py:*: AsynccheckWarning: sys.setswitchinterval(2.5) was left in place"
+            " by the test (it was 0.005); asynccheck put it back*"
+        ]
+    )
+
+
+@pytest.mark.parametrize("how", ["off", "ini", "cli"])
+def test_leaked_tasks_can_be_cancelled_where_they_leaked(
+    pytester: pytest.Pytester, how: str
+) -> None:
+    ini = "asyncio_default_fixture_loop_scope = function\n"
+    if how == "ini":
+        ini += "asynccheck_cancel_leaked = true\n"
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        LEAKED = []
+
+        async def forever():
+            await asyncio.sleep(3600)
+
+        @pytest_asyncio.fixture(loop_scope="module")
+        async def leaky():
+            LEAKED.append(asyncio.create_task(forever()))
+            yield
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_body_leaks():
+            LEAKED.append(asyncio.create_task(forever()))
+            await asyncio.sleep(0)
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_fixture_leaks(leaky):
+            pass
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_later():
+            await asyncio.sleep(0)
+            print("cancelled:", [task.cancelled() for task in LEAKED])
+        """
+    )
+    extra = ("--asynccheck-cancel-leaked",) if how == "cli" else ()
+    result = pytester.runpytest(*ARGS, *ASYNCIO, *extra, "-s", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=1, errors=1)
+    cancelled = how != "off"
+    result.stdout.fnmatch_lines([f"*cancelled: [[]{cancelled}, {cancelled}[]]*"])
+    note = "  cancelled and awaited where it was found (asynccheck_cancel_leaked)"
+    assert result.stdout.lines.count(note) == (2 if cancelled else 0)
+    if cancelled:
+        result.stdout.fnmatch_lines(["asynccheck: *cancel-leaked*"])
