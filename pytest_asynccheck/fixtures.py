@@ -84,6 +84,9 @@ def checked_fixture_function(
                 try:
                     value = await _step(session, run, phase, awaitable)
                 except StopAsyncIteration:
+                    if any((task := ref()) is not None and not task.done() for ref in run.made):
+                        # One turn of the loop for a task the teardown cancelled to finish.
+                        await asyncio.sleep(0)
                     cancelled = finish(run, True)
                     if cancelled:
                         await asyncio.wait(cancelled, timeout=CANCEL_WAIT)

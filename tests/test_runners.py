@@ -120,7 +120,12 @@ def test_pytest_asyncio_strict_tests_run_inside_their_check(pytester: pytest.Pyt
     result = pytester.runpytest(*ARGS, *ASYNCIO, "-v")
     result.assert_outcomes(passed=4)
     log = probe_log(pytester)
-    assert len(log) == 8
+    # Four tests and the setup and teardown of the async fixture, each entered and exited.
+    assert len(log) == 12
+    assert (
+        "entered test_pytest_asyncio_strict_tests_run_inside_their_check.py::test_function_loop "
+        "fixture afix asyncio" in log
+    )
     assert all(line.endswith("same-task=True") for line in log if line.startswith("exited"))
     assert (
         "entered test_pytest_asyncio_strict_tests_run_inside_their_check.py::TestInClass::"
@@ -147,7 +152,14 @@ def test_pytest_asyncio_auto_mode_tests_run_inside_their_check(pytester: pytest.
     )
     result = pytester.runpytest(*ARGS, *ASYNCIO)
     result.assert_outcomes(passed=1)
-    assert [line.split()[0] for line in probe_log(pytester)] == ["entered", "exited"]
+    assert [line.split()[0] + " " + line.split()[2] for line in probe_log(pytester)] == [
+        "entered fixture",  # the fixture's setup
+        "exited fixture",
+        "entered test",
+        "exited test",
+        "entered fixture",  # its teardown
+        "exited fixture",
+    ]
 
 
 def test_anyio_tests_run_inside_their_check_on_both_backends(pytester: pytest.Pytester) -> None:
