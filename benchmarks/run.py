@@ -467,8 +467,8 @@ def cmd_instructions(args: argparse.Namespace) -> None:
         path = str(Path(source).resolve())
         variants[f"--asynccheck ({source})"] = (checked, {"PYTHONPATH": path})
     with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
-        generate(Path(many), args.tests, not args.mixed)
-        generate(Path(one), 1, not args.mixed)
+        generate(Path(many), args.tests, not args.mixed, fixtures=args.fixtures)
+        generate(Path(one), 1, not args.mixed, fixtures=args.fixtures)
         print("| variant | per test | vs plain | start-up | 1,000 tests | vs plain |")
         print("|---|---|---|---|---|---|")
         base = base_total = 0.0
@@ -514,6 +514,7 @@ def main() -> None:
             )
         if name == "instructions":
             p.add_argument("--mixed", action="store_true", help="the I/O and thread suite")
+            p.add_argument("--fixtures", action="store_true", help="one async fixture per test")
     args = parser.parse_args()
     args.func(args)
 

@@ -341,6 +341,8 @@ USER_SWITCHES = """
 import asyncio
 import sys
 
+import pytest
+
 CALLS = []
 
 def my_factory(loop, coro, **kwargs):
@@ -358,6 +360,8 @@ async def boom():
 
 async def test_own_factory():
     loop = asyncio.get_running_loop()
+    with pytest.raises(TypeError):
+        loop.set_task_factory(1)
     loop.set_task_factory(my_factory)
     assert loop.get_task_factory() is my_factory
     asyncio.create_task(forever())  # LEAK
@@ -446,8 +450,12 @@ def test_leaked_tasks_can_be_cancelled_where_they_leaked(
             LEAKED.append(asyncio.create_task(forever()))
             await asyncio.sleep(0)
 
+        @pytest_asyncio.fixture(loop_scope="module")
+        async def leaky_coroutine():
+            LEAKED.append(asyncio.create_task(forever()))
+
         @pytest.mark.asyncio(loop_scope="module")
-        async def test_fixture_leaks(leaky):
+        async def test_fixture_leaks(leaky, leaky_coroutine):
             pass
 
         @pytest.mark.asyncio(loop_scope="module")
@@ -460,8 +468,95 @@ def test_leaked_tasks_can_be_cancelled_where_they_leaked(
     result = pytester.runpytest(*ARGS, *ASYNCIO, *extra, "-s", "-p", "no:randomly")
     result.assert_outcomes(passed=2, failed=1, errors=1)
     cancelled = how != "off"
-    result.stdout.fnmatch_lines([f"*cancelled: [[]{cancelled}, {cancelled}[]]*"])
+    result.stdout.fnmatch_lines([f"*cancelled: [[]{cancelled}, {cancelled}, {cancelled}[]]*"])
     note = "  cancelled and awaited where it was found (asynccheck_cancel_leaked)"
-    assert result.stdout.lines.count(note) == (2 if cancelled else 0)
+    assert result.stdout.lines.count(note) == (3 if cancelled else 0)
     if cancelled:
         result.stdout.fnmatch_lines(["asynccheck: *cancel-leaked*"])
+
+
+def test_a_fixture_method_runs_bound_to_the_test_instance(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+        import pytest_asyncio
+
+        class TestInClass:
+            @pytest_asyncio.fixture
+            async def fx(self):
+                self.seen = True
+                yield self
+
+            @pytest_asyncio.fixture
+            async def slow(self):
+                time.sleep(0.01)
+
+            @pytest.mark.asyncio
+            async def test_bound(self, fx):
+                assert fx is self and self.seen
+
+            @pytest.mark.asyncio
+            async def test_slow(self, slow):
+                pass
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["[[]blocking[]] blocking call time.sleep()*, in fixture 'slow' (setup)"]
+    )
+
+
+def test_fixtures_run_as_usual_with_the_task_checks_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        async def started():
+            return asyncio.create_task(asyncio.sleep(3600))
+
+        async def test_it(started):
+            assert not started.done()
+        """
+    )
+    off = ("--asynccheck-leaked-task=off", "--asynccheck-never-retrieved=off")
+    result = pytester.runpytest(*ARGS, *off)
+    result.assert_outcomes(passed=1)
+
+
+def test_a_fixture_generator_passes_on_what_its_runner_throws_in() -> None:
+    """The wrapper forwards ``athrow`` and ``aclose`` to the fixture (no runner in use today
+    sends them, but an async generator may receive them)."""
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    from pytest_asynccheck.fixtures import checked_fixture_function
+
+    seen: list[str] = []
+
+    async def fixture() -> Any:
+        try:
+            yield 1
+        except KeyError:
+            seen.append("thrown")
+            yield 2
+        finally:
+            seen.append("closed")
+
+    session: Any = SimpleNamespace(current=None)
+    fixturedef: Any = SimpleNamespace(argname="fixture")
+    wrapped = checked_fixture_function(session, fixturedef, fixture, lambda run, t: [], [])
+
+    async def drive() -> None:
+        agen = wrapped()
+        assert await agen.__anext__() == 1
+        assert await agen.athrow(KeyError()) == 2
+        await agen.aclose()
+
+    asyncio.run(drive())
+    assert seen == ["thrown", "closed"]
