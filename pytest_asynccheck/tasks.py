@@ -1,12 +1,19 @@
 """Tasks a test leaves behind: still pending when the test returns (``leaked-task``), or failed
 with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
 
-While the test body runs, the plugin puts a task factory on the loop, in front of the factory
-the loop already had, if any. It sees each task the body makes and notes, on the task, the
-first user frame that made it: a few microseconds per task, where tracking every coroutine's
-origin would cost that per coroutine. Leaks are those tasks that are not done when the body
-returns, so tasks of fixtures, of any scope, are never the test's. A task made by calling
-``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks.
+While the test body or a step of one of its async fixtures runs (see fixtures.py), the plugin
+puts a task factory on the loop, in front of the factory the loop already had, if any. It sees
+each task made and notes, on the task, the first user frame that made it and the fixture step
+it was made in, if any: a few microseconds per task, where tracking every coroutine's origin
+would cost that per coroutine. The test's leaks are its own tasks not done when the body
+returns; a fixture's (any scope) are those not done when the fixture is torn down, after its
+teardown had one more turn of the loop. A factory the code under test sets meanwhile
+(``loop.set_task_factory``) goes behind the plugin's, ``get_task_factory`` returns it, and it is
+the loop's when the step ends. A task made by calling ``asyncio.Task(...)`` directly bypasses
+any factory and is not checked for leaks. With ``asynccheck_cancel_leaked`` the leaked tasks are
+cancelled and awaited for up to ``CANCEL_WAIT`` seconds: in the fixture's task at the end of an
+async generator fixture's teardown, else between the phases, on the loop, when it is not
+running (a closed or running loop gets only the cancellation).
 
 Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed. For the
 test's duration the plugin puts a function of its own in front of that method, on the loop
@@ -82,15 +89,15 @@ class FactoryState:
     step of one of its async fixtures) runs: the factory behind it, which the code under test
     may replace meanwhile, and the tasks it saw made outside any fixture."""
 
-    __slots__ = ("depth", "factory", "inner", "loop", "made", "setter")
+    __slots__ = ("factory", "inner", "loop", "made", "own")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, inner: TaskFactory | None) -> None:
         self.loop = loop
         self.inner = inner
         self.made: Made = []
-        self.depth = 1
         self.factory = _noting_factory(self)
-        self.setter: Callable[[TaskFactory | None], None] | None = None
+        #: The ``set_task_factory`` and ``get_task_factory`` put on the loop instance.
+        self.own: tuple[Callable[..., Any], ...] = ()
 
 
 TaskFactory = Callable[..., "asyncio.Task[Any]"]
@@ -183,15 +190,15 @@ class TaskDetector(Detector):
     ) -> None:
         if loop is None:
             return
-        state: FactoryState | None = test.data.get("tasks.factory")
-        if state is not None and state.loop is loop:
-            state.depth += 1
-        else:
-            inner: Any = loop.get_task_factory()
-            state = FactoryState(loop, inner)
-            test.data["tasks.factory"] = state
-            loop.set_task_factory(state.factory)
-            self._intercept_set_task_factory(state)
+        self._remove_factory(test)  # steps of one test never nest: one factory at a time
+        # Through the class: a function the test put on the loop instance does not stand in
+        # for the loop's own methods here.
+        loop_class: Any = type(loop)
+        inner: Any = loop_class.get_task_factory(loop)
+        state = FactoryState(loop, inner)
+        test.data["tasks.factory"] = state
+        loop_class.set_task_factory(loop, state.factory)
+        self._intercept_set_task_factory(state)
         if where == "test":
             test.data["tasks.made"] = state.made
         if self.lost:
@@ -209,12 +216,15 @@ class TaskDetector(Detector):
                 raise TypeError("task factory must be a callable or None")
             state.inner = factory
 
+        def get_task_factory() -> TaskFactory | None:
+            return state.inner
+
         try:
             loop.set_task_factory = set_task_factory  # type: ignore[method-assign, assignment]
-            loop.get_task_factory = lambda: state.inner  # type: ignore[method-assign]
+            loop.get_task_factory = get_task_factory  # type: ignore[method-assign]
         except AttributeError:
             return  # a loop class without instance attributes
-        state.setter = set_task_factory
+        state.own = (set_task_factory, get_task_factory)
 
     def _install_handler(self, test: TestCheck, loop: asyncio.AbstractEventLoop) -> None:
         handlers: list[tuple[Any, ...]] = test.data.setdefault("tasks.handlers", [])
@@ -235,11 +245,7 @@ class TaskDetector(Detector):
     ) -> None:
         if loop is None:
             return
-        state: FactoryState | None = test.data.get("tasks.factory")
-        if state is not None and state.loop is loop:
-            state.depth -= 1
-            if state.depth <= 0:
-                self._remove_factory(test)
+        self._remove_factory(test)
         if where != "test":
             return
         made: Made | None = test.data.pop("tasks.made", None)
@@ -284,12 +290,13 @@ class TaskDetector(Detector):
         if state is None:
             return
         loop = state.loop
-        if state.setter is not None and getattr(loop, "set_task_factory", None) is state.setter:
-            del loop.set_task_factory
-            del loop.get_task_factory
-        if loop.get_task_factory() is state.factory:  # unless the test set its own another way
+        for name, own in zip(("set_task_factory", "get_task_factory"), state.own, strict=False):
+            if getattr(loop, name, None) is own:  # unless the test put its own there since
+                delattr(loop, name)
+        loop_class: Any = type(loop)
+        if loop_class.get_task_factory(loop) is state.factory:  # unless set another way since
             # The factory the code under test left, or the one the loop had.
-            loop.set_task_factory(state.inner)
+            loop_class.set_task_factory(loop, state.inner)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase != "call":
@@ -304,9 +311,6 @@ class TaskDetector(Detector):
         if "tasks.factory" in test.data:  # the body did not return (cancelled, say)
             self._remove_factory(test)
             test.data.pop("tasks.made", None)
-        cancel = test.data.pop("tasks.cancel", None)
-        if cancel:
-            _cancel_and_wait(cancel)
         for loop, reporting, own in test.data.pop("tasks.handlers", ()):
             # Unless the test put its own function there since; the method is looked up
             # without reading the loop's __dict__, which would slow every attribute read on the

@@ -560,3 +560,40 @@ def test_a_fixture_generator_passes_on_what_its_runner_throws_in() -> None:
 
     asyncio.run(drive())
     assert seen == ["thrown", "closed"]
+
+
+def test_a_set_task_factory_the_test_puts_on_the_loop_itself_is_left_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        SET = []
+
+        def fake_set_task_factory(factory):
+            SET.append(factory)
+
+        async def forever():
+            await asyncio.sleep(3600)
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_puts_its_own():
+            asyncio.get_running_loop().set_task_factory = fake_set_task_factory
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_later_leaks():
+            loop = asyncio.get_running_loop()
+            assert loop.set_task_factory is fake_set_task_factory
+            loop.set_task_factory(None)
+            task = asyncio.create_task(forever())  # still seen: the factory stayed
+            await asyncio.sleep(0)
+            assert SET == [None]
+            assert not task.done()
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["[[]leaked-task[]] task * running forever() was still pending*"])
