@@ -532,6 +532,7 @@ def test_a_fixture_generator_passes_on_what_its_runner_throws_in() -> None:
     """The wrapper forwards ``athrow`` and ``aclose`` to the fixture (no runner in use today
     sends them, but an async generator may receive them)."""
     import asyncio
+    import functools
     from types import SimpleNamespace
     from typing import Any
 
@@ -560,6 +561,15 @@ def test_a_fixture_generator_passes_on_what_its_runner_throws_in() -> None:
 
     asyncio.run(drive())
     assert seen == ["thrown", "closed"]
+
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    partial = checked_fixture_function(
+        session, fixturedef, functools.partial(add, 1), lambda run, t: [], []
+    )
+    assert partial.__wrapped__.func is add  # type: ignore[attr-defined]
+    assert asyncio.run(partial(2)) == 3
 
 
 def test_a_set_task_factory_the_test_puts_on_the_loop_itself_is_left_alone(
