@@ -96,7 +96,7 @@ CHECKS = {
         "blocking call time.sleep()",
     ),
     "stall": (
-        "spin(0.3)  # HERE",
+        "spin(0.4)  # HERE",  # four thresholds: a loaded machine may delay the watchdog
         "blocking",
         "the event loop was stalled for at least",
     ),
