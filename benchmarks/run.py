@@ -91,21 +91,36 @@ async def test_{n}():
 IO_TEST = """
     assert await echo() == b"ping\\n"
 """
+#: ``--fixtures``: every test also takes an async generator fixture that awaits in its setup
+#: and its teardown.
+FIXTURE = """
+import pytest
+
+@pytest.fixture
+async def resource():
+    await asyncio.sleep(0)
+    yield 1
+    await asyncio.sleep(0)
+"""
 THREAD_TEST = """
     assert await asyncio.to_thread(sum, [1, 2]) == 3
 """
 
 
-def generate(root: Path, count: int, trivial: bool, per_module: int = 100) -> None:
+def generate(
+    root: Path, count: int, trivial: bool, per_module: int = 100, fixtures: bool = False
+) -> None:
     (root / "pytest.ini").write_text(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
         "markers =\n    no_leaks: pyleak\n"
     )
     (root / "conftest.py").write_text(CONFTEST)
     for start in range(0, count, per_module):
-        parts = [MODULE]
+        parts = [MODULE, FIXTURE] if fixtures else [MODULE]
         for n in range(start, min(start + per_module, count)):
             test = TEST.format(n=n).rstrip("\n")
+            if fixtures:
+                test = test.replace("():", "(resource):", 1)
             if not trivial and n % 3 == 0:
                 test += IO_TEST.rstrip("\n")
             if not trivial and n % 5 == 0:
@@ -244,7 +259,12 @@ def report(times: Mapping[str, list[float]], base: str) -> None:
 def with_suite(args: argparse.Namespace, body: Callable[[Path], None]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generate(root, args.tests, getattr(args, "trivial", False))
+        generate(
+            root,
+            args.tests,
+            getattr(args, "trivial", False),
+            fixtures=getattr(args, "fixtures", False),
+        )
         body(root)
 
 
@@ -458,8 +478,8 @@ def cmd_instructions(args: argparse.Namespace) -> None:
         path = str(Path(source).resolve())
         variants[f"--asynccheck ({source})"] = (checked, {"PYTHONPATH": path})
     with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
-        generate(Path(many), args.tests, not args.mixed)
-        generate(Path(one), 1, not args.mixed)
+        generate(Path(many), args.tests, not args.mixed, fixtures=args.fixtures)
+        generate(Path(one), 1, not args.mixed, fixtures=args.fixtures)
         print("| variant | per test | vs plain | start-up | 1,000 tests | vs plain |")
         print("|---|---|---|---|---|---|")
         base = base_total = 0.0
@@ -494,6 +514,7 @@ def main() -> None:
         if name == "suite":
             p.add_argument("--trivial", action="store_true")
             p.add_argument("--peers", action="store_true")
+            p.add_argument("--fixtures", action="store_true", help="one async fixture per test")
         if name in ("suite", "instructions", "hotpath"):
             p.add_argument(
                 "--against",
@@ -504,6 +525,7 @@ def main() -> None:
             )
         if name == "instructions":
             p.add_argument("--mixed", action="store_true", help="the I/O and thread suite")
+            p.add_argument("--fixtures", action="store_true", help="one async fixture per test")
     args = parser.parse_args()
     args.func(args)
 

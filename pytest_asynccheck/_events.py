@@ -39,8 +39,8 @@ class Detector:
 
     Order for one test: ``test_started``, then for each phase (``setup``, ``call``,
     ``teardown``) ``phase_started`` and ``phase_finished``; inside them, for each coroutine
-    of the test that runs on an event loop (the test body, and async fixtures where the
-    runner lets the plugin see them), ``task_entered`` and ``task_exited``, called in that
+    of the test that runs on an event loop (the test body, and each setup and teardown of its
+    async fixtures, see fixtures.py), ``task_entered`` and ``task_exited``, called in that
     coroutine's own task on the running loop; finally ``test_finished``. Phase and test
     events run on the thread that runs pytest. ``loop`` is ``None`` under trio.
     """

@@ -65,6 +65,11 @@ SUGGEST_BUDGETS_HELP = (
     "list a suggested @pytest.mark.max_wall budget for every async test without one, "
     "from its measured call-phase time"
 )
+CANCEL_LEAKED_HELP = (
+    "cancel the tasks reported as leaked, and await them (up to 1 s), at the end of the test "
+    "or fixture that leaked them, so they do not run on into later tests on a shared loop "
+    "(default false)"
+)
 BLOCKING_ALLOW_HELP = (
     "blocking calls never reported, one per line: a catalogued call name (time.sleep) or a "
     "function it is called through (mimetypes.guess_type), module:<prefix> for calls made "
@@ -173,6 +178,14 @@ def add_options(parser: pytest.Parser) -> None:
         help=COROUTINE_ORIGIN_HELP,
     )
     parser.addini("asynccheck_coroutine_origin", COROUTINE_ORIGIN_HELP, type="bool", default=False)
+    group.addoption(
+        "--asynccheck-cancel-leaked",
+        action="store_true",
+        default=None,
+        dest="asynccheck_cancel_leaked",
+        help=CANCEL_LEAKED_HELP,
+    )
+    parser.addini("asynccheck_cancel_leaked", CANCEL_LEAKED_HELP, type="bool", default=False)
     parser.addini("asynccheck_blocking_allow", BLOCKING_ALLOW_HELP, type="linelist", default=[])
     group.addoption("--asynccheck-trace", dest="asynccheck_trace", metavar="DIR", help=TRACE_HELP)
     parser.addini("asynccheck_trace", TRACE_HELP, default=None)
@@ -201,6 +214,8 @@ class Settings:
     wall_include_setup: bool = False
     #: Record every coroutine's creating frame (``sys.set_coroutine_origin_tracking_depth``).
     coroutine_origin: bool = False
+    #: Cancel (and await, bounded) the tasks reported as leaked, where they were found.
+    cancel_leaked: bool = False
     #: ``warn``: every error-level kind is reported as a warning instead.
     mode: str = "error"
     report_path: str | None = None
@@ -227,6 +242,8 @@ class Settings:
             parts.append(f"clock={self.clock}")
         if self.coroutine_origin:
             parts.append("coroutine-origin")
+        if self.cancel_leaked:
+            parts.append("cancel-leaked")
         return "asynccheck: " + ", ".join(parts)
 
 
@@ -394,6 +411,7 @@ def load_settings(config: pytest.Config) -> Settings:
     )
     include_setup = _flag(config, "asynccheck_wall_include_setup")
     coroutine_origin = _flag(config, "asynccheck_coroutine_origin")
+    cancel_leaked = _flag(config, "asynccheck_cancel_leaked")
     blocking_allow = tuple(
         line.strip() for line in config.getini("asynccheck_blocking_allow") if line.strip()
     )
@@ -413,6 +431,7 @@ def load_settings(config: pytest.Config) -> Settings:
         blocking_allow=blocking_allow,
         wall_include_setup=include_setup,
         coroutine_origin=coroutine_origin,
+        cancel_leaked=cancel_leaked,
         mode=mode,
         report_path=report_path,
         baseline_path=baseline_path,

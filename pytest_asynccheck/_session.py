@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
+import dataclasses
 import gc
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +77,46 @@ def parse_allow_marker(item: pytest.Item) -> frozenset[str]:
                 )
         allowed.update(entries)
     return frozenset(allowed)
+
+
+class FixtureRun:
+    """One instance of an async fixture: its name, and the tasks it made in its setup and
+    teardown (judged when the fixture is torn down)."""
+
+    __slots__ = ("made", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.made: list[weakref.ref[asyncio.Task[Any]]] = []
+
+
+@dataclasses.dataclass(frozen=True)
+class FixtureStep:
+    """An async fixture's setup or teardown, running in the current context."""
+
+    run: FixtureRun
+    phase: str
+
+    def label(self) -> str:
+        return f"in fixture {self.run.name!r} ({self.phase})"
+
+
+#: The async fixture step running in this context (its task, and tasks it starts), if any:
+#: findings made here name it.
+FIXTURE: contextvars.ContextVar[FixtureStep | None] = contextvars.ContextVar(
+    "asynccheck_fixture", default=None
+)
+
+
+def in_fixture(finding: Finding, name: str, phase: str) -> Finding:
+    """``finding`` named as made in fixture ``name``'s ``phase``."""
+    if "fixture" in finding.extra:
+        return finding
+    return dataclasses.replace(
+        finding,
+        message=f"{finding.message}, in fixture {name!r} ({phase})",
+        extra={**finding.extra, "fixture": name, "fixture_phase": phase},
+    )
 
 
 def collect_young_once(test: TestCheck) -> None:
@@ -164,6 +207,9 @@ class TestCheck:
         """Attach ``finding`` to this test; returns it as stored, or ``None`` if dropped."""
         if self.allows(finding):
             return None
+        step = FIXTURE.get()
+        if step is not None:
+            finding = in_fixture(finding, step.run.name, step.phase)
         stored = self.session.stamped(finding, self.nodeid, phase or self.phase)
         if stored is None:
             return None

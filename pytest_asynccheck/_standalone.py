@@ -175,30 +175,23 @@ def run_test(item: pytest.Function, runner: LoopRunner) -> None:
     runner.run(testfunction(**testargs))
 
 
-def _entered(check: TestCheck, where: str, awaitable: Any) -> Coroutine[Any, Any, Any]:
-    async def step() -> Any:
-        check.session.enter_task(check, where)
-        try:
-            return await awaitable
-        finally:
-            check.session.exit_task(check, where)
-
-    return step()
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable  # a task runs coroutines only, not an async generator's step
 
 
 def sync_fixture(
     func: Callable[..., Any], check: TestCheck, runner: LoopRunner, name: str
 ) -> Callable[..., Any]:
-    """An async fixture function made synchronous, running on the test's own loop."""
-    where = f"fixture {name}"
+    """An async fixture function made synchronous, running on the test's own loop (its steps
+    announce themselves to the check from inside: see fixtures.py)."""
     if inspect.isasyncgenfunction(func):
 
         @functools.wraps(func)
         def run_asyncgen_fixture(*args: Any, **kwargs: Any) -> Any:
             agen = func(*args, **kwargs)
-            yield runner.run(_entered(check, where, agen.__anext__()))
+            yield runner.run(_awaited(agen.__anext__()))
             try:
-                runner.run(_entered(check, where, agen.__anext__()))
+                runner.run(_awaited(agen.__anext__()))
             except StopAsyncIteration:
                 return
             runner.run(agen.aclose())
@@ -208,6 +201,6 @@ def sync_fixture(
 
     @functools.wraps(func)
     def run_coroutine_fixture(*args: Any, **kwargs: Any) -> Any:
-        return runner.run(_entered(check, where, func(*args, **kwargs)))
+        return runner.run(func(*args, **kwargs))
 
     return run_coroutine_fixture

@@ -15,6 +15,7 @@ import pytest
 
 from . import hookspecs
 from ._findings import Finding, Severity
+from ._fixtures import FinishFixture, FixtureChecks
 from ._options import Settings, add_options, load_settings
 from ._session import CheckSession, MarkerError, TestCheck, parse_allow_marker
 from ._standalone import (
@@ -32,6 +33,7 @@ from .detectors import builtin_detectors
 from .detectors.budget import hang
 from .detectors.budget.detector import MARKER as MAX_WALL
 from .detectors.budget.detector import BudgetDetector, parse_max_wall
+from .detectors.tasks import TaskDetector
 from .reporting import outputs
 from .reporting import summary as report
 
@@ -75,6 +77,17 @@ def pytest_configure(config: pytest.Config) -> None:
     outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
     config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
+    config.pluginmanager.register(
+        FixtureChecks(session, _fixture_finisher(session)), FixtureChecks.name
+    )
+
+
+def _fixture_finisher(session: CheckSession) -> FinishFixture:
+    """What judges an async fixture's tasks when it is torn down: the task detector, if on."""
+    for detector in session.detectors:
+        if isinstance(detector, TaskDetector):
+            return detector.fixture_finished
+    return lambda run, in_task: []
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

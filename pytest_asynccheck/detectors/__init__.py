@@ -8,6 +8,7 @@ from .._events import Detector
 from .._options import Settings
 from .blocking.intercept import blocking_detector
 from .budget.detector import budget_detector
+from .guards import switch_interval_guard
 from .tasks import task_detector
 from .unawaited import unawaited_detector
 
@@ -19,6 +20,7 @@ BUILTIN: tuple[DetectorFactory, ...] = (
     unawaited_detector,
     task_detector,
     budget_detector,
+    switch_interval_guard,
 )
 
 

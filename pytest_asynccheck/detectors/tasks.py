@@ -1,12 +1,19 @@
 """Tasks a test leaves behind: still pending when the test returns (``leaked-task``), or failed
 with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
 
-While the test body runs, the plugin puts a task factory on the loop, in front of the factory
-the loop already had, if any. It sees each task the body makes and notes, on the task, the
-first user frame that made it: a few microseconds per task, where tracking every coroutine's
-origin would cost that per coroutine. Leaks are those tasks that are not done when the body
-returns, so tasks of fixtures, of any scope, are never the test's. A task made by calling
-``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks.
+While the test body or a step of one of its async fixtures runs (see fixtures.py), the plugin
+puts a task factory on the loop, in front of the factory the loop already had, if any. It sees
+each task made and notes, on the task, the first user frame that made it and the fixture step
+it was made in, if any: a few microseconds per task, where tracking every coroutine's origin
+would cost that per coroutine. The test's leaks are its own tasks not done when the body
+returns; a fixture's (any scope) are those not done when the fixture is torn down, after its
+teardown had one more turn of the loop. A factory the code under test sets meanwhile
+(``loop.set_task_factory``) goes behind the plugin's, ``get_task_factory`` returns it, and it is
+the loop's when the step ends. A task made by calling ``asyncio.Task(...)`` directly bypasses
+any factory and is not checked for leaks. With ``asynccheck_cancel_leaked`` the leaked tasks are
+cancelled and awaited for up to ``CANCEL_WAIT`` seconds: in the fixture's task at the end of an
+async generator fixture's teardown, else between the phases, on the loop, when it is not
+running (a closed or running loop gets only the cancellation).
 
 Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed. For the
 test's duration the plugin puts a function of its own in front of that method, on the loop
@@ -32,7 +39,14 @@ from .. import _frames as frames
 from .._events import Detector
 from .._findings import Finding, Kind, Severity
 from .._options import Settings
-from .._session import CheckSession, TestCheck, collect_young_once
+from .._session import (
+    FIXTURE,
+    CheckSession,
+    FixtureRun,
+    TestCheck,
+    collect_young_once,
+    in_fixture,
+)
 
 LEAK_FIX = (
     "await the task (or asyncio.gather the tasks) before the test returns, or cancel it and "
@@ -43,6 +57,12 @@ LOST_FIX = (
     "calls task.exception()"
 )
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
+
+#: How long leaked tasks being cancelled (``asynccheck_cancel_leaked``) may take to finish.
+CANCEL_WAIT = 1.0
+CANCELLED_NOTE = "cancelled and awaited where it was found (asynccheck_cancel_leaked)"
+#: Which fixture made a task, and in which step, on the task itself.
+FIXTURE_ATTR = "_asynccheck_fixture"
 
 CallExceptionHandler = Callable[[dict[str, Any]], object]
 
@@ -72,21 +92,45 @@ def _created_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
     return None
 
 
-def _noting_factory(
-    made: Made, inner: Callable[..., asyncio.Task[Any]] | None
-) -> Callable[..., asyncio.Task[Any]]:
-    """A task factory that notes each task and where it was made, in front of ``inner``, the
-    factory the loop had (``None``: the plain ``asyncio.Task``)."""
+class FactoryState:
+    """The plugin's task factory on one loop while a coroutine of the test (its body, or a
+    step of one of its async fixtures) runs: the factory behind it, which the code under test
+    may replace meanwhile, and the tasks it saw made outside any fixture."""
+
+    __slots__ = ("factory", "inner", "loop", "made", "own")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inner: TaskFactory | None) -> None:
+        self.loop = loop
+        self.inner = inner
+        self.made: Made = []
+        self.factory = _noting_factory(self)
+        #: The ``set_task_factory`` and ``get_task_factory`` put on the loop instance.
+        self.own: tuple[Callable[..., Any], ...] = ()
+
+
+TaskFactory = Callable[..., "asyncio.Task[Any]"]
+
+
+def _noting_factory(state: FactoryState) -> TaskFactory:
+    """A task factory that notes each task, where it was made and by which fixture, in front
+    of ``state.inner``, the factory the loop had or the code under test set since (``None``:
+    the plain ``asyncio.Task``)."""
 
     def asynccheck_task_factory(
         loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
+        inner = state.inner
         if inner is None:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         else:
             task = inner(loop, coro, **kwargs)
         try:
-            made.append(weakref.ref(task))
+            step = FIXTURE.get()
+            if step is None:
+                state.made.append(weakref.ref(task))
+            else:
+                step.run.made.append(weakref.ref(task))
+                setattr(task, FIXTURE_ATTR, (step.run.name, step.phase))
             user = frames.user_frame(frames.walk(sys._getframe(1)))
             if user is not None:
                 code = user.f_code
@@ -96,6 +140,20 @@ def _noting_factory(
         return task
 
     return asynccheck_task_factory
+
+
+def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel leaked tasks and let them finish (up to ``CANCEL_WAIT`` seconds), on a loop
+    that is not running now (between the phases of a test)."""
+    for task in tasks:
+        task.cancel()
+    loops = {task.get_loop() for task in tasks}
+    for loop in loops:
+        if loop.is_closed() or loop.is_running():
+            continue  # cancelled; the loop finishes them when it runs again
+        mine = [task for task in tasks if task.get_loop() is loop]
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.wait(mine, timeout=CANCEL_WAIT))
 
 
 def _may_hold_lost_tasks(test: TestCheck) -> bool:
@@ -126,9 +184,10 @@ class TaskDetector(Detector):
     name = "tasks"
     phases: tuple[str, ...] = ("call",)
 
-    def __init__(self, leaks: bool, lost: bool) -> None:
+    def __init__(self, leaks: bool, lost: bool, cancel_leaked: bool = False) -> None:
         self.leaks = leaks
         self.lost = lost
+        self.cancel_leaked = cancel_leaked
         self._session: CheckSession | None = None
 
     def session_started(self, session: CheckSession) -> None:
@@ -137,31 +196,66 @@ class TaskDetector(Detector):
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if loop is None or where != "test":
+        if loop is None:
             return
-        inner: Any = loop.get_task_factory()
-        made: Made = []
-        factory = _noting_factory(made, inner)
-        test.data["tasks.made"] = made
-        test.data["tasks.factory"] = (loop, factory, inner)
-        loop.set_task_factory(factory)
-        if self.lost and "tasks.handler" not in test.data:
-            forward = loop.call_exception_handler
-            # One the user put on the instance (a mock, say) is put back when the test ends.
-            own = forward if _clock.set_on_instance(loop, "call_exception_handler") else None
-            reporting = self._reporting(test, forward)
-            try:
-                loop.call_exception_handler = reporting  # type: ignore[method-assign, assignment]
-            except AttributeError:
-                return  # a loop class without instance attributes
-            test.data["tasks.handler"] = (loop, reporting, own)
+        self._remove_factory(test)  # steps of one test never nest: one factory at a time
+        # Through the class: a function the test put on the loop instance does not stand in
+        # for the loop's own methods here.
+        loop_class: Any = type(loop)
+        inner: Any = loop_class.get_task_factory(loop)
+        state = FactoryState(loop, inner)
+        test.data["tasks.factory"] = state
+        loop_class.set_task_factory(loop, state.factory)
+        self._intercept_set_task_factory(state)
+        if where == "test":
+            test.data["tasks.made"] = state.made
+        if self.lost:
+            self._install_handler(test, loop)
+
+    @staticmethod
+    def _intercept_set_task_factory(state: FactoryState) -> None:
+        """A factory the code under test sets goes behind the plugin's, not in its place."""
+        loop = state.loop
+        if _clock.set_on_instance(loop, "set_task_factory"):
+            return  # the user's own function on the instance: left alone
+
+        def set_task_factory(factory: TaskFactory | None) -> None:
+            if factory is not None and not callable(factory):
+                raise TypeError("task factory must be a callable or None")
+            state.inner = factory
+
+        def get_task_factory() -> TaskFactory | None:
+            return state.inner
+
+        try:
+            loop.set_task_factory = set_task_factory  # type: ignore[method-assign, assignment]
+            loop.get_task_factory = get_task_factory  # type: ignore[method-assign]
+        except AttributeError:
+            return  # a loop class without instance attributes
+        state.own = (set_task_factory, get_task_factory)
+
+    def _install_handler(self, test: TestCheck, loop: asyncio.AbstractEventLoop) -> None:
+        handlers: list[tuple[Any, ...]] = test.data.setdefault("tasks.handlers", [])
+        if any(saved[0] is loop for saved in handlers):
+            return
+        forward = loop.call_exception_handler
+        # One the user put on the instance (a mock, say) is put back when the test ends.
+        own = forward if _clock.set_on_instance(loop, "call_exception_handler") else None
+        reporting = self._reporting(test, forward)
+        try:
+            loop.call_exception_handler = reporting  # type: ignore[method-assign, assignment]
+        except AttributeError:
+            return  # a loop class without instance attributes
+        handlers.append((loop, reporting, own))
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if where != "test":
+        if loop is None:
             return
         self._remove_factory(test)
+        if where != "test":
+            return
         made: Made | None = test.data.pop("tasks.made", None)
         if not made:
             return
@@ -171,28 +265,61 @@ class TaskDetector(Detector):
         if not self.leaks:
             return
         current = asyncio.current_task()
+        leaked = [task for task in tasks if task is not current and not task.done()]
+        for task in leaked:
+            test.add(self._leak(task, "the test returned"))
+        if leaked and self.cancel_leaked:
+            test.data.setdefault("tasks.cancel", []).extend(leaked)
+
+    def fixture_finished(self, run: FixtureRun, in_task: bool) -> list[asyncio.Task[Any]]:
+        """An async fixture was torn down: the tasks it made that are still pending leaked.
+        In the fixture's task (``in_task``) the ones cancelled are returned, to be awaited."""
+        tasks = [task for ref in run.made if (task := ref()) is not None and not task.done()]
+        run.made.clear()
+        session = self._session
+        check = session.current if session is not None else None
+        if not tasks or check is None or check.closed or not self.leaks:
+            return []
         for task in tasks:
-            if task is not current and not task.done():
-                test.add(self._leak(task))
+            made_in = getattr(task, FIXTURE_ATTR, (run.name, "setup"))
+            finding = self._leak(task, f"fixture {run.name!r} was torn down")
+            check.add(in_fixture(finding, *made_in))
+        if not self.cancel_leaked:
+            return []
+        if in_task:
+            for task in tasks:
+                task.cancel()
+            return tasks
+        _cancel_and_wait(tasks)
+        return []
 
     def _remove_factory(self, test: TestCheck) -> None:
-        saved = test.data.pop("tasks.factory", None)
-        if saved is not None:
-            loop, factory, inner = saved
-            if loop.get_task_factory() is factory:  # unless the test set its own since
-                loop.set_task_factory(inner)
+        state: FactoryState | None = test.data.pop("tasks.factory", None)
+        if state is None:
+            return
+        loop = state.loop
+        for name, own in zip(("set_task_factory", "get_task_factory"), state.own, strict=False):
+            if getattr(loop, name, None) is own:  # unless the test put its own there since
+                delattr(loop, name)
+        loop_class: Any = type(loop)
+        if loop_class.get_task_factory(loop) is state.factory:  # unless set another way since
+            # The factory the code under test left, or the one the loop had.
+            loop_class.set_task_factory(loop, state.inner)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
-        if phase == "call" and "tasks.handler" in test.data and _may_hold_lost_tasks(test):
+        if phase != "call":
+            return
+        cancel = test.data.pop("tasks.cancel", None)
+        if cancel:
+            _cancel_and_wait(cancel)
+        if "tasks.handlers" in test.data and _may_hold_lost_tasks(test):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
         if "tasks.factory" in test.data:  # the body did not return (cancelled, say)
             self._remove_factory(test)
             test.data.pop("tasks.made", None)
-        saved = test.data.pop("tasks.handler", None)
-        if saved is not None:
-            loop, reporting, own = saved
+        for loop, reporting, own in test.data.pop("tasks.handlers", ()):
             # Unless the test put its own function there since; the method is looked up
             # without reading the loop's __dict__, which would slow every attribute read on the
             # loop for the rest of its life.
@@ -212,7 +339,7 @@ class TaskDetector(Detector):
             if (
                 context.get("message") in LOST_MESSAGES
                 and isinstance(task, asyncio.Task)
-                and "tasks.handler" in test.data  # not once the test is over
+                and "tasks.handlers" in test.data  # not once the test is over
             ):
                 with contextlib.suppress(Exception):  # the loop's handler must still run
                     test.add(self._lost(task, context))
@@ -223,7 +350,7 @@ class TaskDetector(Detector):
     def _rootpath(self) -> str:
         return self._session.rootpath if self._session is not None else ""
 
-    def _leak(self, task: asyncio.Task[Any]) -> Finding:
+    def _leak(self, task: asyncio.Task[Any], when: str) -> Finding:
         root = self._rootpath()
         coro = _name(task.get_coro())
         created = _created_at(task, root)
@@ -233,13 +360,13 @@ class TaskDetector(Detector):
             created = _defined_at(task, root)
             if created is not None:
                 stack.insert(0, "made by the event loop or a library, not by a line of yours")
+        if self.cancel_leaked:
+            stack.append(CANCELLED_NOTE)
         file, line, function = created or ("", 0, "")
-        return Finding(
+        return _owned(
+            task,
             kind=Kind.LEAKED_TASK.value,
-            message=(
-                f"task '{task.get_name()}' running {coro}() was still pending when the test "
-                "returned"
-            ),
+            message=(f"task '{task.get_name()}' running {coro}() was still pending when {when}"),
             file=file,
             line=line,
             function=function,
@@ -279,7 +406,8 @@ class TaskDetector(Detector):
         else:
             where = created or _defined_at(task, root) or ("", 0, "")
             message = f"task '{task.get_name()}' running {coro}() was destroyed while pending"
-        return Finding(
+        return _owned(
+            task,
             kind=Kind.NEVER_RETRIEVED.value,
             message=message,
             file=where[0],
@@ -291,7 +419,16 @@ class TaskDetector(Detector):
         )
 
 
+def _owned(task: asyncio.Task[Any], **fields: Any) -> Finding:
+    """A finding about ``task``, named as its fixture's when a fixture made it, and as the
+    test's (whatever fixture step runs when it is found) otherwise."""
+    made_in = getattr(task, FIXTURE_ATTR, None)
+    if made_in is not None:
+        return in_fixture(Finding(**fields), *made_in)
+    return Finding(**fields, extra={"fixture": ""})
+
+
 def task_detector(settings: Settings) -> Detector | None:
     leaks = settings.severity(Kind.LEAKED_TASK) is not Severity.OFF
     lost = settings.severity(Kind.NEVER_RETRIEVED) is not Severity.OFF
-    return TaskDetector(leaks, lost) if leaks or lost else None
+    return TaskDetector(leaks, lost, settings.cancel_leaked) if leaks or lost else None

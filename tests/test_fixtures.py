@@ -1,0 +1,609 @@
+"""Async fixtures are checked like the test body, whoever runs them: a finding made in a
+fixture's setup or teardown names the fixture and the step, sits at the fixture's line and fails
+the test that requested it in that phase; tasks a fixture starts are judged when it is torn
+down; and correct fixtures pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from conftest import ANYIO, ARGS, ASYNCIO, PYTEST_ASYNCIO_0_23
+
+TRIO = ("-p", "trio")
+
+pytestmark = pytest.mark.skipif(
+    PYTEST_ASYNCIO_0_23, reason="pytest-asyncio 0.23 makes async fixtures sync at collection"
+)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How an inner run declares its async fixtures and tests."""
+
+    name: str
+    plugins: tuple[str, ...]
+    ini: str
+    header: str
+    fixture: str
+    test_mark: str
+    #: Whether tasks are asyncio tasks (leaks and lost exceptions are asyncio's).
+    asyncio: bool = True
+    #: pytest-trio runs fixtures' setup and teardown in the call phase.
+    trio_phases: bool = False
+
+
+def _asyncio_runner(mode: str, loop_scope: str) -> Runner:
+    if mode == "strict":
+        return Runner(
+            f"asyncio-strict-{loop_scope}",
+            ASYNCIO,
+            "asyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n",
+            "import pytest_asyncio",
+            f"@pytest_asyncio.fixture(loop_scope={loop_scope!r})",
+            f"@pytest.mark.asyncio(loop_scope={loop_scope!r})",
+        )
+    return Runner(
+        f"asyncio-auto-{loop_scope}",
+        ASYNCIO,
+        "asyncio_mode = auto\n"
+        f"asyncio_default_fixture_loop_scope = {loop_scope}\n"
+        f"asyncio_default_test_loop_scope = {loop_scope}\n",
+        "",
+        "@pytest.fixture",
+        "",
+    )
+
+
+RUNNERS = [
+    Runner("standalone", (), "", "", "@pytest.fixture", ""),
+    *(_asyncio_runner(m, s) for m in ("strict", "auto") for s in ("function", "module", "session")),
+    Runner(
+        "anyio-asyncio",
+        (*ANYIO, "-p", "no:asyncio"),
+        "",
+        "@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n",
+        "@pytest.fixture",
+        "@pytest.mark.anyio",
+    ),
+    Runner(
+        "anyio-trio",
+        (*ANYIO, "-p", "no:asyncio"),
+        "",
+        "@pytest.fixture\ndef anyio_backend():\n    return 'trio'\n",
+        "@pytest.fixture",
+        "@pytest.mark.anyio",
+        asyncio=False,
+    ),
+    Runner(
+        "pytest-trio",
+        (*TRIO, "-p", "no:asyncio"),
+        "",
+        "",
+        "@pytest.fixture",
+        "@pytest.mark.trio",
+        asyncio=False,
+        trio_phases=True,
+    ),
+]
+
+#: What a fixture does in the step under check, the finding's kind and the text it shows;
+#: ``# HERE`` marks the line the finding must name.
+CHECKS = {
+    "blocking": (
+        "time.sleep(0.01)  # HERE",
+        "blocking",
+        "blocking call time.sleep()",
+    ),
+    "stall": (
+        "spin(0.4)  # HERE",  # four thresholds: a loaded machine may delay the watchdog
+        "blocking",
+        "the event loop was stalled for at least",
+    ),
+    "unawaited": ("helper()  # HERE", "unawaited", "coroutine 'helper' was never awaited"),
+    "leaked": (
+        "asyncio.create_task(forever())  # HERE",
+        "leaked-task",
+        "running forever() was still pending when fixture 'fx' was torn down",
+    ),
+    "lost": (
+        "asyncio.create_task(boom())\n    await asyncio.sleep(0.05)",
+        "never-retrieved",
+        "running boom() raised ValueError: lost, and the exception was never retrieved",
+    ),
+}
+
+PRELUDE = """\
+import asyncio
+import time
+
+import pytest
+{header}
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:  # SPIN
+        pass
+
+async def helper():
+    pass
+
+async def forever():
+    while True:
+        await asyncio.sleep(0.01)
+
+async def boom():
+    raise ValueError("lost")  # BOOM
+
+"""
+
+FIXTURE = """\
+{decorator}
+async def fx():
+    {setup}
+    yield 1
+    {teardown}
+
+{test_mark}
+async def test_it(fx):
+    assert fx == 1
+"""
+
+GOOD = """\
+{decorator}
+async def fx():
+    task = asyncio.create_task(forever())
+    await asyncio.to_thread(time.sleep, 0.01)
+    yield 1
+    await asyncio.to_thread(time.sleep, 0.01)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+{test_mark}
+async def test_it(fx):
+    await asyncio.sleep(0)
+"""
+
+TRIO_GOOD = """\
+import trio
+
+{decorator}
+async def fx():
+    await trio.to_thread.run_sync(time.sleep, 0.01)
+    yield 1
+    await trio.sleep(0)
+
+{test_mark}
+async def test_it(fx):
+    assert fx == 1
+"""
+
+
+def _line_of(source: str, marker: str) -> int:
+    return next(n for n, line in enumerate(source.splitlines(), 1) if marker in line)
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=[r.name for r in RUNNERS])
+def test_each_check_sees_async_fixtures_in_setup_and_teardown(
+    pytester: pytest.Pytester, runner: Runner
+) -> None:
+    pytester.makeini("[pytest]\n" + runner.ini)
+    prelude = PRELUDE.format(header=runner.header)
+    cases = []
+    files = {}
+    for check, (code, kind, text) in CHECKS.items():
+        if kind in ("leaked-task", "never-retrieved") and not runner.asyncio:
+            continue
+        for step in ("setup", "teardown"):
+            body = FIXTURE.format(
+                decorator=runner.fixture,
+                test_mark=runner.test_mark,
+                setup=code if step == "setup" else "pass",
+                teardown=code if step == "teardown" else "pass",
+            )
+            source = prelude + body
+            name = f"test_{check}_{step}"
+            files[name] = source
+            marker = {"stall": "# SPIN", "lost": "# BOOM"}.get(check, "# HERE")
+            function = {"stall": "spin", "lost": "boom"}.get(check, "fx")
+            line = _line_of(source, marker)
+            cases.append((name, kind, text, step, line, function))
+    good = TRIO_GOOD if not runner.asyncio else GOOD
+    files["test_good"] = prelude + good.format(decorator=runner.fixture, test_mark=runner.test_mark)
+    pytester.makepyfile(**files)
+    result = pytester.runpytest(*ARGS, *runner.plugins, "-p", "no:randomly")
+    output = result.stdout.str()
+    teardown_errors = 0
+    for name, kind, text, step, line, function in cases:
+        # A leak is judged when the fixture is torn down, wherever its task was started.
+        phase = "teardown" if kind == "leaked-task" else step
+        if runner.trio_phases:
+            phase = "call"
+        teardown_errors += phase == "teardown"
+        head = f"asynccheck found 1 problem in {name}.py::test_it ({phase}):"
+        assert head in output, (name, output)
+        section = output.split(head, 1)[1].splitlines()
+        finding = section[1]
+        assert finding.startswith(f"[{kind}] "), (name, finding)
+        assert text in finding, (name, finding)
+        assert finding.endswith(f", in fixture 'fx' ({step})"), (name, finding)
+        assert section[2] == f"  at {name}.py:{line} in {function}", (name, section)
+    outcomes = result.parseoutcomes()
+    outcomes.pop("warnings", None)  # pytest's own, about re-imported plugins in-process
+    if runner.trio_phases:
+        assert outcomes == {"failed": len(cases), "passed": 1}, output
+    else:
+        # A test whose fixture failed in its teardown passed first, as pytest counts.
+        assert outcomes == {"errors": len(cases), "passed": teardown_errors + 1}, output
+    assert "test_good.py::test_it" not in output
+
+
+def test_a_wider_fixture_reports_once_on_the_test_it_set_up_or_tore_down_in(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import time
+        import pytest
+        import pytest_asyncio
+
+        @pytest_asyncio.fixture(scope="module", loop_scope="module")
+        async def shared():
+            time.sleep(0.01)
+            yield 1
+            time.sleep(0.02)
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_first(shared):
+            pass
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_second(shared):
+            pass
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_last(shared):
+            pass
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_first ERROR*",
+            "*::test_second PASSED*",
+            "*::test_last PASSED*",
+            "*::test_last ERROR*",
+        ]
+    )
+    output = result.stdout.str()
+    file = "test_a_wider_fixture_reports_once_on_the_test_it_set_up_or_tore_down_in.py"
+    assert output.count("[blocking] blocking call time.sleep()") == 2
+    result.stdout.fnmatch_lines(
+        [
+            f"asynccheck found 1 problem in {file}::test_first (setup):",
+            "[[]blocking[]] blocking call time.sleep()*, in fixture 'shared' (setup)",
+            f"  at {file}:8 in shared",
+            f"asynccheck found 1 problem in {file}::test_last (teardown):",
+            "[[]blocking[]] blocking call time.sleep()*, in fixture 'shared' (teardown)",
+            f"  at {file}:10 in shared",
+        ]
+    )
+
+
+def test_a_session_fixture_task_may_live_across_tests_until_its_teardown(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        TICKS = []
+
+        async def ticker():
+            while True:
+                TICKS.append(1)
+                await asyncio.sleep(0.001)
+
+        @pytest_asyncio.fixture(scope="session", loop_scope="session")
+        async def server():
+            task = asyncio.create_task(ticker())
+            yield task
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_one(server):
+            await asyncio.sleep(0.01)
+            assert not server.done()
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_two(server):
+            await asyncio.sleep(0.01)
+            assert not server.done() and TICKS
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(passed=2)
+
+
+USER_SWITCHES = """
+import asyncio
+import sys
+
+import pytest
+
+CALLS = []
+
+def my_factory(loop, coro, **kwargs):
+    CALLS.append("factory")
+    return asyncio.Task(coro, loop=loop, **kwargs)
+
+def my_handler(loop, context):
+    CALLS.append("handler: " + context["message"])
+
+async def forever():
+    await asyncio.sleep(3600)
+
+async def boom():
+    raise ValueError("lost")
+
+async def test_own_factory():
+    loop = asyncio.get_running_loop()
+    with pytest.raises(TypeError):
+        loop.set_task_factory(1)
+    loop.set_task_factory(my_factory)
+    assert loop.get_task_factory() is my_factory
+    asyncio.create_task(forever())  # LEAK
+    await asyncio.sleep(0)
+
+async def test_own_handler():
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(my_handler)
+    asyncio.create_task(boom())
+    await asyncio.sleep(0.01)
+    assert loop.get_exception_handler() is my_handler
+
+async def test_no_handler():
+    asyncio.get_running_loop().set_exception_handler(None)
+    asyncio.create_task(boom())
+    await asyncio.sleep(0.01)
+
+async def test_switch_interval():
+    sys.setswitchinterval(2.5)
+
+def test_user_code_still_ran():
+    # The factory the test left is the loop's, and makes the tasks that close it too.
+    assert CALLS[0] == "factory"
+    assert [call for call in CALLS if call != "factory"] == [
+        "handler: Task exception was never retrieved"
+    ]
+    assert sys.getswitchinterval() != 2.5
+"""
+
+
+def test_code_under_test_cannot_switch_the_checks_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_switches=USER_SWITCHES)
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly", "-v")
+    leak = _line_of(USER_SWITCHES, "# LEAK") - 1  # the source starts with a blank line
+    raised = _line_of(USER_SWITCHES, 'raise ValueError("lost")') - 1
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_own_factory FAILED*",
+            "*::test_own_handler FAILED*",
+            "*::test_no_handler FAILED*",
+            "*::test_switch_interval PASSED*",
+            "*::test_user_code_still_ran PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "[[]leaked-task[]] task * running forever() was still pending when the test returned",
+            f"  at test_switches.py:{leak} in test_own_factory",
+        ]
+    )
+    assert result.stdout.str().count(f"  at test_switches.py:{raised} in boom") == 2
+    result.stdout.fnmatch_lines(
+        [
+            "*test_switches.py:*: AsynccheckWarning: sys.setswitchinterval(2.5) was left in place"
+            " by the test (it was 0.005); asynccheck put it back*"
+        ]
+    )
+
+
+@pytest.mark.parametrize("how", ["off", "ini", "cli"])
+def test_leaked_tasks_can_be_cancelled_where_they_leaked(
+    pytester: pytest.Pytester, how: str
+) -> None:
+    ini = "asyncio_default_fixture_loop_scope = function\n"
+    if how == "ini":
+        ini += "asynccheck_cancel_leaked = true\n"
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import pytest_asyncio
+
+        LEAKED = []
+
+        async def forever():
+            await asyncio.sleep(3600)
+
+        @pytest_asyncio.fixture(loop_scope="module")
+        async def leaky():
+            LEAKED.append(asyncio.create_task(forever()))
+            yield
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_body_leaks():
+            LEAKED.append(asyncio.create_task(forever()))
+            await asyncio.sleep(0)
+
+        @pytest_asyncio.fixture(loop_scope="module")
+        async def leaky_coroutine():
+            LEAKED.append(asyncio.create_task(forever()))
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_fixture_leaks(leaky, leaky_coroutine):
+            pass
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_later():
+            await asyncio.sleep(0)
+            print("cancelled:", [task.cancelled() for task in LEAKED])
+        """
+    )
+    extra = ("--asynccheck-cancel-leaked",) if how == "cli" else ()
+    result = pytester.runpytest(*ARGS, *ASYNCIO, *extra, "-s", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=1, errors=1)
+    cancelled = how != "off"
+    result.stdout.fnmatch_lines([f"*cancelled: [[]{cancelled}, {cancelled}, {cancelled}[]]*"])
+    note = "  cancelled and awaited where it was found (asynccheck_cancel_leaked)"
+    assert result.stdout.lines.count(note) == (3 if cancelled else 0)
+    if cancelled:
+        result.stdout.fnmatch_lines(["asynccheck: *cancel-leaked*"])
+
+
+def test_a_fixture_method_runs_bound_to_the_test_instance(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+        import pytest_asyncio
+
+        class TestInClass:
+            @pytest_asyncio.fixture
+            async def fx(self):
+                self.seen = True
+                yield self
+
+            @pytest_asyncio.fixture
+            async def slow(self):
+                time.sleep(0.01)
+
+            @pytest.mark.asyncio
+            async def test_bound(self, fx):
+                assert fx is self and self.seen
+
+            @pytest.mark.asyncio
+            async def test_slow(self, slow):
+                pass
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["[[]blocking[]] blocking call time.sleep()*, in fixture 'slow' (setup)"]
+    )
+
+
+def test_fixtures_run_as_usual_with_the_task_checks_off(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        async def started():
+            return asyncio.create_task(asyncio.sleep(3600))
+
+        async def test_it(started):
+            assert not started.done()
+        """
+    )
+    off = ("--asynccheck-leaked-task=off", "--asynccheck-never-retrieved=off")
+    result = pytester.runpytest(*ARGS, *off)
+    result.assert_outcomes(passed=1)
+
+
+def test_a_fixture_generator_passes_on_what_its_runner_throws_in() -> None:
+    """The wrapper forwards ``athrow`` and ``aclose`` to the fixture (no runner in use today
+    sends them, but an async generator may receive them)."""
+    import asyncio
+    import functools
+    from types import SimpleNamespace
+    from typing import Any
+
+    from pytest_asynccheck._fixtures import checked_fixture_function
+
+    seen: list[str] = []
+
+    async def fixture() -> Any:
+        try:
+            yield 1
+        except KeyError:
+            seen.append("thrown")
+            yield 2
+        finally:
+            seen.append("closed")
+
+    session: Any = SimpleNamespace(current=None)
+    fixturedef: Any = SimpleNamespace(argname="fixture")
+    wrapped = checked_fixture_function(session, fixturedef, fixture, lambda run, t: [], [])
+
+    async def drive() -> None:
+        agen = wrapped()
+        assert await agen.__anext__() == 1
+        assert await agen.athrow(KeyError()) == 2
+        await agen.aclose()
+
+    asyncio.run(drive())
+    assert seen == ["thrown", "closed"]
+
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    partial = checked_fixture_function(
+        session, fixturedef, functools.partial(add, 1), lambda run, t: [], []
+    )
+    assert partial.__wrapped__.func is add  # type: ignore[attr-defined]
+    assert asyncio.run(partial(2)) == 3
+
+
+def test_a_set_task_factory_the_test_puts_on_the_loop_itself_is_left_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        SET = []
+
+        def fake_set_task_factory(factory):
+            SET.append(factory)
+
+        async def forever():
+            await asyncio.sleep(3600)
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_puts_its_own():
+            asyncio.get_running_loop().set_task_factory = fake_set_task_factory
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_later_leaks():
+            loop = asyncio.get_running_loop()
+            assert loop.set_task_factory is fake_set_task_factory
+            loop.set_task_factory(None)
+            task = asyncio.create_task(forever())  # still seen: the factory stayed
+            await asyncio.sleep(0)
+            assert SET == [None]
+            assert not task.done()
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["[[]leaked-task[]] task * running forever() was still pending*"])
