@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from .blocking import blocking_detector
 from .budget import budget_detector
+from .callbacks import callback_detector
 from .config import Settings
 from .detector import Detector
 from .tasks import task_detector
+from .threadsafety import thread_detector
 from .unawaited import unawaited_detector
 
 DetectorFactory = Callable[[Settings], "Detector | None"]
@@ -18,6 +20,8 @@ BUILTIN: tuple[DetectorFactory, ...] = (
     blocking_detector,
     unawaited_detector,
     task_detector,
+    callback_detector,
+    thread_detector,
     budget_detector,
 )
 

@@ -8,26 +8,22 @@ origin would cost that per coroutine. Leaks are those tasks that are not done wh
 returns, so tasks of fixtures, of any scope, are never the test's. A task made by calling
 ``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks.
 
-Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed. For the
-test's duration the plugin puts a function of its own in front of that method, on the loop
-instance: it records the finding, then calls the loop's method with the same context, which
-runs whatever handler is set at that moment (anyio's, one the test sets) or asyncio's default
-handler, so every handler and log line ("Task exception was never retrieved") is as it would be
-without the plugin. The loop's handler itself is never replaced, so ``get_exception_handler``
-and ``set_exception_handler`` behave as without the plugin. A loop whose class takes no
-instance attributes is not checked for lost exceptions.
+Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed; the
+plugin reads them there for the test's duration (``loop_handler``), before the loop's own
+method runs, so every handler and log line ("Task exception was never retrieved") is as it
+would be without the plugin. A loop whose class takes no instance attributes is not checked
+for lost exceptions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _clock, frames
+from . import frames, loop_handler
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
@@ -42,8 +38,6 @@ LOST_FIX = (
     "calls task.exception()"
 )
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
-
-CallExceptionHandler = Callable[[dict[str, Any]], object]
 
 
 def _name(coro: Any) -> str:
@@ -144,16 +138,8 @@ class TaskDetector(Detector):
         test.data["tasks.made"] = made
         test.data["tasks.factory"] = (loop, factory, inner)
         loop.set_task_factory(factory)
-        if self.lost and "tasks.handler" not in test.data:
-            forward = loop.call_exception_handler
-            # One the user put on the instance (a mock, say) is put back when the test ends.
-            own = forward if _clock.set_on_instance(loop, "call_exception_handler") else None
-            reporting = self._reporting(test, forward)
-            try:
-                loop.call_exception_handler = reporting  # type: ignore[method-assign, assignment]
-            except AttributeError:
-                return  # a loop class without instance attributes
-            test.data["tasks.handler"] = (loop, reporting, own)
+        if self.lost and "tasks.reading" not in test.data:
+            test.data["tasks.reading"] = loop_handler.read_contexts(test, loop, self._reader(test))
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -182,42 +168,24 @@ class TaskDetector(Detector):
                 loop.set_task_factory(inner)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
-        if phase == "call" and "tasks.handler" in test.data and _may_hold_lost_tasks(test):
+        if phase == "call" and test.data.get("tasks.reading") and _may_hold_lost_tasks(test):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
         if "tasks.factory" in test.data:  # the body did not return (cancelled, say)
             self._remove_factory(test)
             test.data.pop("tasks.made", None)
-        saved = test.data.pop("tasks.handler", None)
-        if saved is not None:
-            loop, reporting, own = saved
-            # Unless the test put its own function there since; the method is looked up
-            # without reading the loop's __dict__, which would slow every attribute read on the
-            # loop for the rest of its life.
-            if getattr(loop, "call_exception_handler", None) is reporting:
-                if own is None:
-                    del loop.call_exception_handler
-                else:
-                    loop.call_exception_handler = own
+        loop_handler.release(test)
 
-    def _reporting(
-        self, test: TestCheck, call_exception_handler: CallExceptionHandler
-    ) -> CallExceptionHandler:
-        """The loop's ``call_exception_handler``, reporting lost task exceptions first."""
+    def _reader(self, test: TestCheck) -> loop_handler.Reader:
+        """Reports lost task exceptions among the contexts the loop's handler receives."""
 
-        def asynccheck_call_exception_handler(context: dict[str, Any]) -> object:
+        def read(context: loop_handler.Context) -> None:
             task = context.get("task") or context.get("future")
-            if (
-                context.get("message") in LOST_MESSAGES
-                and isinstance(task, asyncio.Task)
-                and "tasks.handler" in test.data  # not once the test is over
-            ):
-                with contextlib.suppress(Exception):  # the loop's handler must still run
-                    test.add(self._lost(task, context))
-            return call_exception_handler(context)
+            if context.get("message") in LOST_MESSAGES and isinstance(task, asyncio.Task):
+                test.add(self._lost(task, context))
 
-        return asynccheck_call_exception_handler
+        return read
 
     def _rootpath(self) -> str:
         return self._session.rootpath if self._session is not None else ""
