@@ -8,14 +8,18 @@ disguise: the future schedules its callbacks (an awaiting task's wake-up, a done
 ``loop.call_soon``. asyncio checks the thread only in debug mode, which costs 25-65 times per
 ``call_soon``.
 
-While the test body runs, the plugin puts its own ``call_soon`` and ``call_at`` (and
-``call_later`` on loops whose ``call_later`` does not go through ``call_at``) and the
-reader/writer methods on the loop instance; each compares the calling thread with the loop's
-thread (one ``threading.get_ident()`` per call on the loop's thread) and, on another thread,
-records a finding at the user's line in that thread, naming the thread, what was called and
-the thread-safe call to use instead. The call itself still runs. On the standard library's
-loop, ``call_soon`` keeps its own steps (the closed check, then ``_call_soon``), so it costs
-the loop no extra frame. Everything is put back when the body returns.
+While the test body runs, the plugin checks those methods: on the standard library's loops
+through their classes (``BaseEventLoop.call_soon`` and ``call_at``, through which
+``call_later`` goes, and the selector loop's private reader and writer methods, which
+``add_reader`` and the transports use); on other loops (uvloop) on the loop instance. Each
+compares the calling thread with the loop's (one ``threading.get_ident()`` per call, as
+asyncio's debug mode does) and, on another thread, records a finding at the user's line in
+that thread, naming the thread, what was called and the thread-safe call to use instead. The
+call itself still runs. ``call_soon`` keeps asyncio's own steps (the closed check, then
+``_call_soon``), so the loop's hottest call pays no extra frame. Everything is put back when
+the body returns. A loop instance is never given attributes of the plugin's: past a few dozen
+attributes Python drops an object's compact layout, and every attribute read on the loop
+would be slower for the rest of its life.
 
 Never flagged: ``call_soon_threadsafe`` and what goes through it (``run_coroutine_threadsafe``,
 ``to_thread``, ``run_in_executor``, anyio's worker threads), which use the loop's private
@@ -33,6 +37,7 @@ import re
 import sys
 import threading
 import types
+from asyncio import selector_events
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +68,8 @@ FD_FIX = (
 _COMPLETION = re.compile(r"\.(set_result|set_exception|cancel)\s*\(")
 _FD_METHODS = ("add_reader", "add_writer", "remove_reader", "remove_writer")
 
-Note = Callable[[str, tuple[Any, ...]], None]
+#: Called with the loop, the method and its arguments, on the other thread.
+Note = Callable[[Any, str, tuple[Any, ...]], None]
 
 
 def _is_done_callback_schedule(args: tuple[Any, ...]) -> bool:
@@ -133,7 +139,7 @@ class ThreadSafetyDetector(Detector):
     ) -> None:
         if loop is None or where != "test" or "threads.patched" in test.data:
             return
-        test.data["threads.patched"] = _patch(loop, self._noting(test, loop))
+        test.data["threads.patched"] = _patch(loop, self._noting(test))
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -147,15 +153,11 @@ class ThreadSafetyDetector(Detector):
     def _restore(self, test: TestCheck) -> None:
         patched = test.data.get("threads.patched")
         if patched:
-            loop, installed = patched
-            for name, function in installed.items():
-                # Unless the test put its own function there since.
-                if getattr(loop, name, None) is function:
-                    delattr(loop, name)
-            test.data["threads.patched"] = ()
+            test.data["threads.patched"] = []
+            _restore(patched)
 
-    def _noting(self, test: TestCheck, loop: Any) -> Note:
-        def note(method: str, args: tuple[Any, ...]) -> None:
+    def _noting(self, test: TestCheck) -> Note:
+        def note(loop: Any, method: str, args: tuple[Any, ...]) -> None:
             try:
                 finding = self._finding(loop, method, args)
             except Exception:
@@ -198,62 +200,100 @@ class ThreadSafetyDetector(Detector):
         )
 
 
-def _patch(loop: Any, note: Note) -> tuple[Any, dict[str, Any]] | tuple[()]:
-    """Put the checking methods on ``loop``; the loop and what was put there, or ``()``."""
+#: (where a function was put: a class or a loop, its name, the function, what was there)
+Patched = list[tuple[Any, str, Any, Any]]
+
+
+def _patch(loop: Any, note: Note) -> Patched:
+    """Put the checking methods in place for ``loop``; what was put where.
+
+    The standard library's loops are checked through their classes: a function put on the
+    loop instance would add keys to the loop's attribute dictionary, and past a few dozen keys
+    Python gives up its compact layout, which slows every attribute read on the loop
+    (``self._ready``, ``self._scheduled``) for the rest of its life. Other loops (uvloop) are
+    checked on the instance, as their classes may be immutable."""
+    if isinstance(loop, asyncio.BaseEventLoop):
+        return _patch_classes(note)
+    return _patch_instance(loop, note)
+
+
+def _patch_classes(note: Note) -> Patched:
+    get_ident = threading.get_ident
+    base = asyncio.BaseEventLoop
+    original_call_soon = base.__dict__["call_soon"]
+
+    # asyncio's own steps, so the hottest call of the loop pays no extra frame.
+    def call_soon(
+        self: Any, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.Handle:
+        thread = self._thread_id
+        if thread != get_ident() and thread is not None:
+            note(self, "call_soon", (callback, *args))
+        if self._debug:  # asyncio's own checks
+            return original_call_soon(self, callback, *args, context=context)  # type: ignore[no-any-return]
+        if self._closed:
+            self._check_closed()
+        return self._call_soon(callback, args, context)  # type: ignore[no-any-return]
+
+    call_at = base.__dict__["call_at"]  # call_later goes through it
+    patched: Patched = [
+        (base, "call_soon", call_soon, original_call_soon),
+        (base, "call_at", _checked_method("call_at", call_at, note), call_at),
+    ]
+    selector = selector_events.BaseSelectorEventLoop
+    for name in _FD_METHODS:  # the private ones: transports use them too
+        original = selector.__dict__[f"_{name}"]
+        patched.append((selector, f"_{name}", _checked_method(name, original, note), original))
+    for owner, name, function, _ in patched:
+        setattr(owner, name, function)
+    return patched
+
+
+def _checked_method(name: str, original: Callable[..., Any], note: Note) -> Callable[..., Any]:
+    get_ident = threading.get_ident
+
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        thread = self._thread_id
+        if thread != get_ident() and thread is not None:
+            note(self, name, args)
+        return original(self, *args, **kwargs)
+
+    return checked
+
+
+def _patch_instance(loop: Any, note: Note) -> Patched:
     loop_thread = threading.get_ident()
     get_ident = threading.get_ident
-    installed: dict[str, Any] = {}
-    cls = type(loop)
-    base = isinstance(loop, asyncio.BaseEventLoop)
-
-    def checked(name: str) -> Any:
-        # Forwarding *args costs a little, on calls far rarer than call_soon.
+    names = ["call_soon", "call_later", "call_at"]
+    names += [name for name in _FD_METHODS if hasattr(loop, name)]
+    patched: Patched = []
+    for name in names:
+        if _clock.set_on_instance(loop, name):
+            continue  # the user's own function on the instance is left alone
         original = getattr(loop, name)
 
-        def asynccheck_checked(*args: Any, **kwargs: Any) -> Any:
+        def checked(
+            *args: Any, __name: str = name, __original: Any = original, **kwargs: Any
+        ) -> Any:
             if get_ident() != loop_thread:
-                note(name, args)
-            return original(*args, **kwargs)
+                note(loop, __name, args)
+            return __original(*args, **kwargs)
 
-        return asynccheck_checked
+        try:
+            setattr(loop, name, checked)
+        except AttributeError:  # a loop class without instance attributes
+            break
+        patched.append((loop, name, checked, None))
+    return patched
 
-    if base and cls.call_soon is asyncio.BaseEventLoop.call_soon:
-        original = loop.call_soon
-        check_closed = loop._check_closed
-        call_soon = loop._call_soon
 
-        def asynccheck_call_soon(
-            callback: Callable[..., object], *args: Any, context: Any = None
-        ) -> asyncio.Handle:
-            if get_ident() != loop_thread:
-                note("call_soon", (callback, *args))
-            if loop._debug:  # asyncio's own checks
-                return original(callback, *args, context=context)  # type: ignore[no-any-return]
-            if loop._closed:
-                check_closed()
-            return call_soon(callback, args, context)  # type: ignore[no-any-return]
-
-        installed["call_soon"] = asynccheck_call_soon
-    else:
-        installed["call_soon"] = checked("call_soon")
-    names = ["call_at"]
-    if not (base and cls.call_later is asyncio.BaseEventLoop.call_later):
-        names.append("call_later")  # it does not go through call_at
-    if hasattr(loop, "_add_reader"):  # selector loops: transports use these too
-        names += [f"_{name}" for name in _FD_METHODS]
-    else:
-        names += [name for name in _FD_METHODS if hasattr(loop, name)]
-    for name in names:
-        installed[name] = checked(name)
-    for name in list(installed):
-        if _clock.set_on_instance(loop, name):
-            del installed[name]  # the user's own function on the instance is left alone
-    try:
-        for name, function in installed.items():
-            setattr(loop, name, function)
-    except AttributeError:  # a loop class without instance attributes
-        return ()
-    return loop, installed
+def _restore(patched: Patched) -> None:
+    for owner, name, function, original in reversed(patched):
+        if isinstance(owner, type):
+            if owner.__dict__.get(name) is function:  # unless someone else patched it since
+                setattr(owner, name, original)
+        elif getattr(owner, name, None) is function:
+            delattr(owner, name)
 
 
 def thread_detector(settings: Settings) -> Detector | None:

@@ -267,31 +267,96 @@ async def test_allowed():
     )
 
 
-def test_the_loop_gets_its_own_methods_back_and_user_functions_stay() -> None:
+def test_the_loop_classes_get_their_own_methods_back() -> None:
     detector = ThreadSafetyDetector()
-    check: Any = SimpleNamespace(data={}, add=lambda finding, phase: None)
-
-    def own_call_at(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("not called here")
+    added: list[Any] = []
+    check: Any = SimpleNamespace(data={}, add=lambda finding, phase: added.append(finding))
+    original = asyncio.BaseEventLoop.__dict__["call_soon"]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        loop.call_at = own_call_at  # type: ignore[method-assign]
         detector.task_entered(check, loop, "test")
-        assert loop.call_soon is not type(loop).call_soon.__get__(loop)
-        assert loop.call_at is own_call_at
-        patched = loop.call_soon
+        assert asyncio.BaseEventLoop.__dict__["call_soon"] is not original
         ran: list[int] = []
         thread = threading.Thread(target=lambda: loop.call_soon(ran.append, 1))
         thread.start()
-        thread.join()
+        await asyncio.to_thread(thread.join)
         await asyncio.sleep(0)
         detector.task_exited(check, loop, "test")
         detector.test_finished(check)
         assert ran == [1]
-        assert loop.call_soon is not patched
-        assert loop.call_soon.__func__ is asyncio.BaseEventLoop.call_soon  # type: ignore[attr-defined]
-        assert loop.call_at is own_call_at
-        del loop.call_at
 
     asyncio.run(main())
+    assert asyncio.BaseEventLoop.__dict__["call_soon"] is original
+    assert [finding.call for finding in added] == ["loop.call_soon()"]
+    assert "call_soon" not in vars(asyncio.SelectorEventLoop)
+
+
+def test_a_loop_own_call_soon_on_the_instance_is_left_alone() -> None:
+    class OtherLoop:  # not a BaseEventLoop: checked on the instance
+        def call_soon(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def call_at(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def call_later(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    def own(*args: Any, **kwargs: Any) -> None:
+        pass
+
+    loop = OtherLoop()
+    loop.call_soon = own  # type: ignore[method-assign]
+    check: Any = SimpleNamespace(data={})
+    detector = ThreadSafetyDetector()
+    detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+    assert loop.call_soon is own
+    assert "call_at" in vars(loop)
+    detector.test_finished(check)
+    assert loop.call_soon is own
+    assert "call_at" not in vars(loop)
+
+
+UVLOOP = """\
+import asyncio
+import threading
+import pytest
+
+
+@pytest.fixture
+def anyio_backend():
+    return ("asyncio", {"use_uvloop": True})
+
+
+@pytest.mark.anyio
+async def test_on_uvloop():
+    assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    thread = threading.Thread(target=lambda: loop.call_soon(done.set), name="w")
+    thread.start()
+    await asyncio.wait_for(done.wait(), 5)
+    await asyncio.to_thread(thread.join)
+
+
+@pytest.mark.anyio
+async def test_threadsafe_on_uvloop():
+    loop = asyncio.get_running_loop()
+    result = loop.create_future()
+    threading.Thread(target=lambda: loop.call_soon_threadsafe(result.set_result, 1)).start()
+    assert await asyncio.wait_for(result, 5) == 1
+"""
+
+
+def test_uvloop_is_checked_on_the_loop_instance(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("uvloop")
+    pytester.makepyfile(test_mod=UVLOOP)
+    result = pytester.runpytest(*ARGS, *ANYIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?thread-unsafe? loop.call_soon() was called from thread 'w', *",
+            "  at test_mod.py:16 in <lambda>",
+        ]
+    )
