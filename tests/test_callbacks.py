@@ -76,7 +76,7 @@ def test_callback_exceptions_are_reported_at_the_raising_line(
             "to float: '12,5'; the event loop caught it and only logged it",
             "  at test_mod.py:6 in parse_reading",
             "  run by loop.call_soon (or a callback asyncio scheduled for your code): "
-            "<Handle on_reading('12,5', [])>",
+            "<Handle on_reading(*)>",  # Python 3.13 shows no arguments
             "  test_mod.py:10 in on_reading",
             f"  fix: {CALLBACK_FIX}",
         ]
@@ -88,7 +88,7 @@ def test_callback_exceptions_are_reported_at_the_raising_line(
             "to float: 'n/a'; *",
             "  at test_mod.py:6 in parse_reading",
             "  run by a timer (loop.call_later or loop.call_at): <TimerHandle when=* "
-            "on_reading('n/a', [])>",
+            "on_reading(*)>",
         ]
     )
     result.stdout.fnmatch_lines(
@@ -102,7 +102,7 @@ def test_callback_exceptions_are_reported_at_the_raising_line(
         ]
     )
     # asyncio's own log line is still there: the finding is added, nothing taken away.
-    result.stdout.fnmatch_lines(["*Exception in callback on_reading('12,5', [])*"])
+    result.stdout.fnmatch_lines(["*Exception in callback on_reading(*"])
 
 
 def test_under_anyio_its_runner_raises_them_in_the_test_and_nothing_is_added(
