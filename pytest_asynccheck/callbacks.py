@@ -28,6 +28,7 @@ cost of a stack extraction per callback.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import re
 import types
 from typing import Any
@@ -47,6 +48,8 @@ DONE_CALLBACK_FIX = (
     "in a done callback, check task.cancelled() and task.exception() before task.result(), "
     "and handle errors inside it: the loop only logs what a done callback raises"
 )
+_COROUTINE_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
 PROTOCOL_FIX = (
     "handle the error inside the protocol method (log it, answer the peer, or "
     "transport.abort()): the loop only logs what a protocol method raises"
@@ -62,15 +65,27 @@ def callable_name(callback: Any) -> str:
     return str(name or type(callback).__name__)
 
 
-def _user_frames(exc: BaseException) -> list[types.TracebackType]:
-    """The traceback entries of ``exc`` in the user's code, outermost first."""
-    entries = []
+def _user_frames(
+    exc: BaseException,
+) -> tuple[list[types.TracebackType], types.TracebackType | None]:
+    """The traceback entries of ``exc`` in the user's code, outermost first, up to the frames of
+    another task, and the entry where the exception came from in that task, if any.
+
+    A callback runs no coroutine, so a coroutine's frame after the callback's own means the
+    callback re-raised a task's exception (``task.result()`` of a failed task): the line that
+    raised it in the callback is the bug, not the task's own ``raise``."""
+    entries: list[types.TracebackType] = []
     tb = exc.__traceback__
     while tb is not None:
-        if frames.is_user_file(tb.tb_frame.f_code.co_filename):
+        code = tb.tb_frame.f_code
+        if entries and code.co_flags & _COROUTINE_FLAGS:
+            while tb.tb_next is not None:  # the innermost entry: where it was raised
+                tb = tb.tb_next
+            return entries, tb
+        if frames.is_user_file(code.co_filename):
             entries.append(tb)
         tb = tb.tb_next
-    return entries
+    return entries, None
 
 
 def _code_of(callback: Any) -> types.CodeType | None:
@@ -155,7 +170,7 @@ class CallbackErrorDetector(Detector):
             return None
         if _handler_consumes(loop):
             return None
-        user = _user_frames(exc)
+        user, origin = _user_frames(exc)
         callback = getattr(handle, "_callback", None)
         code = _code_of(callback)
         own_callback = code is not None and frames.is_user_file(code.co_filename)
@@ -184,6 +199,10 @@ class CallbackErrorDetector(Detector):
             call = f"{entry}()"
             fix = CALLBACK_FIX
             stack.append(f"run by the event loop: {context.get('message')}")
+        if origin is not None:
+            code = origin.tb_frame.f_code
+            shown = frames.relpath(code.co_filename, self._rootpath)
+            stack.append(f"re-raised here; raised at {shown}:{origin.tb_lineno} in {code.co_name}")
         stack.extend(
             f"{frames.relpath(tb.tb_frame.f_code.co_filename, self._rootpath)}:{tb.tb_lineno} "
             f"in {tb.tb_frame.f_code.co_name}"
