@@ -3,6 +3,8 @@ logs, fail the test at the line that raised them (``callback-error``)."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
@@ -27,6 +29,8 @@ def _setup(pytester: pytest.Pytester, runner: tuple[str, ...], source: str) -> N
 
 CALLBACKS = """\
 import asyncio
+import sys
+
 import pytest
 
 
@@ -232,6 +236,8 @@ def test_warn_level_allow_marker_and_off(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mod="""\
 import asyncio
+import sys
+
 import pytest
 
 
@@ -262,3 +268,71 @@ async def test_allowed():
     off = pytester.runpytest(*ARGS, "--asynccheck-callback-error=off", "-p", "no:randomly")
     off.assert_outcomes(passed=2)
     off.stdout.fnmatch_lines(["*callback-error=off*"])
+
+
+READERS_AND_SERVERS = """\
+import asyncio
+import socket
+
+
+async def test_reader_callback_raises_every_time_it_runs():
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    counts = []
+
+    def on_readable():
+        counts.append(len(a.recv(1)))
+        raise RuntimeError("cannot parse")
+
+    loop.add_reader(a.fileno(), on_readable)
+    b.send(b"xyz")
+    await asyncio.sleep(0.05)
+    loop.remove_reader(a.fileno())
+    a.close()
+    b.close()
+    assert counts == [1, 1, 1]
+
+
+async def test_server_callback_raises():
+    async def handle(reader, writer):
+        writer.close()
+        raise ValueError("bad request")
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    await asyncio.sleep(0.01)
+"""
+
+
+def test_readers_that_keep_raising_and_server_callbacks(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=READERS_AND_SERVERS)
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "?callback-error? callback test_reader_callback_raises_every_time_it_runs.<locals>."
+            "on_readable() raised RuntimeError: cannot parse; the event loop caught it and only "
+            "logged it (3 times)",
+            "  at test_mod.py:14 in on_readable",
+            "  run by a reader of file descriptor * (loop.add_reader): *",
+        ]
+    )
+    if sys.version_info >= (3, 11):  # 3.10 leaves the failed task to the collector
+        result.stdout.fnmatch_lines(
+            [
+                "?callback-error? callback *handle() raised ValueError: bad request; *",
+                "  at test_mod.py:28 in handle",
+                "  run by the event loop: Unhandled exception in client_connected_cb",
+                f"  fix: {CALLBACK_FIX}",
+            ]
+        )
+    else:
+        result.stdout.fnmatch_lines(["?never-retrieved? *handle() raised ValueError: bad request*"])

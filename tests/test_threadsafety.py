@@ -360,3 +360,47 @@ def test_uvloop_is_checked_on_the_loop_instance(pytester: pytest.Pytester) -> No
             "  at test_mod.py:16 in <lambda>",
         ]
     )
+
+
+THROUGH_ASYNCIO = """\
+import asyncio
+import threading
+
+
+async def refresh():
+    await asyncio.sleep(0)
+
+
+async def test_event_set_and_ensure_future_from_a_thread():
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    tasks = []
+
+    def worker():
+        ready.set()
+        tasks.append(asyncio.ensure_future(refresh(), loop=loop))
+
+    thread = threading.Thread(target=worker, name="w")
+    loop.call_later(0.05, thread.start)  # once the waiter waits: else set() wakes nobody
+    await asyncio.wait_for(ready.wait(), 5)
+    await asyncio.to_thread(thread.join)
+    await asyncio.gather(*tasks)
+"""
+
+
+def test_calls_through_asyncio_name_what_the_thread_called(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=THROUGH_ASYNCIO)
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?thread-unsafe? asyncio.Event.set() was called from thread 'w', not the event "
+            "loop's thread, while the loop ran; it is not thread-safe",
+            "  at test_mod.py:15 in worker",
+            "  fix: from another thread, hand the call to the loop: "
+            "loop.call_soon_threadsafe(event.set, ...)",
+            "?thread-unsafe? asyncio.ensure_future() was called from thread 'w', *",
+            "  at test_mod.py:16 in worker",
+            f"  fix: {CREATE_TASK_FIX}",
+        ]
+    )
