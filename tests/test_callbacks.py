@@ -29,8 +29,6 @@ def _setup(pytester: pytest.Pytester, runner: tuple[str, ...], source: str) -> N
 
 CALLBACKS = """\
 import asyncio
-import sys
-
 import pytest
 
 
@@ -236,8 +234,6 @@ def test_warn_level_allow_marker_and_off(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mod="""\
 import asyncio
-import sys
-
 import pytest
 
 
