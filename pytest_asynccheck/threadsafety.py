@@ -8,18 +8,19 @@ disguise: the future schedules its callbacks (an awaiting task's wake-up, a done
 ``loop.call_soon``. asyncio checks the thread only in debug mode, which costs 25-65 times per
 ``call_soon``.
 
-While the test body runs, the plugin checks those methods: on the standard library's loops
-through their classes (``BaseEventLoop.call_soon`` and ``call_at``, through which
-``call_later`` goes, and the selector loop's private reader and writer methods, which
-``add_reader`` and the transports use); on other loops (uvloop) on the loop instance. Each
-compares the calling thread with the loop's (one ``threading.get_ident()`` per call, as
-asyncio's debug mode does) and, on another thread, records a finding at the user's line in
-that thread, naming the thread, what was called and the thread-safe call to use instead. The
-call itself still runs. ``call_soon`` keeps asyncio's own steps (the closed check, then
-``_call_soon``), so the loop's hottest call pays no extra frame. Everything is put back when
-the body returns. A loop instance is never given attributes of the plugin's: past a few dozen
-attributes Python drops an object's compact layout, and every attribute read on the loop
-would be slower for the rest of its life.
+The plugin checks those methods on the standard library's loops through their classes
+(``BaseEventLoop.call_soon`` and ``call_at``, through which ``call_later`` goes, and the
+selector loop's private reader and writer methods, which ``add_reader`` and the transports
+use), put in place at the first async test and put back when the session ends (replacing a
+class attribute per test would invalidate the interpreter's attribute caches each time); on
+other loops (uvloop) on the loop instance, for the test body. Each compares the calling thread
+with the loop's (one ``threading.get_ident()`` per call, as asyncio's debug mode does) and, on
+another thread during a test body, records a finding at the user's line in that thread, naming
+the thread, what was called and the thread-safe call to use instead. The call itself still
+runs. ``call_soon`` keeps asyncio's own steps (the closed check, then ``_call_soon``), so the
+loop's hottest call pays no extra frame. A standard library loop instance is never given
+attributes of the plugin's: past a few dozen attributes Python drops an object's compact
+layout, and every attribute read on the loop would be slower for the rest of its life.
 
 Never flagged: ``call_soon_threadsafe`` and what goes through it (``run_coroutine_threadsafe``,
 ``to_thread``, ``run_in_executor``, anyio's worker threads), which use the loop's private
@@ -130,16 +131,34 @@ class ThreadSafetyDetector(Detector):
     def __init__(self) -> None:
         self._rootpath = ""
         self._lock = threading.Lock()
+        #: The test whose body runs now, checked through the loop classes.
+        self._current: TestCheck | None = None
+        #: The loop classes' checking methods, put in place at the first test and kept until
+        #: the session ends: replacing a class attribute invalidates the interpreter's caches
+        #: of every attribute lookup on the class and its subclasses, which costs more per test
+        #: than the checks themselves.
+        self._classes: Patched = []
 
     def session_started(self, session: CheckSession) -> None:
         self._rootpath = session.rootpath
+
+    def session_finished(self, session: CheckSession) -> None:
+        self._current = None
+        _restore(self._classes)
+        self._classes = []
 
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
         if loop is None or where != "test" or "threads.patched" in test.data:
             return
-        test.data["threads.patched"] = _patch(loop, self._noting(test))
+        if isinstance(loop, asyncio.BaseEventLoop):
+            if not self._classes:
+                self._classes = _patch_classes(self._note_current)
+            self._current = test
+            test.data["threads.patched"] = []
+        else:
+            test.data["threads.patched"] = _patch_instance(loop, self._noting(test))
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -151,25 +170,36 @@ class ThreadSafetyDetector(Detector):
         self._restore(test)  # the body did not return (cancelled, say)
 
     def _restore(self, test: TestCheck) -> None:
+        if self._current is test:
+            self._current = None
         patched = test.data.get("threads.patched")
         if patched:
             test.data["threads.patched"] = []
             _restore(patched)
 
+    def _note_current(self, loop: Any, method: str, args: tuple[Any, ...]) -> None:
+        test = self._current
+        if test is not None:  # outside a test body nothing is reported
+            self._note(test, loop, method, args)
+
     def _noting(self, test: TestCheck) -> Note:
         def note(loop: Any, method: str, args: tuple[Any, ...]) -> None:
-            try:
-                finding = self._finding(loop, method, args)
-            except Exception:
-                return  # the user's call must still run
-            if finding is not None and test.data.get("threads.patched"):
-                with self._lock:  # threads may add at once
-                    test.add(finding, "call")
+            if test.data.get("threads.patched"):
+                self._note(test, loop, method, args)
 
         return note
 
+    def _note(self, test: TestCheck, loop: Any, method: str, args: tuple[Any, ...]) -> None:
+        try:
+            finding = self._finding(loop, method, args)
+        except Exception:
+            return  # the user's call must still run
+        if finding is not None:
+            with self._lock:  # threads may add at once
+                test.add(finding, "call")
+
     def _finding(self, loop: Any, method: str, args: tuple[Any, ...]) -> Finding | None:
-        caller = sys._getframe(3)  # this, note(), the checking method, its caller
+        caller = sys._getframe(4)  # this, _note(), a note function, the checking method
         user = frames.user_frame(frames.walk(caller))
         if user is None:
             return None
@@ -204,20 +234,12 @@ class ThreadSafetyDetector(Detector):
 Patched = list[tuple[Any, str, Any, Any]]
 
 
-def _patch(loop: Any, note: Note) -> Patched:
-    """Put the checking methods in place for ``loop``; what was put where.
-
-    The standard library's loops are checked through their classes: a function put on the
-    loop instance would add keys to the loop's attribute dictionary, and past a few dozen keys
-    Python gives up its compact layout, which slows every attribute read on the loop
-    (``self._ready``, ``self._scheduled``) for the rest of its life. Other loops (uvloop) are
-    checked on the instance, as their classes may be immutable."""
-    if isinstance(loop, asyncio.BaseEventLoop):
-        return _patch_classes(note)
-    return _patch_instance(loop, note)
-
-
 def _patch_classes(note: Note) -> Patched:
+    """Put the checking methods on the standard library's loop classes; what was put where.
+
+    Not on the loop instance: past a few dozen attributes Python drops an object's compact
+    layout, which would slow every attribute read on the loop (``self._ready``,
+    ``self._scheduled``) for the rest of its life."""
     get_ident = threading.get_ident
     base = asyncio.BaseEventLoop
     original_call_soon = base.__dict__["call_soon"]
@@ -262,6 +284,8 @@ def _checked_method(name: str, original: Callable[..., Any], note: Note) -> Call
 
 
 def _patch_instance(loop: Any, note: Note) -> Patched:
+    """Put the checking methods on a loop that is not the standard library's (uvloop, whose
+    classes may be immutable); what was put there."""
     loop_thread = threading.get_ident()
     get_ident = threading.get_ident
     names = ["call_soon", "call_later", "call_at"]

@@ -267,7 +267,7 @@ async def test_allowed():
     )
 
 
-def test_the_loop_classes_get_their_own_methods_back() -> None:
+def test_the_loop_classes_get_their_own_methods_back_when_the_session_ends() -> None:
     detector = ThreadSafetyDetector()
     added: list[Any] = []
     check: Any = SimpleNamespace(data={}, add=lambda finding, phase: added.append(finding))
@@ -287,6 +287,8 @@ def test_the_loop_classes_get_their_own_methods_back() -> None:
         assert ran == [1]
 
     asyncio.run(main())
+    assert asyncio.BaseEventLoop.__dict__["call_soon"] is not original  # kept for the session
+    detector.session_finished(check)
     assert asyncio.BaseEventLoop.__dict__["call_soon"] is original
     assert [finding.call for finding in added] == ["loop.call_soon()"]
     assert "call_soon" not in vars(asyncio.SelectorEventLoop)
