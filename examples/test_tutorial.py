@@ -11,7 +11,15 @@ import asyncio
 
 import pytest
 
-from examples import awaiting, concurrent_http, downloads, gather_jobs, semaphore
+from examples import (
+    awaiting,
+    concurrent_http,
+    done_hooks,
+    downloads,
+    gather_jobs,
+    handoff,
+    semaphore,
+)
 from examples.conftest import SCALE
 
 # Budgets are in the tutorial's seconds, scaled like its delays: at SCALE = 0.2 a 2-second
@@ -43,6 +51,24 @@ async def test_semaphore_runs_two_waves() -> None:
 
 async def test_awaited_coroutine_really_waits() -> None:
     await awaiting.task_correct(0.01)
+
+
+async def test_worker_thread_hands_its_result_back_thread_safely() -> None:
+    assert await handoff.checksum_in_thread(b"data") == await handoff.checksum_to_thread(b"data")
+
+
+async def test_done_hook_checks_the_task_before_its_result() -> None:
+    assert await done_hooks.download_all(done_hooks.record_size) == ({"a.txt": 50, "b.txt": -1}, 1)
+
+
+@pytest.mark.xfail(strict=True, reason="thread-unsafe: set_result from a worker thread")
+async def test_worker_thread_sets_the_result_itself() -> None:
+    await handoff.checksum_in_thread_unsafely(b"data")
+
+
+@pytest.mark.xfail(strict=True, reason="callback-error: the done hook reads a failed result")
+async def test_done_hook_with_a_bug() -> None:
+    await done_hooks.download_all(done_hooks.record_size_buggy)
 
 
 @pytest.mark.xfail(strict=True, reason="blocking: time.sleep inside async def holds the loop")

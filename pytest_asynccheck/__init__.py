@@ -7,11 +7,13 @@ from ._events import Detector
 from ._findings import (
     AsynccheckWarning,
     BlockingCallWarning,
+    CallbackErrorWarning,
     Finding,
     Kind,
     LeakedTaskWarning,
     NeverRetrievedWarning,
     Severity,
+    ThreadUnsafeCallWarning,
     UnawaitedCoroutineWarning,
     WallBudgetWarning,
 )
@@ -23,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = (
     "AsynccheckWarning",
     "BlockingCallWarning",
+    "CallbackErrorWarning",
     "CheckSession",
     "Detector",
     "Finding",
@@ -31,6 +34,7 @@ __all__ = (
     "NeverRetrievedWarning",
     "Severity",
     "TestCheck",
+    "ThreadUnsafeCallWarning",
     "UnawaitedCoroutineWarning",
     "WallBudgetWarning",
     "__version__",

@@ -30,6 +30,9 @@ class Kind(str, enum.Enum):
     NEVER_RETRIEVED = "never-retrieved"
     BLOCKING = "blocking"
     MAX_WALL = "max-wall"
+    # Errors of callbacks and off-thread loop calls (callbacks.py, threadsafety.py).
+    CALLBACK_ERROR = "callback-error"
+    THREAD_UNSAFE = "thread-unsafe"
 
     def __str__(self) -> str:
         return self.value
@@ -72,12 +75,26 @@ class WallBudgetWarning(AsynccheckWarning):
     __module__ = "pytest_asynccheck"
 
 
+class CallbackErrorWarning(AsynccheckWarning):
+    """A callback run by the event loop raised, and the loop only logged the exception."""
+
+    __module__ = "pytest_asynccheck"
+
+
+class ThreadUnsafeCallWarning(AsynccheckWarning):
+    """A loop method that is not thread-safe was called from another thread."""
+
+    __module__ = "pytest_asynccheck"
+
+
 WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
     Kind.UNAWAITED: UnawaitedCoroutineWarning,
     Kind.LEAKED_TASK: LeakedTaskWarning,
     Kind.NEVER_RETRIEVED: NeverRetrievedWarning,
     Kind.BLOCKING: BlockingCallWarning,
     Kind.MAX_WALL: WallBudgetWarning,
+    Kind.CALLBACK_ERROR: CallbackErrorWarning,
+    Kind.THREAD_UNSAFE: ThreadUnsafeCallWarning,
 }
 
 

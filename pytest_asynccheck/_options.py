@@ -34,6 +34,8 @@ KIND_HELP = {
     Kind.NEVER_RETRIEVED: "task exceptions never retrieved, pending tasks destroyed",
     Kind.BLOCKING: "blocking calls and stalls on the event-loop thread",
     Kind.MAX_WALL: "tests over their @pytest.mark.max_wall budget",
+    Kind.CALLBACK_ERROR: "exceptions of loop callbacks, done callbacks and protocols, only logged",
+    Kind.THREAD_UNSAFE: "loop methods that are not thread-safe called from another thread",
 }
 STALL_THRESHOLD_HELP = (
     "report any stall of the event loop longer than this many seconds (default 0.1)"

@@ -413,5 +413,9 @@ def test_the_budget_detector_stays_only_when_a_test_has_a_budget(
     pytester.makepyfile(f"import asyncio, pytest\n\n{marker}async def test_it():\n    pass\n")
     result = pytester.runpytest(*ARGS, "-s")
     result.assert_outcomes(passed=1)
-    expected = "blocking unawaited tasks" + (" max-wall" if budgeted else "") + " switch-interval"
+    expected = (
+        "blocking unawaited tasks callbacks thread-safety"
+        + (" max-wall" if budgeted else "")
+        + " switch-interval"
+    )
     result.stdout.fnmatch_lines([f"*.detectors: {expected}"])

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import ARGS
 
+from pytest_asynccheck._findings import Kind
+
+KIND_NAMES = ", ".join(kind.value for kind in Kind)
+
 PASSING = "import asyncio\n\nasync def test_it():\n    await asyncio.sleep(0)\n"
 
 
@@ -303,8 +307,8 @@ def test_an_ini_allow_entry_naming_nothing_is_a_usage_error_with_the_closest_nam
         [
             "ERROR: asynccheck: asynccheck_blocking_allow='time.slep' (from ini file tox.ini) is "
             "not valid; expected a catalogued call such as time.sleep, a function on the way "
-            "to one (module.qualname), a kind (unawaited, leaked-task, never-retrieved, "
-            "blocking, max-wall), stall, module:<prefix>, path:<glob> or "
+            f"to one (module.qualname), a kind ({KIND_NAMES}), stall, module:<prefix>, "
+            "path:<glob> or "
             "<call>@<path suffix>:<function>; did you mean 'time.sleep'?"
         ]
     )
@@ -347,8 +351,8 @@ async def test_valid():
     assert (
         "test_mod.py::test_typo: @pytest.mark.asynccheck(allow=['time.slep']) names no "
         "check; expected a catalogued call such as time.sleep, a function on the way to one "
-        "(module.qualname), a kind (unawaited, leaked-task, never-retrieved, blocking, "
-        "max-wall), stall, module:<prefix>, path:<glob> or <call>@<path suffix>:<function>; "
+        f"(module.qualname), a kind ({KIND_NAMES}), stall, module:<prefix>, path:<glob> or "
+        "<call>@<path suffix>:<function>; "
         "did you mean 'time.sleep'?"
     ) in result.outlines
     assert "During handling" not in result.stdout.str()

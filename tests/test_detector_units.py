@@ -13,6 +13,7 @@ import pytest
 
 from pytest_asynccheck._findings import Finding
 from pytest_asynccheck._session import CollectorPauses
+from pytest_asynccheck.detectors import loop_handler
 from pytest_asynccheck.detectors.budget.timeline import Recorder
 from pytest_asynccheck.detectors.tasks import TaskDetector, _created_at, _suspended_at
 from pytest_asynccheck.detectors.unawaited import UnawaitedDetector
@@ -187,7 +188,7 @@ def test_a_loop_without_instance_attributes_is_not_checked_for_lost_exceptions()
 
     check = SimpleNamespace(data={})
     TaskDetector(leaks=False, lost=True).task_entered(check, SlottedLoop(), "test")  # type: ignore[arg-type]
-    assert "tasks.handler" not in check.data
+    assert loop_handler.KEY not in check.data
     assert "tasks.factory" in check.data
 
 

@@ -16,9 +16,11 @@ import pytest
 from examples import (
     awaiting,
     concurrent_http,
+    done_hooks,
     downloads,
     error_handling,
     gather_jobs,
+    handoff,
     httpbin,
     notebooks,
     semaphore,
@@ -45,6 +47,21 @@ def test_downloads_sync_is_the_sum_async_is_the_longest(capsys: pytest.CaptureFi
     assert out[6].startswith("[TOTAL SYNC] ") and out[-1].startswith("[TOTAL ASYNC] ")
     assert sync_total >= 3 * 2.0 * SCALE
     assert async_total < 0.7 * sync_total
+
+
+def test_handoff_hands_the_result_back_each_way(capsys: pytest.CaptureFixture[str]) -> None:
+    results = handoff.main()
+    assert len(set(results)) == 1 and len(results) == 3
+    assert capsys.readouterr().out.splitlines() == [
+        f"[{way}] {results[0]}" for way in ("call_soon_threadsafe", "to_thread", "unsafe")
+    ]
+
+
+def test_done_hooks_lose_the_buggy_hooks_exception(caplog: pytest.LogCaptureFixture) -> None:
+    good, buggy = done_hooks.main()
+    assert good == {"a.txt": 50, "b.txt": -1}
+    assert buggy == {"a.txt": 50}
+    assert any(record.getMessage().startswith("Exception in callback") for record in caplog.records)
 
 
 def test_gather_keeps_the_order_of_the_jobs(capsys: pytest.CaptureFixture[str]) -> None:

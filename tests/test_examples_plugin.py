@@ -23,7 +23,7 @@ def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> None:
     result = tutorial.runpytest_subprocess(*ARGS, "examples/", "-rxX", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=5, xfailed=4)
+    result.assert_outcomes(passed=7, xfailed=6)
     result.stdout.fnmatch_lines(
         [
             "*= asynccheck =*",
@@ -34,6 +34,11 @@ def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> 
             "error blocking        examples/downloads.py:* in download_file_blocking "
             "time.sleep  x3",
             "        examples/test_tutorial.py::test_blocking_sleep_in_a_coroutine",
+            "error callback-error  examples/done_hooks.py:* in record_size_buggy "
+            "functools.partial(record_size_buggy)()  x1",
+            "        examples/test_tutorial.py::test_done_hook_with_a_bug",
+            "error thread-unsafe   examples/handoff.py:* in worker future.set_result()  x1",
+            "        examples/test_tutorial.py::test_worker_thread_sets_the_result_itself",
             "error unawaited       examples/awaiting.py:* in task_missing_await sleep()  x1",
             "        examples/test_tutorial.py::test_missing_await",
             "in test files:",
@@ -48,7 +53,7 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
     result = tutorial.runpytest_subprocess(
         *ARGS, "examples/", "--runxfail", "-p", "no:randomly", "-k", "not correctly"
     )
-    result.assert_outcomes(passed=5, failed=4)
+    result.assert_outcomes(passed=7, failed=6)
     result.stdout.fnmatch_lines(
         [
             "?blocking? blocking call time.sleep() held the event loop for * ms*",
@@ -61,6 +66,25 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
             "?blocking? blocking call urllib.request.urlopen() held the event loop for *",
             "  at examples/concurrent_http.py:* in fetch",
             "  fix: *asyncio.to_thread*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?thread-unsafe? future.set_result() was called from thread 'checksum-worker', not "
+            "the event loop's thread: *",
+            "  at examples/handoff.py:* in worker",
+            "  fix: from another thread, complete the future on its loop: "
+            "loop.call_soon_threadsafe(fut.set_result, value)*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?callback-error? callback functools.partial(record_size_buggy)() raised "
+            "ConnectionError: b.txt: connection reset; the event loop caught it and only logged it",
+            "  at examples/done_hooks.py:* in record_size_buggy",
+            "  run by a done callback of task '*' running download(): *",
+            "  re-raised here; raised at examples/done_hooks.py:* in download",
+            "  fix: in a done callback, check task.cancelled() and task.exception() before *",
         ]
     )
     result.stdout.fnmatch_lines(

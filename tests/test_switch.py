@@ -22,8 +22,9 @@ def test_header_line_states_the_effective_settings(pytester: pytest.Pytester) ->
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "asynccheck: mode=error, unawaited=error, leaked-task=error, never-retrieved=error, "
-            "blocking=warn, max-wall=error, stall-threshold=0.1s, wall-factor=1",
+            "asynccheck: mode=error, "
+            + ", ".join(f"{kind}={'warn' if kind is Kind.BLOCKING else 'error'}" for kind in Kind)
+            + ", stall-threshold=0.1s, wall-factor=1",
             "*= asynccheck =*",
             "asynccheck: no findings in 1 checked test",  # the async test only
         ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
+from pytest_asynccheck._findings import Kind
 from pytest_asynccheck.detectors.tasks import LEAK_FIX, LOST_FIX
 
-KINDS = ("unawaited", "leaked-task", "never-retrieved", "blocking", "max-wall")
+KINDS = tuple(kind.value for kind in Kind)
 
 LEAKS = """\
 import asyncio
@@ -148,7 +149,7 @@ def first_lines(caplog):
     return [record.getMessage().splitlines()[0] for record in caplog.records]
 
 
-@pytest.mark.asynccheck(allow=["never-retrieved"])
+@pytest.mark.asynccheck(allow=["never-retrieved", "callback-error"])
 async def test_asyncio_logs_its_own_messages(caplog):
     caplog.set_level(logging.ERROR, logger="asyncio")
     loop = asyncio.get_running_loop()

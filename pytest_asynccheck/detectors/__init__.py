@@ -8,8 +8,10 @@ from .._events import Detector
 from .._options import Settings
 from .blocking.intercept import blocking_detector
 from .budget.detector import budget_detector
+from .callbacks import callback_detector
 from .guards import switch_interval_guard
 from .tasks import task_detector
+from .threadsafety import thread_detector
 from .unawaited import unawaited_detector
 
 DetectorFactory = Callable[[Settings], "Detector | None"]
@@ -19,6 +21,8 @@ BUILTIN: tuple[DetectorFactory, ...] = (
     blocking_detector,
     unawaited_detector,
     task_detector,
+    callback_detector,
+    thread_detector,
     budget_detector,
     switch_interval_guard,
 )

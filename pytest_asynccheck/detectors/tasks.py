@@ -15,14 +15,11 @@ cancelled and awaited for up to ``CANCEL_WAIT`` seconds: in the fixture's task a
 async generator fixture's teardown, else between the phases, on the loop, when it is not
 running (a closed or running loop gets only the cancellation).
 
-Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed. For the
-test's duration the plugin puts a function of its own in front of that method, on the loop
-instance: it records the finding, then calls the loop's method with the same context, which
-runs whatever handler is set at that moment (anyio's, one the test sets) or asyncio's default
-handler, so every handler and log line ("Task exception was never retrieved") is as it would be
-without the plugin. The loop's handler itself is never replaced, so ``get_exception_handler``
-and ``set_exception_handler`` behave as without the plugin. A loop whose class takes no
-instance attributes is not checked for lost exceptions.
+Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed; the
+plugin reads them there for the test's duration (``loop_handler``), before the loop's own
+method runs, so every handler and log line ("Task exception was never retrieved") is as it
+would be without the plugin. A loop whose class takes no instance attributes is not checked
+for lost exceptions.
 """
 
 from __future__ import annotations
@@ -47,6 +44,7 @@ from .._session import (
     collect_young_once,
     in_fixture,
 )
+from . import loop_handler
 
 LEAK_FIX = (
     "await the task (or asyncio.gather the tasks) before the test returns, or cancel it and "
@@ -63,8 +61,6 @@ CANCEL_WAIT = 1.0
 CANCELLED_NOTE = "cancelled and awaited where it was found (asynccheck_cancel_leaked)"
 #: Which fixture made a task, and in which step, on the task itself.
 FIXTURE_ATTR = "_asynccheck_fixture"
-
-CallExceptionHandler = Callable[[dict[str, Any]], object]
 
 
 def _name(coro: Any) -> str:
@@ -209,8 +205,8 @@ class TaskDetector(Detector):
         self._intercept_set_task_factory(state)
         if where == "test":
             test.data["tasks.made"] = state.made
-        if self.lost:
-            self._install_handler(test, loop)
+        if self.lost and "tasks.reading" not in test.data:
+            test.data["tasks.reading"] = loop_handler.read_contexts(test, loop, self._reader(test))
 
     @staticmethod
     def _intercept_set_task_factory(state: FactoryState) -> None:
@@ -233,20 +229,6 @@ class TaskDetector(Detector):
         except AttributeError:
             return  # a loop class without instance attributes
         state.own = (set_task_factory, get_task_factory)
-
-    def _install_handler(self, test: TestCheck, loop: asyncio.AbstractEventLoop) -> None:
-        handlers: list[tuple[Any, ...]] = test.data.setdefault("tasks.handlers", [])
-        if any(saved[0] is loop for saved in handlers):
-            return
-        forward = loop.call_exception_handler
-        # One the user put on the instance (a mock, say) is put back when the test ends.
-        own = forward if _clock.set_on_instance(loop, "call_exception_handler") else None
-        reporting = self._reporting(test, forward)
-        try:
-            loop.call_exception_handler = reporting  # type: ignore[method-assign, assignment]
-        except AttributeError:
-            return  # a loop class without instance attributes
-        handlers.append((loop, reporting, own))
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -312,40 +294,28 @@ class TaskDetector(Detector):
         cancel = test.data.pop("tasks.cancel", None)
         if cancel:
             _cancel_and_wait(cancel)
-        if "tasks.handlers" in test.data and _may_hold_lost_tasks(test):
+        if test.data.get("tasks.reading") and _may_hold_lost_tasks(test):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
         if "tasks.factory" in test.data:  # the body did not return (cancelled, say)
             self._remove_factory(test)
             test.data.pop("tasks.made", None)
-        for loop, reporting, own in test.data.pop("tasks.handlers", ()):
-            # Unless the test put its own function there since; the method is looked up
-            # without reading the loop's __dict__, which would slow every attribute read on the
-            # loop for the rest of its life.
-            if getattr(loop, "call_exception_handler", None) is reporting:
-                if own is None:
-                    del loop.call_exception_handler
-                else:
-                    loop.call_exception_handler = own
+        loop_handler.release(test)
 
-    def _reporting(
-        self, test: TestCheck, call_exception_handler: CallExceptionHandler
-    ) -> CallExceptionHandler:
-        """The loop's ``call_exception_handler``, reporting lost task exceptions first."""
+    def _reader(self, test: TestCheck) -> loop_handler.Reader:
+        """Reports lost task exceptions among the contexts the loop's handler receives."""
 
-        def asynccheck_call_exception_handler(context: dict[str, Any]) -> object:
+        def read(context: loop_handler.Context) -> None:
             task = context.get("task") or context.get("future")
             if (
                 context.get("message") in LOST_MESSAGES
                 and isinstance(task, asyncio.Task)
-                and "tasks.handlers" in test.data  # not once the test is over
+                and "tasks.reading" in test.data  # not once the test is over
             ):
-                with contextlib.suppress(Exception):  # the loop's handler must still run
-                    test.add(self._lost(task, context))
-            return call_exception_handler(context)
+                test.add(self._lost(task, context))
 
-        return asynccheck_call_exception_handler
+        return read
 
     def _rootpath(self) -> str:
         return self._session.rootpath if self._session is not None else ""
