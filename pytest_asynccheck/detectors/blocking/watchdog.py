@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING
 from ... import _clock
 from ... import _frames as frames
 from ..._findings import Finding, Kind
-from . import intercept as blocking
+from . import loopthread
+from .chain import chain
 
 if TYPE_CHECKING:
     from ..._session import CheckSession, TestCheck
@@ -398,7 +399,7 @@ class Watchdog:
         """The loop thread's user line now, or ``None`` when the stall is not ours to report.
         ``late``: the loop thread has just let go of the interpreter after one long operation,
         which was on the line before where it is now, or in the test's last step."""
-        if thread_id in blocking.in_progress or thread_id in blocking.allowed_threads:
+        if thread_id in loopthread.in_progress or thread_id in loopthread.allowed_threads:
             return None  # a catalogued call reports itself; an allowed block is allowed
         if thread_id in self.pauses.running:
             return None  # the garbage collector holds the loop, not the code under test
@@ -445,7 +446,7 @@ class Watchdog:
                     file=frames.relpath(user.f_code.co_filename, root),
                     line=user.f_lineno,
                     function=user.f_code.co_name,
-                    stack=blocking.chain(user, root, test),
+                    stack=chain(user, root, test),
                     path=user.f_code.co_filename,
                     turn_began=turn_began,
                 )
