@@ -18,11 +18,11 @@ import types
 from collections.abc import Iterable, Iterator
 
 #: This package's directory: its frames are the plugin's.
-_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _library_dirs() -> tuple[str, ...]:
-    dirs = {_PLUGIN_DIR}
+    dirs = {PLUGIN_DIR}
     for name in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(name)
         if path:
@@ -90,7 +90,7 @@ def _origin(filename: str) -> Origin:
     if not filename or filename.startswith("<"):
         return Origin.STDLIB
     path = os.path.abspath(filename)
-    if path.startswith(_PLUGIN_DIR + os.sep):
+    if path.startswith(PLUGIN_DIR + os.sep):
         return Origin.PLUGIN
     if f"{os.sep}coverage{os.sep}" in path and "-packages" in path:
         return Origin.COVERAGE
@@ -132,7 +132,7 @@ def relpath(filename: str, root: str | None = None) -> str:
     if path.startswith(base + os.sep):
         return os.path.relpath(path, base)
     for library in LIBRARY_DIRS:
-        if path.startswith(library + os.sep) and library != _PLUGIN_DIR:
+        if path.startswith(library + os.sep) and library != PLUGIN_DIR:
             # "asyncio/tasks.py" reads better than the interpreter's install path.
             return os.path.relpath(path, library)
     return filename

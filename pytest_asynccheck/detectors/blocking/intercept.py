@@ -4,12 +4,9 @@ Interception replaces each catalogued callable on its module or class, and also 
 alias of it found in the globals of loaded modules (``from time import sleep as nap``), so how
 the name was imported does not matter. Everything is put back when the session ends.
 
-A patched call that does not run on a thread with a running asyncio loop costs one C call and
-a comparison. On the test's loop thread, while a test runs (and inside a trio task of a trio
-test), the call is timed, the user's line is found, and a ``blocking`` finding is recorded;
-the call itself always proceeds unchanged, so nothing is raised into the code under test. The
-wrapper calls the original from its own frame, one frame in all, marked ``__tracebackhide__``:
-pytest shows an exception the call raises as it would without the plugin.
+Each callable is replaced by a wrapper (``wrappers.py``, where the cost of a call that is not
+checked is stated); the call itself always proceeds unchanged, so nothing is raised into the
+code under test.
 
 Socket methods (``connect``, ``accept``, ``recv*``, ``send*``) are set on the Python class
 ``socket.socket`` itself, over the C methods it inherits (and put back, or deleted, at the end).

@@ -2,9 +2,9 @@
 classes that ``sqlite3.connect`` hands out while checks run.
 
 This is the measured hot path: every call of a catalogued callable, on any thread, passes
-through ``asynccheck_blocking``, and every socket method call through its socket variant. A
-call off the loop thread costs one C call and a comparison; see ``benchmarks/blocking_hotpath.py``
-and ``run.py hotpath`` (``benchmarks/README.md``) before adding anything to it.
+through ``asynccheck_blocking``, and every socket method call through its socket variant;
+measure with ``benchmarks/blocking_hotpath.py`` and ``run.py hotpath`` (``benchmarks/README.md``)
+before adding anything to it.
 
 A patched call that does not run on a thread with a running asyncio loop costs one C call and
 a comparison. On the test's loop thread, while a test runs (and inside a trio task of a trio
