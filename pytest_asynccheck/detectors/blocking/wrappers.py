@@ -36,7 +36,8 @@ LOGGER = logging.getLogger("pytest_asynccheck")
 _socket_getblocking = socket.socket.getblocking
 _SQLITE_CONNECTION = ("commit", "rollback")
 _SQLITE_CURSOR = ("execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall")
-# Bound here once: the wrappers below read them on every call (benchmarks/blocking_hotpath.py).
+# The shared per-thread state under the names the wrappers read (their cost per call:
+# benchmarks/blocking_hotpath.py).
 _get_running_loop = asyncio.events._get_running_loop
 _get_ident = threading.get_ident
 in_progress = loopthread.in_progress
@@ -49,7 +50,7 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
     frame, on every path: an exception from the call has one frame of the plugin's on its
     way to the user, and that frame is hidden from pytest's tracebacks."""
     nonblocking = blocker.nonblocking
-    get_loop = _get_running_loop
+    get_loop = _get_running_loop  # a closure cell, read by every call: blocking_hotpath.py
     allowed_by_name = blocker.name in interceptor.allowed_names
     name = blocker.name
 
@@ -100,7 +101,8 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
 
     if nonblocking is _nonblocking_socket:
         # Installed on ``socket.socket`` itself, so every socket pays this test first: the
-        # loops' sockets are non-blocking, and for them it is one C call.
+        # loops' sockets are non-blocking, and for them it is one C call (blocking_hotpath.py:
+        # "non-blocking socket send+recv").
         getblocking = _socket_getblocking
 
         @functools.wraps(original)
