@@ -1,9 +1,9 @@
 """Allow entries: the forms of ``asynccheck_blocking_allow`` and of the marker's ``allow``
 (``parse_allow_entry``), and the rules that match a call against them (``AllowRules``).
 
-The finding names the outermost library function between the user's line and the call
-(``mimetypes.guess_type -> open``); allow entries (``parse_allow_entry``) match the call, any
-function on that way, a caller anywhere on the stack, or the user's file.
+An entry matches the call, any library function on the way from the user's line to it
+(``mimetypes.guess_type``: see ``chain.py``), a caller anywhere on the stack, or the user's
+file.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Known blocking calls: one declarative table, pure data.
+"""Known blocking calls, as data: nothing here patches anything (``intercept.py`` does).
 
 The catalogue is one declarative table (``CATALOGUE``): the dotted name a user writes in an
 allow list, why the call blocks, the async alternative, and optionally a predicate that says
