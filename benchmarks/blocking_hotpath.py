@@ -30,7 +30,8 @@ import time
 import types
 from collections.abc import Callable
 
-from pytest_asynccheck.detectors.blocking import intercept as blocking
+from pytest_asynccheck.detectors.blocking import intercept
+from pytest_asynccheck.detectors.blocking.detector import BlockingDetector
 
 
 def kernels(calls: int) -> dict[str, Callable[[], None]]:
@@ -119,7 +120,7 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {}
     for _round in range(3):
         for installed in (False, True):
-            interceptor = blocking.Interceptor(session)  # type: ignore[arg-type]
+            interceptor = intercept.Interceptor(session)  # type: ignore[arg-type]
             if installed:
                 interceptor.install()
             try:
@@ -156,7 +157,7 @@ def per_test_events(count: int = 20_000) -> float:
         report=print,
         collector=CollectorPauses(),
     )
-    detector = blocking.BlockingDetector(Settings(enabled=True))
+    detector = BlockingDetector(Settings(enabled=True))
     detector.session_started(session)  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
     tests = [types.SimpleNamespace(nodeid=f"t{i}", loop_thread=None) for i in range(count)]

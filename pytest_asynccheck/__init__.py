@@ -18,7 +18,7 @@ from ._findings import (
     WallBudgetWarning,
 )
 from ._session import CheckSession, TestCheck, active
-from .detectors.blocking.intercept import allow_blocking
+from .detectors.blocking.loopthread import allow_blocking
 
 __version__ = "0.1.0"
 

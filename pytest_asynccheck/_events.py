@@ -162,3 +162,9 @@ class Detectors:
                 detector.session_finished(self.session)
             except Exception as cleanup_exc:
                 LOGGER.error("asynccheck: cleanup of %s failed: %s", name, cleanup_exc)
+
+
+#: The code of the registry's dispatch: a frame running one of these is handing an event to a
+#: detector, so what runs below it is the plugin's work (or an extension detector's), never the
+#: test's. The blocking detector exempts calls made there.
+DISPATCH_CODES = frozenset((Detectors.emit.__code__, Detectors.emit_phase.__code__))

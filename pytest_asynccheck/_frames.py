@@ -1,19 +1,28 @@
-"""Finding the user's line: the first frame outside the standard library, site-packages and
-this plugin."""
+"""Where a frame's code comes from, and finding the user's line: the first frame outside the
+standard library, site-packages and this plugin.
+
+``origin`` is the one classification of a file (cached per file name: the answer never
+changes); ``is_user_file`` is its ``USER`` answer. The user's files are those outside every
+library directory (the standard library, site-packages and dist-packages, the interpreter's
+``lib`` directories) and outside this plugin; code compiled from a string (``<string>``) and
+frozen modules are nobody's file.
+"""
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 import sysconfig
 import types
 from collections.abc import Iterable, Iterator
 
-_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+#: This package's directory: its frames are the plugin's.
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _library_dirs() -> tuple[str, ...]:
-    dirs = {_PLUGIN_DIR}
+    dirs = {PLUGIN_DIR}
     for name in ("stdlib", "platstdlib", "purelib", "platlib"):
         path = sysconfig.get_paths().get(name)
         if path:
@@ -24,27 +33,81 @@ def _library_dirs() -> tuple[str, ...]:
 
 
 LIBRARY_DIRS = _library_dirs()
+_STDLIB_DIRS = tuple(
+    {
+        os.path.abspath(p)
+        for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("platstdlib"))
+        if p
+    }
+)
+#: Callers inside these stdlib files are the machinery (asyncio's selector, a thread starting,
+#: an executor handing out work); they know the call cannot block for long. Not
+#: ``asyncio/events.py``: its ``Handle._run`` calls the user's callbacks.
+_MACHINERY = ("asyncio", "selectors.py", "threading.py", "concurrent")
+#: Any of these on the stack makes a blocking call exempt (source lines for tracebacks).
+_EXEMPT_FILES = ("linecache.py",)
 
 
-#: filename -> whether it is the user's; asked for every frame of every walk (a task's creation,
-#: a finding), and the answer never changes.
-_user_files: dict[str, bool] = {}
+class Origin(enum.Enum):
+    """Where a file's code comes from, as the checks tell callers apart."""
+
+    #: The standard library (not its machinery), or code with no file (``<string>``).
+    STDLIB = "stdlib"
+    #: The event loop's and threads' own machinery in the standard library (``_MACHINERY``).
+    MACHINERY = "machinery"
+    #: An import (frozen importlib, zipimport) or ``linecache``: what runs there is exempt.
+    FROZEN = "frozen"
+    PLUGIN = "plugin"
+    #: coverage.py, installed: its tracer reads files on any thread.
+    COVERAGE = "coverage"
+    #: Installed packages, and anything else under a library directory.
+    THIRD_PARTY = "third-party"
+    USER = "user"
 
 
-def is_user_file(filename: str) -> bool:
-    known = _user_files.get(filename)
+#: filename -> its origin; asked for every frame of every walk (a task's creation, a
+#: finding, a blocking call on the loop thread), and the answer never changes.
+_origins: dict[str, Origin] = {}
+
+
+def origin(filename: str) -> Origin:
+    known = _origins.get(filename)
     if known is None:
-        known = _user_files[filename] = _is_user_file(filename)
+        known = _origins[filename] = _origin(filename)
     return known
 
 
-def _is_user_file(filename: str) -> bool:
+def is_user_file(filename: str) -> bool:
+    known = _origins.get(filename)
+    if known is None:
+        known = _origins[filename] = _origin(filename)
+    return known is Origin.USER
+
+
+def _origin(filename: str) -> Origin:
+    if filename.startswith(("<frozen importlib", "<frozen zipimport")):
+        return Origin.FROZEN
     if not filename or filename.startswith("<"):
-        return False
+        return Origin.STDLIB
     path = os.path.abspath(filename)
-    if "site-packages" in path.split(os.sep) or "dist-packages" in path.split(os.sep):
-        return False
-    return not any(path == d or path.startswith(d + os.sep) for d in LIBRARY_DIRS)
+    if path.startswith(PLUGIN_DIR + os.sep):
+        return Origin.PLUGIN
+    if f"{os.sep}coverage{os.sep}" in path and "-packages" in path:
+        return Origin.COVERAGE
+    parts = path.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return Origin.THIRD_PARTY
+    stdlib = next((d for d in _STDLIB_DIRS if path.startswith(d + os.sep)), None)
+    if stdlib is not None:
+        rel = path[len(stdlib) + 1 :]
+        if rel.endswith(_EXEMPT_FILES) and os.sep not in rel:
+            return Origin.FROZEN
+        if rel.split(os.sep)[0] in _MACHINERY and rel != os.path.join("asyncio", "events.py"):
+            return Origin.MACHINERY
+        return Origin.STDLIB
+    if any(path == d or path.startswith(d + os.sep) for d in LIBRARY_DIRS):
+        return Origin.THIRD_PARTY
+    return Origin.USER
 
 
 def walk(frame: types.FrameType | None) -> Iterator[types.FrameType]:
@@ -69,7 +132,7 @@ def relpath(filename: str, root: str | None = None) -> str:
     if path.startswith(base + os.sep):
         return os.path.relpath(path, base)
     for library in LIBRARY_DIRS:
-        if path.startswith(library + os.sep) and library != _PLUGIN_DIR:
+        if path.startswith(library + os.sep) and library != PLUGIN_DIR:
             # "asyncio/tasks.py" reads better than the interpreter's install path.
             return os.path.relpath(path, library)
     return filename
@@ -80,8 +143,17 @@ def describe(frame: types.FrameType, root: str | None = None) -> str:
 
 
 def user_chain(
-    frame: types.FrameType | None, root: str | None = None, limit: int = 8
+    frame: types.FrameType | None,
+    root: str | None = None,
+    limit: int = 8,
+    stop: types.CodeType | None = None,
 ) -> tuple[str, ...]:
-    """The user frames from ``frame`` outwards, outermost first, as ``file:line in func``."""
-    chain = [describe(f, root) for f in walk(frame) if is_user_file(f.f_code.co_filename)]
+    """The user frames from ``frame`` outwards, outermost first, as ``file:line in func``;
+    with ``stop``, no further out than the frame running that code (the test function)."""
+    chain = []
+    for each in walk(frame):
+        if is_user_file(each.f_code.co_filename):
+            chain.append(describe(each, root))
+        if each.f_code is stop:
+            break
     return tuple(reversed(chain[:limit]))

@@ -445,14 +445,14 @@ def load_settings(config: pytest.Config) -> Settings:
 def allow_vocabulary() -> tuple[str, ...]:
     """Every plain name an allow list may hold: finding kinds, catalogued calls and their
     aliases, and ``stall``."""
-    # They read the settings: imported only when needed.
-    from .detectors.blocking import intercept as blocking
+    # The detectors' package reads the settings: imported only when needed.
+    from .detectors.blocking import catalogue
     from .detectors.blocking import watchdog as monitor
 
     return (
         *(kind.value for kind in Kind),
-        *blocking.names(),
-        *blocking.ALIASES,
+        *catalogue.names(),
+        *catalogue.ALIASES,
         monitor.STALL_CALL,
     )
 
@@ -489,11 +489,11 @@ def _names_a_function(entry: str) -> bool:
 def unknown_allow_entry(entry: str) -> str | None:
     """What an allow list expects instead of ``entry`` (with the closest valid names), or
     ``None`` when ``entry`` is valid: a kind, a catalogued call, ``stall``, a function on the
-    way to a call, or one of the scoped forms ``blocking.parse_allow_entry`` reads."""
-    from .detectors.blocking import intercept as blocking
+    way to a call, or one of the scoped forms ``parse_allow_entry`` reads."""
+    from .detectors.blocking.allow import parse_allow_entry
 
     try:
-        parsed = blocking.parse_allow_entry(entry)
+        parsed = parse_allow_entry(entry)
     except ValueError as exc:
         return str(exc)
     if parsed.module or parsed.path:

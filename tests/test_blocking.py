@@ -14,7 +14,7 @@ import types
 import pytest
 from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
-from pytest_asynccheck.detectors.blocking import intercept as blocking
+from pytest_asynccheck.detectors.blocking import catalogue, loopthread, wrappers
 from pytest_asynccheck.detectors.blocking import watchdog as monitor
 
 INI = "[pytest]\n"
@@ -831,7 +831,7 @@ async def test_it():
     result = run(pytester, source, *ANYIO, "-p", "no:asyncio")
     result.assert_outcomes(passed=1)
     result.stdout.no_fnmatch_line("*[[]blocking[]]*")
-    assert blocking.foreign_loop_thread is None
+    assert loopthread.foreign_loop_thread is None
 
 
 # -- what must not be flagged -----------------------------------------------------------------
@@ -1306,22 +1306,22 @@ async def test_it():
 
 def test_the_catalogue_names_resolve_on_this_python() -> None:
     missing = []
-    for entry in blocking.CATALOGUE:
-        module_name, path = blocking._target(entry.name)
+    for entry in catalogue.CATALOGUE:
+        module_name, path = catalogue._target(entry.name)
         obj: object = __import__(module_name, fromlist=["_"])
         for part in path.split("."):
             obj = getattr(obj, part, None)
         if obj is None:
             missing.append(entry.name)
     assert missing == []
-    assert len({entry.name for entry in blocking.CATALOGUE}) == len(blocking.CATALOGUE)
-    assert all(entry.why and entry.fix for entry in blocking.CATALOGUE)
+    assert len({entry.name for entry in catalogue.CATALOGUE}) == len(catalogue.CATALOGUE)
+    assert all(entry.why and entry.fix for entry in catalogue.CATALOGUE)
 
 
 def test_a_patched_call_off_the_loop_passes_straight_through() -> None:
-    wrapper = blocking._wrap(
+    wrapper = wrappers._wrap(
         types.SimpleNamespace(allowed_names=frozenset()),
-        blocking.CATALOGUE[0],
+        catalogue.CATALOGUE[0],
         lambda *a, **k: ("called", a, k),
     )
     assert wrapper(1, x=2) == ("called", (1,), {"x": 2})
@@ -1344,4 +1344,4 @@ def test_a_patched_call_off_the_loop_passes_straight_through() -> None:
 def test_which_getaddrinfo_calls_cannot_wait_on_a_resolver(
     args: tuple[object, ...], kwargs: dict[str, int], cannot_block: bool
 ) -> None:
-    assert blocking._numeric_getaddrinfo(*args, **kwargs) is cannot_block
+    assert catalogue._numeric_getaddrinfo(*args, **kwargs) is cannot_block

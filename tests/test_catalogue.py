@@ -13,7 +13,7 @@ import types
 import pytest
 from conftest import ARGS
 
-from pytest_asynccheck.detectors.blocking import intercept as blocking
+from pytest_asynccheck.detectors.blocking import allow, catalogue, chain, intercept
 
 MARK = "# <- here"
 
@@ -380,8 +380,8 @@ async def test_the_store(tmp_path):
 
 
 def test_allow_entries_parse_into_their_forms_and_bad_ones_say_the_form_expected() -> None:
-    parse = blocking.parse_allow_entry
-    assert parse(" builtins.open ") == blocking.AllowEntry("builtins.open", call="open")
+    parse = allow.parse_allow_entry
+    assert parse(" builtins.open ") == allow.AllowEntry("builtins.open", call="open")
     assert parse("module:botocore").module == "botocore"
     assert parse("path:tests/*").path == "tests/*"
     scoped = parse("open@pydantic/networks.py:import_email_validator")
@@ -404,7 +404,7 @@ def test_allow_entries_parse_into_their_forms_and_bad_ones_say_the_form_expected
 
 
 def test_a_catalogue_row_names_its_module_without_a_second_table() -> None:
-    target = blocking._target
+    target = catalogue._target
     assert target("http.client.HTTPConnection.connect") == ("http.client", "HTTPConnection.connect")
     assert target("concurrent.futures.wait") == ("concurrent.futures", "wait")
     assert target("socket.socket.recv") == ("socket", "socket.recv")
@@ -427,9 +427,9 @@ class _Owner:
 
 def test_a_methods_class_is_found_without_co_qualname() -> None:
     """Python 3.10 frames have no ``co_qualname``: the class comes from the first argument."""
-    assert blocking._qualname_of(_Owner().method()) == "_Owner.method"
-    assert blocking._qualname_of(_Owner.made()) == "_Owner.made"
-    assert blocking._qualname_of(sys._getframe()) == (
+    assert chain._qualname_of(_Owner().method()) == "_Owner.method"
+    assert chain._qualname_of(_Owner.made()) == "_Owner.made"
+    assert chain._qualname_of(sys._getframe()) == (
         "test_a_methods_class_is_found_without_co_qualname"
     )
 
@@ -451,10 +451,10 @@ def test_a_class_holding_a_catalogued_function_of_its_own_is_pointed_at_the_wrap
     holder_module.Holder = Holder  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "holder_module", holder_module)
     monkeypatch.setattr(
-        blocking, "_HOLDERS", (("holder_module", "Holder"), ("holder_module", "Missing"))
+        intercept, "_HOLDERS", (("holder_module", "Holder"), ("holder_module", "Missing"))
     )
     session = types.SimpleNamespace(current=None, main_thread=0)
-    interceptor = blocking.Interceptor(session)  # type: ignore[arg-type]
+    interceptor = intercept.Interceptor(session)  # type: ignore[arg-type]
     interceptor.install()
     try:
         wrapped = time.sleep
@@ -472,7 +472,7 @@ def test_a_class_holding_a_catalogued_function_of_its_own_is_pointed_at_the_wrap
 
 def test_allow_rules_match_the_call_its_chain_its_modules_its_file_and_its_callers() -> None:
     frame = sys._getframe()
-    call = blocking.Call(
+    call = chain.Call(
         "open",
         ("mimetypes.guess_type", "mimetypes.MimeTypes.read"),
         ("pathlib._local.Path.glob",),
@@ -480,7 +480,7 @@ def test_allow_rules_match_the_call_its_chain_its_modules_its_file_and_its_calle
         os.path.join("tests", "test_x.py"),
         [frame],
     )
-    rules = blocking.AllowRules
+    rules = allow.AllowRules
     assert rules(["builtins.open"]).allows(call)
     assert rules(["mimetypes.MimeTypes.read"]).allows(call)
     assert rules(["pathlib._local.Path.glob"]).allows(call)
@@ -513,16 +513,16 @@ def test_a_chain_link_is_named_as_its_public_package_exports_it(
     thing = namespace["Thing"]
     frame = thing().where()  # type: ignore[operator]
     own = "pubpkg._impl.Thing.where"
-    assert blocking._qualified_names(frame) == (own, own)  # not exported: its own name
+    assert chain._qualified_names(frame) == (own, own)  # not exported: its own name
     package.Thing = thing  # type: ignore[attr-defined]
-    assert blocking._qualified_names(frame) == ("pubpkg.Thing.where", own)
+    assert chain._qualified_names(frame) == ("pubpkg.Thing.where", own)
 
     namespace = {"__name__": "glob", "sys": sys}
     exec("class _Globber:\n    def select(self):\n        return sys._getframe()\n", namespace)
     frame = namespace["_Globber"]().select()  # type: ignore[operator]
-    assert blocking._qualified_names(frame) == ("pathlib.Path.glob", "glob._Globber.select")
+    assert chain._qualified_names(frame) == ("pathlib.Path.glob", "glob._Globber.select")
 
     namespace = {"__name__": None, "sys": sys}
     exec("def anonymous():\n    return sys._getframe()\n", namespace)
     frame = namespace["anonymous"]()  # type: ignore[operator]
-    assert blocking._qualified_names(frame) == ("anonymous", "anonymous")
+    assert chain._qualified_names(frame) == ("anonymous", "anonymous")

@@ -219,19 +219,19 @@ def test_blocking_predicates_recognise_calls_that_cannot_block() -> None:
     import concurrent.futures
     import os
 
-    from pytest_asynccheck.detectors.blocking import intercept as blocking
+    from pytest_asynccheck.detectors.blocking import catalogue
 
     done: concurrent.futures.Future[int] = concurrent.futures.Future()
     done.set_result(1)
     pending: concurrent.futures.Future[int] = concurrent.futures.Future()
-    assert blocking._futures_done([done])
-    assert not blocking._futures_done([done, pending])
-    assert blocking._futures_done([pending], timeout=0)
-    assert blocking._wait3_nohang(os.WNOHANG)
-    assert not blocking._wait4_nohang(1, 0)
-    assert blocking._waitid_nohang(0, 0, os.WNOHANG)
+    assert catalogue._futures_done([done])
+    assert not catalogue._futures_done([done, pending])
+    assert catalogue._futures_done([pending], timeout=0)
+    assert catalogue._wait3_nohang(os.WNOHANG)
+    assert not catalogue._wait4_nohang(1, 0)
+    assert catalogue._waitid_nohang(0, 0, os.WNOHANG)
     with pytest.raises(ValueError, match="no module for catalogue entry"):
-        blocking._target("no_such_module_anywhere.func")
+        catalogue._target("no_such_module_anywhere.func")
 
 
 def test_enums_print_as_their_values() -> None:

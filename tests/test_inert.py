@@ -106,7 +106,7 @@ def test_on_leaves_nothing_behind_after_the_session(
 
 INJECTED_BUG = """
 
-from pytest_asynccheck.detectors.blocking.intercept import BlockingDetector
+from pytest_asynccheck.detectors.blocking.detector import BlockingDetector
 
 
 def _broken_task_entered(self, test, loop, where):

@@ -153,6 +153,32 @@ def test_user_files_exclude_the_stdlib_site_packages_and_the_plugin() -> None:
     assert not frames.is_user_file("")
 
 
+def test_origin_tells_the_machinery_imports_libraries_and_the_user_apart() -> None:
+    import linecache
+    import selectors
+
+    origin, Origin = frames.origin, frames.Origin
+    stdlib = os.path.dirname(os.__file__)
+    assert origin(__file__) is Origin.USER
+    assert origin(frames.__file__) is Origin.PLUGIN
+    assert origin(asyncio.base_events.__file__) is Origin.MACHINERY
+    assert origin(selectors.__file__) is Origin.MACHINERY
+    # Handle._run calls the user's callbacks: it is not the machinery.
+    assert origin(asyncio.events.__file__) is Origin.STDLIB
+    assert origin(os.path.join(stdlib, "json", "decoder.py")) is Origin.STDLIB
+    assert origin("<string>") is Origin.STDLIB
+    assert origin("<frozen importlib._bootstrap>") is Origin.FROZEN
+    assert origin(linecache.__file__) is Origin.FROZEN
+    assert origin(pytest.__file__) is Origin.THIRD_PARTY
+    site = os.path.join(os.sep, "somewhere", "dist-packages", "lib.py")
+    assert origin(site) is Origin.THIRD_PARTY
+    coverage = os.path.join(os.sep, "v", "site-packages", "coverage", "control.py")
+    assert origin(coverage) is Origin.COVERAGE
+    # Under an interpreter's lib directory but neither its stdlib nor site-packages.
+    assert origin(os.path.join(sys.prefix, "lib", "loose.py")) is Origin.THIRD_PARTY
+    assert not frames.is_user_file(os.path.join(sys.prefix, "lib", "loose.py"))
+
+
 def test_user_frame_and_chain_point_at_this_test() -> None:
     def helper() -> tuple[object, tuple[str, ...]]:
         frame = sys._getframe()

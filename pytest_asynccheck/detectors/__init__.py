@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from .._events import Detector
 from .._options import Settings
-from .blocking.intercept import blocking_detector
+from .blocking.detector import blocking_detector
 from .budget.detector import budget_detector
 from .callbacks import callback_detector
 from .guards import switch_interval_guard

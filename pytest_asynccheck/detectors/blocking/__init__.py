@@ -1,2 +1,9 @@
 """Kind ``blocking``: the catalogue of blocking calls, their interception on the loop
-thread, the state shared per thread, and the watchdog that sees every other stall."""
+thread, the state shared per thread, and the watchdog that sees every other stall.
+
+``catalogue`` (the calls, as data), ``allow`` (allow entries), ``chain`` (the way from the
+user's line to the call), ``wrappers`` (what replaces each call: the hot path), ``intercept``
+(installing and removing the wrappers, recording a finding), ``loopthread`` (the state
+interception and the watchdog share, and ``allow_blocking``), ``watchdog`` and ``stuck`` (the
+heartbeat thread, and what it reads of a stuck loop), ``detector`` (the detector that runs them
+for a check session)."""

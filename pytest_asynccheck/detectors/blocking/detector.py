@@ -1,0 +1,78 @@
+"""Kind ``blocking``: the detector that installs interception for a check session and runs
+the watchdog, and tells both which thread runs the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING
+
+from ..._events import Detector
+from ..._findings import Kind, Severity
+from ..._options import Settings
+from . import loopthread
+from .intercept import Interceptor
+from .watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from ..._session import CheckSession, TestCheck
+
+
+class BlockingDetector(Detector):
+    """Kind ``blocking``: catalogued calls intercepted on the loop thread, plus the watchdog."""
+
+    name = "blocking"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.interceptor: Interceptor | None = None
+        self.watchdog: Watchdog | None = None
+
+    def session_started(self, session: CheckSession) -> None:
+        self.interceptor = Interceptor(session, self.settings.blocking_allow)
+        self.interceptor.install()
+        self.watchdog = Watchdog(session, self.settings.stall_threshold)
+
+    def session_finished(self, session: CheckSession) -> None:
+        loopthread.clear_foreign_loop_thread()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.interceptor is not None:
+            self.interceptor.uninstall()
+
+    def test_started(self, test: TestCheck) -> None:
+        if self.interceptor is not None:
+            self.interceptor.refresh()
+
+    def task_entered(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        if self.watchdog is None:
+            return
+        if loop is not None:
+            self.watchdog.attach(test, loop, loop.call_soon_threadsafe)
+            return
+        token = loopthread.trio_token()
+        if token is not None:  # trio: calls on this thread are checked, and its heartbeat
+            loopthread.set_foreign_loop_thread(threading.get_ident())
+            self.watchdog.attach(test, token, token.run_sync_soon)
+
+    def task_exited(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
+    ) -> None:
+        if self.watchdog is not None:
+            self.watchdog.detach(test)
+        if loop is None:
+            loopthread.clear_foreign_loop_thread()
+
+    def test_finished(self, test: TestCheck) -> None:
+        loopthread.clear_foreign_loop_thread()
+        if self.watchdog is not None:
+            self.watchdog.detach(test, force=True)
+
+
+def blocking_detector(settings: Settings) -> Detector | None:
+    """The registry's factory: ``None`` when ``--asynccheck-blocking=off``."""
+    if settings.severity(Kind.BLOCKING) is Severity.OFF:
+        return None
+    return BlockingDetector(settings)

@@ -1,0 +1,230 @@
+"""What the watchdog reads of a stuck loop thread, and what it keeps of it: a sample of where
+the thread was and a stall while it lasts; when the standard library loop's current turn began,
+the line that held the interpreter, the test whose coroutine has just returned, the thread's
+wait for a CPU, and whether a loop runs on real time. Frames are only read, never changed."""
+
+from __future__ import annotations
+
+import asyncio
+import dis
+import inspect
+import os
+import time
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ... import _clock
+from ... import _frames as frames
+from ..._findings import Finding
+
+if TYPE_CHECKING:
+    from ..._session import TestCheck
+
+
+@dataclass
+class Sample:
+    """Where the loop thread was stuck, captured while it was."""
+
+    file: str
+    line: int
+    function: str
+    stack: tuple[str, ...]
+    #: The file as the interpreter names it: its line is read once the stall is over, as
+    #: reading a file while the loop thread holds the interpreter lock would wait for that
+    #: lock at every system call.
+    path: str
+    #: When the stuck turn of the loop began, in loop time, where the loop says.
+    turn_began: float | None = None
+    #: Taken once the loop thread let go of the interpreter after holding it past the
+    #: threshold (one long operation in C): the line is the operation's, found before where
+    #: the loop thread was seen.
+    late: bool = False
+    #: The stuck operation was in the last step of the test, whose coroutine had returned.
+    test_ended: bool = False
+
+    @property
+    def code(self) -> str:
+        import linecache
+
+        return linecache.getline(self.path, self.line).strip()
+
+
+@dataclass
+class Stall:
+    """A stall seen while it lasts."""
+
+    #: Estimated from heartbeats, in the plugin's clock.
+    began: float
+    sample: Sample | None
+    #: When the heartbeat the loop has not answered was posted.
+    posted: float
+    #: The loop thread's time spent waiting for a CPU up to the stall (see ``runqueue_wait``).
+    waited_for_cpu: int | None = None
+    #: Further lines the loop was stuck at in the same turn, each with when (loop time) its
+    #: stuck operation began at the latest: seen when the loop thread held the interpreter in
+    #: one operation after another, without a turn of the loop between them.
+    more: list[tuple[Sample, float]] = field(default_factory=list)
+
+
+@dataclass
+class Watch:
+    """One loop being watched for one test."""
+
+    test: TestCheck
+    loop: object
+    post: Callable[[Callable[[], None]], object]
+    thread_id: int
+    #: The loop thread's id for the kernel (``/proc/self/task/<id>``).
+    native_id: int | None = None
+    since: float = 0.0
+    #: When the loop last answered a heartbeat: it was turning then.
+    answered_at: float = 0.0
+    depth: int = 1
+    #: Whether the loop tells when each of its turns began (the standard library's loop on
+    #: real time).
+    precise: bool = False
+    #: A stall seen but not yet ended.
+    stalled: Stall | None = None
+    #: The loop thread's time spent waiting for a CPU when it last answered.
+    waited_for_cpu: int | None = None
+    done: list[Finding] = field(default_factory=list)
+
+
+_RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
+
+
+def _turn_began(frame: types.FrameType | None) -> float | None:
+    """When the standard library loop's current turn began (loop time), from the turn's own
+    frame, found outwards from ``frame``; ``None`` for other loops."""
+    try:
+        for each in frames.walk(frame):
+            if each.f_code is _RUN_ONCE:
+                value = each.f_locals.get("end_time")
+                return value if isinstance(value, float) else None
+    finally:
+        del frame
+    return None
+
+
+#: Instructions after which the loop thread always lets go of the interpreter when asked:
+#: backward jumps, the start or resumption of a function. (A call does only when what it
+#: calls is written in C.)
+_HANDOVER_PREFIXES = ("JUMP_BACKWARD", "JUMP_ABSOLUTE", "RESUME", "YIELD_VALUE")
+#: Instructions that can run for long in C without letting go of it: arithmetic on big
+#: objects, membership, comparison, building, unpacking, slicing.
+_LONG_PREFIXES = (
+    "BINARY_",
+    "INPLACE_",
+    "CONTAINS_OP",
+    "COMPARE_OP",
+    "BUILD_",
+    "LIST_",
+    "SET_",
+    "DICT_",
+    "UNPACK_",
+    "FORMAT_",
+    "STORE_SUBSCR",
+    "DELETE_SUBSCR",
+)
+
+
+def stuck_line(code: types.CodeType, lasti: int, lineno: int) -> int:
+    """The line of ``code`` that held the interpreter, seen just after it let go (a frame of
+    it at ``lasti``, on line ``lineno``): an operation in C that is not a call
+    (``b"x" * n``, ``x in big``) only lets go at the next call, backward jump or function
+    start, often on a later line. The last such operation
+    since the previous certain hand-over, else the line the frame is at (a long call in C:
+    the call's own line)."""
+    candidate: int | None = None
+    line = code.co_firstlineno
+    for instruction in dis.get_instructions(code):
+        positions = getattr(instruction, "positions", None)
+        if positions is not None and positions.lineno:
+            line = positions.lineno
+        elif isinstance(instruction.starts_line, int) and instruction.starts_line:
+            line = instruction.starts_line  # pragma: no cover - Python 3.10
+        if instruction.offset >= lasti:
+            break
+        if instruction.opname.startswith(_HANDOVER_PREFIXES):
+            candidate = None
+        elif instruction.opname.startswith(_LONG_PREFIXES):
+            candidate = line
+    return candidate if candidate is not None else lineno
+
+
+def _in_turn(frame: types.FrameType | None) -> Iterator[types.FrameType]:
+    """``frame`` and its callers up to the standard library loop's turn, where there is one:
+    what runs the loop (a test runner, an outer test) is not what stalled it."""
+    for each in frames.walk(frame):
+        if each.f_code is _RUN_ONCE:
+            return
+        yield each
+
+
+def _just_started(code: types.CodeType, lasti: int) -> bool:
+    """Whether a frame of ``code`` at ``lasti`` has run no instruction of its body yet (it is
+    at its ``RESUME``)."""
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "RESUME":
+            return lasti <= instruction.offset
+    return False  # pragma: no cover - Python 3.10 has no RESUME
+
+
+_TEST_WRAPPER = "asynccheck_wrapper"
+
+
+def _returned_test(frame: types.FrameType | None) -> types.CodeType | None:
+    """The test function whose coroutine has just returned (or raised), when the loop thread
+    is in the plugin's wrapper around it, finishing the test."""
+    try:
+        for each in frames.walk(frame):
+            code = each.f_code
+            if code.co_name == _TEST_WRAPPER and code.co_filename == _RUNNER_FILE:
+                function = each.f_locals.get("func")
+                if callable(function):
+                    function = inspect.unwrap(function)
+                test_code = getattr(function, "__code__", None)
+                return test_code if isinstance(test_code, types.CodeType) else None
+    finally:
+        del frame
+    return None
+
+
+#: Where the test wrapper is defined (``_standalone.checked_coroutine_function``): named by
+#: path, as importing it from here would point a dependency upwards.
+_RUNNER_FILE = os.path.join(frames.PLUGIN_DIR, "_standalone.py")
+
+
+def runqueue_wait(native_id: int | None) -> int | None:
+    """Nanoseconds the thread ``native_id`` of this process has spent runnable but waiting
+    for a CPU (Linux's ``/proc/self/task/<id>/schedstat``); ``None`` elsewhere."""
+    global _schedstat
+    if native_id is None or not _schedstat:
+        return None
+    try:
+        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as stats:
+            return int(stats.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        _schedstat = os.path.exists("/proc/self/schedstat")
+        return None
+
+
+#: Whether the kernel gives threads' scheduling figures (cleared on the first failure where it
+#: does not).
+_schedstat = True
+
+
+def _real_time(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop``'s clock is real time: not replaced on the instance (virtual time) and
+    reading what the monotonic clock reads (not looptime, not a mock)."""
+    if _clock.set_on_instance(loop, "time"):
+        return False
+    try:
+        return abs(loop.time() - _monotonic()) < 1.0
+    except Exception:
+        return False
+
+
+_monotonic = time.monotonic
