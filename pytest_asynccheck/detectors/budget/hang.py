@@ -34,7 +34,7 @@ import pytest
 from ..._findings import Finding, Kind
 from ..._frames import is_user_file
 from ..._session import TestCheck
-from ..blocking.intercept import allow_blocking
+from ..blocking.loopthread import allow_blocking
 from . import awaittree
 
 #: ``TestCheck.data`` keys: the armed guard, and a tree captured as an exception passed.
