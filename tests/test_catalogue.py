@@ -11,9 +11,9 @@ import sys
 import types
 
 import pytest
-from conftest import ARGS
 
 from pytest_asynccheck.detectors.blocking import intercept as blocking
+from tests.helpers import ARGS
 
 MARK = "# <- here"
 

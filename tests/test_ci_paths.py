@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 PASSING = "import asyncio\n\nasync def test_it():\n    await asyncio.sleep(0)\n"
 

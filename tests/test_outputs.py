@@ -16,10 +16,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import ARGS
 
 from pytest_asynccheck.reporting.json_report import SCHEMA
 from pytest_asynccheck.reporting.suggest import round_up
+from tests.helpers import ARGS
 
 HTML = ("-p", "html", "-p", "metadata", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 #: A stall the loaded machine causes (a thread waiting for the CPU) is not what these tests see.

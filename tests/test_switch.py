@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS
 
 from pytest_asynccheck._findings import Kind
+from tests.helpers import ARGS
 
 ASYNC_TEST = """
     async def test_async():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 from pytest_asynccheck.detectors.tasks import LEAK_FIX, LOST_FIX
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 KINDS = ("unawaited", "leaked-task", "never-retrieved", "blocking", "max-wall")
 

@@ -8,9 +8,9 @@ import selectors
 from typing import Any
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
 
 from pytest_asynccheck.detectors.budget.virtualtime import VirtualClock
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
 
 TUTORIAL = """
 import asyncio

@@ -5,7 +5,8 @@ plugin's warning classes turns its warnings into errors."""
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 FLAGGED = """
 import asyncio
