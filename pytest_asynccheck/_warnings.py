@@ -12,13 +12,13 @@ from collections.abc import Iterable
 
 import pytest
 
-from ._findings import WARNING_FOR_KIND, AsynccheckWarning, Finding, Kind
+from ._findings import WARNING_FOR_KIND, AsynccheckWarning, Finding
 
 
 def emit_warnings(findings: Iterable[Finding]) -> None:
     """Warn-level findings become warnings of the plugin's own classes, at the user's line."""
     for finding in findings:
-        category = WARNING_FOR_KIND[Kind(finding.kind)]
+        category = WARNING_FOR_KIND[finding.kind_enum]
         warn_explicit(category(finding.render()), finding.file or "<asynccheck>", finding.line)
 
 

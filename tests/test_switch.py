@@ -96,6 +96,21 @@ def test_bad_severity_on_the_command_line_is_a_usage_error(
     result.stderr.no_fnmatch_line("*Traceback*")
 
 
+@pytest.mark.parametrize("severity", ["accepted", "rerun"])
+def test_a_severity_the_run_gives_is_no_option_value(
+    pytester: pytest.Pytester, severity: str
+) -> None:
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS, f"--asynccheck-blocking={severity}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: asynccheck: --asynccheck-blocking='{severity}' (from command line) is not "
+            "valid; expected one of: error, warn, off"
+        ]
+    )
+
+
 def test_bad_severity_in_ini_names_the_key_and_the_file(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasynccheck_leaked_task = loud\n")
     pytester.makepyfile(ASYNC_TEST)
