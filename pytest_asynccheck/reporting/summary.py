@@ -2,8 +2,9 @@
 pytest-xdist workers too) and writes the ``asynccheck`` terminal section, the JSON report, the
 baseline and, on GitHub Actions, workflow commands.
 
-- A phase failed by findings fails with their text, and its report's crash location
-  (``longrepr.reprcrash``) is the first error finding's file and line, not the plugin's.
+- A phase failed by findings (with their text, ``text.failure_text``) has its report's crash
+  location (``longrepr.reprcrash``) at the first error finding's file and line, not the
+  plugin's.
 - A test rerun by pytest-rerunfailures counts by its last attempt.
 """
 
