@@ -79,36 +79,25 @@ def test_without_the_switch_async_tests_are_left_to_pytest(pytester: pytest.Pyte
     assert not (pytester.path / "ran").exists()
 
 
-@pytest.mark.parametrize("kind", [k.value for k in Kind])
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    # The severities the run gives (a baseline's, a rerun attempt's) are no option values.
+    [*((k.value, "wran") for k in Kind), ("blocking", "accepted"), ("max-wall", "rerun")],
+)
 def test_bad_severity_on_the_command_line_is_a_usage_error(
-    pytester: pytest.Pytester, kind: str
+    pytester: pytest.Pytester, kind: str, value: str
 ) -> None:
     pytester.makepyfile(ASYNC_TEST)
-    result = pytester.runpytest(*ARGS, f"--asynccheck-{kind}=wran")
+    result = pytester.runpytest(*ARGS, f"--asynccheck-{kind}={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            f"ERROR: asynccheck: --asynccheck-{kind}='wran' (from command line) is not valid; "
+            f"ERROR: asynccheck: --asynccheck-{kind}='{value}' (from command line) is not valid; "
             "expected one of: error, warn, off"
         ]
     )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stderr.no_fnmatch_line("*Traceback*")
-
-
-@pytest.mark.parametrize("severity", ["accepted", "rerun"])
-def test_a_severity_the_run_gives_is_no_option_value(
-    pytester: pytest.Pytester, severity: str
-) -> None:
-    pytester.makepyfile(ASYNC_TEST)
-    result = pytester.runpytest(*ARGS, f"--asynccheck-blocking={severity}")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [
-            f"ERROR: asynccheck: --asynccheck-blocking='{severity}' (from command line) is not "
-            "valid; expected one of: error, warn, off"
-        ]
-    )
 
 
 def test_bad_severity_in_ini_names_the_key_and_the_file(pytester: pytest.Pytester) -> None:
