@@ -18,9 +18,8 @@ from ._findings import (
     WallBudgetWarning,
 )
 from ._session import CheckSession, TestCheck, active
+from ._version import __version__
 from .detectors.blocking.loopthread import allow_blocking
-
-__version__ = "0.1.0"
 
 __all__ = (
     "AsynccheckWarning",

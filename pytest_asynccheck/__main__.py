@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from ._options import writable_problem
 from .reporting import baseline
 from .reporting import json_report as jsonreport
-from .reporting.summary import plural
+from .reporting.text import plural
 
 PROG = "python -m pytest_asynccheck"
 USAGE_ERROR = 2

@@ -12,12 +12,14 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from ._findings import Phase
+
 if TYPE_CHECKING:
     from ._session import CheckSession, TestCheck
 
 LOGGER = logging.getLogger("pytest_asynccheck")
 
-PHASES = ("setup", "call", "teardown")
+PHASES: tuple[Phase, ...] = ("setup", "call", "teardown")
 #: Events received once per phase: subscribed per phase, as most detectors want one phase.
 PHASE_EVENTS = ("phase_started", "phase_finished")
 
@@ -48,6 +50,8 @@ class Detector:
     #: Shown in log messages and in the summary when the detector is disabled.
     name: str = ""
     #: The phases whose ``phase_started`` and ``phase_finished`` this detector receives.
+    #: Typed ``str`` rather than ``Phase`` so that a detector declaring ``tuple[str, ...]``
+    #: still type-checks.
     phases: tuple[str, ...] = PHASES
 
     def session_started(self, session: CheckSession) -> None:
@@ -62,10 +66,10 @@ class Detector:
     def test_started(self, test: TestCheck) -> None:
         """A test is about to be set up."""
 
-    def phase_started(self, test: TestCheck, phase: str) -> None:
+    def phase_started(self, test: TestCheck, phase: Phase) -> None:
         """``setup``, ``call`` or ``teardown`` of ``test`` begins."""
 
-    def phase_finished(self, test: TestCheck, phase: str) -> None:
+    def phase_finished(self, test: TestCheck, phase: Phase) -> None:
         """That phase ended; findings added now still belong to it."""
 
     def task_entered(
@@ -140,7 +144,7 @@ class Detectors:
             except Exception as exc:
                 self._disable(detector, event, exc)
 
-    def emit_phase(self, event: str, test: TestCheck, phase: str) -> None:
+    def emit_phase(self, event: str, test: TestCheck, phase: Phase) -> None:
         """``phase_started`` or ``phase_finished``, to the detectors that want this phase."""
         for detector, method in self.by_phase[event][phase]:
             try:

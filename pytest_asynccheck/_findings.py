@@ -6,7 +6,7 @@ import enum
 import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, final
+from typing import Any, Literal, final
 
 import pytest
 
@@ -17,9 +17,20 @@ class Severity(str, enum.Enum):
     ERROR = "error"
     WARN = "warn"
     OFF = "off"
+    #: A finding the baseline accepts: reported, never failing, never warning.
+    ACCEPTED = "accepted"
+    #: A finding of an attempt that pytest-rerunfailures ran again: listed, counting for nothing.
+    RERUN = "rerun"
 
     def __str__(self) -> str:
         return self.value
+
+
+#: The severities an option may give a kind; the others are given by the run itself.
+SETTABLE_SEVERITIES: tuple[Severity, ...] = (Severity.ERROR, Severity.WARN, Severity.OFF)
+
+#: The phases of a test, as pytest names them (``report.when``).
+Phase = Literal["setup", "call", "teardown"]
 
 
 class Kind(str, enum.Enum):
@@ -98,6 +109,10 @@ WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
 }
 
 
+#: A baseline entry: a finding's kind, file, function and call.
+BaselineKey = tuple[str, str, str, str]
+
+
 @final
 @dataclass(frozen=True)
 class Finding:
@@ -136,6 +151,23 @@ class Finding:
     def key(self) -> tuple[str, str, int, str, str]:
         """Findings with the same key are one problem seen several times."""
         return (self.kind, self.file, self.line, self.function, self.call)
+
+    @property
+    def baseline_key(self) -> BaselineKey:
+        """What a baseline entry records of the finding: not its line, so unrelated edits that
+        move code keep the entry."""
+        return (self.kind, self.file, self.function, self.call)
+
+    # ``kind`` and ``severity`` are plain ``str`` fields, not the enums: pytest-xdist carries
+    # findings through execnet, which serializes exact builtins only and refuses a ``str``
+    # subclass such as a ``str`` enum member. These read them typed.
+    @property
+    def kind_enum(self) -> Kind:
+        return Kind(self.kind)
+
+    @property
+    def severity_enum(self) -> Severity:
+        return Severity(self.severity)
 
     def merged(self, other: Finding) -> Finding:
         """This finding seen once more: counts add up, the longest duration is kept."""

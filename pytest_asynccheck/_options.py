@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from ._findings import Kind, Severity
-from .reporting import baseline
+from ._findings import SETTABLE_SEVERITIES, Kind, Severity
 
 ENABLE_HELP = "run every async test inside an asynccheck session (also: ini asynccheck = true)"
 KIND_HELP = {
@@ -97,7 +96,8 @@ def parse_duration(value: object) -> float | None:
     return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
-SEVERITY_CHOICES = ", ".join(s.value for s in Severity)
+SETTABLE_VALUES = frozenset(s.value for s in SETTABLE_SEVERITIES)
+SEVERITY_CHOICES = ", ".join(s.value for s in SETTABLE_SEVERITIES)
 
 
 def option_name(kind: Kind) -> str:
@@ -222,6 +222,8 @@ class Settings:
     mode: str = "error"
     report_path: str | None = None
     baseline_path: str | None = None
+    #: Where ``baseline_path`` came from: ``command line`` or the ini file's name.
+    baseline_source: str = "command line"
     clock: str = "wall"
     update_baseline: bool = False
     #: ``asynccheck_blocking_allow``: call names, and ``module:<prefix>`` entries.
@@ -369,10 +371,9 @@ def load_settings(config: pytest.Config) -> Settings:
         value, source = raw
         name = option_name(kind) if source == "command line" else ini_name(kind)
         text = str(value).strip().lower()
-        try:
-            severities[kind] = Severity(text)
-        except ValueError:
-            raise _invalid(name, value, source, f"one of: {SEVERITY_CHOICES}") from None
+        if text not in SETTABLE_VALUES:
+            raise _invalid(name, value, source, f"one of: {SEVERITY_CHOICES}")
+        severities[kind] = Severity(text)
     mode = _choice(config, "asynccheck_mode", ("error", "warn"))
     if mode == "warn":
         severities = {
@@ -437,6 +438,7 @@ def load_settings(config: pytest.Config) -> Settings:
         mode=mode,
         report_path=report_path,
         baseline_path=baseline_path,
+        baseline_source=raw_baseline[1] if raw_baseline is not None else "command line",
         update_baseline=update_baseline,
         clock=clock,
     )
@@ -596,8 +598,7 @@ def _check_paths(
     problem = _readable_problem(baseline_path)
     if problem:
         raise _path_error("baseline", baseline_path, source, problem)
-    option = "--asynccheck-baseline" if source == "command line" else "asynccheck_baseline"
-    baseline.load(baseline_path, option, source)  # a file that is not a baseline stops here
+    # Whether the file is a baseline is checked where it is read (``reporting.baseline``).
 
 
 def _path_error(option: str, path: str, source: str, problem: str) -> pytest.UsageError:

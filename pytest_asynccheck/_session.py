@@ -17,10 +17,9 @@ import pytest
 
 from . import _clock
 from ._events import Detector, Detectors
-from ._findings import Finding, Kind, Severity, is_test_file, merge_into
+from ._findings import BaselineKey, Finding, Kind, Phase, Severity, is_test_file, merge_into
 from ._options import Settings, unknown_allow_entry
-from .reporting import baseline
-from .reporting.summary import BUDGET_PROPERTY, FINDING_PROPERTY
+from ._wire import BUDGET_PROPERTY, FINDING_PROPERTY
 
 if TYPE_CHECKING:
     from ._standalone import LoopRunner
@@ -191,7 +190,7 @@ class TestCheck:
         #: The ``max_wall`` budget in seconds, before the wall factor, and its marker's clock.
         self.budget = budget
         self.budget_clock = budget_clock
-        self.phase = "setup"
+        self.phase: Phase = "setup"
         self.findings: list[Finding] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.loop_thread: int | None = None
@@ -203,7 +202,7 @@ class TestCheck:
     def allows(self, finding: Finding) -> bool:
         return finding.kind in self.allow or (bool(finding.call) and finding.call in self.allow)
 
-    def add(self, finding: Finding, phase: str | None = None) -> Finding | None:
+    def add(self, finding: Finding, phase: Phase | None = None) -> Finding | None:
         """Attach ``finding`` to this test; returns it as stored, or ``None`` if dropped."""
         if self.allows(finding):
             return None
@@ -216,7 +215,7 @@ class TestCheck:
         merge_into(self.findings, stored)
         return stored
 
-    def findings_in(self, phase: str) -> list[Finding]:
+    def findings_in(self, phase: Phase) -> list[Finding]:
         return [f for f in self.findings if f.phase == phase]
 
 
@@ -224,7 +223,11 @@ class CheckSession:
     """Everything the checks share over one pytest run."""
 
     def __init__(
-        self, config: pytest.Config, settings: Settings, detectors: Iterable[Detector]
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        detectors: Iterable[Detector],
+        baseline: frozenset[BaselineKey] = frozenset(),
     ) -> None:
         self.config = config
         self.settings = settings
@@ -253,18 +256,16 @@ class CheckSession:
         self.late: list[Finding] = []
         self.main_thread = threading.get_ident()
         self.collector = CollectorPauses()
-        path = settings.baseline_path
-        self.baseline = (
-            baseline.load(path) if path and not settings.update_baseline else frozenset()
-        )
+        #: The keys of the findings the baseline accepts (read by ``reporting.baseline``).
+        self.baseline = baseline
 
     def severity_of(self, finding: Finding) -> str | None:
         """The finding's severity, ``accepted`` when the baseline has it, ``None`` when off."""
         severity = self.settings.severity(finding.kind)
         if severity is Severity.OFF:
             return None
-        if self.settings.update_baseline or baseline.key(finding) in self.baseline:
-            return baseline.ACCEPTED  # recording a baseline accepts what it records
+        if self.settings.update_baseline or finding.baseline_key in self.baseline:
+            return Severity.ACCEPTED.value  # recording a baseline accepts what it records
         return str(severity)
 
     def stamped(self, finding: Finding, nodeid: str, phase: str) -> Finding | None:
@@ -298,7 +299,9 @@ class CheckSession:
             if self.collector in gc.callbacks:
                 gc.callbacks.remove(self.collector)
 
-    def report(self, finding: Finding, nodeid: str | None = None, phase: str | None = None) -> None:
+    def report(
+        self, finding: Finding, nodeid: str | None = None, phase: Phase | None = None
+    ) -> None:
         """Route a finding to its test: ``nodeid`` if given, else the test running now."""
         target = self.open.get(nodeid) if nodeid else self.current
         if target is not None:
@@ -331,13 +334,13 @@ class CheckSession:
         self.detectors.emit("test_started", check)
         return check
 
-    def begin_phase(self, check: TestCheck, phase: str) -> None:
+    def begin_phase(self, check: TestCheck, phase: Phase) -> None:
         check.phase = phase
         self.current = check
         if self._started[phase]:  # most detectors want the call phase only
             self.detectors.emit_phase("phase_started", check, phase)
 
-    def end_phase(self, check: TestCheck, phase: str) -> None:
+    def end_phase(self, check: TestCheck, phase: Phase) -> None:
         if self._finished[phase]:
             self.detectors.emit_phase("phase_finished", check, phase)
 

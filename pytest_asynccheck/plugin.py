@@ -2,7 +2,7 @@
 
 This module's own hooks only add the options and markers, validate the settings and state them
 in the header. Everything that acts on tests lives in plugin objects registered only when the
-checks are on (``Checks``, ``Standalone``, ``report.Summary``): without ``--asynccheck`` no hook
+checks are on (``Checks``, ``Standalone``, ``Summary``): without ``--asynccheck`` no hook
 of the plugin is on any test's call path, so tracebacks, warning locations and stacks are the
 same as without the plugin installed."""
 
@@ -14,7 +14,7 @@ from collections.abc import Generator
 import pytest
 
 from . import hookspecs
-from ._findings import Finding, Severity
+from ._findings import Finding, Phase, Severity
 from ._fixtures import FinishFixture, FixtureChecks
 from ._options import Settings, add_options, load_settings
 from ._session import CheckSession, MarkerError, TestCheck, parse_allow_marker
@@ -29,13 +29,16 @@ from ._standalone import (
     run_test,
     sync_fixture,
 )
+from ._warnings import emit_warnings, warn_about_marker
+from ._wire import FINDING_PROPERTY
 from .detectors import builtin_detectors
 from .detectors.budget import hang
 from .detectors.budget.detector import MARKER as MAX_WALL
 from .detectors.budget.detector import BudgetDetector, parse_max_wall
 from .detectors.tasks import TaskDetector
-from .reporting import outputs
-from .reporting import summary as report
+from .reporting import baseline, outputs
+from .reporting.summary import Summary, crash_site
+from .reporting.text import failure_text, one_line
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 
@@ -65,14 +68,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         return
+    accepted = baseline.accepted(settings)  # a file that is not a baseline stops the run here
     detectors = builtin_detectors(settings)
     for extra in config.hook.pytest_asynccheck_detectors(config=config, settings=settings):
         detectors.extend(extra or ())
-    session = CheckSession(config, settings, detectors)
+    session = CheckSession(config, settings, detectors, accepted)
     config.add_cleanup(session.finish)
     session.start()
     config.pluginmanager.register(Checks(session), Checks.name)
-    summary = report.Summary(session)
+    summary = Summary(session)
     config.pluginmanager.register(summary, "asynccheck-summary")
     outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
@@ -96,24 +100,26 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return settings.header() if settings is not None and settings.enabled else None
 
 
-def _conclude(check: TestCheck, phase: str, findings: list[Finding], failed: bool) -> None:
+def _conclude(check: TestCheck, phase: Phase, findings: list[Finding], failed: bool) -> None:
     errors = [f for f in findings if f.severity == Severity.ERROR.value]
     colour = check.item.config.get_terminal_writer().hasmarkup
-    text = report.failure_text(check.nodeid, phase, findings, colour)
+    text = failure_text(check.nodeid, phase, findings, colour)
     if failed:
         # The phase already failed for its own reason: keep that, and show ours beside it.
         check.item.add_report_section(phase, "asynccheck", text)
         return
     if errors:
         session = check.session
-        site = report.crash_site(errors, session.rootpath)
+        site = crash_site(errors, session.rootpath)
         if site is not None:
             session.crash_sites[(check.nodeid, phase)] = site
         pytest.fail(text, pytrace=False)
-    report.emit_warnings(f for f in findings if f.severity == Severity.WARN.value)
+    emit_warnings(f for f in findings if f.severity == Severity.WARN.value)
 
 
-def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[None, object, object]:
+def _phase(
+    session: CheckSession, check: TestCheck, phase: Phase
+) -> Generator[None, object, object]:
     session.begin_phase(check, phase)
     try:
         result = yield
@@ -129,7 +135,7 @@ def _phase(session: CheckSession, check: TestCheck, phase: str) -> Generator[Non
     return result
 
 
-def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> list[Finding]:
+def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list[Finding]:
     """End the phase (and the test, after its teardown); returns the phase's findings."""
     item = check.item
     if phase == "teardown":
@@ -144,9 +150,9 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: str) -> list[F
         return []
     findings = check.findings_in(phase)
     # ``--junitxml`` writes the item's properties; the findings themselves ride on the phase's
-    # report (see report.Summary), as builtins, so pytest-xdist moves them.
+    # report (see ``Summary``), as builtins, so pytest-xdist moves them.
     for finding in findings:
-        item.user_properties.append((report.FINDING_PROPERTY, report.one_line(finding)))
+        item.user_properties.append((FINDING_PROPERTY, one_line(finding)))
     if findings:
         session.reported[(check.nodeid, phase)] = [f.to_dict() for f in findings]
     return findings
@@ -184,7 +190,7 @@ class Checks:
         if bad_marker is not None:
             # After the setup, like a failure: a filter naming the plugin's warnings may
             # turn this one into an error.
-            report.warn_about_marker(item, bad_marker)
+            warn_about_marker(item, bad_marker)
         return result
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -1,3 +1,5 @@
+"""The fixtures every test module uses; shared constants are in ``helpers.py``."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,13 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-#: Every inner run loads the plugin explicitly: autoloading is off (see ``pytester`` below).
-ARGS = ("-p", "asynccheck", "--asynccheck")
-ASYNCIO = ("-p", "asyncio")
-ANYIO = ("-p", "anyio")
-#: For inner runs whose tests overrun their budgets several times on purpose, to show where the
-#: time went: the hang guard (budget x 2 by default) would cancel them first.
-SLOW_NOT_HUNG = ("--asynccheck-hang-factor=100",)
+from tests.helpers import PYTEST_ASYNCIO_0_23
 
 
 @pytest.fixture
@@ -34,20 +30,6 @@ def pytester(
             warnings.simplefilter("ignore", ResourceWarning)
             asyncio.set_event_loop(None)
             gc.collect()
-
-
-def _pytest_asyncio_version() -> tuple[int, ...]:
-    from importlib.metadata import version
-
-    return tuple(int(part) for part in version("pytest-asyncio").split(".")[:2])
-
-
-#: The lowest supported pytest-asyncio, which differs from later ones in the ways below.
-PYTEST_ASYNCIO_0_23 = _pytest_asyncio_version() < (0, 24)
-#: pytest-asyncio 0.23 calls the marker's loop scope ``scope``; 0.24 renamed it ``loop_scope``.
-LOOP_SCOPE = "scope" if PYTEST_ASYNCIO_0_23 else "loop_scope"
-#: The ini line that keeps pytest-asyncio >= 0.24 from warning about an unset default.
-ASYNCIO_INI = "" if PYTEST_ASYNCIO_0_23 else "asyncio_default_fixture_loop_scope = function\n"
 
 
 def pytest_configure(config: pytest.Config) -> None:

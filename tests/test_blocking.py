@@ -12,10 +12,10 @@ import time
 import types
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 from pytest_asynccheck.detectors.blocking import catalogue, loopthread, wrappers
 from pytest_asynccheck.detectors.blocking import watchdog as monitor
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 INI = "[pytest]\n"
 

@@ -6,7 +6,8 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, SLOW_NOT_HUNG
+
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, SLOW_NOT_HUNG
 
 #: Inner runs measure with a fake clock that only moves when a test calls ``clock.advance``.
 FAKE_CLOCK_CONFTEST = """

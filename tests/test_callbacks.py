@@ -6,9 +6,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 from pytest_asynccheck.detectors.callbacks import CALLBACK_FIX, DONE_CALLBACK_FIX, PROTOCOL_FIX
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 RUNNERS = [
     pytest.param((), id="standalone"),

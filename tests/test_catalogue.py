@@ -11,9 +11,9 @@ import sys
 import types
 
 import pytest
-from conftest import ARGS
 
 from pytest_asynccheck.detectors.blocking import allow, catalogue, chain, intercept
+from tests.helpers import ARGS
 
 MARK = "# <- here"
 

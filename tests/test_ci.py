@@ -12,9 +12,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import ARGS
 
 from pytest_asynccheck.reporting.json_report import SCHEMA
+from tests.helpers import ARGS
 
 TESTS = """
 import asyncio

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ARGS
 
 from pytest_asynccheck._findings import Kind
+from tests.helpers import ARGS
 
 KIND_NAMES = ", ".join(kind.value for kind in Kind)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ARGS
-from test_ci import TESTS, load
+
+from tests.helpers import ARGS
+from tests.test_ci import TESTS, load
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

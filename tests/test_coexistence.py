@@ -6,7 +6,8 @@ import json
 import sys
 
 import pytest
-from conftest import ARGS, ASYNCIO, ASYNCIO_INI
+
+from tests.helpers import ARGS, ASYNCIO, ASYNCIO_INI
 
 
 def test_keyboard_interrupt_in_a_test_ends_the_session_cleanly(pytester: pytest.Pytester) -> None:

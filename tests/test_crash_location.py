@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 TESTS = """
 import asyncio

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, PYTEST_ASYNCIO_0_23
+
+from tests.helpers import ANYIO, ARGS, ASYNCIO, PYTEST_ASYNCIO_0_23
 
 TRIO = ("-p", "trio")
 

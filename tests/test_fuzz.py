@@ -5,9 +5,10 @@ the plugin."""
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.helpers import ARGS
 
 VALUES = st.one_of(
     st.none(),

@@ -6,7 +6,8 @@ Timings are checked with margins of seconds: these tests must hold on a loaded m
 from __future__ import annotations
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 HUNG = """
 import asyncio

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 #: Written into the inner run's conftest: snapshots the attributes detectors could patch when
 #: the conftest is imported (before the check session starts), compares them in the session and

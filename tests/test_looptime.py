@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS, ASYNCIO, ASYNCIO_INI, _pytest_asyncio_version
+
+from tests.helpers import ARGS, ASYNCIO, ASYNCIO_INI, pytest_asyncio_version
 
 pytest.importorskip("looptime")
-if _pytest_asyncio_version() < (1, 0):
+if pytest_asyncio_version() < (1, 0):
     pytest.skip("looptime 0.9 needs pytest-asyncio 1.x", allow_module_level=True)
 
 LOOPTIME = ("-p", "looptime_plugin", "-p", "looptime_chronometers", "-p", "looptime_timeproxies")

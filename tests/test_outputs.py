@@ -16,11 +16,11 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import ARGS as CHECKED
-from conftest import SLOW_NOT_HUNG
 
 from pytest_asynccheck.reporting.json_report import SCHEMA
 from pytest_asynccheck.reporting.suggest import round_up
+from tests.helpers import ARGS as CHECKED
+from tests.helpers import SLOW_NOT_HUNG
 
 HTML = ("-p", "html", "-p", "metadata", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 #: A stall the loaded machine causes (a thread waiting for the CPU) is not what these tests see.

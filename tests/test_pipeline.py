@@ -4,7 +4,8 @@ listed in the ``asynccheck`` summary, survives pytest-xdist; a broken detector b
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 #: A detector that reports one blocking finding in every test whose name contains "bad",
 #: in the phase named by the test's "phase" marker (default: call).

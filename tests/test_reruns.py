@@ -7,7 +7,8 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 TESTS = """
 import asyncio

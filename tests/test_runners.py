@@ -4,7 +4,8 @@ the test's own task, on the test's own loop, and that nothing else about the tes
 from __future__ import annotations
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, PYTEST_ASYNCIO_0_23
+
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, PYTEST_ASYNCIO_0_23
 
 PROBE_CONFTEST = """
 import asyncio

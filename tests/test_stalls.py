@@ -9,7 +9,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import ARGS
+
+from tests.helpers import ARGS
 
 #: Sizes the work to about 0.35 s of this machine's time, whatever its speed: the work is
 #: timed once small, then scaled.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
+
+from tests.helpers import ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
 
 FIXTURE_SCOPE = 'loop_scope="module", ' if LOOP_SCOPE == "loop_scope" else ""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS
 
 from pytest_asynccheck._findings import Kind
+from tests.helpers import ARGS
 
 ASYNC_TEST = """
     async def test_async():
@@ -80,16 +80,20 @@ def test_without_the_switch_async_tests_are_left_to_pytest(pytester: pytest.Pyte
     assert not (pytester.path / "ran").exists()
 
 
-@pytest.mark.parametrize("kind", [k.value for k in Kind])
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    # The severities the run gives (a baseline's, a rerun attempt's) are no option values.
+    [*((k.value, "wran") for k in Kind), ("blocking", "accepted"), ("max-wall", "rerun")],
+)
 def test_bad_severity_on_the_command_line_is_a_usage_error(
-    pytester: pytest.Pytester, kind: str
+    pytester: pytest.Pytester, kind: str, value: str
 ) -> None:
     pytester.makepyfile(ASYNC_TEST)
-    result = pytester.runpytest(*ARGS, f"--asynccheck-{kind}=wran")
+    result = pytester.runpytest(*ARGS, f"--asynccheck-{kind}={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            f"ERROR: asynccheck: --asynccheck-{kind}='wran' (from command line) is not valid; "
+            f"ERROR: asynccheck: --asynccheck-{kind}='{value}' (from command line) is not valid; "
             "expected one of: error, warn, off"
         ]
     )

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 from pytest_asynccheck.detectors.threadsafety import (
     CALL_SOON_FIX,
@@ -18,6 +17,7 @@ from pytest_asynccheck.detectors.threadsafety import (
     FD_FIX,
     ThreadSafetyDetector,
 )
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 RUNNERS = [
     pytest.param((), id="standalone"),

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 from pytest_asynccheck.detectors.unawaited import CYCLE_NOTE, FIX
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 HELPERS = """\
 import asyncio

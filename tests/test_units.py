@@ -14,7 +14,7 @@ import pytest
 import pytest_asynccheck
 from pytest_asynccheck import _frames as frames
 from pytest_asynccheck._events import EVENTS, Detector, Detectors
-from pytest_asynccheck._findings import Finding, merge_into
+from pytest_asynccheck._findings import Finding, Kind, Severity, merge_into
 from pytest_asynccheck._standalone import LoopRunner
 
 
@@ -41,6 +41,20 @@ def test_finding_round_trips_through_builtins() -> None:
     assert data["stack"] == ["a.py:1 in f"]
     assert Finding.from_dict(data) == finding
     assert Finding.from_dict({**data, "unknown": 1}) == finding
+
+
+def test_finding_keeps_kind_and_severity_plain_strings_that_execnet_carries() -> None:
+    # pytest-xdist moves findings with execnet, which serializes exact builtins only.
+    execnet = pytest.importorskip("execnet")
+    finding = Finding(kind=Kind.BLOCKING.value, message="m", severity=Severity.ACCEPTED.value)
+    data = finding.to_dict()
+    assert type(data["kind"]) is str and type(data["severity"]) is str
+    assert execnet.loads(execnet.dumps(data)) == data
+    with pytest.raises(execnet.DataFormatError):
+        execnet.dumps({**data, "severity": Severity.ACCEPTED})
+    assert finding.kind_enum is Kind.BLOCKING
+    assert finding.severity_enum is Severity.ACCEPTED
+    assert finding.baseline_key == ("blocking", "", "", "")
 
 
 def test_same_site_findings_merge_with_a_count_and_the_longest_duration() -> None:

@@ -4,7 +4,8 @@ still see blocking, and virtual time falls back to wall time with one warning.""
 from __future__ import annotations
 
 import pytest
-from conftest import ANYIO, ARGS, SLOW_NOT_HUNG
+
+from tests.helpers import ANYIO, ARGS, SLOW_NOT_HUNG
 
 pytest.importorskip("uvloop")
 

@@ -8,9 +8,9 @@ import selectors
 from typing import Any
 
 import pytest
-from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, SLOW_NOT_HUNG
 
 from pytest_asynccheck.detectors.budget.virtualtime import VirtualClock
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, SLOW_NOT_HUNG
 
 TUTORIAL = """
 import asyncio

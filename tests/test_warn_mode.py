@@ -5,7 +5,8 @@ plugin's warning classes turns its warnings into errors."""
 from __future__ import annotations
 
 import pytest
-from conftest import ARGS, SLOW_NOT_HUNG
+
+from tests.helpers import ARGS, SLOW_NOT_HUNG
 
 FLAGGED = """
 import asyncio
@@ -137,7 +138,7 @@ def test_with_no_filter_at_all_the_plugins_warning_is_shown() -> None:
     import warnings
 
     from pytest_asynccheck import AsynccheckWarning
-    from pytest_asynccheck.reporting.summary import warn_explicit
+    from pytest_asynccheck._warnings import warn_explicit
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.resetwarnings()

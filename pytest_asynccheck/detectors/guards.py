@@ -16,7 +16,7 @@ from .._events import Detector
 from .._findings import Kind, Severity
 from .._options import Settings
 from .._session import TestCheck
-from ..reporting import summary as report
+from .._warnings import warn_at_item
 
 SWITCH_INTERVAL_CHANGED = (
     "sys.setswitchinterval({value:g}) was left in place by the test (it was {before:g}); "
@@ -37,7 +37,7 @@ class SwitchIntervalGuard(Detector):
         value = sys.getswitchinterval()
         if value != self._before:
             sys.setswitchinterval(self._before)
-            report.warn_at_item(
+            warn_at_item(
                 test.item, SWITCH_INTERVAL_CHANGED.format(value=value, before=self._before)
             )
 

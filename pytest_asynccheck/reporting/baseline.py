@@ -15,22 +15,25 @@ from pathlib import Path
 
 import pytest
 
-from .._findings import Finding
+from .._findings import BaselineKey, Finding
+from .._options import Settings
 
 VERSION = 1
-#: The severity of a finding the baseline accepts: reported, never failing, never warning.
-ACCEPTED = "accepted"
-
-Key = tuple[str, str, str, str]
 
 
-def key(finding: Finding) -> Key:
-    return (finding.kind, finding.file, finding.function, finding.call)
+def accepted(settings: Settings) -> frozenset[BaselineKey]:
+    """The finding keys the run accepts: its baseline file's, none when it records one anew."""
+    path = settings.baseline_path
+    if not path or settings.update_baseline:
+        return frozenset()
+    source = settings.baseline_source
+    option = "--asynccheck-baseline" if source == "command line" else "asynccheck_baseline"
+    return load(path, option, source)
 
 
 def load(
     path: str, option: str = "--asynccheck-baseline", source: str = "command line"
-) -> frozenset[Key]:
+) -> frozenset[BaselineKey]:
     """The keys in the baseline file; a missing file is an empty baseline (the options check
     at configure time that it exists). A file that is not a baseline is a usage error naming
     ``option`` and its ``source``."""
@@ -49,7 +52,7 @@ def load(
 
 
 def write(path: str, findings: Iterable[Finding]) -> int:
-    counts = Counter(key(f) for f in findings for _ in range(f.count))
+    counts = Counter(f.baseline_key for f in findings for _ in range(f.count))
     entries = [
         {"kind": k[0], "file": k[1], "function": k[2], "call": k[3], "count": n}
         for k, n in sorted(counts.items())
@@ -60,6 +63,6 @@ def write(path: str, findings: Iterable[Finding]) -> int:
     return len(entries)
 
 
-def stale(baseline: frozenset[Key], findings: Iterable[Finding]) -> list[Key]:
-    seen = {key(f) for f in findings}
+def stale(baseline: frozenset[BaselineKey], findings: Iterable[Finding]) -> list[BaselineKey]:
+    seen = {f.baseline_key for f in findings}
     return sorted(baseline - seen)

@@ -24,8 +24,9 @@ import pytest
 
 from .._findings import Finding
 from .._session import CheckSession
-from ..detectors.budget.recording import TIMELINE_ATTR
-from .summary import REPORT_ATTR, Summary, totals_line
+from .._wire import REPORT_ATTR, TIMELINE_ATTR
+from .summary import Summary
+from .text import totals_line
 
 WIDTH = 800
 LABEL = 160

@@ -26,6 +26,7 @@ import pytest
 from .. import _clock
 from .._findings import Finding, Severity
 from .._options import Settings
+from .._version import __version__
 
 SCHEMA_VERSION = 2
 SCHEMA = Path(__file__).with_name("report-schema.json")
@@ -55,8 +56,6 @@ def build(
     collected: int = 0,
     ran: int = 0,
 ) -> dict[str, Any]:
-    from .. import __version__
-
     return {
         "schema_version": SCHEMA_VERSION,
         "complete": complete,

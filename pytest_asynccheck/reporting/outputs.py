@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from .._session import CheckSession
-from ..detectors.budget.recording import Outputs, OutputsDetector, TestRecord
+from ..detectors.budget.recording import Outputs, OutputsDetector
 from . import stepsummary, suggest, trace
+from .records import TestRecord
 from .summary import Summary
 
 

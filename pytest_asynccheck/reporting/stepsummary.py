@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._findings import Finding
-from .baseline import ACCEPTED
+from .._findings import Finding, Severity
 
 ENV = "GITHUB_STEP_SUMMARY"
 TOP_PLACES = 10
@@ -47,7 +46,7 @@ def markdown(
         lines += ["| kind | severity | count |", "|---|---|---:|"]
         lines += [f"| {k} | {s} | {n} |" for (k, s), n in sorted(by_kind.items())]
         if with_baseline:
-            accepted = sum(f.count for f in findings if f.severity == ACCEPTED)
+            accepted = sum(f.count for f in findings if f.severity == Severity.ACCEPTED.value)
             lines += ["", f"New: {total - accepted}, accepted by the baseline: {accepted}."]
         places: Counter[tuple[str, str, str]] = Counter()
         for finding in findings:

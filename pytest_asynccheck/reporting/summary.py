@@ -1,136 +1,33 @@
-"""How findings reach people: the failure text, warnings, and the terminal summary.
+"""The summary plugin: collects findings and budgets from the logged test reports (so from
+pytest-xdist workers too) and writes the ``asynccheck`` terminal section, the JSON report, the
+baseline and, on GitHub Actions, workflow commands.
 
-- A phase failed by findings fails with their text, and its report's crash location
-  (``longrepr.reprcrash``) is the first error finding's file and line, not the plugin's.
-- The plugin's warnings (warn-level findings, a bad marker in warn mode, notes) are issued so
-  that only a warning filter naming one of its classes turns them into errors: a blanket
-  ``error`` filter shows them as warnings, as warn level must never fail a test.
-- Findings and budgets are collected from the logged test reports (so from pytest-xdist
-  workers too); a test rerun by pytest-rerunfailures counts by its last attempt.
+- A phase failed by findings (with their text, ``text.failure_text``) has its report's crash
+  location (``longrepr.reprcrash``) at the first error finding's file and line, not the
+  plugin's.
+- A test rerun by pytest-rerunfailures counts by its last attempt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import warnings
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .._findings import WARNING_FOR_KIND, AsynccheckWarning, Finding, Kind, Severity, merge_into
+from .._findings import Finding, Severity, merge_into
+from .._wire import BUDGET_PROPERTY, CHECKED_OUTPUT, LATE_OUTPUT, REPORT_ATTR
 from . import baseline, github
 from . import json_report as jsonreport
+from .text import plural, write_summary
 
 if TYPE_CHECKING:
     from .._session import CheckSession
 
-#: Findings go on each phase's report under this attribute, on reports that have some.
-REPORT_ATTR = "asynccheck_findings"
-#: The pytest-xdist ``workeroutput`` keys of a worker's late findings and of how many tests it
-#: checked (a count once per worker, rather than a flag on every test's report).
-LATE_OUTPUT = "asynccheck_late"
-CHECKED_OUTPUT = "asynccheck_checked"
-#: A ``user_properties`` entry per finding: ``kind severity file:line message``.
-FINDING_PROPERTY = "asynccheck_finding"
-#: The ``user_properties`` entry of a budgeted test: wall time, budget, factor, margin.
-BUDGET_PROPERTY = "asynccheck_wall"
-#: The severity shown in the summary for a finding of an attempt that was rerun.
-RERUN = "rerun"
 #: The outcome pytest-rerunfailures gives the report of an attempt it runs again.
-RERUN_OUTCOMES: frozenset[str] = frozenset((RERUN,))
-
-
-def one_line(finding: Finding) -> str:
-    return f"{finding.kind} {finding.severity} {finding.location}: {finding.message}"
-
-
-_TIMELINE_ROW = re.compile(r"^(?P<label>.* \|)(?P<cells>[=. ]+)(?P<end>\|)$")
-_CELL_COLOURS = {"=": "\x1b[32m", ".": "\x1b[33m"}  # running: green, waiting: yellow
-
-
-def _colour_cells(cells: str) -> str:
-    return re.sub(r"=+|\.+", lambda m: f"{_CELL_COLOURS[m[0][0]]}{m[0]}\x1b[0m", cells)
-
-
-def colour_timelines(text: str) -> str:
-    """Timeline rows with running and waiting stretches coloured, for colour terminals."""
-    lines = []
-    for line in text.splitlines():
-        match = _TIMELINE_ROW.match(line)
-        if match:
-            line = match["label"] + _colour_cells(match["cells"]) + match["end"]
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def failure_text(nodeid: str, phase: str, findings: Sequence[Finding], colour: bool = False) -> str:
-    errors = sum(1 for f in findings if f.severity == Severity.ERROR.value)
-    noun = "problem" if errors == 1 else "problems"
-    head = f"asynccheck found {errors} {noun} in {nodeid} ({phase}):"
-    text = "\n".join([head, *(f.render() for f in findings)])
-    return colour_timelines(text) if colour else text
-
-
-def emit_warnings(findings: Iterable[Finding]) -> None:
-    """Warn-level findings become warnings of the plugin's own classes, at the user's line."""
-    for finding in findings:
-        category = WARNING_FOR_KIND[Kind(finding.kind)]
-        warn_explicit(category(finding.render()), finding.file or "<asynccheck>", finding.line)
-
-
-def warn_about_marker(item: pytest.Item, message: str) -> None:
-    """A bad marker in warn mode: a warning at the test, which then runs without it."""
-    warn_at_item(item, f"{message} (warn mode: the test runs without this marker)")
-
-
-def warn_at_item(item: pytest.Item, message: str) -> None:
-    """A warning of the plugin's own about ``item``, at its definition."""
-    path, line, _ = item.location
-    warn_explicit(AsynccheckWarning(message), path, (line or 0) + 1)
-
-
-def warn_explicit(warning: AsynccheckWarning, filename: str, lineno: int) -> None:
-    """Issue one of the plugin's warnings, which only a filter naming one of the plugin's
-    warning classes may turn into an error.
-
-    A blanket ``error`` filter (``-W error``, ``filterwarnings = error``, or one naming
-    ``UserWarning`` or ``pytest.PytestWarning``) is there for the project's own warnings; it
-    must not make a finding at warn level, which fails nothing, fail the test. Under such a
-    filter the warning is shown as a plain warning instead."""
-    category = type(warning)
-    action, names_own_class = _first_matching_filter(category, str(warning), lineno)
-    with warnings.catch_warnings():
-        if action == "error" and not names_own_class:
-            warnings.filterwarnings("always", category=category)
-        warnings.warn_explicit(
-            warning, category=category, filename=filename, lineno=lineno, module=WARNING_MODULE
-        )
-
-
-#: The module the plugin's warnings are issued from, as ``-W action:message:category:module``
-#: sees it.
-WARNING_MODULE = "pytest_asynccheck"
-
-
-def _first_matching_filter(category: type[Warning], text: str, lineno: int) -> tuple[str, bool]:
-    """The action of the first entry of ``warnings.filters`` that applies to a warning of
-    ``category`` with ``text``, issued from ``WARNING_MODULE`` at ``lineno``, as
-    ``warnings.warn_explicit`` chooses it, and whether that entry names one of the plugin's
-    warning classes."""
-    for action, message, wanted, module, line in warnings.filters:
-        if (
-            (message is None or message.match(text))
-            and issubclass(category, wanted)
-            and (module is None or module.match(WARNING_MODULE))
-            and (line == 0 or line == lineno)
-        ):
-            names_own_class = isinstance(wanted, type) and issubclass(wanted, AsynccheckWarning)
-            return action, names_own_class
-    return "default", False  # no filter applies: ``warnings.defaultaction``
+RERUN_OUTCOMES: frozenset[str] = frozenset(("rerun",))
 
 
 def crash_site(errors: Sequence[Finding], rootpath: str) -> tuple[str, int] | None:
@@ -157,107 +54,6 @@ def point_crash_at(report: pytest.TestReport, site: tuple[str, int]) -> None:
     if chain:
         reprtraceback, _, description = chain[-1]
         longrepr.chain = [*chain[:-1], (reprtraceback, moved, description)]  # type: ignore[union-attr]
-
-
-def summary_lines(
-    findings: Sequence[Finding], disabled: Sequence[str], verbose: bool = False
-) -> list[str]:
-    """The ``asynccheck`` terminal section: findings in the code under test, then in test
-    files, grouped by kind and location; ``verbose`` (``-v``) adds the stack of each place's
-    first finding."""
-    groups: dict[tuple[bool, str, str, str, str], list[Finding]] = defaultdict(list)
-    for finding in findings:
-        where = finding.location + (f" in {finding.function}" if finding.function else "")
-        key = (finding.in_test_file, finding.kind, where, finding.call, finding.severity)
-        groups[key].append(finding)
-    lines: list[str] = []
-    section = None
-    for (in_test_file, kind, where, call, severity), group in sorted(groups.items()):
-        if in_test_file is not section:
-            section = in_test_file
-            lines.append("in test files:" if in_test_file else "in the code under test:")
-        count = sum(f.count for f in group)
-        tests = sorted({f.nodeid or "<no test>" for f in group})
-        what = f" {call}" if call else ""
-        lines.append(f"{severity:5} {kind:15} {where}{what}  x{count}")
-        if verbose:
-            lines.extend(f"          {entry}" for entry in group[0].stack)
-        lines.extend(f"        {nodeid}" for nodeid in tests[:5])
-        if len(tests) > 5:
-            lines.append(f"        ... and {plural(len(tests) - 5, 'more test')}")
-    for note in disabled:
-        lines.append(f"note: {note}")
-    return lines
-
-
-def plural(count: int, one: str, many: str | None = None) -> str:
-    """``1 entry``, ``2 entries``: the count and the noun that agrees with it."""
-    return f"{count} {one if count == 1 else (many or one + 's')}"
-
-
-def _reason(error: OSError) -> str:
-    return error.strerror or str(error)
-
-
-def kind_lines(findings: Sequence[Finding]) -> list[str]:
-    """``-q``: one line per kind and severity, with how many places and tests."""
-    groups: dict[tuple[str, str], list[Finding]] = defaultdict(list)
-    for finding in findings:
-        groups[(finding.kind, finding.severity)].append(finding)
-    return [
-        f"{severity:5} {kind:15} x{sum(f.count for f in group)} at "
-        f"{plural(len({(f.file, f.line) for f in group}), 'place')} in "
-        f"{plural(len({f.nodeid for f in group}), 'test')}"
-        for (kind, severity), group in sorted(groups.items())
-    ]
-
-
-def budget_lines(budgets: Sequence[dict[str, Any]]) -> list[str]:
-    """``-v``: every budget that held, with its margin, the tightest first."""
-    held = sorted((b for b in budgets if b["margin"] >= 0), key=lambda b: b["margin"])
-    return [
-        f"budget ok  {b['nodeid']}: {b['wall']:.3f} s of {b['budget'] * b['factor']:.3f} s "
-        f"({b.get('clock', 'wall')}), margin {b['margin']:.3f} s"
-        for b in held
-    ]
-
-
-def totals_line(findings: Sequence[Finding], checked: int) -> str:
-    errors = sum(f.count for f in findings if f.severity == Severity.ERROR.value)
-    warned = sum(f.count for f in findings if f.severity == Severity.WARN.value)
-    tests = len({f.nodeid for f in findings})
-    if not findings:
-        return f"asynccheck: no findings in {plural(checked, 'checked test')}"
-    return (
-        f"asynccheck: {plural(errors, 'error')}, {plural(warned, 'warning')} in {tests} of "
-        f"{plural(checked, 'checked test')}"
-    )
-
-
-def write_summary(
-    terminal: pytest.TerminalReporter,
-    findings: Sequence[Finding],
-    disabled: Sequence[str],
-    checked: int,
-    rerun: Sequence[Finding] = (),
-    budgets: Sequence[dict[str, Any]] = (),
-) -> None:
-    """Like pytest's own output: ``-q`` one line per kind, ``-v`` stacks and passing budgets."""
-    terminal.write_sep("=", "asynccheck")
-    verbosity = terminal.verbosity
-    if verbosity < 0:
-        lines = [*kind_lines(findings), *(f"note: {note}" for note in disabled)]
-    else:
-        lines = summary_lines([*findings, *rerun], disabled, verbose=verbosity > 0)
-    if verbosity > 0:
-        lines += budget_lines(budgets)
-    for line in lines:
-        terminal.write_line(line)
-    totals = totals_line(findings, checked)
-    if rerun:
-        count = sum(f.count for f in rerun)
-        totals += f"; {count} more in attempts that were rerun, not counted"
-    terminal.write_line(totals)
 
 
 class Summary:
@@ -367,7 +163,9 @@ class Summary:
             return
         self.attempts[nodeid] = attempt
         self.rerun_findings.extend(
-            dataclasses.replace(f, severity=RERUN) for f in self.findings if f.nodeid == nodeid
+            dataclasses.replace(f, severity=Severity.RERUN.value)
+            for f in self.findings
+            if f.nodeid == nodeid
         )
         self.findings = [f for f in self.findings if f.nodeid != nodeid]
         self.budgets = [b for b in self.budgets if b["nodeid"] != nodeid]
@@ -445,3 +243,7 @@ class Summary:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github.workflow_commands(findings, self.session.config.rootpath):
                 terminalreporter.write_line(line)
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..detectors.budget.recording import TestRecord
+    from .records import TestRecord
 
 PID = 1
 PHASES_TID = 1

@@ -18,7 +18,8 @@ from ..._events import Detector
 from ..._findings import Finding, Kind, Severity
 from ..._options import Settings, parse_duration
 from ..._session import CheckSession, MarkerError, TestCheck
-from ...reporting.summary import BUDGET_PROPERTY, warn_at_item
+from ..._warnings import warn_at_item
+from ..._wire import BUDGET_PROPERTY
 from . import hang
 from .timeline import Recorder
 from .virtualtime import CANNOT_CONTROL, VirtualClock

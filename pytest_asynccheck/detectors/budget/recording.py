@@ -9,8 +9,8 @@ plugin object is registered.
 
 What is recorded leaves the worker on the call phase's report, as builtins
 (``asynccheck_timeline``, ``asynccheck_measure``), so pytest-xdist carries it to the controller,
-which alone writes files (``trace.py``), the HTML extras (``reporting_html.py``), the suggested
-budgets (``suggest.py``) and the GitHub job summary (``stepsummary.py``).
+which alone writes files (``reporting/trace.py``), the HTML extras (``reporting/html.py``), the
+suggested budgets (``suggest.py``) and the GitHub job summary (``stepsummary.py``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ from ... import _clock
 from ..._events import Detector
 from ..._options import Settings
 from ..._session import TestCheck
-from ...reporting.summary import BUDGET_PROPERTY, REPORT_ATTR
+from ..._wire import MEASURE_ATTR, TIMELINE_ATTR
 from .timeline import Recorder
 from .virtualtime import VirtualClock
 
-TIMELINE_ATTR = "asynccheck_timeline"
-MEASURE_ATTR = "asynccheck_measure"
 #: Test data keys of the budget detector: when it measures a test, it records it too.
 _BUDGET_KEYS = ("budget.recorder", "budget.clock", "budget.fallback")
 
@@ -133,36 +131,3 @@ class Outputs:
                 if "measure" in found:
                     setattr(report, MEASURE_ATTR, found["measure"])
         return report
-
-
-class TestRecord:
-    """One test's reports as the controller saw them, for the outputs written after it."""
-
-    __test__ = False
-
-    def __init__(self, nodeid: str) -> None:
-        self.nodeid = nodeid
-        #: (phase, start epoch, duration, outcome) of each phase.
-        self.phases: list[tuple[str, float, float, str]] = []
-        self.timeline: dict[str, Any] | None = None
-        self.measure: dict[str, Any] | None = None
-        self.budget: dict[str, Any] | None = None
-        self.findings: list[dict[str, Any]] = []
-
-    @property
-    def failed(self) -> bool:
-        return any(outcome == "failed" for *_, outcome in self.phases)
-
-    def add(self, report: pytest.TestReport) -> None:
-        start = float(getattr(report, "start", 0.0) or 0.0)
-        self.phases.append((report.when or "", start, float(report.duration), report.outcome))
-        self.findings.extend(getattr(report, REPORT_ATTR, None) or ())
-        timeline = getattr(report, TIMELINE_ATTR, None)
-        if timeline is not None:
-            self.timeline = timeline
-        measure = getattr(report, MEASURE_ATTR, None)
-        if measure is not None:
-            self.measure = measure
-        for name, value in report.user_properties:
-            if name == BUDGET_PROPERTY and isinstance(value, dict):
-                self.budget = value
