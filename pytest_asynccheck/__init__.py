@@ -13,7 +13,9 @@ from .findings import (
     LeakedTaskWarning,
     NeverRetrievedWarning,
     Severity,
+    SwallowedCancelWarning,
     UnawaitedCoroutineWarning,
+    UnclosedResourceWarning,
     WallBudgetWarning,
 )
 from .session import CheckSession, TestCheck, active
@@ -30,8 +32,10 @@ __all__ = (
     "LeakedTaskWarning",
     "NeverRetrievedWarning",
     "Severity",
+    "SwallowedCancelWarning",
     "TestCheck",
     "UnawaitedCoroutineWarning",
+    "UnclosedResourceWarning",
     "WallBudgetWarning",
     "__version__",
     "active",

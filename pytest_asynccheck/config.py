@@ -34,6 +34,9 @@ KIND_HELP = {
     Kind.NEVER_RETRIEVED: "task exceptions never retrieved, pending tasks destroyed",
     Kind.BLOCKING: "blocking calls and stalls on the event-loop thread",
     Kind.MAX_WALL: "tests over their @pytest.mark.max_wall budget",
+    # Resources and cancellation
+    Kind.SWALLOWED_CANCEL: "tasks that were cancelled and returned normally (Python 3.11+)",
+    Kind.UNCLOSED: "transports, sockets and event loops the test made and never closed",
 }
 STALL_THRESHOLD_HELP = (
     "report any stall of the event loop longer than this many seconds (default 0.1)"

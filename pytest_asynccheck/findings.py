@@ -30,6 +30,9 @@ class Kind(str, enum.Enum):
     NEVER_RETRIEVED = "never-retrieved"
     BLOCKING = "blocking"
     MAX_WALL = "max-wall"
+    # Resources and cancellation
+    SWALLOWED_CANCEL = "swallowed-cancel"
+    UNCLOSED = "unclosed"
 
     def __str__(self) -> str:
         return self.value
@@ -72,12 +75,28 @@ class WallBudgetWarning(AsynccheckWarning):
     __module__ = "pytest_asynccheck"
 
 
+# Resources and cancellation
+class SwallowedCancelWarning(AsynccheckWarning):
+    """A task was cancelled and returned normally without ``uncancel()``."""
+
+    __module__ = "pytest_asynccheck"
+
+
+class UnclosedResourceWarning(AsynccheckWarning):
+    """A transport, socket or event loop made by the test was never closed."""
+
+    __module__ = "pytest_asynccheck"
+
+
 WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
     Kind.UNAWAITED: UnawaitedCoroutineWarning,
     Kind.LEAKED_TASK: LeakedTaskWarning,
     Kind.NEVER_RETRIEVED: NeverRetrievedWarning,
     Kind.BLOCKING: BlockingCallWarning,
     Kind.MAX_WALL: WallBudgetWarning,
+    # Resources and cancellation
+    Kind.SWALLOWED_CANCEL: SwallowedCancelWarning,
+    Kind.UNCLOSED: UnclosedResourceWarning,
 }
 
 

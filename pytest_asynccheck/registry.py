@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 from .blocking import blocking_detector
 from .budget import budget_detector
+from .cancellation import cancel_detector
 from .config import Settings
 from .detector import Detector
 from .tasks import task_detector
 from .unawaited import unawaited_detector
+from .unclosed import unclosed_detector
 
 DetectorFactory = Callable[[Settings], "Detector | None"]
 
@@ -17,8 +19,11 @@ DetectorFactory = Callable[[Settings], "Detector | None"]
 BUILTIN: tuple[DetectorFactory, ...] = (
     blocking_detector,
     unawaited_detector,
+    # Before the task detector: its task factory goes in front of this one's.
+    cancel_detector,
     task_detector,
     budget_detector,
+    unclosed_detector,
 )
 
 

@@ -44,6 +44,9 @@ LOST_FIX = (
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
 
 CallExceptionHandler = Callable[[dict[str, Any]], object]
+#: In a test's data: functions ``(test, context)`` that see every context the test's loop
+#: passes to its exception handler while the test body runs.
+HANDLER_OBSERVERS = "handler.observers"
 
 
 def _name(coro: Any) -> str:
@@ -215,6 +218,11 @@ class TaskDetector(Detector):
             ):
                 with contextlib.suppress(Exception):  # the loop's handler must still run
                     test.add(self._lost(task, context))
+            if "tasks.handler" in test.data:
+                # Other checks read the same reports (libraries' "Unclosed client session").
+                for observe in test.data.get(HANDLER_OBSERVERS, ()):
+                    with contextlib.suppress(Exception):
+                        observe(test, context)
             return call_exception_handler(context)
 
         return asynccheck_call_exception_handler
