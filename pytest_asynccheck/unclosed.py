@@ -3,7 +3,7 @@
 Tracked: asyncio's socket and datagram transports (a ``StreamWriter`` from
 ``asyncio.open_connection`` is reported as one, with the writer's fix), subprocess transports
 (``loop.subprocess_exec``), the standard library's event loops, and ``socket.socket`` objects.
-A resource is tracked when the test body (the call phase) makes it on the test's loop thread
+A resource is tracked when an async test's body (the call phase) makes it on the test's loop thread
 and a line of the user's code is on the stack: that line is where the finding points. Creation
 is seen by wrapping, for the session, the ``__init__`` of those classes: a few microseconds per
 resource made, nothing per call on it (asyncio's own sockets, the loop's self-pipe, connections
@@ -83,7 +83,7 @@ def _tracking(thread: int) -> TestCheck | None:
     check = session.current
     if check is None or check.phase != "call" or check.closed:
         return None
-    if thread != (check.loop_thread or session.main_thread):
+    if thread != check.loop_thread:  # None for a sync test: only async tests are checked
         return None
     return check
 
@@ -279,6 +279,14 @@ class UnclosedDetector(Detector):
         if not refs and not mine:
             return
         gc.collect(1)  # what the test made and left in a reference cycle is freed in it
+        for key in mine:
+            entry = _sockets.open.get(key)
+            sock = entry[0]() if entry is not None else None
+            if entry is not None and sock is not None and sock.fileno() == -1:
+                # Finalized while open, never close()d: kept alive since by the warning
+                # asyncio's or Python's finalizer issued (a recorded warning holds its source).
+                del _sockets.open[key]
+                _report(test, "socket", entry[2], "socket.socket", "was freed while still open")
         for ref in refs:
             obj = ref()
             if obj is None or MADE_ATTR not in obj.__dict__:
