@@ -80,7 +80,10 @@ def _name(coro: Any) -> str:
 
 
 class CancelNotingTask(asyncio.Task):  # type: ignore[type-arg]
-    """A task that notes where its first cancellation reached it, and checks at its end."""
+    """A task that notes where its first cancellation reached it, and checks at its end.
+
+    Named ``Task`` where asyncio shows the class's name (its repr, "Task exception was never
+    retrieved"), so every log line reads as without the plugin."""
 
     def cancel(self, msg: Any = None) -> bool:
         if UNRETRACTED_BY is not None and not self.done():
@@ -97,6 +100,9 @@ class CancelNotingTask(asyncio.Task):  # type: ignore[type-arg]
             except Exception:  # the cancellation itself must go ahead
                 pass
         return super().cancel(msg)
+
+
+CancelNotingTask.__name__ = CancelNotingTask.__qualname__ = "Task"
 
 
 def _check_swallowed(task: Any) -> None:

@@ -304,7 +304,8 @@ def test_an_ini_allow_entry_naming_nothing_is_a_usage_error_with_the_closest_nam
             "ERROR: asynccheck: asynccheck_blocking_allow='time.slep' (from ini file tox.ini) is "
             "not valid; expected a catalogued call such as time.sleep, a function on the way "
             "to one (module.qualname), a kind (unawaited, leaked-task, never-retrieved, "
-            "blocking, max-wall), stall, module:<prefix>, path:<glob> or "
+            "blocking, max-wall, swallowed-cancel, unclosed), stall, module:<prefix>, "
+            "path:<glob> or "
             "<call>@<path suffix>:<function>; did you mean 'time.sleep'?"
         ]
     )
@@ -348,7 +349,8 @@ async def test_valid():
         "test_mod.py::test_typo: @pytest.mark.asynccheck(allow=['time.slep']) names no "
         "check; expected a catalogued call such as time.sleep, a function on the way to one "
         "(module.qualname), a kind (unawaited, leaked-task, never-retrieved, blocking, "
-        "max-wall), stall, module:<prefix>, path:<glob> or <call>@<path suffix>:<function>; "
+        "max-wall, swallowed-cancel, unclosed), stall, module:<prefix>, path:<glob> or "
+        "<call>@<path suffix>:<function>; "
         "did you mean 'time.sleep'?"
     ) in result.outlines
     assert "During handling" not in result.stdout.str()

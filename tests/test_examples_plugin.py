@@ -23,7 +23,7 @@ def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> None:
     result = tutorial.runpytest_subprocess(*ARGS, "examples/", "-rxX", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=5, xfailed=4)
+    result.assert_outcomes(passed=7, xfailed=6)
     result.stdout.fnmatch_lines(
         [
             "*= asynccheck =*",
@@ -34,8 +34,13 @@ def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> 
             "error blocking        examples/downloads.py:* in download_file_blocking "
             "time.sleep  x3",
             "        examples/test_tutorial.py::test_blocking_sleep_in_a_coroutine",
+            "error swallowed-cancel examples/workers.py:17 in consume_swallowing "
+            "consume_swallowing()  x1",
+            "        examples/test_tutorial.py::test_worker_swallows_its_cancellation",
             "error unawaited       examples/awaiting.py:* in task_missing_await sleep()  x1",
             "        examples/test_tutorial.py::test_missing_await",
+            "error unclosed        examples/client.py:21 in ask_leaking StreamWriter  x1",
+            "        examples/test_tutorial.py::test_client_forgets_to_close_its_connection",
             "in test files:",
             "error max-wall        examples/test_tutorial.py:* in "
             "test_sequential_awaits_miss_the_concurrency_budget max_wall  x1",
@@ -48,7 +53,7 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
     result = tutorial.runpytest_subprocess(
         *ARGS, "examples/", "--runxfail", "-p", "no:randomly", "-k", "not correctly"
     )
-    result.assert_outcomes(passed=5, failed=4)
+    result.assert_outcomes(passed=7, failed=6)
     result.stdout.fnmatch_lines(
         [
             "?blocking? blocking call time.sleep() held the event loop for * ms*",
@@ -61,6 +66,21 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
             "?blocking? blocking call urllib.request.urlopen() held the event loop for *",
             "  at examples/concurrent_http.py:* in fetch",
             "  fix: *asyncio.to_thread*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?swallowed-cancel? task '*' running consume_swallowing() was cancelled while "
+            "suspended here and returned normally, *",
+            "  at examples/workers.py:17 in consume_swallowing",
+            "  task created at examples/workers.py:41",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?unclosed? StreamWriter made here was * it was never closed",
+            "  at examples/client.py:21 in ask_leaking",
+            "  fix: close the connection when done: writer.close()*",
         ]
     )
     result.stdout.fnmatch_lines(

@@ -23,7 +23,8 @@ def test_header_line_states_the_effective_settings(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(
         [
             "asynccheck: mode=error, unawaited=error, leaked-task=error, never-retrieved=error, "
-            "blocking=warn, max-wall=error, stall-threshold=0.1s, wall-factor=1",
+            "blocking=warn, max-wall=error, swallowed-cancel=error, unclosed=error, "
+            "stall-threshold=0.1s, wall-factor=1",
             "*= asynccheck =*",
             "asynccheck: no findings in 2 checked tests",
         ]

@@ -7,7 +7,15 @@ from conftest import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 from pytest_asynccheck.tasks import LEAK_FIX, LOST_FIX
 
-KINDS = ("unawaited", "leaked-task", "never-retrieved", "blocking", "max-wall")
+KINDS = (
+    "unawaited",
+    "leaked-task",
+    "never-retrieved",
+    "blocking",
+    "max-wall",
+    "swallowed-cancel",
+    "unclosed",
+)
 
 LEAKS = """\
 import asyncio
