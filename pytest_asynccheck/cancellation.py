@@ -12,10 +12,11 @@ cancellation caught, cleaned up after and raised again ends the task cancelled: 
 flagged. A parent that suppresses the ``CancelledError`` of a child it cancelled is not flagged
 either: the child ended cancelled, and the parent was never cancelled itself.
 
-While the test body runs, the plugin puts a task factory on the loop (behind the one that
-notes leaked tasks) that makes each task an instance of a ``Task`` subclass whose ``cancel()``
-notes, the first time, the user line the task was suspended at (where the cancellation will
-reach it) and adds a done callback that applies the rule. Tasks nobody cancels cost nothing
+The task factory the plugin puts on the loop while the test body runs (see tasks.py; this
+check puts one of its own there when the task checks are off) makes each task an instance of a
+``Task`` subclass, named ``Task`` as asyncio shows it, whose ``cancel()`` notes, the first time,
+the user line the task was suspended at (where the cancellation will reach it) and the test
+running then, and adds a done callback that applies the rule. Tasks nobody cancels cost nothing
 more than being of a subclass. Not checked: tasks made while another task factory is on the
 loop (one the test or a library set), tasks made by calling ``asyncio.Task(...)`` directly, the
 test's own task, and everything on Python 3.10, which has no ``cancelling()``.
@@ -27,14 +28,13 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from . import frames
+from . import frames, tasks
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
-from .session import TestCheck
+from .session import CheckSession, TestCheck, active
 
 SUPPORTED = sys.version_info >= (3, 11)
 
@@ -45,7 +45,7 @@ FIX = (
 )
 
 Site = tuple[str, int, str]
-#: On a task the factory made: the check of the test it belongs to.
+#: On a cancelled task: the check of the test that was running when it was first cancelled.
 TEST_ATTR = "_asynccheck_cancel_test"
 #: On a task cancelled at least once: the first cancellation's target, the user line the task
 #: was suspended at (``None`` when no user frame was on its stack).
@@ -95,6 +95,8 @@ class CancelNotingTask(asyncio.Task):  # type: ignore[type-arg]
                 return super().cancel(msg)
         if not self.done() and not hasattr(self, CANCELLED_AT_ATTR):
             try:
+                session = active()
+                setattr(self, TEST_ATTR, session.current if session is not None else None)
                 setattr(self, CANCELLED_AT_ATTR, _suspension_point(self))
                 self.add_done_callback(_check_swallowed)
             except Exception:  # the cancellation itself must go ahead
@@ -148,22 +150,27 @@ def _finding(task: asyncio.Task[Any], root: str) -> Finding:
     )
 
 
-def _cancel_noting_factory(test: TestCheck) -> Callable[..., asyncio.Task[Any]]:
-    def asynccheck_cancel_factory(
-        loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        task = CancelNotingTask(coro, loop=loop, **kwargs)
-        setattr(task, TEST_ATTR, test)
-        return task
-
-    return asynccheck_cancel_factory
+def cancel_noting_factory(
+    loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+) -> asyncio.Task[Any]:
+    return CancelNotingTask(coro, loop=loop, **kwargs)
 
 
 class CancelDetector(Detector):
-    """Puts the cancel-noting factory on the test's loop for the test body.
+    """Has the leak detector's task factory make its tasks of the cancel-noting class."""
 
-    It comes before the leak detector, which puts its own factory in front of this one, and
-    takes this one off only when it is still the loop's (after the leak detector's is gone)."""
+    name = "swallowed-cancel"
+
+    def session_started(self, session: CheckSession) -> None:
+        tasks.TASK_TYPE[0] = CancelNotingTask
+
+    def session_finished(self, session: CheckSession) -> None:
+        tasks.TASK_TYPE[0] = asyncio.Task
+
+
+class OwnFactoryCancelDetector(Detector):
+    """Without the leak detector (both its kinds off): puts a cancel-noting task factory on
+    the test's loop for the test body."""
 
     name = "swallowed-cancel"
 
@@ -172,32 +179,24 @@ class CancelDetector(Detector):
     ) -> None:
         if loop is None or where != "test" or loop.get_task_factory() is not None:
             return
-        factory = _cancel_noting_factory(test)
-        loop.set_task_factory(factory)
-        test.data["cancel.factory"] = (loop, factory)
+        loop.set_task_factory(cancel_noting_factory)
+        test.data["cancel.factory"] = loop
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
         if where == "test":
-            self._remove_factory(test, finished=False)
+            self.test_finished(test)
 
     def test_finished(self, test: TestCheck) -> None:
-        self._remove_factory(test, finished=True)
-
-    def _remove_factory(self, test: TestCheck, finished: bool) -> None:
-        saved = test.data.get("cancel.factory")
-        if saved is None:
-            return
-        loop, factory = saved
-        if loop.get_task_factory() is factory:
+        loop = test.data.pop("cancel.factory", None)
+        if loop is not None and loop.get_task_factory() is cancel_noting_factory:
             loop.set_task_factory(None)
-        elif not finished:
-            return  # the leak detector's factory is still in front: at the test's end, then
-        del test.data["cancel.factory"]
 
 
 def cancel_detector(settings: Settings) -> Detector | None:
     if not SUPPORTED or settings.severity(Kind.SWALLOWED_CANCEL) is Severity.OFF:
         return None
+    if tasks.task_detector(settings) is None:
+        return OwnFactoryCancelDetector()
     return CancelDetector()

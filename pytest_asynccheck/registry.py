@@ -19,7 +19,6 @@ DetectorFactory = Callable[[Settings], "Detector | None"]
 BUILTIN: tuple[DetectorFactory, ...] = (
     blocking_detector,
     unawaited_detector,
-    # Before the task detector: its task factory goes in front of this one's.
     cancel_detector,
     task_detector,
     budget_detector,

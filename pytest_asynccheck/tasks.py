@@ -44,9 +44,12 @@ LOST_FIX = (
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
 
 CallExceptionHandler = Callable[[dict[str, Any]], object]
-#: In a test's data: functions ``(test, context)`` that see every context the test's loop
-#: passes to its exception handler while the test body runs.
-HANDLER_OBSERVERS = "handler.observers"
+#: Functions ``(test, context)`` that see every context a test's loop passes to its exception
+#: handler while the test body runs; other detectors add theirs for the session.
+HANDLER_OBSERVERS: list[Callable[[TestCheck, dict[str, Any]], None]] = []
+#: The class the factory makes tasks of when the loop had no factory of its own (the
+#: swallowed-cancel check puts its ``Task`` subclass here for the session).
+TASK_TYPE: list[type[asyncio.Task[Any]]] = [asyncio.Task]
 
 
 def _name(coro: Any) -> str:
@@ -84,7 +87,7 @@ def _noting_factory(
         loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
         if inner is None:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
+            task = TASK_TYPE[0](coro, loop=loop, **kwargs)
         else:
             task = inner(loop, coro, **kwargs)
         try:
@@ -218,9 +221,9 @@ class TaskDetector(Detector):
             ):
                 with contextlib.suppress(Exception):  # the loop's handler must still run
                     test.add(self._lost(task, context))
-            if "tasks.handler" in test.data:
+            if HANDLER_OBSERVERS and "tasks.handler" in test.data:
                 # Other checks read the same reports (libraries' "Unclosed client session").
-                for observe in test.data.get(HANDLER_OBSERVERS, ()):
+                for observe in HANDLER_OBSERVERS:
                     with contextlib.suppress(Exception):
                         observe(test, context)
             return call_exception_handler(context)

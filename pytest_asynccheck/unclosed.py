@@ -170,10 +170,15 @@ class _Patches:
         self.saved.append((owner, name, original, wrapper))
 
     def undo(self) -> None:
+        """Put back each original whose place still holds our wrapper; the others (another
+        patch went on top since) stay for a later call, once that patch is gone."""
+        kept = []
         for owner, name, original, wrapper in reversed(self.saved):
             if owner.__dict__.get(name) is wrapper:
                 setattr(owner, name, original)
-        self.saved.clear()
+            else:
+                kept.append((owner, name, original, wrapper))
+        self.saved = kept[::-1]
 
 
 def _tracking_init(register: Callable[[Any, TestCheck, Site], None]) -> Callable[[Any], Any]:
@@ -226,8 +231,13 @@ class UnclosedDetector(Detector):
 
     def __init__(self) -> None:
         self._patches = _Patches()
+        # Installed when the detectors are made, before any session_started: the blocking
+        # detector wraps socket.socket.__init__ too, in its session_started, and takes its
+        # wrapper off only while it is on top. So its wrapper goes on top of this one, comes
+        # off first (this detector's session_finished runs after its), and this one last.
+        self._install()
 
-    def session_started(self, session: CheckSession) -> None:
+    def _install(self) -> None:
         from asyncio import base_subprocess, selector_events
 
         selector_transport: type = selector_events._SelectorTransport  # type: ignore[attr-defined]
@@ -267,17 +277,19 @@ class UnclosedDetector(Detector):
         ):
             patches.wrap(cls, "__del__", _checking_del)
 
+    def session_started(self, session: CheckSession) -> None:
+        HANDLER_OBSERVERS.append(_library_report)
+
     def session_finished(self, session: CheckSession) -> None:
         self._patches.undo()
-
-    def test_started(self, test: TestCheck) -> None:
-        test.data.setdefault(HANDLER_OBSERVERS, []).append(_library_report)
+        if _library_report in HANDLER_OBSERVERS:
+            HANDLER_OBSERVERS.remove(_library_report)
 
     def test_finished(self, test: TestCheck) -> None:
         refs: list[weakref.ref[Any]] = test.data.pop("unclosed.made", [])
         mine = [key for key, entry in _sockets.open.items() if entry[1] is test]
-        if not refs and not mine:
-            return
+        if not mine and not any(_still_open(ref) for ref in refs):
+            return  # everything the test made is closed, or freed and checked as it went
         gc.collect(1)  # what the test made and left in a reference cycle is freed in it
         for key in mine:
             entry = _sockets.open.get(key)
@@ -296,6 +308,14 @@ class UnclosedDetector(Detector):
                     _report_object(obj, "was still open when the test ended")
             except Exception:  # a broken object is not a finding
                 pass
+
+
+def _still_open(ref: weakref.ref[Any]) -> bool:
+    obj = ref()
+    try:
+        return obj is not None and MADE_ATTR in obj.__dict__ and _is_open(obj)
+    except Exception:
+        return False
 
 
 def _loop_closed(obj: Any) -> bool:

@@ -268,6 +268,20 @@ def test_warn_level_allow_marker_and_off(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
 
 
+@needs_cancelling
+def test_swallowed_cancellations_are_found_with_the_task_checks_off(
+    pytester: pytest.Pytester,
+) -> None:
+    off = ("--asynccheck-leaked-task=off", "--asynccheck-never-retrieved=off")
+    result = run_with(pytester, "standalone", SWALLOWS, *off)
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        ["?swallowed-cancel? task 'consumer' running consume() *", "  at test_mod.py:8 in consume"]
+    )
+    pytester.makepyfile(test_mod=LOOKALIKES)
+    pytester.runpytest(*ARGS, *off).assert_outcomes(passed=6)
+
+
 def test_the_kind_is_inert_without_task_cancelling(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(enabled=True)
     monkeypatch.setattr(cancellation, "SUPPORTED", False)
@@ -276,3 +290,7 @@ def test_the_kind_is_inert_without_task_cancelling(monkeypatch: pytest.MonkeyPat
     assert cancellation.cancel_detector(settings) is not None
     off = Settings(enabled=True, severities={kind: Severity.OFF for kind in Kind})
     assert cancellation.cancel_detector(off) is None
+    task_checks_off = {kind: Severity.ERROR for kind in Kind}
+    task_checks_off[Kind.LEAKED_TASK] = task_checks_off[Kind.NEVER_RETRIEVED] = Severity.OFF
+    own = cancellation.cancel_detector(Settings(enabled=True, severities=task_checks_off))
+    assert isinstance(own, cancellation.OwnFactoryCancelDetector)
