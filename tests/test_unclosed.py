@@ -326,3 +326,55 @@ def test_warn_level_and_allow_marker(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["*UnclosedResourceWarning: ?unclosed? event loop made here*"])
     assert "test_socket_never_closed" not in result.stdout.str().split("== asynccheck ==")[-1]
+
+
+CI_TESTS = """\
+import asyncio
+import socket
+
+
+async def test_socket_never_closed():
+    socket.socket()
+
+
+async def test_cancel_swallowed():
+    async def swallow():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return None
+
+    task = asyncio.create_task(swallow())
+    await asyncio.sleep(0)
+    task.cancel()
+    await task
+"""
+
+
+def test_json_report_annotations_and_baseline_carry_the_new_kinds(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import sys
+
+    import jsonschema
+
+    from pytest_asynccheck.jsonreport import SCHEMA
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    pytester.makepyfile(test_mod=CI_TESTS)
+    result = pytester.runpytest(*ARGS, "--asynccheck-report=r.json", "-p", "no:randomly")
+    expected = ["unclosed"] + (["swallowed-cancel"] if sys.version_info >= (3, 11) else [])
+    data = json.loads((pytester.path / "r.json").read_text())
+    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    assert sorted(f["kind"] for f in data["findings"]) == sorted(expected)
+    commands = [line for line in result.outlines if line.startswith("::error")]
+    assert any(
+        line.startswith("::error file=test_mod.py,line=6,title=asynccheck unclosed in ")
+        for line in commands
+    ), commands
+    if sys.version_info >= (3, 11):
+        assert any("line=12,title=asynccheck swallowed-cancel" in line for line in commands)
+    baseline = ("--asynccheck-baseline=b.json",)
+    pytester.runpytest(*ARGS, *baseline, "--asynccheck-update-baseline").assert_outcomes(passed=2)
+    pytester.runpytest(*ARGS, *baseline).assert_outcomes(passed=2)
