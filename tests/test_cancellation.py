@@ -294,3 +294,53 @@ def test_the_kind_is_inert_without_task_cancelling(monkeypatch: pytest.MonkeyPat
     task_checks_off[Kind.LEAKED_TASK] = task_checks_off[Kind.NEVER_RETRIEVED] = Severity.OFF
     own = cancellation.cancel_detector(Settings(enabled=True, severities=task_checks_off))
     assert isinstance(own, cancellation.OwnFactoryCancelDetector)
+
+
+SELF_CANCEL = """\
+import asyncio
+
+import pytest
+
+
+async def stubborn():
+    asyncio.current_task().cancel()
+    try:
+        await asyncio.sleep(1)
+    except asyncio.CancelledError:
+        return "kept going"
+
+
+@pytest.fixture
+async def resource():
+    yield "r"
+
+
+async def test_task_cancels_itself_and_swallows_it(resource):
+    assert await asyncio.create_task(stubborn()) == "kept going"
+
+
+async def test_own_task_factory_is_left_alone():
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+    try:
+        assert await asyncio.create_task(stubborn()) == "kept going"
+    finally:
+        loop.set_task_factory(None)
+"""
+
+
+@needs_cancelling
+@pytest.mark.parametrize("task_checks", ["on", "off"])
+def test_a_task_that_cancels_itself_and_a_test_with_its_own_factory(
+    pytester: pytest.Pytester, task_checks: str
+) -> None:
+    off = ("--asynccheck-leaked-task=off", "--asynccheck-never-retrieved=off")
+    pytester.makepyfile(test_mod=SELF_CANCEL)
+    result = pytester.runpytest(*ARGS, "-p", "no:randomly", *(off if task_checks == "off" else ()))
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?swallowed-cancel? task '*' running stubborn() was cancelled while suspended here *",
+            "  at test_mod.py:7 in stubborn",
+        ]
+    )

@@ -378,3 +378,66 @@ def test_json_report_annotations_and_baseline_carry_the_new_kinds(
     baseline = ("--asynccheck-baseline=b.json",)
     pytester.runpytest(*ARGS, *baseline, "--asynccheck-update-baseline").assert_outcomes(passed=2)
     pytester.runpytest(*ARGS, *baseline).assert_outcomes(passed=2)
+
+
+MORE = """\
+import asyncio
+
+import pytest
+
+KEPT = []
+
+
+async def test_datagram_transport_never_closed():
+    loop = asyncio.get_running_loop()
+    await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+
+
+async def test_loop_kept_open_past_the_test():
+    KEPT.append(asyncio.new_event_loop())
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_pooled_connection_on_a_shared_loop():
+    loop = asyncio.get_running_loop()
+    KEPT.append(
+        await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+        )
+    )
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_pool_closed_by_a_later_test():
+    transport, _protocol = KEPT.pop()
+    transport.close()
+    KEPT.pop().close()
+
+
+async def test_other_handler_reports_are_not_findings():
+    loop = asyncio.get_running_loop()
+    loop.call_exception_handler({"message": "something else"})
+    loop.call_exception_handler({"message": "Unclosed thing", "thing": object()})
+"""
+
+
+def test_datagram_transports_loops_kept_open_and_pools_on_a_shared_loop(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makepyfile(test_mod=MORE)
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=5, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "?unclosed? _SelectorDatagramTransport made here was * it was never closed",
+            "  at test_mod.py:10 in test_datagram_transport_never_closed",
+            f"  fix: {FIXES['transport']}",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?unclosed? event loop made here was still open when the test ended: *",
+            "  at test_mod.py:14 in test_loop_kept_open_past_the_test",
+        ]
+    )
