@@ -35,15 +35,17 @@ import gc
 import socket
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from . import frames
+from . import session as session_module
 from .config import Settings
 from .detector import Detector
 from .findings import Finding, Kind, Severity
-from .session import CheckSession, TestCheck, active
+from .session import CheckSession, TestCheck
 from .tasks import HANDLER_OBSERVERS
 
 #: On a tracked transport, writer or loop: (the test's check, label, creating site).
@@ -77,7 +79,7 @@ LIBRARY_FIX = "close it: 'async with' the object, or await its close() when done
 
 def _tracking(thread: int) -> TestCheck | None:
     """The test whose body is running on this thread, if any."""
-    session = active()
+    session = session_module._active
     if session is None:
         return None
     check = session.current
@@ -89,10 +91,15 @@ def _tracking(thread: int) -> TestCheck | None:
 
 
 def _creation_site() -> Site | None:
-    frame = frames.user_frame(frames.walk(sys._getframe(2)))
-    if frame is None:
-        return None
-    return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name
+    """The innermost user frame (this plugin's own frames are not the user's)."""
+    frame: types.FrameType | None = sys._getframe(1)
+    is_user_file = frames.is_user_file
+    while frame is not None:
+        code = frame.f_code
+        if is_user_file(code.co_filename):
+            return code.co_filename, frame.f_lineno, code.co_name
+        frame = frame.f_back
+    return None
 
 
 class _Sockets:
@@ -102,7 +109,10 @@ class _Sockets:
     def __init__(self) -> None:
         self.open: dict[int, tuple[weakref.ref[Any], TestCheck, Site]] = {}
 
-    def add(self, sock: Any, check: TestCheck, site: Site) -> None:
+    def add(self, sock: Any, check: TestCheck) -> None:
+        site = _creation_site()
+        if site is None:
+            return
         key = id(sock)
         self.open[key] = (weakref.ref(sock, functools.partial(self._freed, key)), check, site)
 
@@ -181,15 +191,13 @@ class _Patches:
         self.saved = kept[::-1]
 
 
-def _tracking_init(register: Callable[[Any, TestCheck, Site], None]) -> Callable[[Any], Any]:
+def _tracking_init(register: Callable[[Any, TestCheck], None]) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             original(self, *args, **kwargs)
             check = _tracking(threading.get_ident())
             if check is not None:
-                site = _creation_site()
-                if site is not None:
-                    register(self, check, site)
+                register(self, check)
 
         return __init__
 
@@ -219,10 +227,14 @@ def _closing(original: Any) -> Any:
     return close
 
 
-def _disown(sock: Any) -> None:
-    """A socket a tracked transport or loop took over is that object's to close."""
+def _disown(sock: Any) -> Site | None:
+    """A socket a tracked transport or loop took over is that object's to close; returns
+    where the socket was made, if it was tracked."""
     if sock is not None and _sockets.open:
-        _sockets.open.pop(id(sock), None)
+        entry = _sockets.open.pop(id(sock), None)
+        if entry is not None:
+            return entry[2]
+    return None
 
 
 class UnclosedDetector(Detector):
@@ -243,19 +255,21 @@ class UnclosedDetector(Detector):
         selector_transport: type = selector_events._SelectorTransport  # type: ignore[attr-defined]
         patches = self._patches
 
-        def track(obj: Any, check: TestCheck, site: Site) -> None:
-            obj.__dict__[MADE_ATTR] = (check, _label(obj), site)
-            check.data.setdefault("unclosed.made", []).append(weakref.ref(obj))
-            _disown(getattr(obj, "_sock", None))
+        def track(obj: Any, check: TestCheck) -> None:
+            # A transport is made where its socket was, most often: no second walk then.
+            site = _disown(getattr(obj, "_sock", None)) or _creation_site()
+            if site is not None:
+                obj.__dict__[MADE_ATTR] = (check, _label(obj), site)
+                check.data.setdefault("unclosed.made", []).append(weakref.ref(obj))
 
-        def track_writer(writer: Any, check: TestCheck, site: Site) -> None:
+        def track_writer(writer: Any, check: TestCheck) -> None:
             made = writer.transport.__dict__.get(MADE_ATTR)
             if made is not None and made[0] is check:
                 # The writer is what the user holds: the finding names it and its fix.
                 writer.transport.__dict__[MADE_ATTR] = (check, "StreamWriter", made[2])
 
-        def track_loop(loop: Any, check: TestCheck, site: Site) -> None:
-            track(loop, check, site)
+        def track_loop(loop: Any, check: TestCheck) -> None:
+            track(loop, check)
             _disown(getattr(loop, "_ssock", None))
             _disown(getattr(loop, "_csock", None))
 
