@@ -15,7 +15,10 @@ runs whatever handler is set at that moment (anyio's, one the test sets) or asyn
 handler, so every handler and log line ("Task exception was never retrieved") is as it would be
 without the plugin. The loop's handler itself is never replaced, so ``get_exception_handler``
 and ``set_exception_handler`` behave as without the plugin. A loop whose class takes no
-instance attributes is not checked for lost exceptions.
+instance attributes is not checked for lost exceptions. Two other checks ride on these hooks:
+the factory makes its tasks of ``TASK_TYPE`` (the swallowed-cancel check's ``Task`` subclass),
+and every context the handler sees also goes to the functions in ``HANDLER_OBSERVERS``
+(libraries' "Unclosed client session" reports).
 """
 
 from __future__ import annotations
