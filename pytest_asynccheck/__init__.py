@@ -13,8 +13,10 @@ from ._findings import (
     LeakedTaskWarning,
     NeverRetrievedWarning,
     Severity,
+    SwallowedCancelWarning,
     ThreadUnsafeCallWarning,
     UnawaitedCoroutineWarning,
+    UnclosedResourceWarning,
     WallBudgetWarning,
 )
 from ._session import CheckSession, TestCheck, active
@@ -32,9 +34,11 @@ __all__ = (
     "LeakedTaskWarning",
     "NeverRetrievedWarning",
     "Severity",
+    "SwallowedCancelWarning",
     "TestCheck",
     "ThreadUnsafeCallWarning",
     "UnawaitedCoroutineWarning",
+    "UnclosedResourceWarning",
     "WallBudgetWarning",
     "__version__",
     "active",
