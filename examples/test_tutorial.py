@@ -8,21 +8,17 @@ this demo run exits 0 while showing every finding).
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator
 
 import pytest
 
 from examples import (
     awaiting,
-    client,
     concurrent_http,
     done_hooks,
     downloads,
     gather_jobs,
     handoff,
     semaphore,
-    workers,
 )
 from examples.conftest import SCALE
 
@@ -94,32 +90,3 @@ async def test_missing_await() -> None:
 @pytest.mark.max_wall(4.5 * SCALE)
 async def test_sequential_awaits_miss_the_concurrency_budget() -> None:
     await downloads.download_all_sequentially(SCALE)
-
-
-async def test_worker_stops_when_cancelled() -> None:
-    assert await workers.stop_worker(workers.consume) == (["JOB"], True)
-
-
-# Python 3.10 has no Task.cancelling(): there the check cannot tell, and the test passes.
-@pytest.mark.xfail(
-    sys.version_info >= (3, 11), strict=True, reason="swallowed-cancel: except BaseException"
-)
-async def test_worker_swallows_its_cancellation() -> None:
-    assert await workers.stop_worker(workers.consume_swallowing) == (["JOB"], False)
-
-
-@pytest.fixture
-async def upper_server() -> AsyncIterator[int]:
-    server = await asyncio.start_server(client.echo_upper, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-
-
-async def test_client_closes_its_connection(upper_server: int) -> None:
-    assert await client.ask(upper_server, "hello") == "HELLO"
-
-
-@pytest.mark.xfail(strict=True, reason="unclosed: the connection is never closed")
-async def test_client_forgets_to_close_its_connection(upper_server: int) -> None:
-    assert await client.ask_leaking(upper_server, "hello") == "HELLO"

@@ -13,10 +13,8 @@ from ._findings import (
     LeakedTaskWarning,
     NeverRetrievedWarning,
     Severity,
-    SwallowedCancelWarning,
     ThreadUnsafeCallWarning,
     UnawaitedCoroutineWarning,
-    UnclosedResourceWarning,
     WallBudgetWarning,
 )
 from ._session import CheckSession, TestCheck, active
@@ -34,11 +32,9 @@ __all__ = (
     "LeakedTaskWarning",
     "NeverRetrievedWarning",
     "Severity",
-    "SwallowedCancelWarning",
     "TestCheck",
     "ThreadUnsafeCallWarning",
     "UnawaitedCoroutineWarning",
-    "UnclosedResourceWarning",
     "WallBudgetWarning",
     "__version__",
     "active",

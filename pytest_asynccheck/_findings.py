@@ -44,9 +44,6 @@ class Kind(str, enum.Enum):
     # Errors of callbacks and off-thread loop calls (callbacks.py, threadsafety.py).
     CALLBACK_ERROR = "callback-error"
     THREAD_UNSAFE = "thread-unsafe"
-    # Resources and cancellation
-    SWALLOWED_CANCEL = "swallowed-cancel"
-    UNCLOSED = "unclosed"
 
     def __str__(self) -> str:
         return self.value
@@ -101,18 +98,6 @@ class ThreadUnsafeCallWarning(AsynccheckWarning):
     __module__ = "pytest_asynccheck"
 
 
-class SwallowedCancelWarning(AsynccheckWarning):
-    """A task was cancelled and returned normally without ``uncancel()``."""
-
-    __module__ = "pytest_asynccheck"
-
-
-class UnclosedResourceWarning(AsynccheckWarning):
-    """A transport, socket or event loop made by the test was never closed."""
-
-    __module__ = "pytest_asynccheck"
-
-
 WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
     Kind.UNAWAITED: UnawaitedCoroutineWarning,
     Kind.LEAKED_TASK: LeakedTaskWarning,
@@ -121,9 +106,6 @@ WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
     Kind.MAX_WALL: WallBudgetWarning,
     Kind.CALLBACK_ERROR: CallbackErrorWarning,
     Kind.THREAD_UNSAFE: ThreadUnsafeCallWarning,
-    # Resources and cancellation
-    Kind.SWALLOWED_CANCEL: SwallowedCancelWarning,
-    Kind.UNCLOSED: UnclosedResourceWarning,
 }
 
 

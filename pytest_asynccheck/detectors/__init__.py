@@ -9,12 +9,10 @@ from .._options import Settings
 from .blocking.detector import blocking_detector
 from .budget.detector import budget_detector
 from .callbacks import callback_detector
-from .cancellation import cancel_detector
 from .guards import switch_interval_guard
 from .tasks import task_detector
 from .threadsafety import thread_detector
 from .unawaited import unawaited_detector
-from .unclosed import unclosed_detector
 
 DetectorFactory = Callable[[Settings], "Detector | None"]
 
@@ -22,13 +20,11 @@ DetectorFactory = Callable[[Settings], "Detector | None"]
 BUILTIN: tuple[DetectorFactory, ...] = (
     blocking_detector,
     unawaited_detector,
-    cancel_detector,
     task_detector,
     callback_detector,
     thread_detector,
     budget_detector,
     switch_interval_guard,
-    unclosed_detector,
 )
 
 

@@ -55,13 +55,6 @@ LOST_FIX = (
     "calls task.exception()"
 )
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
-#: Functions ``(test, context)`` that see every context a test's loop passes to its exception
-#: handler while the test body runs; other detectors add theirs for the session (libraries'
-#: "Unclosed client session" reports).
-HANDLER_OBSERVERS: list[Callable[[TestCheck, dict[str, Any]], None]] = []
-#: The class the factory makes tasks of when the loop had no factory of its own (the
-#: swallowed-cancel check puts its ``Task`` subclass here for the session).
-TASK_TYPE: list[type[asyncio.Task[Any]]] = [asyncio.Task]
 
 #: How long leaked tasks being cancelled (``asynccheck_cancel_leaked``) may take to finish.
 CANCEL_WAIT = 1.0
@@ -124,7 +117,7 @@ def _noting_factory(state: FactoryState) -> TaskFactory:
     ) -> asyncio.Task[Any]:
         inner = state.inner
         if inner is None:
-            task = TASK_TYPE[0](coro, loop=loop, **kwargs)
+            task = asyncio.Task(coro, loop=loop, **kwargs)
         else:
             task = inner(loop, coro, **kwargs)
         try:
@@ -321,9 +314,6 @@ class TaskDetector(Detector):
                 and "tasks.reading" in test.data  # not once the test is over
             ):
                 test.add(self._lost(task, context))
-            if HANDLER_OBSERVERS and "tasks.reading" in test.data:
-                for observe in HANDLER_OBSERVERS:
-                    observe(test, context)
 
         return read
 
