@@ -164,12 +164,15 @@ def _in_turn(frame: types.FrameType | None) -> Iterator[types.FrameType]:
 
 
 def _just_started(code: types.CodeType, lasti: int) -> bool:
-    """Whether a frame of ``code`` at ``lasti`` has run no instruction of its body yet (it is
-    at its ``RESUME``)."""
+    """Whether a frame of ``code`` at ``lasti`` has run no instruction of its body yet: at its
+    ``RESUME`` (3.11+), or before its first instruction (3.10, where a new frame's ``f_lasti``
+    is -1 and its line the ``def``'s)."""
+    if lasti < 0:
+        return True
     for instruction in dis.get_instructions(code):
         if instruction.opname == "RESUME":
             return lasti <= instruction.offset
-    return False  # pragma: no cover - Python 3.10 has no RESUME
+    return False
 
 
 _TEST_WRAPPER = "asynccheck_wrapper"
