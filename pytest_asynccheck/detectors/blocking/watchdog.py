@@ -206,6 +206,7 @@ class Watchdog:
 
     def _run(self) -> None:
         self._native_id = threading.get_native_id()
+        self._warm_up()
         try:
             while True:
                 with self._cond:
@@ -234,6 +235,17 @@ class Watchdog:
                 self._beat(watch)
         except Exception as exc:  # pragma: no cover - a bug; never take the run down
             LOGGER.error("asynccheck: the watchdog stopped: %s", exc, exc_info=exc)
+
+    def _warm_up(self) -> None:
+        """Do once, before any test, what a look at a stuck loop thread does the first time
+        (open this thread's scheduling figures, read code objects' instructions): the first
+        time lets go of the interpreter at each file it reads, and the loop thread would run
+        on past where it was stuck (see ``_io``)."""
+        runqueue_wait(self._native_id)
+        look = self._look(threading.get_ident())
+        self._sample(look, late=True)
+        stuck_line(self._warm_up.__code__, 0, 0)
+        del look
 
     def _wait(self, timeout: float) -> None:
         """A timed wait on the condition (caller holds it), noting when it should end."""
