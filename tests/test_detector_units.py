@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import threading
 import types
 import warnings
 from types import SimpleNamespace
@@ -14,6 +16,7 @@ import pytest
 from pytest_asynccheck._findings import Finding
 from pytest_asynccheck._session import CollectorPauses
 from pytest_asynccheck.detectors import loop_handler
+from pytest_asynccheck.detectors.blocking import stuck
 from pytest_asynccheck.detectors.budget.timeline import Recorder
 from pytest_asynccheck.detectors.tasks import TaskDetector, _created_at, _suspended_at
 from pytest_asynccheck.detectors.unawaited import UnawaitedDetector
@@ -250,3 +253,37 @@ def test_claims_and_targets_of_unusual_items() -> None:
 
     assert call_target(Item()) is None  # type: ignore[arg-type]
     assert is_claimed(Item())  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/task"), reason="needs Linux's per-thread scheduling figures"
+)
+def test_scheduling_figures_stay_few_open_files_and_an_ended_thread_has_none() -> None:
+    ids: list[int] = []
+    for _ in range(stuck._SCHEDSTAT_FILES + 3):
+        worker = threading.Thread(target=lambda: ids.append(threading.get_native_id()))
+        worker.start()
+        worker.join()
+    # Threads that have ended: their files are gone (or the id is another live thread's).
+    live = {thread.native_id for thread in threading.enumerate()}
+    ended = [each for each in ids if each not in live]
+    assert ended and stuck.runqueue_wait(ended[-1]) is None
+    # Figures of live threads, read again on the file kept open.
+    own = threading.get_native_id()
+    first = stuck.runqueue_wait(own)
+    assert isinstance(first, int)
+    again = stuck.runqueue_wait(own)
+    assert isinstance(again, int) and again >= first
+    done = threading.Event()
+    holders = []
+    for _ in range(stuck._SCHEDSTAT_FILES + 2):
+        holder = threading.Thread(target=done.wait)
+        holder.start()
+        holders.append(holder)
+    try:
+        assert all(isinstance(stuck.runqueue_wait(h.native_id), int) for h in holders)
+        assert len(stuck._schedstat_files) <= stuck._SCHEDSTAT_FILES
+    finally:
+        done.set()
+        for holder in holders:
+            holder.join()

