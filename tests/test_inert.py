@@ -92,10 +92,27 @@ def baseline(pytester: pytest.Pytester) -> dict[str, str]:
     return report
 
 
+def _without_pytest_8_0_warning_capture(report: dict[str, str]) -> dict[str, str]:
+    """pytest 8.0 swaps ``warnings._showwarnmsg_impl`` (its ``catch_warnings(record=True)``)
+    around another span of the session when a plugin is named with ``-p``; later versions do
+    not, and there the comparison keeps it."""
+    if pytest.version_tuple >= (8, 1):
+        return report
+    return {
+        label: text.replace("'warnings._showwarnmsg_impl', ", "").replace(
+            "'warnings._showwarnmsg_impl'", ""
+        )
+        for label, text in report.items()
+    }
+
+
 def test_off_patches_nothing_and_starts_no_thread(
     pytester: pytest.Pytester, baseline: dict[str, str]
 ) -> None:
-    assert _report(pytester, "-p", "asynccheck", "-k", "test_sync") == baseline
+    report = _report(pytester, "-p", "asynccheck", "-k", "test_sync")
+    assert _without_pytest_8_0_warning_capture(report) == _without_pytest_8_0_warning_capture(
+        baseline
+    )
 
 
 def test_on_leaves_nothing_behind_after_the_session(
