@@ -164,8 +164,10 @@ class CancelHook:
                 finding = dataclasses.replace(finding, extra={"fixture": ""})
             test.session.report(finding, test.nodeid, test.phase)
 
-    def finding(self, task: asyncio.Task[Any], root: str) -> Finding:
-        coro = _name(task.get_coro())
+    def finding(self, task: asyncio.Task[Any], root: str, coro: str | None = None) -> Finding:
+        """``coro``: what the task ran, when not its coroutine (a runner's task that ran a
+        test's step)."""
+        coro = coro or _name(task.get_coro())
         stack: list[str] = []
         created = getattr(task, tasks.SITE_ATTR, None)
         if created is not None:
@@ -217,6 +219,10 @@ def swallowed(task: asyncio.Task[Any], forgiven: int = 0) -> bool:
         and getattr(task, "_exception", None) is None
         and _cancelling(task) > forgiven
     )
+
+
+def _test_name(test: TestCheck) -> str:
+    return str(getattr(test.item, "originalname", None) or test.item.name)
 
 
 def _name(coro: Any) -> str:
@@ -271,7 +277,8 @@ class CancelDetector(Detector):
         if sys.exc_info()[1] is not None:
             return  # the step raised: it did not return normally
         if _cancelling(task) - cancelling > hook.forgiven - forgiven:
-            test.add(hook.finding(task, test.session.rootpath))
+            step = where.removeprefix("fixture ") if where != "test" else _test_name(test)
+            test.add(hook.finding(task, test.session.rootpath, step))
         hook.judged_by_step = False
         hook.test = None  # a runner's task that runs the next test's steps too
 
