@@ -354,12 +354,26 @@ async def stubborn_setup():
     return "ready"
 
 
+@pytest.fixture
+async def stubborn_teardown():
+    yield "r"
+    asyncio.current_task().cancel()
+    try:
+        await asyncio.sleep(1)
+    except asyncio.CancelledError:
+        pass
+
+
 async def test_uses_the_server(server):
     assert not server.done()
 
 
 async def test_uses_a_fixture_that_swallowed(stubborn_setup):
     assert stubborn_setup == "ready"
+
+
+async def test_uses_a_teardown_that_swallowed(stubborn_teardown):
+    assert stubborn_teardown == "r"
 """
 
 
@@ -372,7 +386,7 @@ def test_swallowed_cancellations_in_fixtures_name_the_fixture(
     pytester: pytest.Pytester, runner: str
 ) -> None:
     result = run_with(pytester, runner, FIXTURES)
-    result.assert_outcomes(passed=1, errors=2)
+    result.assert_outcomes(passed=2, errors=3)
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_uses_the_server*",
@@ -390,6 +404,16 @@ def test_swallowed_cancellations_in_fixtures_name_the_fixture(
             "(setup):",
             "?swallowed-cancel? * in fixture 'stubborn_setup' (setup)",
             "  at test_mod.py:25 in stubborn_setup",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_uses_a_teardown_that_swallowed*",
+            "asynccheck found 1 problem in test_mod.py::test_uses_a_teardown_that_swallowed "
+            "(teardown):",
+            "?swallowed-cancel? task '*' running stubborn_teardown() was cancelled * in fixture "
+            "'stubborn_teardown' (teardown)",
+            "  at test_mod.py:36 in stubborn_teardown",
         ]
     )
 

@@ -274,13 +274,14 @@ class CancelDetector(Detector):
         task, hook, installed, cancelling, forgiven = entry
         if installed and getattr(task, "cancel", None) is hook:
             del task.cancel
-        if sys.exc_info()[1] is not None:
-            return  # the step raised: it did not return normally
-        if _cancelling(task) - cancelling > hook.forgiven - forgiven:
+        noted, hook.test = hook.test, None  # a runner's task runs the next test's steps too
+        hook.judged_by_step = False
+        raised = sys.exc_info()[1]
+        if raised is not None and not isinstance(raised, StopAsyncIteration):
+            return  # the step raised (an async generator's last step ends so): not a return
+        if noted is not None and _cancelling(task) - cancelling > hook.forgiven - forgiven:
             step = where.removeprefix("fixture ") if where != "test" else _test_name(test)
             test.add(hook.finding(task, test.session.rootpath, step))
-        hook.judged_by_step = False
-        hook.test = None  # a runner's task that runs the next test's steps too
 
 
 class UnsupportedNote(Detector):
