@@ -125,6 +125,7 @@ class CancelHook:
         self.judged_by_step = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> bool:
+        __tracebackhide__ = True  # a bad argument's TypeError is the caller's
         task = self.ref()
         if task is None:  # pragma: no cover - the caller holds the task
             return False
