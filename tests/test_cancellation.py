@@ -122,30 +122,24 @@ async def test_double_cancel_swallowed():
 """
 
 
-@needs_cancelling
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_swallowed_cancellations_fail_at_the_line_the_cancel_reached(
-    pytester: pytest.Pytester, runner: str
-) -> None:
-    result = run_with(pytester, runner, SWALLOWS)
-    result.assert_outcomes(failed=4)
+def swallowed_lines() -> list[list[str]]:
     cases = [
         ("test_consumer_loop_swallows_cancel", "consumer", "consume", 8, 18, 20),
         ("test_return_in_except_cancelled_error", "fetch", "fetch", 28, 34, 36),
         ("test_consumer_logs_and_breaks_out", "poller", "poll", 43, 51, 53),
         ("test_double_cancel_swallowed", "stubborn", "stubborn", 59, 66, 68),
     ]
-    for test, name, coro, reached, created, cancelled in cases:
-        result.stdout.fnmatch_lines(
-            [
-                f"asynccheck found 1 problem in test_mod.py::{test}*",
-                FLAGGED.format(name=name, coro=coro),
-                f"  at test_mod.py:{reached} in {coro}",
-                f"  task created at test_mod.py:{created}",
-                f"  cancel() called at test_mod.py:{cancelled} in {test}",
-                f"  fix: {FIX}",
-            ]
-        )
+    return [
+        [
+            f"asynccheck found 1 problem in test_mod.py::{test}*",
+            FLAGGED.format(name=name, coro=coro),
+            f"  at test_mod.py:{reached} in {coro}",
+            f"  task created at test_mod.py:{created}",
+            f"  cancel() called at test_mod.py:{cancelled} in {test}",
+            f"  fix: {FIX}",
+        ]
+        for test, name, coro, reached, created, cancelled in cases
+    ]
 
 
 LOOKALIKES = """\
@@ -283,16 +277,6 @@ async def test_cancel_turned_into_another_error():
 """
 
 
-@needs_cancelling
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_structures_that_uncancel_shields_and_passed_on_cancellations_pass(
-    pytester: pytest.Pytester, runner: str
-) -> None:
-    result = run_with(pytester, runner, LOOKALIKES)
-    result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["asynccheck: no findings in 8 checked tests"])
-
-
 OWN_TASK = """\
 import asyncio
 
@@ -304,22 +288,6 @@ async def test_the_test_swallows_its_own_cancellation():
     except asyncio.CancelledError:
         pass
 """
-
-
-@needs_cancelling
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_the_tests_own_task_is_checked_when_the_body_returns(
-    pytester: pytest.Pytester, runner: str
-) -> None:
-    result = run_with(pytester, runner, OWN_TASK)
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            FLAGGED.format(name="*", coro="test_the_test_swallows_its_own_cancellation"),
-            "  at test_mod.py:5 in test_the_test_swallows_its_own_cancellation",
-            "  cancel() called at test_mod.py:5 in test_the_test_swallows_its_own_cancellation",
-        ]
-    )
 
 
 FIXTURES = """\
@@ -378,45 +346,75 @@ async def test_uses_a_teardown_that_swallowed(stubborn_teardown):
 """
 
 
+#: name -> (the module, its outcomes, the blocks of lines its output shows, whether it has
+#: async fixtures): each is run under every runner.
+CASES = {
+    "swallowed": (SWALLOWS, {"failed": 4}, swallowed_lines(), False),
+    # Structures that uncancel what they catch, shields, cancellations passed on.
+    "look-alikes": (
+        LOOKALIKES,
+        {"passed": 8},
+        [["asynccheck: no findings in 8 checked tests"]],
+        False,
+    ),
+    # The test's own task is judged when the body returns.
+    "own-task": (
+        OWN_TASK,
+        {"failed": 1},
+        [
+            [
+                FLAGGED.format(name="*", coro="test_the_test_swallows_its_own_cancellation"),
+                "  at test_mod.py:5 in test_the_test_swallows_its_own_cancellation",
+                "  cancel() called at test_mod.py:5 in test_the_test_swallows_its_own_cancellation",
+            ]
+        ],
+        False,
+    ),
+    # In fixtures: a task a fixture made, and a fixture step's own task (setup and teardown).
+    "fixtures": (
+        FIXTURES,
+        {"passed": 2, "errors": 3},
+        [
+            [
+                "*ERROR at teardown of test_uses_the_server*",
+                "asynccheck found 1 problem in test_mod.py::test_uses_the_server (teardown):",
+                FLAGGED.format(name="server", coro="serve")[:-1] + ", in fixture 'server' (setup)",
+                "  at test_mod.py:9 in serve",
+                "  task created at test_mod.py:16",
+                "  cancel() called at test_mod.py:19 in server",
+            ],
+            [
+                "*ERROR at setup of test_uses_a_fixture_that_swallowed*",
+                "asynccheck found 1 problem in test_mod.py::test_uses_a_fixture_that_swallowed "
+                "(setup):",
+                "?swallowed-cancel? * in fixture 'stubborn_setup' (setup)",
+                "  at test_mod.py:25 in stubborn_setup",
+            ],
+            [
+                "*ERROR at teardown of test_uses_a_teardown_that_swallowed*",
+                "asynccheck found 1 problem in test_mod.py::test_uses_a_teardown_that_swallowed "
+                "(teardown):",
+                "?swallowed-cancel? task '*' running stubborn_teardown() was cancelled * in "
+                "fixture 'stubborn_teardown' (teardown)",
+                "  at test_mod.py:36 in stubborn_teardown",
+            ],
+        ],
+        True,
+    ),
+}
+
+
 @needs_cancelling
-@pytest.mark.skipif(
-    PYTEST_ASYNCIO_0_23, reason="pytest-asyncio 0.23 makes async fixtures sync at collection"
-)
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_swallowed_cancellations_in_fixtures_name_the_fixture(
-    pytester: pytest.Pytester, runner: str
-) -> None:
-    result = run_with(pytester, runner, FIXTURES)
-    result.assert_outcomes(passed=2, errors=3)
-    result.stdout.fnmatch_lines(
-        [
-            "*ERROR at teardown of test_uses_the_server*",
-            "asynccheck found 1 problem in test_mod.py::test_uses_the_server (teardown):",
-            FLAGGED.format(name="server", coro="serve")[:-1] + ", in fixture 'server' (setup)",
-            "  at test_mod.py:9 in serve",
-            "  task created at test_mod.py:16",
-            "  cancel() called at test_mod.py:19 in server",
-        ]
-    )
-    result.stdout.fnmatch_lines(
-        [
-            "*ERROR at setup of test_uses_a_fixture_that_swallowed*",
-            "asynccheck found 1 problem in test_mod.py::test_uses_a_fixture_that_swallowed "
-            "(setup):",
-            "?swallowed-cancel? * in fixture 'stubborn_setup' (setup)",
-            "  at test_mod.py:25 in stubborn_setup",
-        ]
-    )
-    result.stdout.fnmatch_lines(
-        [
-            "*ERROR at teardown of test_uses_a_teardown_that_swallowed*",
-            "asynccheck found 1 problem in test_mod.py::test_uses_a_teardown_that_swallowed "
-            "(teardown):",
-            "?swallowed-cancel? task '*' running stubborn_teardown() was cancelled * in fixture "
-            "'stubborn_teardown' (teardown)",
-            "  at test_mod.py:36 in stubborn_teardown",
-        ]
-    )
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_case_under_each_runner(pytester: pytest.Pytester, case: str, runner: str) -> None:
+    source, outcomes, blocks, has_fixtures = CASES[case]
+    if has_fixtures and runner == "asyncio" and PYTEST_ASYNCIO_0_23:
+        pytest.skip("pytest-asyncio 0.23 makes async fixtures sync at collection")
+    result = run_with(pytester, runner, source)
+    result.assert_outcomes(**outcomes)
+    for lines in blocks:
+        result.stdout.fnmatch_lines(lines)
 
 
 @needs_cancelling
@@ -508,8 +506,7 @@ def test_without_task_cancelling_a_note_says_it_is_not_checked(
 ) -> None:
     """What Python 3.10 shows (there for real; elsewhere as if ``cancelling()`` were missing)."""
     monkeypatch.setattr(cancellation, "SUPPORTED", False)
-    pytester.makepyfile(test_mod=SWALLOWS)
-    result = pytester.runpytest(*ARGS, "-p", "no:randomly")
+    result = run_with(pytester, "standalone", SWALLOWS)
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
         [
