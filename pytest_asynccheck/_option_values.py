@@ -80,7 +80,9 @@ class Spelling:
 
 
 class Value(Generic[T]):
-    """How one option's value is registered, read, checked and shown; a string by default."""
+    """How one option's value is registered, read, checked and shown. The base registers a
+    command-line option taking a value and its ini twin (a string), and reads the first of them
+    given through ``parse``."""
 
     default: T
     metavar = "VALUE"
@@ -110,7 +112,8 @@ class Value(Generic[T]):
         raise NotImplementedError
 
     def check(self, spelling: Spelling, value: T, given: Given, values: Mapping[str, Any]) -> None:
-        """With the checks on: what the value names can serve, or a ``pytest.UsageError``."""
+        """With the checks on, before any test: a ``pytest.UsageError`` if what the value names
+        (a path, say) cannot serve."""
 
     def shown(self, name: str, value: T) -> list[str]:
         return [f"{name}={value}"]
@@ -180,7 +183,7 @@ class Flag(Value[bool]):
         if spelling.ini is None:
             return False, None
         try:
-            return bool(config.getini(spelling.ini)), None
+            on = bool(config.getini(spelling.ini))
         except (ValueError, pytest.UsageError) as exc:  # pytest 9 wraps the ValueError itself
             # pytest says "invalid truth value 'maybe'": the value is the quoted part.
             value = str(exc).partition(" value ")[2] or str(exc)
@@ -188,6 +191,7 @@ class Flag(Value[bool]):
                 f"asynccheck: {spelling.ini}={value} (from {_ini_source(config)}) is not valid; "
                 "expected true or false"
             ) from None
+        return on, (Given(on, _ini_source(config)) if on else None)
 
     def shown(self, name: str, value: bool) -> list[str]:
         return [name] if value else []
@@ -209,42 +213,50 @@ class Choice(Value[str]):
         return text
 
 
-class Duration(Value[float]):
-    """Seconds: ``0.1``, ``0.1s`` or ``100ms`` (``parse_duration``)."""
+class Number(Value[float]):
+    """A positive finite number, shown with its ``unit``."""
+
+    unit = ""
 
     def __init__(self, default: float) -> None:
         self.default = default
-
-    metavar = "SECONDS"
-    expected = "a positive duration in seconds, such as 0.1, 0.1s or 100ms"
 
     def parse(self, raw: object, given: Given, config: pytest.Config) -> float:
-        seconds = parse_duration(raw)
-        if seconds is None:
+        number = self.number(raw)
+        if number is None:
             raise ValueError(raw)
-        return seconds
+        return number
+
+    def number(self, raw: object) -> float | None:
+        raise NotImplementedError
 
     def shown(self, name: str, value: float) -> list[str]:
-        return [f"{name}={value:g}s"]
+        return [f"{name}={value:g}{self.unit}"]
 
 
-class Factor(Value[float]):
-    """A positive number that multiplies something."""
+class Duration(Number):
+    """Seconds: ``0.1``, ``0.1s`` or ``100ms`` (``parse_duration``)."""
 
-    def __init__(self, default: float) -> None:
-        self.default = default
+    metavar = "SECONDS"
+    unit = "s"
+    expected = "a positive duration in seconds, such as 0.1, 0.1s or 100ms"
+
+    def number(self, raw: object) -> float | None:
+        return parse_duration(raw)
+
+
+class Factor(Number):
+    """A plain number that multiplies something: ``1.5``, ``3``."""
 
     metavar = "FACTOR"
     expected = "a positive number, such as 1.5 or 3"
 
-    def parse(self, raw: object, given: Given, config: pytest.Config) -> float:
-        number = float(str(raw).strip())
-        if not math.isfinite(number) or number <= 0:
-            raise ValueError(raw)
-        return number
-
-    def shown(self, name: str, value: float) -> list[str]:
-        return [f"{name}={value:g}"]
+    def number(self, raw: object) -> float | None:
+        try:
+            number = float(str(raw).strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) and number > 0 else None
 
 
 class FilePath(Value[str | None]):

@@ -16,18 +16,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from pytest_asynccheck import _option_values as values
 from pytest_asynccheck._findings import Kind
-from pytest_asynccheck._option_values import (
-    AllowList,
-    Choice,
-    Directory,
-    Duration,
-    Factor,
-    FilePath,
-    Flag,
-    Severities,
-    Value,
-)
 from pytest_asynccheck._options import OPTIONS, Option, Settings, Shown
 from pytest_asynccheck.reporting.json_report import SCHEMA
 
@@ -36,17 +26,17 @@ README = Path(__file__).parent.parent / "README.md"
 
 def _sample(option: Option[Any]) -> str | None:
     """A value other than the default for ``option`` (``None``: the switch alone)."""
-    value: Value[Any] = option.value
-    if isinstance(value, Choice):
+    value: values.Value[Any] = option.value
+    if isinstance(value, values.Choice):
         return value.choices[-1]
-    samples: dict[type[Value[Any]], str | None] = {
-        Flag: None,
-        Duration: "250ms",
-        Factor: "3",
-        FilePath: f"{option.name}.json",
-        Directory: f"{option.name}-dir",
-        AllowList: "time.sleep",
-        Severities: "off",
+    samples: dict[type[values.Value[Any]], str | None] = {
+        values.Flag: None,
+        values.Duration: "250ms",
+        values.Factor: "3",
+        values.FilePath: f"{option.name}.json",
+        values.Directory: f"{option.name}-dir",
+        values.AllowList: "time.sleep",
+        values.Severities: "off",
     }
     return samples[type(value)]
 
@@ -80,7 +70,7 @@ def test_every_row_has_its_own_names_and_help() -> None:
     names = [name for s in spellings for name in (s.cli, s.ini) if name is not None]
     assert len(names) == len(set(names))
     assert all(s.help and (s.cli or s.ini) for s in spellings)
-    severities = next(o for o in OPTIONS if isinstance(o.value, Severities))
+    severities = next(o for o in OPTIONS if isinstance(o.value, values.Severities))
     assert [s.cli for s in severities.spellings()] == [f"--asynccheck-{k.value}" for k in Kind]
     assert {o.setting for o in OPTIONS if o.header is Shown.NEVER} == {"enabled"}
 
@@ -108,7 +98,7 @@ def test_header_and_json_report_show_every_option_of_the_table(
     for option in OPTIONS:
         if option.header is Shown.NEVER:
             continue
-        if isinstance(option.value, Severities):
+        if isinstance(option.value, values.Severities):
             assert {kind.value for kind in Kind} <= shown, header
         else:
             assert option.name in shown, (option.name, header)
