@@ -1,18 +1,20 @@
 """The options, one row each in ``OPTIONS``, and the validated settings every other module reads.
 
 A row (``Option``) names the ``Settings`` field it sets, the option (``--asynccheck-<name>``,
-ini twin ``asynccheck_<name>``), how its value is read, checked and shown (a ``Value``), its help
-and whether the header shows it. ``add_options``, ``load_settings``, the header line and the JSON
+ini twin ``asynccheck_<name>``), how its value is read, checked and shown (a ``Value`` of
+``_option_values``), its help and whether the header shows it: always, or only when it is not
+the default. ``add_options``, ``load_settings``, the header line and the JSON
 report's ``settings`` are all made by going through the table, so an option is added by adding
 its row (and its ``Settings`` field: a test holds the two one to one). The severities are one
 row that spells one option per ``Kind``: a new kind needs only its ``KIND_HELP`` line.
 
 Every value is checked once, at configure time: a bad one is a ``pytest.UsageError`` naming the
 option (or ini key), the value, where it came from and what is expected. Durations take one form
-everywhere (``0.1``, ``0.1s``, ``100ms``: ``parse_duration``, which the ``max_wall`` marker uses
-too); allow entries are checked by ``_allow``. Paths are looked at only when the checks are on,
-before any test runs (``_paths``): a report or baseline file must be usable (a baseline in use
-must exist), and the trace directory is made then; with the checks off nothing is created.
+everywhere (``0.1``, ``0.1s``, ``100ms``: ``_option_values.parse_duration``, which the
+``max_wall`` marker uses too); allow entries are checked by ``_allow``. Paths are looked at only
+when the checks are on, before any test runs (``_paths``): a report or baseline file must be
+usable (a baseline in use must exist), and the trace directory is made then; with the checks off
+nothing is created.
 """
 
 from __future__ import annotations
