@@ -103,6 +103,7 @@ OPTIONS: tuple[Option[Any], ...] = (
            "(also: ini asynccheck = true)", header=Shown.NEVER),
     Option("mode", "mode", Choice(("error", "warn"), "MODE"), "error (findings fail tests, "
            "the default) or warn (report everything, fail nothing)", header=Shown.ALWAYS),
+    # One option --asynccheck-<kind> (and ini twin) per Kind, its help from KIND_HELP.
     Option("severities", "", Severities(KIND_HELP), "", cli=False, ini=False, header=Shown.ALWAYS),
     Option("stall_threshold", "stall-threshold", Duration(DEFAULT_STALL_THRESHOLD),
            "report any stall of the event loop longer than this many seconds (default 0.1)",
