@@ -16,8 +16,10 @@ import pytest
 from . import hookspecs
 from ._findings import Finding, Phase, Severity
 from ._fixtures import FinishFixture, FixtureChecks
+from ._markers import MAX_WALL_MARKER as MAX_WALL
+from ._markers import MarkerError, parse_allow_marker, parse_max_wall
 from ._options import Settings, add_options, load_settings
-from ._session import CheckSession, MarkerError, TestCheck, parse_allow_marker
+from ._session import CheckSession, TestCheck
 from ._standalone import (
     WIDER_SCOPE_FIXTURE,
     LoopRunner,
@@ -33,8 +35,7 @@ from ._warnings import emit_warnings, warn_about_marker
 from ._wire import FINDING_PROPERTY
 from .detectors import builtin_detectors
 from .detectors.budget import hang
-from .detectors.budget.detector import MARKER as MAX_WALL
-from .detectors.budget.detector import BudgetDetector, parse_max_wall
+from .detectors.budget.detector import BudgetDetector
 from .detectors.tasks import TaskDetector
 from .reporting import baseline, outputs
 from .reporting.summary import Summary, crash_site
