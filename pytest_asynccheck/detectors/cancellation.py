@@ -16,14 +16,15 @@ may wait for it and return its result), and, before Python 3.13, the cancellatio
 ``TaskGroup`` sends to its parent task for a failing child while the ``async with`` block is
 already waiting for the children (that ``TaskGroup`` never takes it back).
 
-How: the task factory of the task checks (tasks.py) puts a ``CancelHook`` on each task it
-makes as the task's own ``cancel`` attribute (the class and its method stay asyncio's; a C task
-takes instance attributes). asyncio, ``TaskGroup``, ``timeout`` and anyio all call ``cancel``
-by attribute, so the hook sees every cancellation: the first one counted notes the user line
-the task is suspended at (where the cancellation reaches it), the line that called
-``cancel()`` and the test running then, and adds a done callback that applies the rule. The
-test's own task and each async fixture step's task get a hook for the step, judged when the
-step returns. A task nobody cancels costs one small object. Not checked: tasks made while no
+How: the task factory of the task checks (tasks.py) puts ``cancel`` here, bound to a weak
+reference to the task, on each task it makes as the task's own ``cancel`` attribute (the class
+and its method stay asyncio's; a C task takes instance attributes). asyncio, ``TaskGroup``,
+``timeout`` and anyio all call ``cancel`` by attribute, so the hook sees every cancellation: one
+counted while none is pending notes the user line the task is suspended at (where the
+cancellation reaches it), the line that called ``cancel()`` and the test running then, and the
+first adds a done callback that applies the rule. The test's own task and each async fixture
+step's task get the hook for the step, and are judged when the step returns. A task nobody
+cancels costs one bound method, made without running Python code. Not checked: tasks made while no
 test coroutine runs, tasks made by calling ``asyncio.Task(...)`` directly, tasks of a factory
 whose tasks take no attributes, and everything on Python 3.10, which has no ``cancelling()``
 (the summary says so unless the kind is off).
@@ -35,7 +36,6 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
-import operator
 import sys
 import types
 import weakref
@@ -62,8 +62,8 @@ FIX = (
 )
 
 Site = tuple[str, int, str]
-#: ``task.cancelling()``, which Python 3.10's ``Task`` lacks (and its stubs with it).
-_cancelling: Callable[[asyncio.Task[Any]], int] = operator.methodcaller("cancelling")
+#: On a task cancelled at least once: its ``CancelNote``.
+NOTE_ATTR = "_asynccheck_cancel_note"
 #: The done callbacks ``asyncio.shield`` puts on the future it returns: a task waiting on
 #: such a future when it is cancelled is waiting on shielded work.
 SHIELD_CODES = frozenset(
@@ -106,52 +106,25 @@ def _forgiven(task: asyncio.Task[Any], caller: types.FrameType) -> bool:
     return any(getattr(cb, "__code__", None) in SHIELD_CODES for cb, _ in callbacks)
 
 
-class CancelHook:
-    """Stands in for one task's ``cancel``: notes the cancellations it receives, then calls
-    the task's own ``cancel``. Holds the task weakly (the task holds the hook)."""
+class CancelNote:
+    """What the hook noted on one task, made at its first cancellation (a task nobody
+    cancels has none)."""
 
-    __slots__ = ("by", "forgiven", "judged_by_step", "reached", "ref", "test")
+    __slots__ = ("by", "forgiven", "reached", "test", "watched")
 
-    def __init__(self, ref: weakref.ref[asyncio.Task[Any]]) -> None:
-        self.ref = ref
+    def __init__(self) -> None:
         #: Cancellations the task may swallow (see ``_forgiven``).
         self.forgiven = 0
-        #: The first counted cancellation: where it reached the task, where ``cancel()`` was
-        #: called, and the test running then.
+        #: The counted cancellation asked for while none was pending: where it reached the
+        #: task, where ``cancel()`` was called, and the test running then.
         self.reached: Site | None = None
         self.by: Site | None = None
         self.test: TestCheck | None = None
-        #: A test's or fixture step's own task, judged when the step returns.
-        self.judged_by_step = False
+        #: Whether the done callback that judges the task was added.
+        self.watched = False
 
-    def __call__(self, *args: Any, **kwargs: Any) -> bool:
-        __tracebackhide__ = True  # a bad argument's TypeError is the caller's
-        task = self.ref()
-        if task is None:  # pragma: no cover - the caller holds the task
-            return False
-        if not task.done():
-            with contextlib.suppress(Exception):  # the cancellation itself must go ahead
-                self._note(task, sys._getframe(1))
-        result: bool = type(task).cancel(task, *args, **kwargs)
-        return result
-
-    def _note(self, task: asyncio.Task[Any], caller: types.FrameType) -> None:
-        if _forgiven(task, caller):
-            self.forgiven += 1
-            return
-        if self.test is not None:
-            return
-        session = active()
-        test = session.current if session is not None else None
-        if test is None or test.closed:
-            return
-        self.test = test
-        self.reached = _reached_at(task, caller)
-        self.by = _site(frames.user_frame(frames.walk(caller)))
-        if not self.judged_by_step:
-            task.add_done_callback(self._judge, context=contextvars.Context())
-
-    def _judge(self, task: asyncio.Task[Any]) -> None:
+    def judge(self, task: asyncio.Task[Any]) -> None:
+        """The done callback of a cancelled task (a step's own task is judged by its step)."""
         test = self.test
         if test is None or not swallowed(task, self.forgiven):
             return
@@ -198,16 +171,55 @@ class CancelHook:
             stack=tuple(stack),
         )
 
-    def __repr__(self) -> str:
-        task = self.ref()
-        return repr(type(task).cancel.__get__(task)) if task is not None else "<cancel>"
 
-    def __getattr__(self, name: str) -> Any:
-        # ``__self__``, ``__name__``, ...: those of the task's own bound ``cancel``.
-        task = self.ref()
-        if task is None:
-            raise AttributeError(name)
-        return getattr(type(task).cancel.__get__(task), name)
+def _note_of(task: asyncio.Task[Any]) -> CancelNote | None:
+    note: CancelNote | None = getattr(task, NOTE_ATTR, None)
+    return note
+
+
+def cancel(ref: weakref.ref[asyncio.Task[Any]], *args: Any, **kwargs: Any) -> bool:
+    """A task's ``cancel``, bound to a weak reference to the task (the task holds it, so a
+    strong one would be a cycle): notes the cancellation, then calls the task's own method."""
+    __tracebackhide__ = True  # a bad argument's TypeError is the caller's
+    task = ref()
+    if task is None:  # pragma: no cover - the caller holds the task
+        return False
+    if not task.done():
+        with contextlib.suppress(Exception):  # the cancellation itself must go ahead
+            _note(task, sys._getframe(1))
+    result: bool = type(task).cancel(task, *args, **kwargs)
+    return result
+
+
+cancel.__qualname__ = "Task.cancel"
+
+
+def _note(task: asyncio.Task[Any], caller: types.FrameType) -> None:
+    note = _note_of(task)
+    if note is None:
+        note = CancelNote()
+        setattr(task, NOTE_ATTR, note)
+    if _forgiven(task, caller):
+        note.forgiven += 1
+        return
+    if note.test is not None and task.cancelling() > note.forgiven:  # type: ignore[attr-defined]
+        return  # one is pending already: this one reaches the task at the same place
+    session = active()
+    test = session.current if session is not None else None
+    if test is None or test.closed:
+        return
+    note.test = test
+    note.reached = _reached_at(task, caller)
+    note.by = _site(frames.user_frame(frames.walk(caller)))
+    step = test.data.get(STEP_KEY)
+    if not note.watched and (step is None or step[0] is not task):
+        note.watched = True
+        task.add_done_callback(note.judge, context=contextvars.Context())
+
+
+#: The ``cancel`` the task factory puts on each task it makes, from a weak reference to it:
+#: ``cancel`` bound to it (the function's own binding, the cheapest way to make one).
+hook: Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]] = cancel.__get__
 
 
 def swallowed(task: asyncio.Task[Any], forgiven: int = 0) -> bool:
@@ -218,7 +230,7 @@ def swallowed(task: asyncio.Task[Any], forgiven: int = 0) -> bool:
         task.done()
         and not task.cancelled()
         and getattr(task, "_exception", None) is None
-        and _cancelling(task) > forgiven
+        and task.cancelling() > forgiven  # type: ignore[attr-defined]
     )
 
 
@@ -231,19 +243,20 @@ def _name(coro: Any) -> str:
     return str(name or type(coro).__name__)
 
 
-#: ``TestCheck.data`` key of a step's own task: (task, its hook, installed for the step,
-#: cancelling() and forgiven count at the step's start).
-StepEntry = tuple["asyncio.Task[Any]", CancelHook, bool, int, int]
+#: ``TestCheck.data`` key of the step running (steps of one test never nest): its own task,
+#: where it runs, and the task's ``cancelling()`` at the step's start.
+STEP_KEY = "cancel.step"
+StepEntry = tuple["asyncio.Task[Any]", str, int]
 
 
 class CancelDetector(Detector):
-    """Puts the hook maker in the task factory for the session, and a hook on each test
-    coroutine's own task for its step."""
+    """Puts the hook in the task factory for the session, and on each test coroutine's own
+    task for its step."""
 
     name = "swallowed-cancel"
 
     def session_started(self, session: CheckSession) -> None:
-        tasks.CANCEL_HOOK[:] = [CancelHook]
+        tasks.CANCEL_HOOK[:] = [hook]
 
     def session_finished(self, session: CheckSession) -> None:
         tasks.CANCEL_HOOK.clear()
@@ -251,38 +264,42 @@ class CancelDetector(Detector):
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
+        # Run for every test: kept to a few C calls. The hook goes on the step's task whatever
+        # it had (the factory's is the same), and off at the step's end.
         task = asyncio.current_task(loop) if loop is not None else None
         if task is None:
             return
-        hook = getattr(task, "cancel", None)
-        installed = False
-        if type(hook) is not CancelHook:
-            hook = CancelHook(weakref.ref(task))
-            try:
-                task.cancel = hook  # type: ignore[method-assign]
-            except (AttributeError, TypeError):
-                return  # a task type that takes no attributes
-            installed = True
-        hook.judged_by_step = True
-        test.data["cancel." + where] = (task, hook, installed, _cancelling(task), hook.forgiven)
+        try:
+            task.cancel = hook(weakref.ref(task))  # type: ignore[method-assign]
+        except (AttributeError, TypeError):
+            return  # a task type that takes no attributes
+        test.data[STEP_KEY] = (task, where, task.cancelling())  # type: ignore[attr-defined]
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        entry: StepEntry | None = test.data.pop("cancel." + where, None)
+        entry: StepEntry | None = test.data.pop(STEP_KEY, None)
         if entry is None:
             return
-        task, hook, installed, cancelling, forgiven = entry
-        if installed and getattr(task, "cancel", None) is hook:
+        task, entered, cancelling = entry
+        # Not contextlib.suppress: this runs for every test, and a try costs nothing.
+        try:  # noqa: SIM105
             del task.cancel
-        noted, hook.test = hook.test, None  # a runner's task runs the next test's steps too
-        hook.judged_by_step = False
+        except AttributeError:  # the step deleted it itself
+            pass
+        if task.cancelling() == cancelling:  # type: ignore[attr-defined]
+            return  # nothing cancelled it during the step, or what did took it back
+        note = _note_of(task)
         raised = sys.exc_info()[1]
+        if note is None or note.test is None or entered != where:
+            return
+        # A runner's task runs the next steps too: they count from here.
+        forgiven, note.forgiven, note.test = note.forgiven, 0, None
         if raised is not None and not isinstance(raised, StopAsyncIteration):
             return  # the step raised (an async generator's last step ends so): not a return
-        if noted is not None and _cancelling(task) - cancelling > hook.forgiven - forgiven:
+        if task.cancelling() - cancelling > forgiven:  # type: ignore[attr-defined]
             step = where.removeprefix("fixture ") if where != "test" else _test_name(test)
-            test.add(hook.finding(task, test.session.rootpath, step))
+            test.add(note.finding(task, test.session.rootpath, step))
 
 
 class UnsupportedNote(Detector):
