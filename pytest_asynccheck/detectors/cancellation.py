@@ -24,10 +24,10 @@ counted while none is pending notes the user line the task is suspended at (wher
 cancellation reaches it), the line that called ``cancel()`` and the test running then, and the
 first adds a done callback that applies the rule. The test's own task and each async fixture
 step's task get the hook for the step, and are judged when the step returns. A task nobody
-cancels costs one bound method, made without running Python code. Not checked: tasks made while no
-test coroutine runs, tasks made by calling ``asyncio.Task(...)`` directly, tasks of a factory
-whose tasks take no attributes, and everything on Python 3.10, which has no ``cancelling()``
-(the summary says so unless the kind is off).
+cancels costs one bound method, made without running Python code. Not checked: tasks made
+while no test coroutine runs, tasks made by calling ``asyncio.Task(...)`` directly, tasks of a
+factory whose tasks take no attributes, and everything on Python 3.10, which has no
+``cancelling()`` (the summary says so unless the kind is off).
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def cancel(ref: weakref.ref[asyncio.Task[Any]], *args: Any, **kwargs: Any) -> bo
     return result
 
 
-cancel.__qualname__ = "Task.cancel"
+cancel.__qualname__ = "Task.cancel"  # as the bound method's repr names it
 
 
 def _note(task: asyncio.Task[Any], caller: types.FrameType) -> None:
