@@ -32,7 +32,7 @@ from ._standalone import (
 from ._warnings import emit_warnings, warn_about_marker
 from ._wire import FINDING_PROPERTY
 from .detectors import builtin_detectors
-from .detectors.budget import hang
+from .detectors.budget import hang, stoptrees
 from .detectors.budget.detector import MARKER as MAX_WALL
 from .detectors.budget.detector import BudgetDetector, parse_max_wall
 from .detectors.tasks import TaskDetector
@@ -81,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
     config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
+    config.pluginmanager.register(stoptrees.TimeoutTrees(session), stoptrees.TimeoutTrees.name)
     config.pluginmanager.register(
         FixtureChecks(session, _fixture_finisher(session)), FixtureChecks.name
     )

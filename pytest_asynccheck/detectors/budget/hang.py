@@ -256,7 +256,7 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
     return False
 
 
-def _test_task(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any] | None:
+def wrapper_task(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any] | None:
     """The task running the test's wrapper."""
     for task in tasks:
         for frame, _ in awaittree.coroutine_steps(task.get_coro()):
@@ -268,16 +268,27 @@ def _test_task(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> asyncio.Task[
     return None
 
 
+def _is_stop(exc: BaseException) -> bool:
+    """Ctrl-C or pytest-timeout, or a group holding one (trio's nurseries wrap what a task
+    raised: pytest-trio then reports Ctrl-C as the test's failure)."""
+    if isinstance(exc, KeyboardInterrupt) or is_timeout(exc):
+        return True
+    group = getattr(exc, "exceptions", None)
+    return isinstance(group, tuple) and any(
+        isinstance(inner, BaseException) and _is_stop(inner) for inner in group
+    )
+
+
 def stopped(check: TestCheck, exc: BaseException) -> None:
     """The phase was stopped by ``exc``: on Ctrl-C or pytest-timeout, show the tree of the
     test's tasks as a section of its report (and, for Ctrl-C, at the end of the run)."""
-    if not check.is_async or not (isinstance(exc, KeyboardInterrupt) or is_timeout(exc)):
+    if not check.is_async or not _is_stop(exc):
         return
     lines: list[str] | None = check.data.get(TREE)
     loop = check.loop
     if lines is None and loop is not None and not loop.is_closed():
         tasks = asyncio.all_tasks(loop)
-        lines = awaittree.capture(tasks, _test_task(check, tasks), check.session.rootpath)
+        lines = awaittree.capture(tasks, wrapper_task(check, tasks), check.session.rootpath)
     if not lines:
         return
     text = "\n".join(lines)
