@@ -498,3 +498,149 @@ def test_ctrl_c_shows_the_await_tree(pytester: pytest.Pytester, runner: str) -> 
             "*KeyboardInterrupt*",
         ]
     )
+
+
+THREAD_TIMEOUT = {
+    "waits": (
+        """
+        import asyncio
+        import pytest
+
+        async def waiter(event):
+            await event.wait()
+
+        @pytest.mark.timeout(0.5, method="thread")
+        async def test_times_out():
+            event = asyncio.Event()
+            await asyncio.gather(asyncio.create_task(waiter(event), name="waiter"))
+        """,
+        [
+            "task '*' (the test) waits on gather('waiter')",
+            "    test_mod.py:10 in test_times_out: await asyncio.gather(*",
+            "  task 'waiter' waits on Event.wait() on event",
+            "      test_mod.py:5 in waiter: await event.wait()",
+        ],
+    ),
+    "spins": (
+        """
+        import time
+        import pytest
+
+        @pytest.mark.timeout(0.5, method="thread")
+        @pytest.mark.asynccheck(allow=["blocking"])
+        async def test_times_out():
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                pass
+        """,
+        [
+            "task '*' (the test) was stopped at",
+            "    test_mod.py:8 in test_times_out: while time.monotonic() < deadline:",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("runner", "case"),
+    [("standalone", "waits"), ("pytest-asyncio", "waits"), ("standalone", "spins")],
+)
+def test_pytest_timeout_thread_method_writes_the_await_tree_before_it_ends_the_process(
+    pytester: pytest.Pytester, runner: str, case: str
+) -> None:
+    plugins, ini = RUNNERS[runner]
+    source, tree = THREAD_TIMEOUT[case]
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(test_mod=source)
+    # pytest-timeout's thread method ends the process: in a process of its own.
+    result = pytester.runpytest_subprocess(*ARGS, *plugins, "-p", "timeout", "-p", "no:randomly")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*+ Timeout +*",
+            "*+ asynccheck: await tree of test_mod.py::test_times_out at the timeout +*",
+            *tree,
+            "*Stack of MainThread*",
+            "*+ Timeout +*",
+        ]
+    )
+
+
+TRIO_STOPPED = """
+import contextlib
+import os
+import signal
+import threading
+
+import pytest
+import trio
+
+
+async def waiter(event):
+    await event.wait()
+
+
+def set_later(event):
+    # A test pytest-timeout stopped is left pending on anyio's runner: this ends it.
+    token = trio.lowlevel.current_trio_token()
+
+    def set_event():
+        with contextlib.suppress(Exception):
+            token.run_sync_soon(event.set)
+
+    timer = threading.Timer(3, set_event)
+    timer.daemon = True
+    timer.start()
+
+
+@{marker}
+async def test_interrupted({fixture}):
+    event = trio.Event()
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, event, name="waiter")
+
+
+@{marker}
+@pytest.mark.timeout(0.5, method="signal")
+async def test_times_out({fixture}):
+    event = trio.Event()
+    set_later(event)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, event, name="waiter")
+"""
+
+
+@pytest.mark.parametrize("test", ["test_interrupted", "test_times_out"])
+@pytest.mark.parametrize("runner", TRIO_RUNNERS)
+def test_ctrl_c_and_pytest_timeout_show_trio_task_tree(
+    pytester: pytest.Pytester, runner: str, test: str
+) -> None:
+    plugins, marker, fixture = TRIO_RUNNERS[runner]
+    source = TRIO_STOPPED.replace("{marker}", marker).replace("{fixture}", fixture)
+    if fixture:
+        source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
+    pytester.makepyfile(test_mod=source)
+    # In a process of its own: a signal that stops trio.run leaves trio's run state behind.
+    result = pytester.runpytest_subprocess(
+        *ARGS,
+        *plugins,
+        *("-p", "timeout", "-p", "no:randomly", "-k", test),
+        *("-W", "ignore::pytest.PytestUnraisableExceptionWarning"),
+    )
+    # trio's nursery hands Ctrl-C on as a group: the runners report it as the test's failure.
+    result.assert_outcomes(failed=1, deselected=1)
+    lines = source.lstrip("\n").splitlines()
+    waits = lines.index("    await event.wait()") + 1
+    start = lines.index(f"async def {test}({fixture}):")
+    nursery = lines.index("    async with trio.open_nursery() as nursery:", start) + 1
+    result.stdout.fnmatch_lines(
+        [
+            f"*_ {test} _*",
+            "*Captured asynccheck await tree call*",
+            "task * (the test) waits on the tasks of its nursery",
+            f"    test_mod.py:{nursery} in {test}: async with trio.open_nursery() as nursery:",
+            "  task 'waiter' waits on Event.wait() on event",
+            f"      test_mod.py:{waits} in waiter: await event.wait()",
+        ]
+    )
