@@ -161,6 +161,18 @@ async def test_it(fx):
     assert fx == 1
 """
 
+#: A fixture that is a coroutine function: it has a setup only.
+COROUTINE_FIXTURE = """\
+{decorator}
+async def fx():
+    {setup}
+    return 1
+
+{test_mark}
+async def test_it(fx):
+    assert fx == 1
+"""
+
 GOOD = """\
 {decorator}
 async def fx():
@@ -224,15 +236,16 @@ def test_each_check_sees_async_fixtures_in_setup_and_teardown(
     for check, (code, kind, text) in CHECKS.items():
         if kind in ("leaked-task", "never-retrieved") and not runner.asyncio:
             continue
-        for step in ("setup", "teardown"):
-            body = FIXTURE.format(
+        for variant in ("setup", "teardown", "coroutine"):
+            step = "teardown" if variant == "teardown" else "setup"
+            body = (COROUTINE_FIXTURE if variant == "coroutine" else FIXTURE).format(
                 decorator=runner.fixture,
                 test_mark=runner.test_mark,
                 setup=code if step == "setup" else "pass",
                 teardown=code if step == "teardown" else "pass",
             )
             source = prelude + body
-            name = f"test_{check}_{step}"
+            name = f"test_{check}_{variant}"
             files[name] = source
             marker = {"stall": "# SPIN", "lost": "# BOOM"}.get(check, "# HERE")
             function = {"stall": "spin", "lost": "boom"}.get(check, "fx")
