@@ -421,6 +421,16 @@ async def test_no_handler():
     asyncio.create_task(boom())
     await asyncio.sleep(0.01)
 
+@pytest.fixture
+async def app():
+    # Start-up code of an application, run by a fixture: its factory stays on the loop.
+    asyncio.get_running_loop().set_task_factory(my_factory)
+    yield
+
+async def test_factory_of_a_fixture(app):
+    asyncio.create_task(forever())  # FIXTURE LEAK
+    await asyncio.sleep(0)
+
 async def test_switch_interval():
     sys.setswitchinterval(2.5)
 
@@ -434,26 +444,52 @@ def test_user_code_still_ran():
 """
 
 
-def test_code_under_test_cannot_switch_the_checks_off(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_switches=USER_SWITCHES)
-    result = pytester.runpytest(*ARGS, "-p", "no:randomly", "-v")
+#: (plugins, ini, a line in place of a blank one): the standalone runner's loop per test,
+#: pytest-asyncio's, and anyio's runner, whose loop all the module's tests share.
+SWITCH_RUNNERS = {
+    "standalone": ((), "", ""),
+    "pytest-asyncio": (ASYNCIO, "asyncio_mode = auto\n" + ASYNCIO_INI, ""),
+    "anyio-asyncio": (
+        (*ANYIO, "-p", "no:asyncio"),
+        "",
+        "pytestmark = pytest.mark.anyio; anyio_backend = pytest.fixture(lambda: 'asyncio')",
+    ),
+}
+
+
+@pytest.mark.parametrize("runner", SWITCH_RUNNERS)
+def test_code_under_test_cannot_switch_the_checks_off(
+    pytester: pytest.Pytester, runner: str
+) -> None:
+    plugins, ini, line = SWITCH_RUNNERS[runner]
+    pytester.makeini("[pytest]\n" + ini)
+    source = USER_SWITCHES.replace("import pytest\n\n", f"import pytest\n{line}\n", 1)
+    pytester.makepyfile(test_switches=source)
+    result = pytester.runpytest(*ARGS, *plugins, "-p", "no:randomly", "-v")
     leak = _line_of(USER_SWITCHES, "# LEAK") - 1  # the source starts with a blank line
+    fixture_leak = _line_of(USER_SWITCHES, "# FIXTURE LEAK") - 1
     raised = _line_of(USER_SWITCHES, 'raise ValueError("lost")') - 1
     result.stdout.fnmatch_lines(
         [
             "*::test_own_factory FAILED*",
             "*::test_own_handler FAILED*",
             "*::test_no_handler FAILED*",
+            "*::test_factory_of_a_fixture FAILED*",
             "*::test_switch_interval PASSED*",
             "*::test_user_code_still_ran PASSED*",
         ]
     )
-    result.stdout.fnmatch_lines(
-        [
-            "[[]leaked-task[]] task * running forever() was still pending when the test returned",
-            f"  at test_switches.py:{leak} in test_own_factory",
-        ]
-    )
+    for test, line_number in (
+        ("test_own_factory", leak),
+        ("test_factory_of_a_fixture", fixture_leak),
+    ):
+        result.stdout.fnmatch_lines(
+            [
+                "[[]leaked-task[]] task * running forever() was still pending when the test "
+                "returned",
+                f"  at test_switches.py:{line_number} in {test}",
+            ]
+        )
     assert result.stdout.str().count(f"  at test_switches.py:{raised} in boom") == 2
     result.stdout.fnmatch_lines(
         [
