@@ -221,6 +221,22 @@ async def test_receive({fixture}):
 
 
 @{marker}
+@pytest.mark.max_wall(0.3)
+async def test_event({fixture}):
+    event = trio.Event()
+    await event.wait()
+
+
+@{marker}
+@pytest.mark.max_wall(0.3)
+async def test_socket_read({fixture}):
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with listeners[0], await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        await stream.receive_some()
+
+
+@{marker}
 async def test_next({fixture}):
     await trio.sleep(0)
 """
@@ -241,7 +257,7 @@ def test_hung_trio_tests_are_cancelled_with_trio_task_tree(
         source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
     pytester.makepyfile(test_trio_hung=source)
     result = pytester.runpytest(*ARGS, *plugins, "-p", "no:randomly")
-    result.assert_outcomes(failed=2, passed=1)
+    result.assert_outcomes(failed=4, passed=1)
     result.stdout.fnmatch_lines(
         [
             "?max-wall? hung: still running after 600 ms of wall time *",
@@ -254,6 +270,12 @@ def test_hung_trio_tests_are_cancelled_with_trio_task_tree(
             "?max-wall? hung: *",
             "  task * (the test) waits on MemoryReceiveChannel.receive() on receive",
             "      test_trio_hung.py:26 in test_receive: await receive.receive()",
+            "?max-wall? hung: *",
+            "  task * (the test) waits on Event.wait() on event",
+            "      test_trio_hung.py:33 in test_event: await event.wait()",
+            "?max-wall? hung: *",
+            "  task * (the test) waits on SocketStream.receive_some() on stream",
+            "      test_trio_hung.py:42 in test_socket_read: await stream.receive_some()",
         ]
     )
     durations = _call_durations(result)
