@@ -247,15 +247,21 @@ TRIO_RUNNERS = {
 }
 
 
+def _trio_source(template: str, runner: str) -> str:
+    """A test module for a trio runner: its mark, and anyio's backend fixture if it needs it."""
+    _, marker, fixture = TRIO_RUNNERS[runner]
+    source = template.replace("{marker}", marker).replace("{fixture}", fixture)
+    if fixture:
+        source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
+    return source
+
+
 @pytest.mark.parametrize("runner", TRIO_RUNNERS)
 def test_hung_trio_tests_are_cancelled_with_trio_task_tree(
     pytester: pytest.Pytester, runner: str
 ) -> None:
-    plugins, marker, fixture = TRIO_RUNNERS[runner]
-    source = TRIO_HUNG.replace("{marker}", marker).replace("{fixture}", fixture)
-    if fixture:
-        source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
-    pytester.makepyfile(test_trio_hung=source)
+    plugins, _, _ = TRIO_RUNNERS[runner]
+    pytester.makepyfile(test_trio_hung=_trio_source(TRIO_HUNG, runner))
     result = pytester.runpytest(*ARGS, *plugins, "-p", "no:randomly")
     result.assert_outcomes(failed=4, passed=1)
     result.stdout.fnmatch_lines(
@@ -488,20 +494,22 @@ def test_pytest_timeout_signal_method_shows_the_await_tree(
     )
 
 
-def test_pytest_timeout_inside_the_task_shows_the_unwound_chain(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_mod="""
-        import time
-        import pytest
+#: A test that holds its loop until pytest-timeout stops it.
+SPINS = """
+import time
+import pytest
 
-        @pytest.mark.timeout(0.3, method="signal")
-        @pytest.mark.asynccheck(allow=["blocking"])
-        async def test_spins():
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                pass
-        """
-    )
+@pytest.mark.timeout(0.4, method="{method}")
+@pytest.mark.asynccheck(allow=["blocking"])
+async def test_spins():
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pass
+"""
+
+
+def test_pytest_timeout_inside_the_task_shows_the_unwound_chain(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=SPINS.format(method="signal"))
     result = pytester.runpytest(*ARGS, "-p", "timeout")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -570,20 +578,10 @@ THREAD_TIMEOUT = {
         ],
     ),
     "spins": (
-        """
-        import time
-        import pytest
-
-        @pytest.mark.timeout(0.5, method="thread")
-        @pytest.mark.asynccheck(allow=["blocking"])
-        async def test_times_out():
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                pass
-        """,
+        SPINS.format(method="thread"),
         [
             "task '*' (the test) was stopped at",
-            "    test_mod.py:8 in test_times_out: while time.monotonic() < deadline:",
+            "    test_mod.py:8 in test_spins: while time.monotonic() < deadline:",
         ],
     ),
 }
@@ -606,7 +604,7 @@ def test_pytest_timeout_thread_method_writes_the_await_tree_before_it_ends_the_p
     result.stdout.fnmatch_lines(
         [
             "*+ Timeout +*",
-            "*+ asynccheck: await tree of test_mod.py::test_times_out at the timeout +*",
+            "*+ asynccheck: await tree of test_mod.py::test_* at the timeout +*",
             *tree,
             "*Stack of MainThread*",
             "*+ Timeout +*",
@@ -664,10 +662,8 @@ async def test_times_out({fixture}):
 def test_ctrl_c_and_pytest_timeout_show_trio_task_tree(
     pytester: pytest.Pytester, runner: str, test: str
 ) -> None:
-    plugins, marker, fixture = TRIO_RUNNERS[runner]
-    source = TRIO_STOPPED.replace("{marker}", marker).replace("{fixture}", fixture)
-    if fixture:
-        source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
+    plugins, _, fixture = TRIO_RUNNERS[runner]
+    source = _trio_source(TRIO_STOPPED, runner)
     pytester.makepyfile(test_mod=source)
     # In a process of its own: a signal that stops trio.run leaves trio's run state behind.
     result = pytester.runpytest_subprocess(
