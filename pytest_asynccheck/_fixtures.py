@@ -52,6 +52,7 @@ async def _step(
     if check is None or check.closed:
         return await awaitable
     where = f"fixture {run.name}"
+    check.is_async = True  # async code of its own ran: the summaries count it as checked
     token = FIXTURE.set(FixtureStep(run, phase))
     try:
         session.enter_task(check, where)
