@@ -311,7 +311,7 @@ class CheckSession:
         if late is not None:
             merge_into(self.late, late)
 
-    # -- the test life cycle, driven by plugin.py ------------------------------------------
+    # -- the test life cycle, driven by _runtest.py ----------------------------------------
 
     def begin_test(
         self,
