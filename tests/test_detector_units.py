@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_asynccheck._findings import Finding
-from pytest_asynccheck._session import CollectorPauses
+from pytest_asynccheck._gc import CollectorPauses
 from pytest_asynccheck.detectors import loop_handler
 from pytest_asynccheck.detectors.blocking import stuck
 from pytest_asynccheck.detectors.budget.timeline import Recorder
