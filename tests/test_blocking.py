@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from pytest_asynccheck.detectors.blocking import catalogue, loopthread, wrappers
+from pytest_asynccheck.detectors.blocking import catalogue, loopthread, nonblocking, wrappers
 from pytest_asynccheck.detectors.blocking import watchdog as monitor
 from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
@@ -1344,4 +1344,4 @@ def test_a_patched_call_off_the_loop_passes_straight_through() -> None:
 def test_which_getaddrinfo_calls_cannot_wait_on_a_resolver(
     args: tuple[object, ...], kwargs: dict[str, int], cannot_block: bool
 ) -> None:
-    assert catalogue._numeric_getaddrinfo(*args, **kwargs) is cannot_block
+    assert nonblocking.numeric_getaddrinfo(*args, **kwargs) is cannot_block

@@ -222,17 +222,17 @@ def test_blocking_predicates_recognise_calls_that_cannot_block() -> None:
     import concurrent.futures
     import os
 
-    from pytest_asynccheck.detectors.blocking import catalogue
+    from pytest_asynccheck.detectors.blocking import catalogue, nonblocking
 
     done: concurrent.futures.Future[int] = concurrent.futures.Future()
     done.set_result(1)
     pending: concurrent.futures.Future[int] = concurrent.futures.Future()
-    assert catalogue._futures_done([done])
-    assert not catalogue._futures_done([done, pending])
-    assert catalogue._futures_done([pending], timeout=0)
-    assert catalogue._wait3_nohang(os.WNOHANG)
-    assert not catalogue._wait4_nohang(1, 0)
-    assert catalogue._waitid_nohang(0, 0, os.WNOHANG)
+    assert nonblocking.futures_done([done])
+    assert not nonblocking.futures_done([done, pending])
+    assert nonblocking.futures_done([pending], timeout=0)
+    assert nonblocking.wait3_nohang(os.WNOHANG)
+    assert not nonblocking.wait4_nohang(1, 0)
+    assert nonblocking.waitid_nohang(0, 0, os.WNOHANG)
     with pytest.raises(ValueError, match="no module for catalogue entry"):
         catalogue._target("no_such_module_anywhere.func")
 
