@@ -18,7 +18,8 @@ from pytest_asynccheck._gc import CollectorPauses
 from pytest_asynccheck.detectors import loop_handler
 from pytest_asynccheck.detectors.blocking import stuck
 from pytest_asynccheck.detectors.budget.timeline import Recorder
-from pytest_asynccheck.detectors.tasks import TaskDetector, _created_at, _suspended_at
+from pytest_asynccheck.detectors.task_findings import created_at, suspended_at
+from pytest_asynccheck.detectors.tasks import TaskDetector
 from pytest_asynccheck.detectors.unawaited import UnawaitedDetector
 
 
@@ -90,9 +91,9 @@ def test_without_a_previous_hook_the_attribute_is_removed_again(
 def test_task_descriptions_without_origin_or_stack() -> None:
     async def main() -> None:
         task = asyncio.create_task(asyncio.sleep(0))
-        assert _created_at(task, ".") is None  # no origin, no factory noted it
+        assert created_at(task, ".") is None  # no origin, no factory noted it
         await task
-        assert _suspended_at(task, ".") == ""
+        assert suspended_at(task, ".") == ""
 
     asyncio.run(main())
 

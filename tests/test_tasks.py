@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_asynccheck._findings import Kind
-from pytest_asynccheck.detectors.tasks import LEAK_FIX, LOST_FIX
+from pytest_asynccheck.detectors.task_findings import LEAK_FIX, LOST_FIX
 from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
 
 KINDS = tuple(kind.value for kind in Kind)
