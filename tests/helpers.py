@@ -4,6 +4,9 @@ fixtures are in ``conftest.py``."""
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
+
+from pytest_asynccheck.reporting import json_report
 
 #: Every inner run loads the plugin explicitly: autoloading is off (see the ``pytester`` fixture).
 ARGS = ("-p", "asynccheck", "--asynccheck")
@@ -12,6 +15,8 @@ ANYIO = ("-p", "anyio")
 #: For inner runs whose tests overrun their budgets several times on purpose, to show where the
 #: time went: the hang guard (budget x 2 by default) would cancel them first.
 SLOW_NOT_HUNG = ("--asynccheck-hang-factor=100",)
+#: The JSON schema of ``--asynccheck-json`` reports, shipped with the package.
+REPORT_SCHEMA = Path(json_report.__file__).with_name("report-schema.json")
 
 
 def pytest_asyncio_version() -> tuple[int, ...]:

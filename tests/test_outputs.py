@@ -17,10 +17,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pytest_asynccheck.reporting.json_report import SCHEMA
 from pytest_asynccheck.reporting.suggest import round_up
 from tests.helpers import ARGS as CHECKED
-from tests.helpers import SLOW_NOT_HUNG
+from tests.helpers import REPORT_SCHEMA, SLOW_NOT_HUNG
 
 HTML = ("-p", "html", "-p", "metadata", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 #: A stall the loaded machine causes (a thread waiting for the CPU) is not what these tests see.
@@ -345,7 +344,7 @@ def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def _suggestions(path: Path) -> dict[str, dict[str, Any]]:
     data = json.loads(path.read_text())
-    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text()))
     return {s["nodeid"].rpartition("::")[2]: s for s in data["suggested_budgets"]}
 
 
