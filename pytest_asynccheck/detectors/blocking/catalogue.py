@@ -78,6 +78,19 @@ _THREAD_FIX = (
 _FUTURE_FIX = "await asyncio.wrap_future(future) (or loop.run_in_executor for new work)"
 _NESTED_FIX = "await the coroutine instead of running a nested event loop"
 _SLEEP_WHY = "sleeps the whole thread, so no other task runs"
+_CHILD = "waits for the child process"
+_SQL_RUNS = "execute executemany executescript"
+_DB_WRITES = "writes the database synchronously"
+_DB_READS = "reads the database synchronously"
+
+
+def _family(
+    owner: str, attributes: str, why: str, fix: str, nonblocking: Predicate | None = None
+) -> tuple[Blocker, ...]:
+    """Rows for calls of one owner that block the same way: ``owner.attribute`` for each of
+    the space-separated ``attributes``, in that order."""
+    return tuple(Blocker(f"{owner}.{name}", why, fix, nonblocking) for name in attributes.split())
+
 
 CATALOGUE: tuple[Blocker, ...] = (
     Blocker("time.sleep", _SLEEP_WHY, "await asyncio.sleep(...)"),
@@ -94,33 +107,19 @@ CATALOGUE: tuple[Blocker, ...] = (
     ),
     # sockets (only blocking ones: asyncio's own sockets are non-blocking)
     Blocker("socket.create_connection", "connects a blocking socket", _SOCKET_FIX),
-    *(
-        Blocker(f"socket.socket.{method}", "waits on a blocking socket", _SOCKET_FIX, pred)
-        for method, pred in (
-            ("connect", nonblocking_socket),
-            ("accept", nonblocking_socket),
-            ("recv", nonblocking_socket),
-            ("recv_into", nonblocking_socket),
-            ("recvfrom", nonblocking_socket),
-            ("recvfrom_into", nonblocking_socket),
-            ("recvmsg", nonblocking_socket),
-            ("send", nonblocking_socket),
-            ("sendall", nonblocking_socket),
-            ("sendto", nonblocking_socket),
-            ("sendmsg", nonblocking_socket),
-        )
+    *_family(
+        "socket.socket",
+        "connect accept recv recv_into recvfrom recvfrom_into recvmsg send sendall sendto sendmsg",
+        "waits on a blocking socket",
+        _SOCKET_FIX,
+        nonblocking_socket,
     ),
-    *(
-        Blocker(f"ssl.SSLSocket.{method}", "does TLS on a blocking socket", _SOCKET_FIX, pred)
-        for method, pred in (
-            ("do_handshake", nonblocking_socket),
-            ("read", nonblocking_socket),
-            ("write", nonblocking_socket),
-            ("recv", nonblocking_socket),
-            ("recv_into", nonblocking_socket),
-            ("send", nonblocking_socket),
-            ("sendall", nonblocking_socket),
-        )
+    *_family(
+        "ssl.SSLSocket",
+        "do_handshake read write recv recv_into send sendall",
+        "does TLS on a blocking socket",
+        _SOCKET_FIX,
+        nonblocking_socket,
     ),
     # TLS set-up: certificate stores and key files are read from disk (tens of ms)
     Blocker("ssl.create_default_context", "reads the system's CA certificates", _TLS_FIX),
@@ -141,14 +140,9 @@ CATALOGUE: tuple[Blocker, ...] = (
     Blocker("http.client.HTTPConnection.request", "sends a request synchronously", _HTTP_FIX),
     Blocker("http.client.HTTPConnection.getresponse", "waits for the response", _HTTP_FIX),
     # subprocesses
-    Blocker("subprocess.run", "waits for the child process", _SUBPROCESS_FIX),
-    Blocker("subprocess.call", "waits for the child process", _SUBPROCESS_FIX),
-    Blocker("subprocess.check_call", "waits for the child process", _SUBPROCESS_FIX),
-    Blocker("subprocess.check_output", "waits for the child process", _SUBPROCESS_FIX),
-    Blocker("subprocess.getoutput", "waits for the child process", _SHELL_FIX),
-    Blocker("subprocess.getstatusoutput", "waits for the child process", _SHELL_FIX),
-    Blocker("subprocess.Popen.wait", "waits for the child process", _WAIT_FIX, popen_done),
-    Blocker("subprocess.Popen.communicate", "waits for the child process", _WAIT_FIX, popen_done),
+    *_family("subprocess", "run call check_call check_output", _CHILD, _SUBPROCESS_FIX),
+    *_family("subprocess", "getoutput getstatusoutput", _CHILD, _SHELL_FIX),
+    *_family("subprocess.Popen", "wait communicate", _CHILD, _WAIT_FIX, popen_done),
     Blocker("os.system", "waits for the shell command", _SHELL_FIX),
     Blocker("os.popen", "starts a shell and ties the loop to its pipe", _SHELL_FIX),
     Blocker("os.wait", "waits for a child process", _WAIT_FIX),
@@ -159,36 +153,26 @@ CATALOGUE: tuple[Blocker, ...] = (
     # files
     Blocker("open", "opens a file on the loop thread (disk I/O)", _FILE_FIX, open_fd),
     Blocker("pathlib.Path.open", "opens a file on the loop thread (disk I/O)", _FILE_FIX),
-    Blocker("pathlib.Path.read_text", "reads a file on the loop thread", _FILE_FIX),
-    Blocker("pathlib.Path.read_bytes", "reads a file on the loop thread", _FILE_FIX),
-    Blocker("pathlib.Path.write_text", "writes a file on the loop thread", _FILE_FIX),
-    Blocker("pathlib.Path.write_bytes", "writes a file on the loop thread", _FILE_FIX),
-    Blocker("shutil.copyfile", "copies a file on the loop thread", _FILE_FIX),
-    Blocker("shutil.copy", "copies a file on the loop thread", _FILE_FIX),
-    Blocker("shutil.copy2", "copies a file on the loop thread", _FILE_FIX),
+    *_family("pathlib.Path", "read_text read_bytes", "reads a file on the loop thread", _FILE_FIX),
+    *_family(
+        "pathlib.Path", "write_text write_bytes", "writes a file on the loop thread", _FILE_FIX
+    ),
+    *_family("shutil", "copyfile copy copy2", "copies a file on the loop thread", _FILE_FIX),
     Blocker("shutil.copytree", "copies a tree on the loop thread", _FILE_FIX),
     Blocker("shutil.move", "moves files on the loop thread", _FILE_FIX),
     Blocker("shutil.rmtree", "deletes a tree on the loop thread", _FILE_FIX),
-    Blocker("os.fsync", "waits for the disk to write the file", _FILE_FIX),
-    Blocker("os.fdatasync", "waits for the disk to write the file", _FILE_FIX),
+    *_family("os", "fsync fdatasync", "waits for the disk to write the file", _FILE_FIX),
     # directory listings: os.walk, glob and pathlib's iterdir/glob/rglob list through these
     # (lazily: at the step of the iteration that reads a directory), and are named in the chain
     Blocker("os.listdir", "lists a directory on the loop thread", _FILE_FIX),
     Blocker("os.scandir", "opens a directory on the loop thread", _FILE_FIX),
     # sqlite3 (connections opened while checks run are a subclass whose methods are checked)
     Blocker("sqlite3.connect", "opens a database file synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Connection.execute", "runs SQL synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Connection.executemany", "runs SQL synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Connection.executescript", "runs SQL synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Connection.commit", "writes the database synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Connection.rollback", "writes the database synchronously", _SQLITE_FIX),
+    *_family("sqlite3.Connection", _SQL_RUNS, "runs SQL synchronously", _SQLITE_FIX),
+    *_family("sqlite3.Connection", "commit rollback", _DB_WRITES, _SQLITE_FIX),
     # (and their cursors, from Connection.cursor() or execute(), are a checked subclass too)
-    Blocker("sqlite3.Cursor.execute", "runs SQL synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Cursor.executemany", "runs SQL synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Cursor.executescript", "runs SQL synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Cursor.fetchone", "reads the database synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Cursor.fetchmany", "reads the database synchronously", _SQLITE_FIX),
-    Blocker("sqlite3.Cursor.fetchall", "reads the database synchronously", _SQLITE_FIX),
+    *_family("sqlite3.Cursor", _SQL_RUNS, "runs SQL synchronously", _SQLITE_FIX),
+    *_family("sqlite3.Cursor", "fetchone fetchmany fetchall", _DB_READS, _SQLITE_FIX),
     # thread synchronisation
     Blocker("threading.Event.wait", "waits for another thread", _THREAD_FIX, event_set),
     Blocker("threading.Condition.wait", "waits for another thread", _THREAD_FIX, zero_timeout),
