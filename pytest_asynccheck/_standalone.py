@@ -90,18 +90,24 @@ def checked_coroutine_function(
         finally:
             check.session.exit_task(check, where)
 
+    return dressed_as(func, asynccheck_wrapper)
+
+
+def dressed_as(func: Callable[..., Any], wrapper: Callable[..., Any]) -> Callable[..., Any]:
+    """``wrapper`` made to look like ``func``: what ``functools.wraps`` copies (runners read
+    markers such as ``_force_asyncio_fixture`` and ``_loop_scope`` from the function's
+    ``__dict__``), save the annotations of a plain function: nothing reads them here, reading
+    them makes a dictionary, and this is done for every test and every async fixture's setup."""
     if type(func) is not types.FunctionType:
-        return functools.wraps(func)(asynccheck_wrapper)
-    # What ``functools.wraps`` copies, save the annotations (nothing reads them here, and
-    # reading them makes a dictionary): this wrapper is made for every test.
-    wrapper: Any = asynccheck_wrapper
-    wrapper.__dict__.update(func.__dict__)
-    wrapper.__module__ = func.__module__
-    wrapper.__name__ = func.__name__
-    wrapper.__qualname__ = func.__qualname__
-    wrapper.__doc__ = func.__doc__
-    wrapper.__wrapped__ = func
-    return asynccheck_wrapper
+        return functools.wraps(func)(wrapper)
+    target: Any = wrapper
+    target.__dict__.update(func.__dict__)
+    target.__module__ = func.__module__
+    target.__name__ = func.__name__
+    target.__qualname__ = func.__qualname__
+    target.__doc__ = func.__doc__
+    target.__wrapped__ = func
+    return wrapper
 
 
 def is_claimed(item: pytest.Item) -> bool:
