@@ -1,9 +1,17 @@
-"""The check of each test around its setup, call and teardown (the ``Checks`` plugin object):
-each phase is opened on the session, closed after it, and its findings fail it, warn, or ride
-beside the phase's own failure.
+"""The check of each test: the ``Checks`` plugin object, registered by
+``plugin.pytest_configure`` only when the checks are on.
 
-Registered by ``plugin.pytest_configure`` only when the checks are on. It sits beside the hooks
-(it renders the failure text with the reporting), above the session and the detectors."""
+The test's markers are read at its setup: a bad one fails the setup (in warn mode it warns, and
+the test runs checked without it). Each phase (setup, call, teardown) is opened on the session
+before it runs and closed after it; the phase's findings then fail it (error level), warn, or,
+when it already failed for its own reason, ride beside that failure as a report section. A
+coroutine test's function is swapped for the checked wrapper for its call only. After
+collection, what no collected test needs is dropped (the standalone runner, the budget
+detector); at the session's end, late error-level findings fail the run.
+
+Limits: whether a parent node carries one of the plugin's markers is read once per node and
+kept for the session. This module sits beside the hooks (it renders the failure text with the
+reporting), above the session and the detectors."""
 
 from __future__ import annotations
 
