@@ -22,13 +22,14 @@ import pytest
 
 from ._findings import Finding, Phase, Severity
 from ._fixtures import FinishFixture
-from ._session import CheckSession, MarkerError, TestCheck, parse_allow_marker
+from ._markers import MAX_WALL_MARKER as MAX_WALL
+from ._markers import MarkerError, parse_allow_marker, parse_max_wall
+from ._session import CheckSession, TestCheck
 from ._standalone import Standalone, call_target, checked_coroutine_function, needs_standalone
 from ._warnings import emit_warnings, warn_about_marker
 from ._wire import FINDING_PROPERTY
 from .detectors.budget import hang
-from .detectors.budget.detector import MARKER as MAX_WALL
-from .detectors.budget.detector import BudgetDetector, parse_max_wall
+from .detectors.budget.detector import BudgetDetector
 from .detectors.tasks import TaskDetector
 from .reporting.summary import crash_site
 from .reporting.text import failure_text, one_line

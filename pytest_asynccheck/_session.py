@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ._events import Detector, Detectors
-from ._findings import BaselineKey, Finding, Kind, Phase, Severity, is_test_file, merge_into
+from ._findings import BaselineKey, Finding, Phase, Severity, is_test_file, merge_into
 from ._gc import CollectorPauses
-from ._options import Settings, unknown_allow_entry
+from ._options import Settings
 from ._wire import BUDGET_PROPERTY, FINDING_PROPERTY
 
 if TYPE_CHECKING:
     from ._standalone import LoopRunner
 
-ALLOW_KINDS = frozenset(kind.value for kind in Kind)
 #: The ``user_properties`` this plugin writes, each belonging to one attempt of its test.
 OWN_PROPERTIES = frozenset((FINDING_PROPERTY, BUDGET_PROPERTY))
 
@@ -32,46 +31,6 @@ _active: CheckSession | None = None
 def active() -> CheckSession | None:
     """The running check session, or ``None`` when checks are off."""
     return _active
-
-
-class MarkerError(Exception):
-    """A marker of this plugin was used with bad arguments."""
-
-
-def parse_allow_marker(item: pytest.Item) -> frozenset[str]:
-    """``@pytest.mark.asynccheck(allow=[...])``: finding kinds, or names a detector knows
-    (such as ``"time.sleep"``), that this test may produce. Closest marker first; all merge."""
-    allowed: set[str] = set()
-    for mark in item.iter_markers("asynccheck"):
-        if mark.args:
-            raise MarkerError(
-                f"{item.nodeid}: @pytest.mark.asynccheck takes only the keyword 'allow', "
-                f"got positional arguments {mark.args!r}"
-            )
-        unknown = set(mark.kwargs) - {"allow"}
-        if unknown:
-            raise MarkerError(
-                f"{item.nodeid}: @pytest.mark.asynccheck got unknown keyword "
-                f"{', '.join(sorted(unknown))}; valid: allow"
-            )
-        value = mark.kwargs.get("allow", ())
-        entries = [value] if isinstance(value, str) else value
-        if not isinstance(entries, (list, tuple, set, frozenset)) or not all(
-            isinstance(e, str) and e for e in entries
-        ):
-            raise MarkerError(
-                f"{item.nodeid}: @pytest.mark.asynccheck(allow={value!r}) must be a list of "
-                f"finding kinds ({', '.join(sorted(ALLOW_KINDS))}) or call names"
-            )
-        for entry in entries:
-            expected = unknown_allow_entry(entry)
-            if expected is not None:
-                raise MarkerError(
-                    f"{item.nodeid}: @pytest.mark.asynccheck(allow=[{entry!r}]) names no "
-                    f"check; expected {expected}"
-                )
-        allowed.update(entries)
-    return frozenset(allowed)
 
 
 class FixtureRun:

@@ -37,13 +37,8 @@ FINDING_FIELDS = (
 
 
 def settings_dict(settings: Settings) -> dict[str, Any]:
-    return {
-        "mode": settings.mode,
-        "severities": {kind.value: sev.value for kind, sev in settings.severities.items()},
-        "stall_threshold": settings.stall_threshold,
-        "wall_factor": settings.wall_factor,
-        "wall_include_setup": settings.wall_include_setup,
-    }
+    """Every option's effective value, by ``Settings`` field (``_options.OPTIONS``)."""
+    return settings.as_json()
 
 
 def build(
