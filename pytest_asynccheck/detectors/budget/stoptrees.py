@@ -39,6 +39,7 @@ from ..._session import CheckSession, TestCheck
 from ..blocking.loopthread import allow_blocking
 from . import awaittree
 from .hang import TREE, wrapper_task
+from .waits import Step
 
 #: ``TestCheck.data`` key: (task, token) of a test body trio runs.
 TRIO_TEST = "hang.trio-test"
@@ -106,7 +107,7 @@ def _read_blocked_tree(check: TestCheck) -> list[str]:
         return awaittree.trio_tree(trio_test[0], rootdir)
     loop = check.loop
     frame = sys._current_frames().get(check.loop_thread or 0)
-    steps: list[awaittree.Step] = []
+    steps: list[Step] = []
     while frame is not None:
         steps.append((frame, frame.f_lineno))
         frame = frame.f_back
