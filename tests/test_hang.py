@@ -275,7 +275,8 @@ def test_hung_trio_tests_are_cancelled_with_trio_task_tree(
             "  task * (the test) waits on Event.wait() on event",
             "      test_trio_hung.py:33 in test_event: await event.wait()",
             "?max-wall? hung: *",
-            "  task * (the test) waits on SocketStream.receive_some() on stream",
+            "  task * (the test) waits on a socket read, "
+            "SocketStream.receive_some() from 127.0.0.1:*",
             "      test_trio_hung.py:42 in test_socket_read: await stream.receive_some()",
         ]
     )
