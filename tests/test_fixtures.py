@@ -237,6 +237,8 @@ def test_each_check_sees_async_fixtures_in_setup_and_teardown(
         if kind in ("leaked-task", "never-retrieved") and not runner.asyncio:
             continue
         for variant in ("setup", "teardown", "coroutine"):
+            if variant == "coroutine" and check == "stall":
+                continue  # the watchdog sees a thread, whatever runs on it: one stall less
             step = "teardown" if variant == "teardown" else "setup"
             body = (COROUTINE_FIXTURE if variant == "coroutine" else FIXTURE).format(
                 decorator=runner.fixture,
