@@ -37,6 +37,7 @@ import pytest
 
 from ._session import FIXTURE, CheckSession, FixtureRun, FixtureStep
 from ._standalone import dressed_as, is_async_function
+from .detectors.budget import hang
 from .detectors.tasks import CANCEL_WAIT
 
 #: Judges the tasks of an async fixture that was torn down; ``True`` when called in the
@@ -53,6 +54,7 @@ async def _step(
         return await awaitable
     where = f"fixture {run.name}"
     check.is_async = True  # async code of its own ran: the summaries count it as checked
+    hang.note_fixture_loop(check)
     token = FIXTURE.set(FixtureStep(run, phase))
     try:
         session.enter_task(check, where)

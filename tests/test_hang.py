@@ -684,3 +684,55 @@ def test_ctrl_c_and_pytest_timeout_show_trio_task_tree(
             f"      test_mod.py:{waits} in waiter: await event.wait()",
         ]
     )
+
+
+HUNG_FIXTURE = """
+import asyncio
+import pytest
+import pytest_asyncio
+
+async def waiter(event):
+    await event.wait()
+
+@pytest_asyncio.fixture
+async def server():
+    event = asyncio.Event()
+    await asyncio.gather(asyncio.create_task(waiter(event), name="waiter"))
+    yield
+
+# pytest-timeout's stack dump holds the loop: a stall, not this test's subject.
+@pytest.mark.timeout(0.5, method="{method}")
+@pytest.mark.asynccheck(allow=["blocking"])
+@pytest.mark.asyncio
+async def test_setup_hangs(server):
+    pass
+
+def test_next():
+    pass
+"""
+
+
+@pytest.mark.parametrize("method", ["signal", "thread"])
+def test_pytest_timeout_in_an_async_fixture_shows_the_fixture_tree(
+    pytester: pytest.Pytester, method: str
+) -> None:
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
+    pytester.makepyfile(test_mod=HUNG_FIXTURE.format(method=method))
+    args = (*ARGS, *ASYNCIO, "-p", "timeout", "-p", "no:randomly")
+    tree = [
+        "task '*' (fixture 'server') waits on gather('waiter')",
+        "    test_mod.py:11 in server: await asyncio.gather(*",
+        "  task 'waiter' waits on Event.wait() on event",
+        "      test_mod.py:6 in waiter: await event.wait()",
+    ]
+    if method == "signal":
+        result = pytester.runpytest(*args)
+        result.assert_outcomes(errors=1, passed=1)
+        result.stdout.fnmatch_lines(["*Captured asynccheck await tree setup*", *tree])
+    else:
+        # pytest-timeout's thread method ends the process: in a process of its own.
+        result = pytester.runpytest_subprocess(*args)
+        assert result.ret == 1
+        result.stdout.fnmatch_lines(
+            ["*+ asynccheck: await tree of test_mod.py::test_setup_hangs at the timeout +*", *tree]
+        )

@@ -38,7 +38,7 @@ import pytest
 from ..._session import CheckSession, TestCheck
 from ..blocking.loopthread import allow_blocking
 from . import awaittree
-from .hang import TREE, wrapper_task
+from .hang import TREE, loop_of, tree_of
 from .waits import Step
 
 #: ``TestCheck.data`` key: (task, token) of a test body trio runs.
@@ -95,8 +95,7 @@ def _read_tree(check: TestCheck) -> list[str]:
         trio_test = check.data.get(TRIO_TEST)
         if trio_test is not None:
             return awaittree.trio_tree(trio_test[0], rootdir)
-        tasks = asyncio.all_tasks(check.loop)
-        return awaittree.capture(tasks, wrapper_task(check, tasks), rootdir)
+        return tree_of(check, asyncio.all_tasks(loop_of(check)[0]))
 
 
 def _read_blocked_tree(check: TestCheck) -> list[str]:
@@ -105,8 +104,8 @@ def _read_blocked_tree(check: TestCheck) -> list[str]:
     trio_test = check.data.get(TRIO_TEST)
     if trio_test is not None:
         return awaittree.trio_tree(trio_test[0], rootdir)
-    loop = check.loop
-    frame = sys._current_frames().get(check.loop_thread or 0)
+    loop, thread = loop_of(check)
+    frame = sys._current_frames().get(thread or 0)
     steps: list[Step] = []
     while frame is not None:
         steps.append((frame, frame.f_lineno))
@@ -127,11 +126,12 @@ def tree_from_another_thread(check: TestCheck) -> list[str]:
         taken.set()
 
     trio_test = check.data.get(TRIO_TEST)
+    loop, _ = loop_of(check)
     try:
         if trio_test is not None:
             trio_test[1].run_sync_soon(on_loop)
-        elif check.loop is not None:
-            check.loop.call_soon_threadsafe(on_loop)
+        elif loop is not None:
+            loop.call_soon_threadsafe(on_loop)
         else:
             return []
     except RuntimeError:
