@@ -630,7 +630,7 @@ def set_later(event):
         with contextlib.suppress(Exception):
             token.run_sync_soon(event.set)
 
-    timer = threading.Timer(3, set_event)
+    timer = threading.Timer(4, set_event)
     timer.daemon = True
     timer.start()
 
@@ -644,7 +644,7 @@ async def test_interrupted({fixture}):
 
 
 @{marker}
-@pytest.mark.timeout(0.5, method="signal")
+@pytest.mark.timeout(1.5, method="signal")  # a margin for trio to start the body
 async def test_times_out({fixture}):
     event = trio.Event()
     set_later(event)
