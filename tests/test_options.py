@@ -19,7 +19,7 @@ import pytest
 from pytest_asynccheck import _option_values as values
 from pytest_asynccheck._findings import Kind
 from pytest_asynccheck._options import OPTIONS, Option, Settings, Shown
-from pytest_asynccheck.reporting.json_report import SCHEMA
+from tests.helpers import REPORT_SCHEMA
 
 README = Path(__file__).parent.parent / "README.md"
 
@@ -111,12 +111,12 @@ def test_header_and_json_report_show_every_option_of_the_table(
 
 def _load_report(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
-    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text()))
     return data
 
 
 def test_the_schema_describes_every_setting_of_the_table() -> None:
-    settings = json.loads(SCHEMA.read_text())["properties"]["settings"]
+    settings = json.loads(REPORT_SCHEMA.read_text())["properties"]["settings"]
     assert set(settings["properties"]) == {option.setting for option in OPTIONS}
     assert set(settings["required"]) <= set(settings["properties"])
 

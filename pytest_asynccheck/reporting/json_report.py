@@ -29,7 +29,6 @@ from .._options import Settings
 from .._version import __version__
 
 SCHEMA_VERSION = 2
-SCHEMA = Path(__file__).with_name("report-schema.json")
 REWRITE_INTERVAL = 0.5
 FINDING_FIELDS = (
     "kind", "severity", "nodeid", "phase", "file", "line", "function", "call", "duration",
