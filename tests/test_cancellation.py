@@ -13,8 +13,7 @@ import pytest
 
 from pytest_asynccheck.detectors import cancellation
 from pytest_asynccheck.detectors.cancellation import FIX
-from pytest_asynccheck.reporting.json_report import SCHEMA
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, PYTEST_ASYNCIO_0_23
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, REPORT_SCHEMA
 
 needs_cancelling = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="Task.cancelling() is new in Python 3.11"
@@ -346,16 +345,15 @@ async def test_uses_a_teardown_that_swallowed(stubborn_teardown):
 """
 
 
-#: name -> (the module, its outcomes, the blocks of lines its output shows, whether it has
-#: async fixtures): each is run under every runner.
+#: name -> (the module, its outcomes, the blocks of lines its output shows): each is run
+#: under every runner.
 CASES = {
-    "swallowed": (SWALLOWS, {"failed": 4}, swallowed_lines(), False),
+    "swallowed": (SWALLOWS, {"failed": 4}, swallowed_lines()),
     # Structures that uncancel what they catch, shields, cancellations passed on.
     "look-alikes": (
         LOOKALIKES,
         {"passed": 8},
         [["asynccheck: no findings in 8 checked tests"]],
-        False,
     ),
     # The test's own task is judged when the body returns.
     "own-task": (
@@ -368,7 +366,6 @@ CASES = {
                 "  cancel() called at test_mod.py:5 in test_the_test_swallows_its_own_cancellation",
             ]
         ],
-        False,
     ),
     # In fixtures: a task a fixture made, and a fixture step's own task (setup and teardown).
     "fixtures": (
@@ -399,7 +396,6 @@ CASES = {
                 "  at test_mod.py:36 in stubborn_teardown",
             ],
         ],
-        True,
     ),
 }
 
@@ -408,9 +404,7 @@ CASES = {
 @pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_case_under_each_runner(pytester: pytest.Pytester, case: str, runner: str) -> None:
-    source, outcomes, blocks, has_fixtures = CASES[case]
-    if has_fixtures and runner == "asyncio" and PYTEST_ASYNCIO_0_23:
-        pytest.skip("pytest-asyncio 0.23 makes async fixtures sync at collection")
+    source, outcomes, blocks = CASES[case]
     result = run_with(pytester, runner, source)
     result.assert_outcomes(**outcomes)
     for lines in blocks:
@@ -451,7 +445,7 @@ def test_report_baseline_and_annotations(
     pytester.makepyfile(test_mod=SWALLOWS)
     pytester.runpytest(*ARGS, "--asynccheck-report=report.json").assert_outcomes(failed=4)
     data = json.loads((pytester.path / "report.json").read_text())
-    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text()))
     assert {(f["kind"], f["line"], f["call"]) for f in data["findings"]} == {
         ("swallowed-cancel", 8, "consume()"),
         ("swallowed-cancel", 28, "fetch()"),

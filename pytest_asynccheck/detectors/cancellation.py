@@ -48,6 +48,7 @@ from .._findings import Finding, Kind, Severity
 from .._options import Settings
 from .._session import CheckSession, TestCheck, active, in_fixture
 from . import tasks
+from .task_findings import FIXTURE_ATTR, created_at
 
 SUPPORTED = sys.version_info >= (3, 11)
 UNSUPPORTED_NOTE = (
@@ -130,7 +131,7 @@ class CancelNote:
             return
         with contextlib.suppress(Exception):  # never disturb the loop's callbacks
             finding = self.finding(task, test.session.rootpath)
-            made_in = getattr(task, tasks.FIXTURE_ATTR, None)
+            made_in = getattr(task, FIXTURE_ATTR, None)
             # The fixture that made the task, if any; else the test's, whatever step runs.
             if made_in is not None:
                 finding = in_fixture(finding, *made_in)
@@ -143,9 +144,9 @@ class CancelNote:
         test's step)."""
         coro = coro or _name(task.get_coro())
         stack: list[str] = []
-        created = getattr(task, tasks.SITE_ATTR, None)
+        created = created_at(task, root)
         if created is not None:
-            stack.append(f"task created at {frames.relpath(created[0], root)}:{created[1]}")
+            stack.append(f"task created at {created[0]}:{created[1]}")
         if self.by is not None:
             stack.append(
                 f"cancel() called at {frames.relpath(self.by[0], root)}:{self.by[1]} "
