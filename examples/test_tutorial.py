@@ -8,6 +8,7 @@ this demo run exits 0 while showing every finding).
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -19,6 +20,7 @@ from examples import (
     gather_jobs,
     handoff,
     semaphore,
+    workers,
 )
 from examples.conftest import SCALE
 
@@ -90,3 +92,15 @@ async def test_missing_await() -> None:
 @pytest.mark.max_wall(4.5 * SCALE)
 async def test_sequential_awaits_miss_the_concurrency_budget() -> None:
     await downloads.download_all_sequentially(SCALE)
+
+
+async def test_worker_stops_when_cancelled() -> None:
+    assert await workers.stop_worker(workers.consume) == (["JOB"], True)
+
+
+# Python 3.10 has no Task.cancelling(): there the check cannot tell, and the test passes.
+@pytest.mark.xfail(
+    sys.version_info >= (3, 11), strict=True, reason="swallowed-cancel: except BaseException"
+)
+async def test_worker_swallows_its_cancellation() -> None:
+    assert await workers.stop_worker(workers.consume_swallowing) == (["JOB"], False)

@@ -53,6 +53,7 @@ KIND_HELP = {
     Kind.MAX_WALL: "tests over their @pytest.mark.max_wall budget",
     Kind.CALLBACK_ERROR: "exceptions of loop callbacks, done callbacks and protocols, only logged",
     Kind.THREAD_UNSAFE: "loop methods that are not thread-safe called from another thread",
+    Kind.SWALLOWED_CANCEL: "tasks that were cancelled and returned normally (Python 3.11+)",
 }
 
 DEFAULT_STALL_THRESHOLD = 0.1

@@ -410,7 +410,7 @@ def test_the_budget_detector_stays_only_when_a_test_has_a_budget(
     result = pytester.runpytest(*ARGS, "-s")
     result.assert_outcomes(passed=1)
     expected = (
-        "blocking unawaited tasks callbacks thread-safety"
+        "blocking unawaited swallowed-cancel tasks callbacks thread-safety"
         + (" max-wall" if budgeted else "")
         + " switch-interval"
     )

@@ -24,6 +24,7 @@ from examples import (
     httpbin,
     notebooks,
     semaphore,
+    workers,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -160,3 +161,13 @@ def test_http_program_runs_as_a_script_with_its_own_server() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("Fetched http://127.0.0.1:") == 3
+
+
+def test_a_broad_except_keeps_the_worker_from_ending_cancelled(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    workers.main()
+    assert capsys.readouterr().out.splitlines() == [
+        "consume: did ['JOB'], ended cancelled: True",
+        "consume_swallowing: did ['JOB'], ended cancelled: False",
+    ]

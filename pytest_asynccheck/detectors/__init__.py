@@ -9,6 +9,7 @@ from .._options import Settings
 from .blocking.detector import blocking_detector
 from .budget.detector import budget_detector
 from .callbacks import callback_detector
+from .cancellation import cancel_detector
 from .guards import switch_interval_guard
 from .tasks import task_detector
 from .threadsafety import thread_detector
@@ -20,6 +21,7 @@ DetectorFactory = Callable[[Settings], "Detector | None"]
 BUILTIN: tuple[DetectorFactory, ...] = (
     blocking_detector,
     unawaited_detector,
+    cancel_detector,
     task_detector,
     callback_detector,
     thread_detector,

@@ -56,6 +56,9 @@ LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but i
 CANCEL_WAIT = 1.0
 #: The tasks the factory made for a test, to tell whether any may still wait for the collector.
 Made = list["weakref.ref[asyncio.Task[Any]]"]
+#: Made from a weak reference to each task the factory makes and put on the task as its
+#: ``cancel`` (the swallowed-cancel check's, for the session; empty otherwise).
+CANCEL_HOOK: list[Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]]] = []
 
 
 class FactoryState:
@@ -91,12 +94,15 @@ def _noting_factory(state: FactoryState) -> TaskFactory:
         else:
             task = inner(loop, coro, **kwargs)
         try:
+            ref = weakref.ref(task)
             step = FIXTURE.get()
             if step is None:
-                state.made.append(weakref.ref(task))
+                state.made.append(ref)
             else:
-                step.run.made.append(weakref.ref(task))
+                step.run.made.append(ref)
                 setattr(task, FIXTURE_ATTR, (step.run.name, step.phase))
+            if CANCEL_HOOK:
+                task.cancel = CANCEL_HOOK[0](ref)  # type: ignore[method-assign]
             user = frames.user_frame(frames.walk(sys._getframe(1)))
             if user is not None:
                 code = user.f_code
@@ -279,4 +285,8 @@ class TaskDetector(Detector):
 def task_detector(settings: Settings) -> Detector | None:
     leaks = settings.severity(Kind.LEAKED_TASK) is not Severity.OFF
     lost = settings.severity(Kind.NEVER_RETRIEVED) is not Severity.OFF
-    return TaskDetector(leaks, lost, settings.cancel_leaked) if leaks or lost else None
+    # The swallowed-cancel check needs the factory alone (Task.cancelling() is new in 3.11).
+    cancels = sys.version_info >= (3, 11) and (
+        settings.severity(Kind.SWALLOWED_CANCEL) is not Severity.OFF
+    )
+    return TaskDetector(leaks, lost, settings.cancel_leaked) if leaks or lost or cancels else None
