@@ -17,6 +17,7 @@ from ._options import Settings, add_options, load_settings
 from ._runtest import Checks, fixture_finisher
 from ._session import CheckSession
 from ._standalone import Standalone
+from ._tracebacks import FILTERS_GROUPS, TracebackTrim
 from .detectors import builtin_detectors
 from .detectors.budget import hang, stoptrees
 from .reporting import baseline, outputs
@@ -62,6 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(summary, "asynccheck-summary")
     outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
+    if not FILTERS_GROUPS:
+        config.pluginmanager.register(TracebackTrim(), TracebackTrim.name)
     config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
     config.pluginmanager.register(stoptrees.TimeoutTrees(session), stoptrees.TimeoutTrees.name)
     config.pluginmanager.register(
