@@ -3,9 +3,11 @@
 This module's own hooks only add the options and markers, validate the settings and state them
 in the header. Everything that acts on tests lives in plugin objects registered only when the
 checks are on: ``_runtest.Checks`` (each test's phases), ``_standalone.Standalone`` (the
-runner of unclaimed async tests), ``_fixtures.FixtureChecks``, ``reporting.summary.Summary``
-and the outputs. Without ``--asynccheck`` no hook of the plugin is on any test's call path, so
-tracebacks, warning locations and stacks are the same as without the plugin installed."""
+runner of unclaimed async tests), ``_fixtures.FixtureChecks``, ``reporting.summary.Summary``,
+the outputs, and on pytest before 9 ``_tracebacks.TracebackTrim`` (the plugin's frames out of a
+failing exception group's traceback). Without ``--asynccheck`` no hook of the plugin is on any
+test's call path, so tracebacks, warning locations and stacks are the same as without the plugin
+installed."""
 
 from __future__ import annotations
 
