@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, failure_sections
 
 pytestmark = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="asyncio.TaskGroup and built-in exception groups"
@@ -20,127 +20,75 @@ TRIO = ("-p", "trio")
 
 #: Each module fails four ways: a group from a task group in the test, a group from one in the
 #: setup of a fixture of the module and of one in ``conftest.py`` (not cut away with the frames
-#: above the test's module), and a plain assertion.
-TRIO_MODULE = """
+#: above the test's module), and a plain assertion. Filled in by ``module``.
+MODULE = """
+{imports}
 import pytest
-import trio
-
+{backend}
 
 async def boom():
     raise ValueError("boom")
 
 
 @pytest.fixture
-async def failing():
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(boom)
+async def failing({backend_argument}):
+    {open_group}
+        {start_boom}
     yield
 
 
-@pytest.mark.trio
-async def test_group():
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(boom)
+{mark}async def test_group():
+    {open_group}
+        {start_boom}
 
 
-@pytest.mark.trio
-async def test_fixture_group(failing):
+{mark}async def test_fixture_group(failing):
     pass
 
 
-async def test_conftest_fixture_group(shared):
+{mark}async def test_conftest_fixture_group(shared):
     pass
 
 
-@pytest.mark.trio
-async def test_conftest_fixture_group(shared):
-    pass
-
-
-@pytest.mark.trio
-async def test_assertion():
+{mark}async def test_assertion():
     assert 1 + 1 == 3
 """
 
-ANYIO_MODULE = """
-import anyio
-import pytest
-
+ANYIO_BACKEND = """
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request):
     return request.param
 
-
-async def boom():
-    raise ValueError("boom")
-
-
-@pytest.fixture
-async def failing(anyio_backend):
-    async with anyio.create_task_group() as group:
-        group.start_soon(boom)
-    yield
-
-
-@pytest.mark.anyio
-async def test_group():
-    async with anyio.create_task_group() as group:
-        group.start_soon(boom)
-
-
-@pytest.mark.anyio
-async def test_fixture_group(failing):
-    pass
-
-
-async def test_conftest_fixture_group(shared):
-    pass
-
-
-@pytest.mark.anyio
-async def test_conftest_fixture_group(shared):
-    pass
-
-
-@pytest.mark.anyio
-async def test_assertion():
-    assert 1 + 1 == 3
 """
 
-ASYNCIO_MODULE = """
-import asyncio
 
-import pytest
-
-
-async def boom():
-    raise ValueError("boom")
-
-
-@pytest.fixture
-async def failing():
-    async with asyncio.TaskGroup() as group:
-        group.create_task(boom())
-    yield
+#: Per library: how a test opens its task group, starts ``boom`` in it, and is marked; and
+#: what the module adds (anyio's backend fixture).
+LIBRARIES = {
+    "trio": ("trio.open_nursery()", "group.start_soon(boom)", "@pytest.mark.trio\n", ""),
+    "anyio": (
+        "anyio.create_task_group()",
+        "group.start_soon(boom)",
+        "@pytest.mark.anyio\n",
+        ANYIO_BACKEND,
+    ),
+    "asyncio": ("asyncio.TaskGroup()", "group.create_task(boom())", "", ""),
+}
 
 
-async def test_group():
-    async with asyncio.TaskGroup() as group:
-        group.create_task(boom())
-
-
-async def test_fixture_group(failing):
-    pass
-
-
-async def test_conftest_fixture_group(shared):
-    pass
-
-
-async def test_assertion():
-    assert 1 + 1 == 3
-"""
+def module(library: str) -> str:
+    """The test module for ``library``: ``trio`` (pytest-trio), ``anyio`` (on both backends) or
+    ``asyncio`` (unmarked: the standalone runner, or pytest-asyncio in auto mode)."""
+    group, start, mark, backend = LIBRARIES[library]
+    return MODULE.format(
+        imports=f"import {library}",
+        backend=backend,
+        backend_argument="anyio_backend" if backend else "",
+        open_group=f"async with {group} as group:",
+        start_boom=start,
+        mark=mark,
+    )
 
 
 def write_modules(pytester: pytest.Pytester, source: str) -> None:
@@ -149,22 +97,6 @@ def write_modules(pytester: pytest.Pytester, source: str) -> None:
     pytester.makepyfile(test_mod=source)
     head = re.split(r"\n\n\n(?=@pytest\.mark\.\w+\nasync def test_|async def test_)", source)[0]
     pytester.makeconftest(head.replace("def failing(", "def shared("))
-
-
-def failure_sections(result: pytest.RunResult) -> dict[str, str]:
-    """Each failure's and error's section, by its header, addresses masked."""
-    found: dict[str, str] = {}
-    name = ""
-    for text in result.stdout.lines:
-        header = re.fullmatch(r"_{3,} (.+?) _{3,}", text)
-        if header:
-            name = header.group(1)
-            found[name] = ""
-        elif text.startswith(("-----", "=====")):
-            name = ""
-        elif name:
-            found[name] += re.sub(r"0x[0-9a-f]+", "ADDR", text) + "\n"
-    return found
 
 
 def assert_same_failures(
@@ -181,7 +113,7 @@ def assert_same_failures(
 @pytest.mark.parametrize(
     ("plugin", "source", "outcomes"),
     # pytest-trio sets its fixtures up in the call phase: a fixture's failure fails the test.
-    [(TRIO, TRIO_MODULE, {"failed": 4}), (ANYIO, ANYIO_MODULE, {"failed": 4, "errors": 4})],
+    [(TRIO, module("trio"), {"failed": 4}), (ANYIO, module("anyio"), {"failed": 4, "errors": 4})],
     ids=["pytest-trio", "anyio"],
 )
 def test_a_group_or_an_assertion_fails_with_the_same_traceback_with_and_without_checks(
@@ -210,7 +142,7 @@ def test_the_standalone_runner_fails_as_pytest_asyncio_does(
     # reference for a plain failure. A group is shown from where pytest keeps frames on, which
     # is pytest's own runner for a fixture's on pytest before 9: from there each runner's
     # frames differ, but none of the plugin's is shown.
-    write_modules(pytester, ASYNCIO_MODULE)
+    write_modules(pytester, module("asyncio"))
     standalone = pytester.runpytest(*ARGS, f"--tb={style}")
     pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
     plain = pytester.runpytest("-p", "asynccheck", *ASYNCIO, f"--tb={style}")
@@ -234,7 +166,7 @@ def test_pytest_asyncio_fails_with_the_same_traceback_with_and_without_checks(
     pytester: pytest.Pytester, style: str
 ) -> None:
     pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
-    write_modules(pytester, ASYNCIO_MODULE)
+    write_modules(pytester, module("asyncio"))
     plain = pytester.runpytest("-p", "asynccheck", *ASYNCIO, f"--tb={style}")
     checked = pytester.runpytest(*ARGS, *ASYNCIO, f"--tb={style}")
     checked.assert_outcomes(failed=2, errors=2)
