@@ -49,6 +49,7 @@ async def _step(
     session: CheckSession, run: FixtureRun, phase: str, awaitable: Awaitable[Any]
 ) -> Any:
     """Await one step of a fixture inside the check of the test running now."""
+    __tracebackhide__ = True
     check = session.current
     if check is None or check.closed:
         return await awaitable
@@ -82,6 +83,7 @@ def checked_fixture_function(
     if inspect.isasyncgenfunction(func):
 
         async def asynccheck_fixture_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
+            __tracebackhide__ = True
             run = FixtureRun(name)
             agen = func(*args, **kwargs)
             awaitable: Awaitable[Any] = agen.__anext__()
@@ -111,6 +113,7 @@ def checked_fixture_function(
         return dressed_as(func, asynccheck_fixture_generator)
 
     async def asynccheck_fixture(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         run = FixtureRun(name)
         started.append(run)
         coro: Coroutine[Any, Any, Any] = func(*args, **kwargs)
@@ -155,6 +158,7 @@ class FixtureChecks:
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
+        __tracebackhide__ = True
         func: Any = fixturedef.func
         cell = None
         if not is_async_function(getattr(func, "__func__", func)):

@@ -63,6 +63,7 @@ def _conclude(check: TestCheck, phase: Phase, findings: list[Finding], failed: b
 def _phase(
     session: CheckSession, check: TestCheck, phase: Phase
 ) -> Generator[None, object, object]:
+    __tracebackhide__ = True
     session.begin_phase(check, phase)
     try:
         result = yield
@@ -112,6 +113,7 @@ class Checks:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
         """Open the test's check (validating its markers) around its setup."""
+        __tracebackhide__ = True
         session = self.session
         bad_marker = None
         try:
@@ -140,6 +142,7 @@ class Checks:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """Run the test body inside its check; a coroutine test announces itself from its
         task."""
+        __tracebackhide__ = True
         session = self.session
         check = self._open_check(item)
         if check is None:
@@ -159,6 +162,7 @@ class Checks:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """Close the test's check after its teardown, with the standalone loop if it had one."""
+        __tracebackhide__ = True
         check = self._open_check(item)
         if check is None:
             return (yield)

@@ -75,6 +75,7 @@ def checked_coroutine_function(
     """``func`` made to announce itself to the detectors from inside its own task."""
 
     async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
+        __tracebackhide__ = True
         check.session.enter_task(check, where)
         try:
             if where != "test" or check.loop is not None:
@@ -142,6 +143,7 @@ class LoopRunner:
             self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        __tracebackhide__ = True
         if self._runner is not None:
             result: T = self._runner.run(coro, context=self._context)
             return result
@@ -150,10 +152,12 @@ class LoopRunner:
     def _run_without_runner(self, coro: Coroutine[Any, Any, T]) -> T:  # pragma: no cover
         # Before 3.11 a task cannot run in a given context, only in a copy of it: carry the
         # copy's values forward so the test sees what its fixtures set.
+        __tracebackhide__ = True
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
 
         async def step() -> tuple[T, contextvars.Context]:
+            __tracebackhide__ = True
             return await coro, contextvars.copy_context()
 
         task = self._context.run(self._loop.create_task, step())
@@ -181,6 +185,7 @@ class LoopRunner:
 
 
 def run_test(item: pytest.Function, runner: LoopRunner) -> None:
+    __tracebackhide__ = True
     testfunction = item.obj
     funcargs = item.funcargs
     testargs = {arg: funcargs[arg] for arg in item._fixtureinfo.argnames}
@@ -188,6 +193,7 @@ def run_test(item: pytest.Function, runner: LoopRunner) -> None:
 
 
 async def _awaited(awaitable: Any) -> Any:
+    __tracebackhide__ = True
     return await awaitable  # a task runs coroutines only, not an async generator's step
 
 
@@ -200,6 +206,7 @@ def sync_fixture(
 
         @functools.wraps(func)
         def run_asyncgen_fixture(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
             agen = func(*args, **kwargs)
             yield runner.run(_awaited(agen.__anext__()))
             try:
@@ -213,6 +220,7 @@ def sync_fixture(
 
     @functools.wraps(func)
     def run_coroutine_fixture(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         return runner.run(func(*args, **kwargs))
 
     return run_coroutine_fixture
@@ -240,6 +248,7 @@ class Standalone:
         self.session = session
 
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        __tracebackhide__ = True
         if not is_coroutine_function(pyfuncitem.obj) or is_claimed(pyfuncitem):
             return None
         run_test(pyfuncitem, _loop_runner(self.session, pyfuncitem))
@@ -249,6 +258,7 @@ class Standalone:
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
+        __tracebackhide__ = True
         func = fixturedef.func
         if not is_async_function(func):
             return (yield)

@@ -3,9 +3,11 @@
 This module's own hooks only add the options and markers, validate the settings and state them
 in the header. Everything that acts on tests lives in plugin objects registered only when the
 checks are on: ``_runtest.Checks`` (each test's phases), ``_standalone.Standalone`` (the
-runner of unclaimed async tests), ``_fixtures.FixtureChecks``, ``reporting.summary.Summary``
-and the outputs. Without ``--asynccheck`` no hook of the plugin is on any test's call path, so
-tracebacks, warning locations and stacks are the same as without the plugin installed."""
+runner of unclaimed async tests), ``_fixtures.FixtureChecks``, ``reporting.summary.Summary``,
+the outputs, and on pytest before 9 ``_tracebacks.TracebackTrim`` (the plugin's frames out of a
+failing exception group's traceback). Without ``--asynccheck`` no hook of the plugin is on any
+test's call path, so tracebacks, warning locations and stacks are the same as without the plugin
+installed."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ._options import Settings, add_options, load_settings
 from ._runtest import Checks, fixture_finisher
 from ._session import CheckSession
 from ._standalone import Standalone
+from ._tracebacks import FILTERS_GROUPS, TracebackTrim
 from .detectors import builtin_detectors
 from .detectors.budget import hang, stoptrees
 from .reporting import baseline, outputs
@@ -62,6 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(summary, "asynccheck-summary")
     outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
+    if not FILTERS_GROUPS:
+        config.pluginmanager.register(TracebackTrim(), TracebackTrim.name)
     config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
     config.pluginmanager.register(stoptrees.TimeoutTrees(session), stoptrees.TimeoutTrees.name)
     config.pluginmanager.register(

@@ -71,3 +71,20 @@ def write_for_runner(pytester: pytest.Pytester, runner: tuple[str, ...], source:
         source = source.replace("\nasync def test_", "\n@pytest.mark.anyio\nasync def test_")
         pytester.makeconftest(anyio_module("", imports=()))
     pytester.makepyfile(test_mod=source)
+
+
+def failure_sections(result: pytest.RunResult) -> dict[str, str]:
+    """Each failure's and error's section of an inner run (up to its captured sections), by its
+    header, with addresses and ports masked: they differ from run to run."""
+    found: dict[str, str] = {}
+    name = ""
+    for text in result.stdout.lines:
+        header = re.fullmatch(r"_{3,} (.+?) _{3,}", text)
+        if header:
+            name = header.group(1)
+            found[name] = ""
+        elif text.startswith(("-----", "=====")):
+            name = ""
+        elif name:
+            found[name] += re.sub(r"0x[0-9a-f]+|\b\d{4,5}\b", "N", text) + "\n"
+    return found

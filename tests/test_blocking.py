@@ -15,7 +15,7 @@ import pytest
 
 from pytest_asynccheck.detectors.blocking import catalogue, loopthread, nonblocking, wrappers
 from pytest_asynccheck.detectors.blocking import watchdog as monitor
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, failure_sections
 
 INI = "[pytest]\n"
 
@@ -456,23 +456,6 @@ def test_a_sync_test_sleeping_on_a_string():
 """
 
 
-def _tracebacks(result: pytest.RunResult) -> dict[str, str]:
-    """Each failed test's traceback (up to its captured sections), addresses and ports
-    masked: they differ from run to run."""
-    found: dict[str, str] = {}
-    name = ""
-    for text in result.stdout.lines:
-        header = re.fullmatch(r"_{3,} (test_\w+) _{3,}", text)
-        if header:
-            name = header.group(1)
-            found[name] = ""
-        elif text.startswith(("-----", "=====")):
-            name = ""
-        elif name:
-            found[name] += re.sub(r"0x[0-9a-f]+|\b\d{4,5}\b", "N", text) + "\n"
-    return found
-
-
 def test_a_call_that_raises_shows_the_same_traceback_with_and_without_checks(
     pytester: pytest.Pytester,
 ) -> None:
@@ -497,9 +480,9 @@ def test_a_call_that_raises_shows_the_same_traceback_with_and_without_checks(
         ],
         consecutive=False,
     )
-    tracebacks = _tracebacks(checked)
+    tracebacks = failure_sections(checked)
     assert len(tracebacks) == 5
-    assert tracebacks == _tracebacks(plain)
+    assert tracebacks == failure_sections(plain)
 
 
 # -- the watchdog -------------------------------------------------------------------------------
