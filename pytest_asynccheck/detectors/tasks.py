@@ -287,6 +287,10 @@ class TaskDetector(Detector):
         if loop_class.get_task_factory(loop) is state.factory:  # unless set another way since
             # The factory the code under test left, or the one the loop had.
             loop_class.set_task_factory(loop, state.inner)
+        # The state and its functions refer to each other: without this the loop they hold
+        # would wait for the garbage collector (a collection of the young generation in every
+        # few tests, and more full ones: benchmarks/README.md, "Reference cycles").
+        state.factory = state.own = None  # type: ignore[assignment]
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase != "call":
