@@ -14,6 +14,10 @@ a wider scope reports on the test during which it set up or tore down.
 Tasks a fixture starts are its own: they are judged when the fixture is torn down (a leak is a
 task still pending then), never by the tests that ran meanwhile.
 
+The wrapper is asked about every fixture setup, so it is unregistered after collection when
+no fixture definition the session knows (asked for by argument or by name) is async; a fixture
+registered after collection is then not checked.
+
 Limits: pytest-asyncio before 1.0 replaces async fixture functions with sync ones at collection
 time, before this wrapper sees them, so its fixtures are not checked. Under pytest-trio a
 fixture's setup and teardown run in pytest's call phase (pytest-trio runs them there), and
@@ -27,7 +31,7 @@ import contextlib
 import functools
 import inspect
 import types
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any
 
 import pytest
@@ -129,6 +133,26 @@ def _wraps(func: Callable[..., Any], wrapper: Callable[..., Any]) -> Callable[..
     return wrapper
 
 
+def _async_target(func: Any) -> Any:
+    """The function an async fixture runs (a fixture method's own function), or ``None`` when
+    the fixture is not async."""
+    target = func.__func__ if getattr(func, "__self__", None) is not None else func
+    return target if is_async_function(target) else None
+
+
+def _all_definitions(session: pytest.Session) -> Iterable[pytest.FixtureDef[Any]] | None:
+    """Every fixture definition the session knows, whether a test asks for it by argument or
+    by ``request.getfixturevalue``; ``None`` from a pytest whose table is not known here."""
+    manager: Any = getattr(session, "_fixturemanager", None)
+    every = getattr(manager, "_get_all_fixture_defs", None)  # pytest 9.2 and later
+    if callable(every):
+        return every()  # type: ignore[no-any-return]
+    by_name = getattr(manager, "_arg2fixturedefs", None)  # pytest 8.0 to 9.1
+    if isinstance(by_name, dict):
+        return [definition for definitions in by_name.values() for definition in definitions]
+    return None
+
+
 class FixtureChecks:
     """Wraps each async fixture's function for its setup; its findings and its tasks' fate
     are reported on the test running then."""
@@ -138,6 +162,16 @@ class FixtureChecks:
     def __init__(self, session: CheckSession, finish: FinishFixture) -> None:
         self.session = session
         self.finish = finish
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Unregistered when no fixture the session knows is async: the wrapper is asked
+        about every fixture setup (pytest-asyncio's own fixtures: two per test), and a hook
+        wrapper is one of the larger costs per test (benchmarks/README.md, "This round")."""
+        definitions = _all_definitions(session)
+        if definitions is not None and not any(
+            _async_target(definition.func) is not None for definition in definitions
+        ):
+            session.config.pluginmanager.unregister(self)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_fixture_setup(
