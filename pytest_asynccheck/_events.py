@@ -134,9 +134,6 @@ class Detectors:
             for phase, subscribers in by_phase.items():
                 by_phase[phase] = tuple(s for s in subscribers if s[0] is not detector)
 
-    def wants(self, event: str) -> bool:
-        return bool(self._subscribers[event])
-
     def emit(self, event: str, *args: object) -> None:
         for detector, method in self._subscribers[event]:
             try:
