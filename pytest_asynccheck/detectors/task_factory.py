@@ -34,6 +34,9 @@ Access = tuple[Callable[[Any], Any], Callable[[Any, Any], None]]
 
 _BASE = asyncio.BaseEventLoop
 _NAMES = ("set_task_factory", "get_task_factory")
+#: The standard library's own methods, as the plugin reads and sets a loop's factory whatever
+#: stands on the class (another session's functions, under pytester).
+_STDLIB: Access = (_BASE.get_task_factory, _BASE.set_task_factory)
 
 
 class FactoryState:
@@ -86,7 +89,6 @@ class FactoryMethods:
         #: (name, the function put on the class, what was there)
         self._patched: list[tuple[str, Callable[..., Any], Any]] = []
         self._functions: tuple[Callable[..., Any], ...] = ()
-        self._access: Access | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> FactoryState:
         """Put a new factory in front of ``loop``'s for one step; returns it."""
@@ -111,7 +113,6 @@ class FactoryMethods:
                 setattr(_BASE, name, original)
         self._patched = []
         self._functions = ()
-        self._access = None
 
     def _access_for(self, loop: asyncio.AbstractEventLoop) -> Access | None:
         """The standard library's own methods, when the loop's class methods are the
@@ -124,15 +125,16 @@ class FactoryMethods:
         loop_class: Any = type(loop)
         if (loop_class.set_task_factory, loop_class.get_task_factory) != self._functions:
             return None  # a class that defines them itself, or someone else's functions
-        return self._access
+        return _STDLIB
 
     def _patch(self) -> None:
         original_set = _BASE.__dict__["set_task_factory"]
         original_get = _BASE.__dict__["get_task_factory"]
+        raw_get = _STDLIB[0]
 
         def set_task_factory(self: Any, factory: TaskFactory | None) -> None:
             __tracebackhide__ = True
-            front = original_get(self)
+            front = raw_get(self)
             if type(front) is not FactoryState or not front.on_class:
                 return original_set(self, factory)  # type: ignore[no-any-return]
             if factory is not None and not callable(factory):
@@ -141,7 +143,7 @@ class FactoryMethods:
             return None
 
         def get_task_factory(self: Any) -> TaskFactory | None:
-            front = original_get(self)
+            front = raw_get(self)
             if type(front) is FactoryState and front.on_class:
                 return front.inner
             return front  # type: ignore[no-any-return]
@@ -159,7 +161,6 @@ class FactoryMethods:
         for name, function, _ in self._patched:
             setattr(_BASE, name, function)
         self._functions = (set_task_factory, get_task_factory)
-        self._access = (original_get, original_set)
 
 
 def _intercept_on_instance(state: FactoryState) -> None:
