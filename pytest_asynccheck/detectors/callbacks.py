@@ -143,10 +143,6 @@ class CallbackErrorDetector(Detector):
 
     def session_started(self, session: CheckSession) -> None:
         self._rootpath = session.rootpath
-        loop_handler.session_started()
-
-    def session_finished(self, session: CheckSession) -> None:
-        loop_handler.session_finished()
 
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str

@@ -86,13 +86,9 @@ class TaskDetector(Detector):
 
     def session_started(self, session: CheckSession) -> None:
         self._session = session
-        if self.lost:
-            loop_handler.session_started()
 
     def session_finished(self, session: CheckSession) -> None:
         self._methods.restore()
-        if self.lost:
-            loop_handler.session_finished()
 
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
