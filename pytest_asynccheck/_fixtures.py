@@ -150,7 +150,8 @@ class FixtureChecks:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Unregistered when no fixture the session knows is async: the wrapper is asked
         about every fixture setup (pytest-asyncio's own fixtures: two per test), and a hook
-        wrapper is one of the larger costs per test (benchmarks/README.md, "This round")."""
+        wrapper is one of the larger costs per test (benchmarks/README.md, "Per test, once per
+        session")."""
         definitions = _all_definitions(session)
         if definitions is not None and not any(
             _async_target(definition.func) is not None for definition in definitions
