@@ -19,6 +19,10 @@ collection, for good, which keeps the original in its closure and runs it on the
 there the wrapper is put in that closure cell, for the length of the setup, in place of the
 original (found as the cell holding the sync function's ``__wrapped__``).
 
+The wrapper is asked about every fixture setup, so it is unregistered after collection when
+no fixture definition the session knows (asked for by argument or by name) is one it would
+check; a fixture registered after collection is then not checked.
+
 Limits: under pytest-trio a fixture's setup and teardown run in pytest's call phase
 (pytest-trio runs them there), and their findings land in that phase.
 """
@@ -30,7 +34,7 @@ import contextlib
 import functools
 import inspect
 import types
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import Any
 
 import pytest
@@ -144,6 +148,36 @@ def collection_wrapper_cell(func: object) -> types.CellType | None:
     return None
 
 
+def _async_fixture(func: Any) -> tuple[types.CellType | None, Any, Any, Any] | None:
+    """For a fixture function the wrapper checks: the collection wrapper's cell that holds
+    the async function (or ``None``), that function, the instance a fixture method is bound to
+    (or ``None``) and the plain function it runs; ``None`` for any other fixture."""
+    cell = None
+    if not is_async_function(getattr(func, "__func__", func)):
+        cell = collection_wrapper_cell(func)
+        if cell is None:
+            return None
+    original: Any = func if cell is None else cell.cell_contents
+    bound_to = getattr(original, "__self__", None)
+    target = original.__func__ if bound_to is not None else original
+    if not is_async_function(target):
+        return None
+    return cell, original, bound_to, target
+
+
+def _all_definitions(session: pytest.Session) -> Iterable[pytest.FixtureDef[Any]] | None:
+    """Every fixture definition the session knows, whether a test asks for it by argument or
+    by ``request.getfixturevalue``; ``None`` from a pytest whose table is not known here."""
+    manager: Any = getattr(session, "_fixturemanager", None)
+    every = getattr(manager, "_get_all_fixture_defs", None)  # pytest 9.2 and later
+    if callable(every):
+        return every()  # type: ignore[no-any-return]
+    by_name = getattr(manager, "_arg2fixturedefs", None)  # pytest 8.0 to 9.1
+    if isinstance(by_name, dict):
+        return [definition for definitions in by_name.values() for definition in definitions]
+    return None
+
+
 class FixtureChecks:
     """Wraps each async fixture's function for its setup; its findings and its tasks' fate
     are reported on the test running then."""
@@ -154,22 +188,27 @@ class FixtureChecks:
         self.session = session
         self.finish = finish
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Unregistered when no fixture the session knows is async: the wrapper is asked
+        about every fixture setup (pytest-asyncio's own fixtures: two per test), and a hook
+        wrapper is one of the larger costs per test (benchmarks/README.md, "Per test, once per
+        session")."""
+        definitions = _all_definitions(session)
+        if definitions is not None and not any(
+            _async_fixture(definition.func) is not None for definition in definitions
+        ):
+            session.config.pluginmanager.unregister(self)
+
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
         __tracebackhide__ = True
         func: Any = fixturedef.func
-        cell = None
-        if not is_async_function(getattr(func, "__func__", func)):
-            cell = collection_wrapper_cell(func)
-            if cell is None:
-                return (yield)
-        original: Any = func if cell is None else cell.cell_contents
-        bound_to = getattr(original, "__self__", None)
-        target = original.__func__ if bound_to is not None else original
-        if not is_async_function(target):
+        checked = _async_fixture(func)
+        if checked is None:
             return (yield)
+        cell, original, bound_to, target = checked
         started: list[FixtureRun] = []
         wrapped = checked_fixture_function(self.session, fixturedef, target, self.finish, started)
         if bound_to is not None:

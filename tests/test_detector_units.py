@@ -288,3 +288,67 @@ def test_scheduling_figures_stay_few_open_files_and_no_task_has_none() -> None:
         done.set()
         for holder in holders:
             holder.join()
+
+
+def test_the_task_factory_methods_are_intercepted_on_the_loop_class_until_the_session_ends() -> (
+    None
+):
+    """On the standard library's loop nothing is put on the instance: the class methods put the
+    test's factory behind the plugin's, and are the standard library's again afterwards."""
+    base = asyncio.BaseEventLoop
+    originals = (base.__dict__["set_task_factory"], base.__dict__["get_task_factory"])
+    detector = TaskDetector(leaks=True, lost=False)
+    check = SimpleNamespace(data={})
+    made: list[object] = []
+
+    def own(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+        assert loop.set_task_factory.__self__ is loop  # a method of the class, not a function
+        assert loop.get_task_factory() is None
+        loop.set_task_factory(own)
+        assert loop.get_task_factory() is own
+        await asyncio.create_task(asyncio.sleep(0))
+        assert len(made) == 1 and len(check.data["tasks.made"]) == 1  # both factories made it
+        with pytest.raises(TypeError):
+            loop.set_task_factory(1)  # type: ignore[arg-type]
+        detector.task_exited(check, loop, "test")  # type: ignore[arg-type]
+        assert type(loop).get_task_factory(loop) is own  # the test's factory stays the loop's
+        loop.set_task_factory(None)
+
+    asyncio.run(main())
+    assert (base.__dict__["set_task_factory"], base.__dict__["get_task_factory"]) != originals
+    detector.session_finished(StubSession())  # type: ignore[arg-type]
+    assert (base.__dict__["set_task_factory"], base.__dict__["get_task_factory"]) == originals
+
+
+def test_a_loop_class_with_its_own_task_factory_methods_gets_the_functions_on_its_instance() -> (
+    None
+):
+    calls: list[object] = []
+
+    class OwnLoop(asyncio.SelectorEventLoop):  # type: ignore[misc, valid-type]
+        def set_task_factory(self, factory: Any) -> None:
+            calls.append(factory)
+            super().set_task_factory(factory)
+
+    detector = TaskDetector(leaks=True, lost=False)
+    check = SimpleNamespace(data={})
+    loop = OwnLoop()
+    try:
+        detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
+        state = check.data["tasks.factory"]
+        assert calls == [state]  # set through the loop's own method
+        assert type(loop).get_task_factory(loop) is state
+        loop.set_task_factory(None)  # the function on the instance: behind the plugin's
+        assert state.inner is None and loop.get_task_factory() is None
+        detector.task_exited(check, loop, "test")  # type: ignore[arg-type]
+        assert loop.set_task_factory.__self__ is loop
+        assert type(loop).get_task_factory(loop) is None
+    finally:
+        loop.close()
+        detector.session_finished(StubSession())  # type: ignore[arg-type]

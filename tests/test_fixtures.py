@@ -597,6 +597,37 @@ def test_a_fixture_method_runs_bound_to_the_test_instance(pytester: pytest.Pytes
     )
 
 
+def test_an_async_fixture_asked_for_only_by_name_is_checked(pytester: pytest.Pytester) -> None:
+    """No test names the async fixture as an argument (``request.getfixturevalue`` asks for
+    it): the fixture wrapper, dropped after collection when no fixture is async, stays."""
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        @pytest.fixture
+        async def slow():
+            time.sleep(0.01)
+            return 1
+
+        @pytest.fixture
+        def chosen(request):
+            return request.getfixturevalue("slow")
+
+        async def test_chosen(chosen):
+            assert chosen == 1
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["[[]blocking[]] blocking call time.sleep()*, in fixture 'slow' (setup)"]
+    )
+
+
 def test_fixtures_run_as_usual_with_the_task_checks_off(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

@@ -16,7 +16,7 @@ may wait for it and return its result), and, before Python 3.13, the cancellatio
 ``TaskGroup`` sends to its parent task for a failing child while the ``async with`` block is
 already waiting for the children (that ``TaskGroup`` never takes it back).
 
-How: the task factory of the task checks (tasks.py) puts ``cancel`` here, bound to a weak
+How: the task factory of the task checks (task_factory.py) puts ``cancel`` here, bound to a weak
 reference to the task, on each task it makes as the task's own ``cancel`` attribute (the class
 and its method stay asyncio's; a C task takes instance attributes). asyncio, ``TaskGroup``,
 ``timeout`` and anyio all call ``cancel`` by attribute, so the hook sees every cancellation: one
@@ -47,7 +47,7 @@ from .._events import Detector
 from .._findings import Finding, Kind, Severity
 from .._options import Settings
 from .._session import CheckSession, TestCheck, active, in_fixture
-from . import tasks
+from . import task_factory
 from .task_findings import FIXTURE_ATTR, created_at
 
 SUPPORTED = sys.version_info >= (3, 11)
@@ -257,10 +257,10 @@ class CancelDetector(Detector):
     name = "swallowed-cancel"
 
     def session_started(self, session: CheckSession) -> None:
-        tasks.CANCEL_HOOK[:] = [hook]
+        task_factory.CANCEL_HOOK[:] = [hook]
 
     def session_finished(self, session: CheckSession) -> None:
-        tasks.CANCEL_HOOK.clear()
+        task_factory.CANCEL_HOOK.clear()
 
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str

@@ -21,8 +21,9 @@ method runs, so every handler and log line ("Task exception was never retrieved"
 would be without the plugin. A loop whose class takes no instance attributes is not checked
 for lost exceptions.
 
-This module is the detector and its task factory; the findings themselves (what they say of a
-task, and where it was made) are made in ``task_findings``.
+This module is the detector; its task factory (and the interception of ``set_task_factory``) is
+in ``task_factory``, and the findings themselves (what they say of a task, and where it was
+made) are made in ``task_findings``.
 """
 
 from __future__ import annotations
@@ -30,88 +31,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import weakref
-from collections.abc import Callable
 from typing import Any
 
-from .. import _clock
-from .. import _frames as frames
 from .._events import Detector
 from .._findings import Kind, Severity
 from .._options import Settings
 from .._session import (
-    FIXTURE,
     CheckSession,
     FixtureRun,
     TestCheck,
     collect_young_once,
     in_fixture,
 )
-from . import loop_handler
-from .task_findings import FIXTURE_ATTR, SITE_ATTR, leak_finding, lost_finding
+from . import loop_handler, task_factory
+from .task_factory import FactoryMethods, FactoryState, Made
+from .task_findings import FIXTURE_ATTR, leak_finding, lost_finding
 
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
 
 #: How long leaked tasks being cancelled (``asynccheck_cancel_leaked``) may take to finish.
 CANCEL_WAIT = 1.0
-#: The tasks the factory made for a test, to tell whether any may still wait for the collector.
-Made = list["weakref.ref[asyncio.Task[Any]]"]
-#: Made from a weak reference to each task the factory makes and put on the task as its
-#: ``cancel`` (the swallowed-cancel check's, for the session; empty otherwise).
-CANCEL_HOOK: list[Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]]] = []
-
-
-class FactoryState:
-    """The plugin's task factory on one loop while a coroutine of the test (its body, or a
-    step of one of its async fixtures) runs: the factory behind it, which the code under test
-    may replace meanwhile, and the tasks it saw made outside any fixture."""
-
-    __slots__ = ("factory", "inner", "loop", "made", "own")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, inner: TaskFactory | None) -> None:
-        self.loop = loop
-        self.inner = inner
-        self.made: Made = []
-        self.factory = _noting_factory(self)
-        #: The ``set_task_factory`` and ``get_task_factory`` put on the loop instance.
-        self.own: tuple[Callable[..., Any], ...] = ()
-
-
-TaskFactory = Callable[..., "asyncio.Task[Any]"]
-
-
-def _noting_factory(state: FactoryState) -> TaskFactory:
-    """A task factory that notes each task, where it was made and by which fixture, in front
-    of ``state.inner``, the factory the loop had or the code under test set since (``None``:
-    the plain ``asyncio.Task``)."""
-
-    def asynccheck_task_factory(
-        loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        inner = state.inner
-        if inner is None:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-        else:
-            task = inner(loop, coro, **kwargs)
-        try:
-            ref = weakref.ref(task)
-            step = FIXTURE.get()
-            if step is None:
-                state.made.append(ref)
-            else:
-                step.run.made.append(ref)
-                setattr(task, FIXTURE_ATTR, (step.run.name, step.phase))
-            if CANCEL_HOOK:
-                task.cancel = CANCEL_HOOK[0](ref)  # type: ignore[method-assign]
-            user = frames.user_frame(frames.walk(sys._getframe(1)))
-            if user is not None:
-                code = user.f_code
-                setattr(task, SITE_ATTR, (code.co_filename, user.f_lineno, code.co_name))
-        except (TypeError, AttributeError):
-            pass  # another factory's task type that takes no weak reference or attribute
-        return task
-
-    return asynccheck_task_factory
 
 
 def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
@@ -144,9 +83,13 @@ class TaskDetector(Detector):
         self.lost = lost
         self.cancel_leaked = cancel_leaked
         self._session: CheckSession | None = None
+        self._methods = FactoryMethods()
 
     def session_started(self, session: CheckSession) -> None:
         self._session = session
+
+    def session_finished(self, session: CheckSession) -> None:
+        self._methods.restore()
 
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -154,40 +97,12 @@ class TaskDetector(Detector):
         if loop is None:
             return
         self._remove_factory(test)  # steps of one test never nest: one factory at a time
-        # Through the class: a function the test put on the loop instance does not stand in
-        # for the loop's own methods here.
-        loop_class: Any = type(loop)
-        inner: Any = loop_class.get_task_factory(loop)
-        state = FactoryState(loop, inner)
+        state = self._methods.install(loop)
         test.data["tasks.factory"] = state
-        loop_class.set_task_factory(loop, state.factory)
-        self._intercept_set_task_factory(state)
         if where == "test":
             test.data["tasks.made"] = state.made
         if self.lost and "tasks.reading" not in test.data:
             test.data["tasks.reading"] = loop_handler.read_contexts(test, loop, self._reader(test))
-
-    @staticmethod
-    def _intercept_set_task_factory(state: FactoryState) -> None:
-        """A factory the code under test sets goes behind the plugin's, not in its place."""
-        loop = state.loop
-        if _clock.set_on_instance(loop, "set_task_factory"):
-            return  # the user's own function on the instance: left alone
-
-        def set_task_factory(factory: TaskFactory | None) -> None:
-            if factory is not None and not callable(factory):
-                raise TypeError("task factory must be a callable or None")
-            state.inner = factory
-
-        def get_task_factory() -> TaskFactory | None:
-            return state.inner
-
-        try:
-            loop.set_task_factory = set_task_factory  # type: ignore[method-assign, assignment]
-            loop.get_task_factory = get_task_factory  # type: ignore[method-assign]
-        except AttributeError:
-            return  # a loop class without instance attributes
-        state.own = (set_task_factory, get_task_factory)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -236,18 +151,11 @@ class TaskDetector(Detector):
         _cancel_and_wait(tasks)
         return []
 
-    def _remove_factory(self, test: TestCheck) -> None:
+    @staticmethod
+    def _remove_factory(test: TestCheck) -> None:
         state: FactoryState | None = test.data.pop("tasks.factory", None)
-        if state is None:
-            return
-        loop = state.loop
-        for name, own in zip(("set_task_factory", "get_task_factory"), state.own, strict=False):
-            if getattr(loop, name, None) is own:  # unless the test put its own there since
-                delattr(loop, name)
-        loop_class: Any = type(loop)
-        if loop_class.get_task_factory(loop) is state.factory:  # unless set another way since
-            # The factory the code under test left, or the one the loop had.
-            loop_class.set_task_factory(loop, state.inner)
+        if state is not None:
+            task_factory.remove(state)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase != "call":

@@ -1,0 +1,207 @@
+"""The plugin's task factory, in front of a loop's own while a step of a test runs (its body, or
+a step of one of its async fixtures): it notes each task made, where and by which fixture step.
+
+A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
+plugin's, ``get_task_factory`` returns it, and it is the loop's when the step ends. On the
+standard library's loops those two methods are intercepted on ``asyncio.BaseEventLoop`` itself,
+once per session (``FactoryMethods``), and a step only sets the loop's factory: two functions
+made, put on the loop instance and taken off again at every step cost more (benchmarks/README.md,
+"Per test, once per session"), and replacing a class attribute at every step would invalidate
+the interpreter's attribute caches each time. On other loops (uvloop), and on a loop class that
+defines the two methods itself, the two functions are put on the loop instance for the step. A
+function the user put on the instance is left alone, and a loop class that takes no instance
+attributes keeps its own methods (the factory is set all the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .. import _clock
+from .. import _frames as frames
+from .._session import FIXTURE
+from .task_findings import FIXTURE_ATTR, SITE_ATTR
+
+TaskFactory = Callable[..., "asyncio.Task[Any]"]
+#: The tasks the factory made for a test, to tell whether any may still wait for the collector.
+Made = list["weakref.ref[asyncio.Task[Any]]"]
+#: How the plugin reads and sets a loop's factory: (get, set), each taking the loop first.
+Access = tuple[Callable[[Any], Any], Callable[[Any, Any], None]]
+
+_BASE = asyncio.BaseEventLoop
+_NAMES = ("set_task_factory", "get_task_factory")
+#: The standard library's own methods, as the plugin reads and sets a loop's factory whatever
+#: stands on the class (another session's functions, under pytester).
+_STDLIB: Access = (_BASE.get_task_factory, _BASE.set_task_factory)
+#: Made from a weak reference to each task the factory makes and put on the task as its
+#: ``cancel`` (the swallowed-cancel check's, for the session; empty otherwise).
+CANCEL_HOOK: list[Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]]] = []
+
+
+class FactoryState:
+    """The plugin's task factory on one loop for one step, and the factory itself (a task
+    factory that notes each task, where it was made and by which fixture, in front of
+    ``inner``): the factory behind it, which the code under test may replace meanwhile
+    (``None``: the plain ``asyncio.Task``), and the tasks it saw made outside any fixture."""
+
+    __slots__ = ("access", "inner", "loop", "made", "on_class", "own")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inner: TaskFactory | None) -> None:
+        self.loop = loop
+        self.inner = inner
+        self.made: Made = []
+        #: The ``set_task_factory`` and ``get_task_factory`` put on the loop instance, if any.
+        self.own: tuple[Callable[..., Any], ...] = ()
+        self.access: Access | None = None
+        #: Whether the intercepting class methods answer for it (else the functions on the
+        #: instance do, and the class methods see it as any other factory).
+        self.on_class = False
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        inner = self.inner
+        if inner is None:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+        else:
+            task = inner(loop, coro, **kwargs)
+        try:
+            ref = weakref.ref(task)
+            step = FIXTURE.get()
+            if step is None:
+                self.made.append(ref)
+            else:
+                step.run.made.append(ref)
+                setattr(task, FIXTURE_ATTR, (step.run.name, step.phase))
+            if CANCEL_HOOK:
+                task.cancel = CANCEL_HOOK[0](ref)  # type: ignore[method-assign]
+            user = frames.user_frame(frames.walk(sys._getframe(1)))
+            if user is not None:
+                code = user.f_code
+                setattr(task, SITE_ATTR, (code.co_filename, user.f_lineno, code.co_name))
+        except (TypeError, AttributeError):
+            pass  # another factory's task type that takes no weak reference or attribute
+        return task
+
+
+class FactoryMethods:
+    """``set_task_factory`` and ``get_task_factory`` of ``asyncio.BaseEventLoop``, intercepted
+    from the first step on a standard library loop until ``restore`` (the session's end).
+    Outside a step they call the loop's own methods."""
+
+    def __init__(self) -> None:
+        #: (name, the function put on the class, what was there)
+        self._patched: list[tuple[str, Callable[..., Any], Any]] = []
+        self._functions: tuple[Callable[..., Any], ...] = ()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> FactoryState:
+        """Put a new factory in front of ``loop``'s for one step; returns it."""
+        access = self._access_for(loop)
+        on_class = access is not None
+        if access is None:
+            # Through the class: a function the test put on the loop instance does not stand
+            # in for the loop's own methods here.
+            loop_class: Any = type(loop)
+            access = (loop_class.get_task_factory, loop_class.set_task_factory)
+        state = FactoryState(loop, access[0](loop))
+        state.access = access
+        state.on_class = on_class
+        access[1](loop, state)
+        if not on_class:
+            _intercept_on_instance(state)
+        return state
+
+    def restore(self) -> None:
+        for name, function, original in reversed(self._patched):
+            if _BASE.__dict__.get(name) is function:  # unless someone else patched it since
+                setattr(_BASE, name, original)
+        self._patched = []
+        self._functions = ()
+
+    def _access_for(self, loop: asyncio.AbstractEventLoop) -> Access | None:
+        """The standard library's own methods, when the loop's class methods are the
+        intercepting ones; ``None`` when the functions go on the instance. (A function the
+        user put on the instance stands in front of either, and is left alone.)"""
+        if not isinstance(loop, _BASE):
+            return None
+        if not self._patched:
+            self._patch()
+        loop_class: Any = type(loop)
+        if (loop_class.set_task_factory, loop_class.get_task_factory) != self._functions:
+            return None  # a class that defines them itself, or someone else's functions
+        return _STDLIB
+
+    def _patch(self) -> None:
+        original_set = _BASE.__dict__["set_task_factory"]
+        original_get = _BASE.__dict__["get_task_factory"]
+        raw_get = _STDLIB[0]
+
+        def set_task_factory(self: Any, factory: TaskFactory | None) -> None:
+            __tracebackhide__ = True
+            front = raw_get(self)
+            if type(front) is not FactoryState or not front.on_class:
+                return original_set(self, factory)  # type: ignore[no-any-return]
+            if factory is not None and not callable(factory):
+                raise TypeError("task factory must be a callable or None")
+            front.inner = factory
+            return None
+
+        def get_task_factory(self: Any) -> TaskFactory | None:
+            front = raw_get(self)
+            if type(front) is FactoryState and front.on_class:
+                return front.inner
+            return front  # type: ignore[no-any-return]
+
+        for function, original in (
+            (set_task_factory, original_set),
+            (get_task_factory, original_get),
+        ):
+            function.__qualname__ = original.__qualname__
+            function.__doc__ = original.__doc__
+        self._patched = [
+            ("set_task_factory", set_task_factory, original_set),
+            ("get_task_factory", get_task_factory, original_get),
+        ]
+        for name, function, _ in self._patched:
+            setattr(_BASE, name, function)
+        self._functions = (set_task_factory, get_task_factory)
+
+
+def _intercept_on_instance(state: FactoryState) -> None:
+    """A factory the code under test sets goes behind the plugin's, not in its place: the two
+    functions on the loop instance, for a loop whose class methods are not intercepted."""
+    loop = state.loop
+    if _clock.set_on_instance(loop, "set_task_factory"):
+        return  # the user's own function on the instance: left alone
+
+    def set_task_factory(factory: TaskFactory | None) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        state.inner = factory
+
+    def get_task_factory() -> TaskFactory | None:
+        return state.inner
+
+    try:
+        loop.set_task_factory = set_task_factory  # type: ignore[method-assign, assignment]
+        loop.get_task_factory = get_task_factory  # type: ignore[method-assign]
+    except AttributeError:
+        return  # a loop class without instance attributes
+    state.own = (set_task_factory, get_task_factory)
+
+
+def remove(state: FactoryState) -> None:
+    """Take the step's factory off its loop: the factory the code under test left, or the one
+    the loop had, is the loop's again (unless the code under test set one another way)."""
+    loop = state.loop
+    for name, own in zip(_NAMES, state.own, strict=False):
+        if getattr(loop, name, None) is own:  # unless the test put its own there since
+            delattr(loop, name)
+    # The state and the functions on the instance refer to each other: without this the loop
+    # they hold would wait for the garbage collector (benchmarks/README.md, "Reference cycles").
+    state.own = ()
+    access = state.access
+    if access is not None and access[0](loop) is state:
+        access[1](loop, state.inner)
