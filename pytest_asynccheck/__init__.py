@@ -15,6 +15,7 @@ from ._findings import (
     Severity,
     ThreadUnsafeCallWarning,
     UnawaitedCoroutineWarning,
+    UnclosedResourceWarning,
     WallBudgetWarning,
 )
 from ._session import CheckSession, TestCheck, active
@@ -35,6 +36,7 @@ __all__ = (
     "TestCheck",
     "ThreadUnsafeCallWarning",
     "UnawaitedCoroutineWarning",
+    "UnclosedResourceWarning",
     "WallBudgetWarning",
     "__version__",
     "active",

@@ -44,6 +44,8 @@ class Kind(str, enum.Enum):
     # Errors of callbacks and off-thread loop calls (callbacks.py, threadsafety.py).
     CALLBACK_ERROR = "callback-error"
     THREAD_UNSAFE = "thread-unsafe"
+    # Resources left open (unclosed.py).
+    UNCLOSED = "unclosed"
 
     def __str__(self) -> str:
         return self.value
@@ -98,6 +100,12 @@ class ThreadUnsafeCallWarning(AsynccheckWarning):
     __module__ = "pytest_asynccheck"
 
 
+class UnclosedResourceWarning(AsynccheckWarning):
+    """A connection, socket, file or event loop made by the test was never closed."""
+
+    __module__ = "pytest_asynccheck"
+
+
 WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
     Kind.UNAWAITED: UnawaitedCoroutineWarning,
     Kind.LEAKED_TASK: LeakedTaskWarning,
@@ -106,6 +114,7 @@ WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
     Kind.MAX_WALL: WallBudgetWarning,
     Kind.CALLBACK_ERROR: CallbackErrorWarning,
     Kind.THREAD_UNSAFE: ThreadUnsafeCallWarning,
+    Kind.UNCLOSED: UnclosedResourceWarning,
 }
 
 

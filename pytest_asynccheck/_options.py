@@ -35,6 +35,7 @@ KIND_HELP = {
     Kind.MAX_WALL: "tests over their @pytest.mark.max_wall budget",
     Kind.CALLBACK_ERROR: "exceptions of loop callbacks, done callbacks and protocols, only logged",
     Kind.THREAD_UNSAFE: "loop methods that are not thread-safe called from another thread",
+    Kind.UNCLOSED: "connections, sockets, files and event loops the test made and never closed",
 }
 STALL_THRESHOLD_HELP = (
     "report any stall of the event loop longer than this many seconds (default 0.1)"
