@@ -276,15 +276,46 @@ def _file_freed_open(key: int, raw: weakref.ref[Any], source: Any) -> Any:
     return type(target)._dealloc_warn(target, source)
 
 
-def _opening(original: Any) -> Any:
-    def open(*args: Any, **kwargs: Any) -> Any:
-        opened = original(*args, **kwargs)
-        if session_module._active is not None:
-            with contextlib.suppress(Exception):
-                _track_file(opened)
-        return opened
+#: The functions beneath this module's ``builtins.open`` and ``io.open``, kept as module
+#: globals and read at each call: a wrapper beneath that is taken off while this one is on top
+#: (the blocking check's, which puts its originals back into every module's globals, this
+#: one's too) is skipped from then on, and never put back when this one comes off.
+builtins_open_beneath: Any = None
+io_open_beneath: Any = None
 
-    return open
+
+def _open_builtins(*args: Any, **kwargs: Any) -> Any:
+    opened = builtins_open_beneath(*args, **kwargs)
+    if session_module._active is not None:
+        with contextlib.suppress(Exception):
+            _track_file(opened)
+    return opened
+
+
+def _open_io(*args: Any, **kwargs: Any) -> Any:
+    opened = io_open_beneath(*args, **kwargs)
+    if session_module._active is not None:
+        with contextlib.suppress(Exception):
+            _track_file(opened)
+    return opened
+
+
+def install_open() -> None:
+    global builtins_open_beneath, io_open_beneath
+    if builtins.open is not _open_builtins:
+        builtins_open_beneath = builtins.open
+        builtins.open = _open_builtins
+    if io.open is not _open_io:
+        io_open_beneath = io.open
+        io.open = _open_io
+
+
+def uninstall_open() -> None:
+    """Take ``open`` off, where still this module's (a test's own patch on top stays)."""
+    if builtins.open is _open_builtins:
+        builtins.open = builtins_open_beneath
+    if io.open is _open_io:
+        io.open = io_open_beneath
 
 
 def _track_file(opened: Any) -> None:
@@ -331,5 +362,4 @@ def install(patches: Patches, read_report: Callable[[dict[str, Any]], None]) -> 
     ):
         patches.wrap(cls, "__del__", _checking_del)
     patches.wrap(asyncio.BaseEventLoop, "call_exception_handler", _reading_reports(read_report))
-    patches.wrap(builtins, "open", _opening)
-    patches.wrap(io, "open", _opening)
+    install_open()

@@ -243,9 +243,11 @@ class UnclosedDetector(Detector):
 
     def session_ending(self, session: CheckSession) -> None:
         # Before the blocking check's session_finished: this check's open() is on top of its.
+        resources.uninstall_open()
         self._patches.undo()
 
     def session_finished(self, session: CheckSession) -> None:
+        resources.uninstall_open()
         self._patches.undo()
         if self._ends.registered in resources.on_registered:
             resources.on_registered.remove(self._ends.registered)
