@@ -8,11 +8,13 @@ this demo run exits 0 while showing every finding).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
 from examples import (
     awaiting,
+    client,
     concurrent_http,
     done_hooks,
     downloads,
@@ -90,3 +92,20 @@ async def test_missing_await() -> None:
 @pytest.mark.max_wall(4.5 * SCALE)
 async def test_sequential_awaits_miss_the_concurrency_budget() -> None:
     await downloads.download_all_sequentially(SCALE)
+
+
+@pytest.fixture
+async def upper_server() -> AsyncIterator[int]:
+    server = await asyncio.start_server(client.echo_upper, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+async def test_client_closes_its_connection(upper_server: int) -> None:
+    assert await client.ask(upper_server, "hello") == "HELLO"
+
+
+@pytest.mark.xfail(strict=True, reason="unclosed: the connection is never closed")
+async def test_client_forgets_to_close_its_connection(upper_server: int) -> None:
+    assert await client.ask_leaking(upper_server, "hello") == "HELLO"

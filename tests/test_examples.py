@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from examples import (
     awaiting,
+    client,
     concurrent_http,
     done_hooks,
     downloads,
@@ -160,3 +162,8 @@ def test_http_program_runs_as_a_script_with_its_own_server() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("Fetched http://127.0.0.1:") == 3
+
+
+def test_client_asks_and_closes(capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(client.main())
+    assert capsys.readouterr().out == "HELLO\n"

@@ -24,7 +24,7 @@ def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> None:
     result = tutorial.runpytest_subprocess(*ARGS, "examples/", "-rxX", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=7, xfailed=6)
+    result.assert_outcomes(passed=8, xfailed=7)
     result.stdout.fnmatch_lines(
         [
             "*= asynccheck =*",
@@ -42,6 +42,8 @@ def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> 
             "        examples/test_tutorial.py::test_worker_thread_sets_the_result_itself",
             "error unawaited       examples/awaiting.py:* in task_missing_await sleep()  x1",
             "        examples/test_tutorial.py::test_missing_await",
+            "error unclosed        examples/client.py:21 in ask_leaking StreamWriter  x1",
+            "        examples/test_tutorial.py::test_client_forgets_to_close_its_connection",
             "in test files:",
             "error max-wall        examples/test_tutorial.py:* in "
             "test_sequential_awaits_miss_the_concurrency_budget max_wall  x1",
@@ -54,7 +56,7 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
     result = tutorial.runpytest_subprocess(
         *ARGS, "examples/", "--runxfail", "-p", "no:randomly", "-k", "not correctly"
     )
-    result.assert_outcomes(passed=7, failed=6)
+    result.assert_outcomes(passed=8, failed=7)
     result.stdout.fnmatch_lines(
         [
             "?blocking? blocking call time.sleep() held the event loop for * ms*",
@@ -86,6 +88,13 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
             "  run by a done callback of task '*' running download(): *",
             "  re-raised here; raised at examples/done_hooks.py:* in download",
             "  fix: in a done callback, check task.cancelled() and task.exception() before *",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?unclosed? StreamWriter made here was * it was never closed",
+            "  at examples/client.py:21 in ask_leaking",
+            "  fix: close the connection when done: writer.close()*",
         ]
     )
     result.stdout.fnmatch_lines(
