@@ -467,14 +467,15 @@ def test_resource_warnings_reach_pytest_as_without_the_checks(
         settle()
         assert checked.parseoutcomes() == plain.parseoutcomes()
         assert warnings_of(checked) == warnings_of(plain)
-    expected_passed = 3 if flag == "default" else 1
-    assert plain.parseoutcomes().get("passed") == expected_passed
-    plain.stdout.fnmatch_lines(["*ResourceWarning*unclosed <socket.socket*"])
+    if flag == "default":  # under "error", what is shown and fails is pytest's version's
+        assert plain.parseoutcomes().get("passed") == 3
+        plain.stdout.fnmatch_lines(["*ResourceWarning*unclosed <socket.socket*"])
     # Off, a leak of the body is only Python's warning; on, it is a finding besides.
     for kind, finding in (("off", False), ("error", True)):
         checked = pytester.runpytest(*ARGS, *run, "-k", "body", f"--asynccheck-unclosed={kind}")
         settle()
-        checked.stdout.fnmatch_lines(["*ResourceWarning*unclosed <socket.socket*"])
+        if flag == "default":
+            checked.stdout.fnmatch_lines(["*ResourceWarning*unclosed <socket.socket*"])
         shown = "?unclosed? socket.socket made here was freed while still open*"
         if finding:
             checked.stdout.fnmatch_lines([shown, "  at test_mod.py:8 in make_and_drop"])
