@@ -350,21 +350,25 @@ def test_what_the_code_under_test_sees_keeps_its_type(pytester: pytest.Pytester)
 
 FAKE_LIBRARY = """\
 import asyncio
+import traceback
 
 
 class ClientSession:
-    def __init__(self):
+    def __init__(self, debug=False):
         self._loop = asyncio.get_running_loop()
         self.closed = False
+        # What aiohttp records in asyncio's debug mode.
+        self._source_traceback = traceback.extract_stack() if debug else None
 
     async def close(self):
         self.closed = True
 
     def __del__(self):
         if not self.closed:
-            self._loop.call_exception_handler(
-                {"message": "Unclosed client session", "client_session": self}
-            )
+            context = {"message": "Unclosed client session", "client_session": self}
+            if self._source_traceback:
+                context["source_traceback"] = self._source_traceback
+            self._loop.call_exception_handler(context)
 """
 
 LIBRARY_USE = """\
@@ -379,6 +383,11 @@ async def test_session_dropped_open():
 async def test_session_closed():
     session = fakelib.ClientSession()
     await session.close()
+
+
+async def test_session_dropped_open_in_debug_mode():
+    session = fakelib.ClientSession(debug=True)  # MADE
+    session = None
 
 
 async def test_other_handler_reports_are_not_findings():
@@ -399,7 +408,15 @@ def test_a_library_report_through_the_loop_handler_is_a_finding(
     pytester.makeconftest(f"import sys\nsys.path.insert(0, {str(library)!r})\n")
     pytester.makepyfile(test_mod=LIBRARY_USE)
     result = pytester.runpytest(*ARGS, "-p", "no:randomly")
-    result.assert_outcomes(failed=1, passed=2)
+    result.assert_outcomes(failed=2, passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_session_dropped_open_in_debug_mode *",
+            "?unclosed? Unclosed client session: *",
+            f"  at test_mod.py:{line_of(LIBRARY_USE, '# MADE')} in "
+            "test_session_dropped_open_in_debug_mode",
+        ]
+    )
     result.stdout.fnmatch_lines(
         [
             "asynccheck found 1 problem in test_mod.py::test_session_dropped_open (call):",
@@ -595,3 +612,73 @@ def test_a_writer_freed_open_fails_the_call_phase(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         ["*(call):", "?unclosed? StreamWriter made here was freed while still open*"]
     )
+
+
+NOT_THE_LOOPS = """\
+import asyncio
+import socket
+
+
+def make_and_drop(path):
+    socket.socket()
+    open(path, "w").write("x")
+
+
+def test_a_sync_test_is_not_checked(tmp_path):
+    make_and_drop(tmp_path / "a")
+
+
+async def test_a_worker_thread_is_not_the_loops(tmp_path):
+    await asyncio.to_thread(make_and_drop, tmp_path / "b")
+"""
+
+
+def test_what_a_sync_test_or_a_worker_thread_makes_is_not_tracked(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_with(pytester, "standalone", NOT_THE_LOOPS)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["asynccheck: no findings in 1 checked test"])
+
+
+SHARED = """\
+import asyncio
+
+import pytest
+import pytest_asyncio
+
+
+async def answer(reader, writer):
+    writer.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def connection():
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    yield writer
+    writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_first(connection):
+    assert not connection.is_closing()
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_second(connection):
+    assert not connection.is_closing()
+"""
+
+
+@pytest.mark.skipif(PYTEST_ASYNCIO_0_23, reason="fixtures unchecked on pytest-asyncio 0.23")
+def test_a_module_fixture_keeps_its_connection_across_tests(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_mode = strict\n" + ASYNCIO_INI)
+    pytester.makepyfile(test_mod=SHARED)
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    settle()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["asynccheck: no findings in 2 checked tests"])

@@ -149,7 +149,10 @@ class _TestEnds(Detector):
 
 
 def _end_of_test(test: TestCheck) -> None:
-    mine = [(key, entry) for key, entry in resources.tracked.items() if entry.made.check is test]
+    # A copy first, made without running Python code: a collection during the loop below may
+    # call the registry's weak reference callbacks.
+    snapshot = resources.tracked.copy()
+    mine = [(key, entry) for key, entry in snapshot.items() if entry.made.check is test]
     if not mine:
         return
     if any(_may_be_open(entry) for _key, entry in mine):
