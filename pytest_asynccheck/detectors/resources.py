@@ -72,6 +72,7 @@ on_freed_open: list[Callable[[Entry, str], None]] = []
 #: Called with the check of a test each time it registers a resource.
 on_registered: list[Callable[[TestCheck], None]] = []
 FREED = "was freed while still open"
+_get_running_loop = asyncio._get_running_loop
 SOCKET = "socket"
 SOCKETS = frozenset((SOCKET,))
 FILES = frozenset(("file",))
@@ -187,11 +188,22 @@ class Patches:
         self.saved.clear()
 
 
+def _may_be_a_tests() -> TestCheck | None:
+    """The test running now, when a loop runs on this thread: two reads and one C call, the
+    cost of most creations (the runners make their loops and self-pipes with no loop running)."""
+    session = session_module._active
+    if session is None or _get_running_loop() is None:
+        return None
+    return session.current
+
+
 def _registering_init(register_made: Callable[[Any], None]) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             original(self, *args, **kwargs)
-            if session_module._active is not None:
+            # _may_be_a_tests(), inline: this runs for every socket and loop.
+            session = session_module._active
+            if session is not None and _get_running_loop() is not None and session.current:
                 register_made(self)
 
         return __init__
@@ -286,7 +298,7 @@ io_open_beneath: Any = None
 
 def _open_builtins(*args: Any, **kwargs: Any) -> Any:
     opened = builtins_open_beneath(*args, **kwargs)
-    if session_module._active is not None:
+    if _may_be_a_tests() is not None:
         with contextlib.suppress(Exception):
             _track_file(opened)
     return opened
@@ -294,7 +306,7 @@ def _open_builtins(*args: Any, **kwargs: Any) -> Any:
 
 def _open_io(*args: Any, **kwargs: Any) -> Any:
     opened = io_open_beneath(*args, **kwargs)
-    if session_module._active is not None:
+    if _may_be_a_tests() is not None:
         with contextlib.suppress(Exception):
             _track_file(opened)
     return opened
