@@ -68,7 +68,7 @@ def line_of(source: str, marker: str) -> int:
     return next(n for n, line in enumerate(source.splitlines(), 1) if marker in line)
 
 
-LEAKS = """\
+SERVER = """\
 import asyncio
 import socket
 import sys
@@ -89,6 +89,11 @@ async def port():
     yield server.sockets[0].getsockname()[1]
     server.close()
     await server.wait_closed()
+"""
+
+LEAKS = (
+    SERVER
+    + """
 
 
 async def test_client_forgets_to_close(port):
@@ -136,6 +141,7 @@ async def test_file_read_and_dropped(tmp_path):
     (tmp_path / "data.txt").write_text("data")
     assert open(tmp_path / "data.txt").read() == "data"  # FILE
 """
+)
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
@@ -174,29 +180,11 @@ def test_unclosed_resources_fail_at_the_line_that_made_them(
     )
 
 
-CLOSED = """\
-import asyncio
-import socket
-import sys
-
-import pytest
-
+CLOSED = (
+    SERVER
+    + """
 POOL = []
 
-
-async def answer(reader, writer):
-    await reader.readline()
-    writer.write(b"pong\\n")
-    await writer.drain()
-    writer.close()
-
-
-@pytest.fixture
-async def port():
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
 
 
 async def test_stream_closed_in_finally_without_wait_closed(port):
@@ -244,6 +232,7 @@ def pool_closed_at_session_end():
     for sock in POOL:
         sock.close()
 """
+)
 
 
 @pytest.mark.parametrize("runner", RUNNERS)

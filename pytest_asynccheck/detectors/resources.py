@@ -297,15 +297,14 @@ io_open_beneath: Any = None
 
 
 def _open_builtins(*args: Any, **kwargs: Any) -> Any:
-    opened = builtins_open_beneath(*args, **kwargs)
-    if _may_be_a_tests() is not None:
-        with contextlib.suppress(Exception):
-            _track_file(opened)
-    return opened
+    return _tracked_file(builtins_open_beneath(*args, **kwargs))
 
 
 def _open_io(*args: Any, **kwargs: Any) -> Any:
-    opened = io_open_beneath(*args, **kwargs)
+    return _tracked_file(io_open_beneath(*args, **kwargs))
+
+
+def _tracked_file(opened: Any) -> Any:
     if _may_be_a_tests() is not None:
         with contextlib.suppress(Exception):
             _track_file(opened)
@@ -334,7 +333,7 @@ def _track_file(opened: Any) -> None:
     raw = getattr(getattr(opened, "buffer", opened), "raw", None)
     if not isinstance(raw, io.FileIO) or owner() is None:
         return  # unbuffered: the raw file closes itself without calling _dealloc_warn
-    if register(opened, "file", "open()", depth=3) is not None:
+    if register(opened, "file", "open()", depth=4) is not None:
         hook = functools.partial(_file_freed_open, id(opened), weakref.ref(raw))
         raw._dealloc_warn = hook  # type: ignore[attr-defined]
 
