@@ -125,6 +125,20 @@ SUITES: dict[str, Suite] = {
                 "the loop thread, to compare with what aiofiles read",
             ),
             Known(
+                "unclosed",
+                "tests/threadpool/test_*.py:*",
+                "test_simple_read, test_simple_readinto (binary) and test_simple_read (text) "
+                "compare with open(filename).read() and never close that file",
+                call="open()",
+            ),
+            Known(
+                "unclosed",
+                "tests/test_simple.py:*",
+                "test_serve_small_bin_file(_sync) connect with asyncio.open_connection and "
+                "never close the writer: the server's close leaves the client's side half-open",
+                call="StreamWriter",
+            ),
+            Known(
                 "leaked-task",
                 "tests/threadpool/test_concurrency.py:56",
                 "test_slow_file calls spam_task.cancel() and returns without awaiting it",

@@ -14,7 +14,7 @@ subclass, no proxy, every type as without the plugin):
 - transports, writers, loops: the class's ``__del__`` is wrapped, and checks before asyncio's own;
 - sockets: ``close()`` and ``detach()`` take a registered socket out of the registry, and a weak
   reference's callback finds one freed while still in it (Python's own finalizer closes it);
-- files (text and buffered, what ``open()`` returns but with ``buffering=0``): freeing an open
+- files (text and buffered: what ``open()`` returns unless ``buffering=0``): freeing an open
   file makes its buffer call ``_dealloc_warn`` on the raw file by attribute, just before Python
   warns and closes it, so a registered file's raw ``FileIO`` gets that one method on the
   instance, which reports and hands on to the class's.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import dataclasses
 import functools
 import io
 import socket
@@ -47,22 +46,29 @@ from .._session import FIXTURE, TestCheck
 Site = tuple[str, int, str]
 
 
-@dataclasses.dataclass(frozen=True)
-class Made:
-    """Who made a resource, where, and what it is (a key of ``FIXES``)."""
-
-    check: TestCheck
-    label: str
-    what: str
-    site: Site
-    #: (fixture name, step) when a step of an async fixture made it
-    fixture: tuple[str, str] | None
-
-
-@dataclasses.dataclass(frozen=True)
 class Entry:
-    ref: weakref.ref[Any]
-    made: Made
+    """A registered resource: a weak reference to it, the test that made it, where, and what it
+    is (``label``, a key of ``FIXES``; ``what``, its name in the finding). A plain class with
+    slots: one is made for every resource a test makes."""
+
+    __slots__ = ("check", "fixture", "label", "ref", "site", "what")
+
+    def __init__(
+        self,
+        ref: weakref.ref[Any],
+        check: TestCheck,
+        label: str,
+        what: str,
+        site: Site,
+        fixture: tuple[str, str] | None,
+    ) -> None:
+        self.ref = ref
+        self.check = check
+        self.label = label
+        self.what = what
+        self.site = site
+        #: (fixture name, step) when a step of an async fixture made it
+        self.fixture = fixture
 
 
 #: id of a registered resource -> its entry, until it is known closed or reported.
@@ -108,24 +114,23 @@ def creation_site(frame: types.FrameType | None) -> Site | None:
 
 def register(
     obj: Any, label: str, what: str, site: Site | None = None, depth: int = 2
-) -> Made | None:
-    """Register ``obj`` if the current test's coroutine made it; returns how it was made."""
+) -> Entry | None:
+    """Register ``obj`` if the current test's coroutine made it; returns its entry."""
     who = owner()
     if who is None:
         return None
     site = site or creation_site(sys._getframe(depth))
     if site is None:
         return None  # made by the loop or a library on its own (a server's accepted socket)
-    made = Made(who[0], label, what, site, who[1])
     key = id(obj)
     # Only a socket is judged when its weak reference dies. The others are judged in their
     # finalizers, which the collector runs after it has cleared the weak references of what it
     # frees: a dead reference under the same id is then taken for the object itself.
     callback = functools.partial(_gone, key) if label == SOCKET else None
-    tracked[key] = Entry(weakref.ref(obj, callback), made)
+    entry = tracked[key] = Entry(weakref.ref(obj, callback), who[0], label, what, site, who[1])
     for call in on_registered:
-        call(made.check)
-    return made
+        call(entry.check)
+    return entry
 
 
 def forget(obj: Any, labels: frozenset[str]) -> Entry | None:
@@ -133,7 +138,7 @@ def forget(obj: Any, labels: frozenset[str]) -> Entry | None:
     entry if it was registered with one of ``labels``."""
     key = id(obj)
     entry = tracked.get(key)
-    if entry is None or entry.made.label not in labels:
+    if entry is None or entry.label not in labels:
         return None
     current = entry.ref()
     if current is not obj and current is not None:
@@ -233,10 +238,11 @@ def _checking_del(original: Any) -> Any:
 
 
 def _forgetting(original: Any) -> Any:
-    def close(self: Any, *args: Any, **kwargs: Any) -> Any:
+    # socket.close() and detach() take no argument: no packing on every close of the session.
+    def close(self: Any) -> Any:
         if tracked:
             forget(self, SOCKETS)
-        return original(self, *args, **kwargs)
+        return original(self)
 
     return close
 
@@ -253,15 +259,14 @@ def _track_transport(transport: Any) -> None:
     sock = getattr(transport, "_sock", None)
     entry = forget(sock, SOCKETS) if sock is not None else None
     label, what = _transport_label(transport)
-    register(transport, label, what, entry.made.site if entry else None, depth=3)
+    register(transport, label, what, entry.site if entry else None, depth=3)
 
 
 def _track_writer(writer: Any) -> None:
     entry = tracked.get(id(writer.transport))
-    if entry is not None and entry.ref() is writer.transport and entry.made.label == "transport":
+    if entry is not None and entry.ref() is writer.transport and entry.label == "transport":
         # The writer is what the user holds: the finding names it and its fix.
-        made = dataclasses.replace(entry.made, label="StreamWriter", what="StreamWriter")
-        tracked[id(writer.transport)] = Entry(entry.ref, made)
+        entry.label = entry.what = "StreamWriter"
 
 
 def _track_loop(loop: Any) -> None:
@@ -279,7 +284,7 @@ def _file_freed_open(key: int, raw: weakref.ref[Any], source: Any) -> Any:
     """The raw file's ``_dealloc_warn``: its file was freed open. ``source`` may be the buffer
     of the text file registered (the collector finalizes a cycle's objects in any order)."""
     entry = tracked.get(key)
-    if entry is not None and entry.made.label in FILES:
+    if entry is not None and entry.label in FILES:
         del tracked[key]
         _report_freed(entry)
     target = raw()

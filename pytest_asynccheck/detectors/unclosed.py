@@ -77,22 +77,21 @@ STILL_OPEN = "was still open when the test ended"
 
 def _report(entry: Entry, state: str) -> None:
     """A finding on the test that made the resource (late when that test is over)."""
-    made = entry.made
-    check = made.check
-    file, line, function = made.site
+    check = entry.check
+    file, line, function = entry.site
     finding = Finding(
         kind=Kind.UNCLOSED.value,
-        message=f"{made.what} made here {state}: it was never closed",
+        message=f"{entry.what} made here {state}: it was never closed",
         file=frames.relpath(file, check.session.rootpath),
         line=line,
         function=function,
-        call=made.what,
-        fix=FIXES[made.label],
+        call=entry.what,
+        fix=FIXES[entry.label],
     )
     if check.allows(finding):
         return
-    if made.fixture is not None:
-        finding = in_fixture(finding, *made.fixture)
+    if entry.fixture is not None:
+        finding = in_fixture(finding, *entry.fixture)
     else:  # the test body's, whatever fixture step frees it
         finding = dataclasses.replace(finding, extra={"fixture": ""})
     check.session.report(finding, check.nodeid)
@@ -118,8 +117,8 @@ def _judge(obj: Any, label: str) -> bool | None:
 
 
 class _TestEnds(Detector):
-    """Subscribed to ``test_finished`` only while a test has registered resources: the tests
-    that made none pay nothing at their end."""
+    """Subscribed to ``test_finished`` (never registered as a detector) only while a test has
+    registered resources: the tests that made none pay nothing at their end."""
 
     name = "unclosed"
     phases: tuple[str, ...] = ()
@@ -134,7 +133,7 @@ class _TestEnds(Detector):
         self.pending.add(check)
         if self.session is None:
             self.session = check.session
-            self.session.detectors.add(self)
+            self.session.detectors.subscribe(self, "test_finished")
 
     def test_finished(self, test: TestCheck) -> None:
         if test not in self.pending:
@@ -144,7 +143,7 @@ class _TestEnds(Detector):
         finally:
             self.pending.discard(test)
             if not self.pending and self.session is not None:
-                self.session.detectors.remove(self)
+                self.session.detectors.unsubscribe(self, "test_finished")
                 self.session = None
 
 
@@ -152,7 +151,7 @@ def _end_of_test(test: TestCheck) -> None:
     # A copy first, made without running Python code: a collection during the loop below may
     # call the registry's weak reference callbacks.
     snapshot = resources.tracked.copy()
-    mine = [(key, entry) for key, entry in snapshot.items() if entry.made.check is test]
+    mine = [(key, entry) for key, entry in snapshot.items() if entry.check is test]
     if not mine:
         return
     if any(_may_be_open(entry) for _key, entry in mine):
@@ -163,19 +162,19 @@ def _end_of_test(test: TestCheck) -> None:
             continue  # reported while collected, or closed
         obj = entry.ref()
         try:
-            verdict = None if obj is None else _judge(obj, entry.made.label)
+            verdict = None if obj is None else _judge(obj, entry.label)
         except Exception:  # a broken object is not a finding
             verdict = False
         if obj is None or verdict is not None:
             del resources.tracked[key]  # judged, or freed
-        if obj is None and entry.made.label == resources.SOCKET:
+        if obj is None and entry.label == resources.SOCKET:
             # Freed without its weak reference's callback (the collector skips it when the
             # finalizer's warning, recorded, keeps the socket): closing it would have taken
             # it out.
             _report(entry, resources.FREED)
         elif verdict:
             # A socket is judged unclosed only once finalized (see _judge).
-            _report(entry, resources.FREED if entry.made.label == resources.SOCKET else STILL_OPEN)
+            _report(entry, resources.FREED if entry.label == resources.SOCKET else STILL_OPEN)
 
 
 def _may_be_open(entry: Entry) -> bool:
@@ -183,7 +182,7 @@ def _may_be_open(entry: Entry) -> bool:
     is to free it)."""
     obj = entry.ref()
     try:
-        return obj is not None and _judge(obj, entry.made.label) is not False
+        return obj is not None and _judge(obj, entry.label) is not False
     except Exception:
         return False
 
