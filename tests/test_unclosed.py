@@ -671,3 +671,29 @@ def test_a_module_fixture_keeps_its_connection_across_tests(pytester: pytest.Pyt
     settle()
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["asynccheck: no findings in 2 checked tests"])
+
+
+BOTH = """\
+async def test_reads_a_file_on_the_loop(tmp_path):
+    (tmp_path / "data.txt").write_text("data")
+    assert open(tmp_path / "data.txt").read() == "data"
+"""
+
+
+def test_a_file_opened_on_the_loop_is_still_a_blocking_call_of_the_users(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run_with(pytester, "standalone", BOTH)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "?blocking? blocking call open() held the event loop for *",
+            "  at test_mod.py:3 in test_reads_a_file_on_the_loop",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?unclosed? open() made here was freed while still open: it was never closed",
+            "  at test_mod.py:3 in test_reads_a_file_on_the_loop",
+        ]
+    )
