@@ -147,8 +147,8 @@ def main() -> None:
 
 
 def per_test_events(count: int = 20_000) -> float:
+    from pytest_asynccheck._gc import CollectorPauses
     from pytest_asynccheck._options import Settings
-    from pytest_asynccheck._session import CollectorPauses
 
     session = types.SimpleNamespace(
         current=None,

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ._options import writable_problem
+from ._paths import writable_problem
 from .reporting import baseline
 from .reporting import json_report as jsonreport
 from .reporting.text import plural

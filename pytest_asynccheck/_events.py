@@ -145,9 +145,6 @@ class Detectors:
         subscribers = self._subscribers[event]
         self._subscribers[event] = tuple(s for s in subscribers if s[0] is not detector)
 
-    def wants(self, event: str) -> bool:
-        return bool(self._subscribers[event])
-
     def emit(self, event: str, *args: object) -> None:
         for detector, method in self._subscribers[event]:
             try:

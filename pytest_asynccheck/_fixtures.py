@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from ._session import FIXTURE, CheckSession, FixtureRun, FixtureStep
-from ._standalone import is_async_function
+from ._standalone import dressed_as, is_async_function
 from .detectors.tasks import CANCEL_WAIT
 
 #: Judges the tasks of an async fixture that was torn down; ``True`` when called in the
@@ -102,7 +102,7 @@ def checked_fixture_function(
                 else:
                     awaitable = agen.__anext__()
 
-        return _wraps(func, asynccheck_fixture_generator)
+        return dressed_as(func, asynccheck_fixture_generator)
 
     async def asynccheck_fixture(*args: Any, **kwargs: Any) -> Any:
         run = FixtureRun(name)
@@ -110,23 +110,7 @@ def checked_fixture_function(
         coro: Coroutine[Any, Any, Any] = func(*args, **kwargs)
         return await _step(session, run, "setup", coro)
 
-    return _wraps(func, asynccheck_fixture)
-
-
-def _wraps(func: Callable[..., Any], wrapper: Callable[..., Any]) -> Callable[..., Any]:
-    """``functools.wraps`` (runners read markers such as ``_force_asyncio_fixture`` and
-    ``_loop_scope`` from the function's ``__dict__``), save the annotations of a plain
-    function: reading them makes a dictionary, and this is done at every fixture setup."""
-    if type(func) is not types.FunctionType:
-        return functools.wraps(func)(wrapper)
-    target: Any = wrapper
-    target.__dict__.update(func.__dict__)
-    target.__module__ = func.__module__
-    target.__name__ = func.__name__
-    target.__qualname__ = func.__qualname__
-    target.__doc__ = func.__doc__
-    target.__wrapped__ = func
-    return wrapper
+    return dressed_as(func, asynccheck_fixture)
 
 
 class FixtureChecks:

@@ -3,79 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import dataclasses
 import gc
 import threading
-import time
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _clock
 from ._events import Detector, Detectors
-from ._findings import BaselineKey, Finding, Kind, Phase, Severity, is_test_file, merge_into
-from ._options import Settings, unknown_allow_entry
+from ._findings import BaselineKey, Finding, Phase, Severity, is_test_file, merge_into
+from ._gc import CollectorPauses
+from ._options import Settings
 from ._wire import BUDGET_PROPERTY, FINDING_PROPERTY
 
 if TYPE_CHECKING:
     from ._standalone import LoopRunner
 
-ALLOW_KINDS = frozenset(kind.value for kind in Kind)
 #: The ``user_properties`` this plugin writes, each belonging to one attempt of its test.
 OWN_PROPERTIES = frozenset((FINDING_PROPERTY, BUDGET_PROPERTY))
 
 _active: CheckSession | None = None
-#: Read once: a test that mocks ``time.monotonic`` does not move the collector's pauses.
-_monotonic = time.monotonic
 
 
 def active() -> CheckSession | None:
     """The running check session, or ``None`` when checks are off."""
     return _active
-
-
-class MarkerError(Exception):
-    """A marker of this plugin was used with bad arguments."""
-
-
-def parse_allow_marker(item: pytest.Item) -> frozenset[str]:
-    """``@pytest.mark.asynccheck(allow=[...])``: finding kinds, or names a detector knows
-    (such as ``"time.sleep"``), that this test may produce. Closest marker first; all merge."""
-    allowed: set[str] = set()
-    for mark in item.iter_markers("asynccheck"):
-        if mark.args:
-            raise MarkerError(
-                f"{item.nodeid}: @pytest.mark.asynccheck takes only the keyword 'allow', "
-                f"got positional arguments {mark.args!r}"
-            )
-        unknown = set(mark.kwargs) - {"allow"}
-        if unknown:
-            raise MarkerError(
-                f"{item.nodeid}: @pytest.mark.asynccheck got unknown keyword "
-                f"{', '.join(sorted(unknown))}; valid: allow"
-            )
-        value = mark.kwargs.get("allow", ())
-        entries = [value] if isinstance(value, str) else value
-        if not isinstance(entries, (list, tuple, set, frozenset)) or not all(
-            isinstance(e, str) and e for e in entries
-        ):
-            raise MarkerError(
-                f"{item.nodeid}: @pytest.mark.asynccheck(allow={value!r}) must be a list of "
-                f"finding kinds ({', '.join(sorted(ALLOW_KINDS))}) or call names"
-            )
-        for entry in entries:
-            expected = unknown_allow_entry(entry)
-            if expected is not None:
-                raise MarkerError(
-                    f"{item.nodeid}: @pytest.mark.asynccheck(allow=[{entry!r}]) names no "
-                    f"check; expected {expected}"
-                )
-        allowed.update(entries)
-    return frozenset(allowed)
 
 
 class FixtureRun:
@@ -125,49 +80,6 @@ def collect_young_once(test: TestCheck) -> None:
     if not test.data.get("collected-young"):
         test.data["collected-young"] = True
         gc.collect(1)
-
-
-_YOUNG = (0.0, 0.0)
-
-
-class CollectorPauses:
-    """The garbage collector's pauses, per thread, from ``gc.callbacks``: whether it is running
-    now (a coroutine it frees was in a reference cycle), and for how long it held a thread
-    lately (a stall of the loop measured without them)."""
-
-    def __init__(self) -> None:
-        #: thread id -> (plugin clock, monotonic clock) when its collection began (``_YOUNG``
-        #: for a collection of the young generations)
-        self.running: dict[int, tuple[float, float]] = {}
-        #: (thread id, began and ended on the plugin's clock, began and ended on the monotonic
-        #: clock, which is the standard library loop's) of the last full collections
-        self.recent: collections.deque[tuple[int, float, float, float, float]] = collections.deque(
-            maxlen=32
-        )
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        thread = threading.get_ident()
-        if phase == "start":
-            # Only a full collection is timed: a young generation is small, so collecting it
-            # never holds a thread for long, and it runs for the allocating code (a pause the
-            # stall is made of, not one to take out of it).
-            self.running[thread] = (
-                (_clock.perf_counter(), _monotonic()) if info["generation"] == 2 else _YOUNG
-            )
-            return
-        began = self.running.pop(thread, None)
-        if began is not None and began is not _YOUNG:
-            self.recent.append((thread, began[0], _clock.perf_counter(), began[1], _monotonic()))
-
-    def within(self, thread: int, start: float, end: float, monotonic: bool = False) -> float:
-        """Seconds the collector held ``thread`` between ``start`` and ``end``."""
-        total = 0.0
-        for who, began, ended, mono_began, mono_ended in list(self.recent):
-            if who == thread:
-                if monotonic:
-                    began, ended = mono_began, mono_ended
-                total += max(0.0, min(ended, end) - max(began, start))
-        return total
 
 
 class TestCheck:
@@ -311,7 +223,7 @@ class CheckSession:
         if late is not None:
             merge_into(self.late, late)
 
-    # -- the test life cycle, driven by plugin.py ------------------------------------------
+    # -- the test life cycle, driven by _runtest.py ----------------------------------------
 
     def begin_test(
         self,

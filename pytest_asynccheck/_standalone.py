@@ -1,5 +1,6 @@
 """Running coroutine tests: the wrapper that puts every async test inside its check, and the
-standalone runner for async tests no other plugin claims."""
+standalone runner for async tests no other plugin claims (the ``Standalone`` plugin object,
+registered when the checks are on and dropped after collection when no test needs it)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import functools
 import inspect
 import sys
 import types
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar, cast
 
 import pytest
 
-from ._session import TestCheck
+from ._session import CheckSession, TestCheck
 from .detectors.budget import hang
 
 T = TypeVar("T")
@@ -89,18 +90,24 @@ def checked_coroutine_function(
         finally:
             check.session.exit_task(check, where)
 
+    return dressed_as(func, asynccheck_wrapper)
+
+
+def dressed_as(func: Callable[..., Any], wrapper: Callable[..., Any]) -> Callable[..., Any]:
+    """``wrapper`` made to look like ``func``: what ``functools.wraps`` copies (runners read
+    markers such as ``_force_asyncio_fixture`` and ``_loop_scope`` from the function's
+    ``__dict__``), save the annotations of a plain function: nothing reads them here, reading
+    them makes a dictionary, and this is done for every test and every async fixture's setup."""
     if type(func) is not types.FunctionType:
-        return functools.wraps(func)(asynccheck_wrapper)
-    # What ``functools.wraps`` copies, save the annotations (nothing reads them here, and
-    # reading them makes a dictionary): this wrapper is made for every test.
-    wrapper: Any = asynccheck_wrapper
-    wrapper.__dict__.update(func.__dict__)
-    wrapper.__module__ = func.__module__
-    wrapper.__name__ = func.__name__
-    wrapper.__qualname__ = func.__qualname__
-    wrapper.__doc__ = func.__doc__
-    wrapper.__wrapped__ = func
-    return asynccheck_wrapper
+        return functools.wraps(func)(wrapper)
+    target: Any = wrapper
+    target.__dict__.update(func.__dict__)
+    target.__module__ = func.__module__
+    target.__name__ = func.__name__
+    target.__qualname__ = func.__qualname__
+    target.__doc__ = func.__doc__
+    target.__wrapped__ = func
+    return wrapper
 
 
 def is_claimed(item: pytest.Item) -> bool:
@@ -204,3 +211,67 @@ def sync_fixture(
         return runner.run(func(*args, **kwargs))
 
     return run_coroutine_fixture
+
+
+def _loop_runner(session: CheckSession, item: pytest.Item) -> LoopRunner:
+    runners = session.runners
+    runner = runners.get(item)
+    if runner is None:
+        runner = runners[item] = LoopRunner()
+    return runner
+
+
+class Standalone:
+    """The standalone runner: async tests no other async plugin claims, and their async
+    fixtures, on a fresh loop per test.
+
+    A plugin of its own, as its hooks run for every test and for the setup of every fixture of
+    every test: when collection finds no test that needs it (every async test claimed by
+    pytest-asyncio or anyio, say), it is unregistered and costs nothing."""
+
+    name = "asynccheck-standalone"
+
+    def __init__(self, session: CheckSession) -> None:
+        self.session = session
+
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        if not is_coroutine_function(pyfuncitem.obj) or is_claimed(pyfuncitem):
+            return None
+        run_test(pyfuncitem, _loop_runner(self.session, pyfuncitem))
+        return True
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        func = fixturedef.func
+        if not is_async_function(func):
+            return (yield)
+        scope = fixturedef.scope
+        item = request.node if scope == "function" else getattr(request, "_pyfuncitem", None)
+        if not isinstance(item, pytest.Item) or is_claimed(item):
+            return (yield)
+        if scope != "function":
+            pytest.fail(
+                WIDER_SCOPE_FIXTURE.format(name=fixturedef.argname, scope=scope), pytrace=False
+            )
+        session = self.session
+        check = session.open.get(item.nodeid)
+        if check is None:
+            return (yield)
+        runner = _loop_runner(session, item)
+        fixturedef.func = sync_fixture(func, check, runner, fixturedef.argname)  # type: ignore[misc]
+        try:
+            return (yield)
+        finally:
+            fixturedef.func = func  # type: ignore[misc]
+
+
+def needs_standalone(item: pytest.Item) -> bool:
+    if is_claimed(item):
+        return False
+    if is_coroutine_function(getattr(item, "obj", None)):
+        return True  # it may ask for any fixture by name while it runs
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = getattr(info, "name2fixturedefs", {})
+    return any(is_async_function(d.func) for defs in definitions.values() for d in defs)

@@ -3,7 +3,13 @@ fixtures are in ``conftest.py``."""
 
 from __future__ import annotations
 
+import textwrap
 from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from pytest_asynccheck.reporting import json_report
 
 #: Every inner run loads the plugin explicitly: autoloading is off (see the ``pytester`` fixture).
 ARGS = ("-p", "asynccheck", "--asynccheck")
@@ -12,6 +18,10 @@ ANYIO = ("-p", "anyio")
 #: For inner runs whose tests overrun their budgets several times on purpose, to show where the
 #: time went: the hang guard (budget x 2 by default) would cancel them first.
 SLOW_NOT_HUNG = ("--asynccheck-hang-factor=100",)
+#: anyio's backend for uvloop (``anyio_module(..., backend=UVLOOP_BACKEND)``).
+UVLOOP_BACKEND = ("asyncio", {"use_uvloop": True})
+#: The JSON schema of ``--asynccheck-json`` reports, shipped with the package.
+REPORT_SCHEMA = Path(json_report.__file__).with_name("report-schema.json")
 
 
 def pytest_asyncio_version() -> tuple[int, ...]:
@@ -24,3 +34,27 @@ PYTEST_ASYNCIO_0_23 = pytest_asyncio_version() < (0, 24)
 LOOP_SCOPE = "scope" if PYTEST_ASYNCIO_0_23 else "loop_scope"
 #: The ini line that keeps pytest-asyncio >= 0.24 from warning about an unset default.
 ASYNCIO_INI = "" if PYTEST_ASYNCIO_0_23 else "asyncio_default_fixture_loop_scope = function\n"
+
+
+def anyio_module(
+    body: str, backend: object = "asyncio", imports: tuple[str, ...] = ("asyncio",)
+) -> str:
+    """A test module for anyio's pytest plugin: ``import`` lines for ``imports`` and pytest
+    (sorted), the ``anyio_backend`` fixture returning ``backend``, then ``body`` (dedented),
+    whose first line is line ``len(imports) + 7`` of the module."""
+    header = "".join(f"import {name}\n" for name in sorted({*imports, "pytest"}))
+    fixture = f"\n@pytest.fixture\ndef anyio_backend():\n    return {backend!r}\n\n"
+    return header + fixture + textwrap.dedent(body).lstrip("\n")
+
+
+def write_for_runner(pytester: pytest.Pytester, runner: tuple[str, ...], source: str) -> None:
+    """Write ``source`` as ``test_mod.py`` for ``runner``: ``()`` the standalone runner,
+    ``ASYNCIO`` pytest-asyncio in auto mode, ``ANYIO`` anyio on asyncio (each
+    ``async def test_`` is marked, so each test's lines move down by one per marker above
+    them)."""
+    if runner == ASYNCIO:
+        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    if runner == ANYIO:
+        source = source.replace("\nasync def test_", "\n@pytest.mark.anyio\nasync def test_")
+        pytester.makeconftest(anyio_module("", imports=()))
+    pytester.makepyfile(test_mod=source)

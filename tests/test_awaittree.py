@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pytest_asynccheck.detectors.budget import awaittree
+from pytest_asynccheck.detectors.budget import awaittree, waits
 
 
 def _tree_of(scenario: Callable[[], Any], settle: float = 0.1) -> list[str]:
@@ -170,7 +170,7 @@ def test_traceback_steps_and_paths_outside_the_rootdir() -> None:
     try:
         fails()
     except ValueError as exc:
-        steps = awaittree.traceback_steps(exc.__traceback__)
+        steps = waits.traceback_steps(exc.__traceback__)
     assert [frame.f_code.co_name for frame, _ in steps] == [
         "test_traceback_steps_and_paths_outside_the_rootdir",
         "fails",
@@ -244,7 +244,7 @@ def test_a_root_that_ended_is_shown_by_its_traceback() -> None:
         try:
             await task
         except ValueError as exc:
-            steps = awaittree.traceback_steps(exc.__traceback__)
+            steps = waits.traceback_steps(exc.__traceback__)
         return awaittree.capture([], task, "", steps)
 
     lines = asyncio.run(main())

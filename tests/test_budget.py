@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, SLOW_NOT_HUNG
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, SLOW_NOT_HUNG, anyio_module
 
 #: Inner runs measure with a fake clock that only moves when a test calls ``clock.advance``.
 FAKE_CLOCK_CONFTEST = """
@@ -346,24 +346,19 @@ def test_busy_loop_is_named_in_the_breakdown(pytester: pytest.Pytester) -> None:
 
 def test_semaphore_too_tight_and_anyio(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_mod="""
-        import asyncio
-        import pytest
+        test_mod=anyio_module(
+            """
+            async def limited(semaphore):
+                async with semaphore:
+                    await asyncio.sleep(0.1)
 
-        @pytest.fixture
-        def anyio_backend():
-            return "asyncio"
-
-        async def limited(semaphore):
-            async with semaphore:
-                await asyncio.sleep(0.1)
-
-        @pytest.mark.anyio
-        @pytest.mark.max_wall(0.15)
-        async def test_two_waves(anyio_backend):
-            semaphore = asyncio.Semaphore(2)
-            await asyncio.gather(*(limited(semaphore) for _ in range(4)))
-        """
+            @pytest.mark.anyio
+            @pytest.mark.max_wall(0.15)
+            async def test_two_waves(anyio_backend):
+                semaphore = asyncio.Semaphore(2)
+                await asyncio.gather(*(limited(semaphore) for _ in range(4)))
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ANYIO)
     result.assert_outcomes(failed=1)

@@ -8,23 +8,12 @@ import sys
 import pytest
 
 from pytest_asynccheck.detectors.callbacks import CALLBACK_FIX, DONE_CALLBACK_FIX, PROTOCOL_FIX
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from tests.helpers import ANYIO, ARGS, ASYNCIO, write_for_runner
 
 RUNNERS = [
     pytest.param((), id="standalone"),
     pytest.param(ASYNCIO, id="pytest-asyncio-auto"),
 ]
-
-
-def _setup(pytester: pytest.Pytester, runner: tuple[str, ...], source: str) -> None:
-    if runner == ASYNCIO:
-        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
-    if runner == ANYIO:
-        source = source.replace("\nasync def test_", "\n@pytest.mark.anyio\nasync def test_")
-        pytester.makeconftest(
-            "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n"
-        )
-    pytester.makepyfile(test_mod=source)
 
 
 CALLBACKS = """\
@@ -68,7 +57,7 @@ async def test_done_callback_has_a_bug():
 def test_callback_exceptions_are_reported_at_the_raising_line(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
-    _setup(pytester, runner, CALLBACKS)
+    write_for_runner(pytester, runner, CALLBACKS)
     result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
@@ -110,7 +99,7 @@ def test_callback_exceptions_are_reported_at_the_raising_line(
 def test_under_anyio_its_runner_raises_them_in_the_test_and_nothing_is_added(
     pytester: pytest.Pytester,
 ) -> None:
-    _setup(pytester, ANYIO, CALLBACKS)
+    write_for_runner(pytester, ANYIO, CALLBACKS)
     result = pytester.runpytest(*ARGS, *ANYIO, "-p", "no:randomly")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
@@ -157,7 +146,7 @@ async def test_protocol_data_received_raises():
 def test_a_protocol_method_that_raises_is_reported(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
-    _setup(pytester, runner, PROTOCOL)
+    write_for_runner(pytester, runner, PROTOCOL)
     result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -221,7 +210,7 @@ async def test_lost_task_exception_stays_never_retrieved():
 def test_look_alikes_are_not_callback_errors(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
-    _setup(pytester, runner, LOOK_ALIKES)
+    write_for_runner(pytester, runner, LOOK_ALIKES)
     result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(

@@ -13,8 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pytest_asynccheck.reporting.json_report import SCHEMA
-from tests.helpers import ARGS
+from tests.helpers import ARGS, REPORT_SCHEMA
 
 TESTS = """
 import asyncio
@@ -43,12 +42,12 @@ async def test_clean(n):
 
 def load(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
-    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text()))
     return data
 
 
 def test_the_schema_is_a_valid_json_schema() -> None:
-    schema = json.loads(SCHEMA.read_text())
+    schema = json.loads(REPORT_SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     assert {"complete", "tests_collected", "tests_run"} <= set(schema["required"])
 

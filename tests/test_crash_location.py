@@ -59,6 +59,7 @@ def test_a_failing_check_crashes_at_the_first_finding(
         ]
     )
     result.stdout.no_fnmatch_line("*pytest_asynccheck*plugin.py*")
+    result.stdout.no_fnmatch_line("*pytest_asynccheck*_runtest.py*")
     assert recorder.sites == {
         "test_unawaited": (file, 6),
         "test_blocks": (file, 11),

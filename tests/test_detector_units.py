@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 
 from pytest_asynccheck._findings import Finding
-from pytest_asynccheck._session import CollectorPauses
+from pytest_asynccheck._gc import CollectorPauses
 from pytest_asynccheck.detectors import loop_handler
 from pytest_asynccheck.detectors.blocking import stuck
 from pytest_asynccheck.detectors.budget.timeline import Recorder
-from pytest_asynccheck.detectors.tasks import TaskDetector, _created_at, _suspended_at
+from pytest_asynccheck.detectors.task_findings import created_at, suspended_at
+from pytest_asynccheck.detectors.tasks import TaskDetector
 from pytest_asynccheck.detectors.unawaited import UnawaitedDetector
 
 
@@ -90,9 +91,9 @@ def test_without_a_previous_hook_the_attribute_is_removed_again(
 def test_task_descriptions_without_origin_or_stack() -> None:
     async def main() -> None:
         task = asyncio.create_task(asyncio.sleep(0))
-        assert _created_at(task, ".") is None  # no origin, no factory noted it
+        assert created_at(task, ".") is None  # no origin, no factory noted it
         await task
-        assert _suspended_at(task, ".") == ""
+        assert suspended_at(task, ".") == ""
 
     asyncio.run(main())
 
@@ -222,17 +223,17 @@ def test_blocking_predicates_recognise_calls_that_cannot_block() -> None:
     import concurrent.futures
     import os
 
-    from pytest_asynccheck.detectors.blocking import catalogue
+    from pytest_asynccheck.detectors.blocking import catalogue, nonblocking
 
     done: concurrent.futures.Future[int] = concurrent.futures.Future()
     done.set_result(1)
     pending: concurrent.futures.Future[int] = concurrent.futures.Future()
-    assert catalogue._futures_done([done])
-    assert not catalogue._futures_done([done, pending])
-    assert catalogue._futures_done([pending], timeout=0)
-    assert catalogue._wait3_nohang(os.WNOHANG)
-    assert not catalogue._wait4_nohang(1, 0)
-    assert catalogue._waitid_nohang(0, 0, os.WNOHANG)
+    assert nonblocking.futures_done([done])
+    assert not nonblocking.futures_done([done, pending])
+    assert nonblocking.futures_done([pending], timeout=0)
+    assert nonblocking.wait3_nohang(os.WNOHANG)
+    assert not nonblocking.wait4_nohang(1, 0)
+    assert nonblocking.waitid_nohang(0, 0, os.WNOHANG)
     with pytest.raises(ValueError, match="no module for catalogue entry"):
         catalogue._target("no_such_module_anywhere.func")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, anyio_module
 
 HUNG = """
 import asyncio
@@ -138,25 +138,20 @@ def test_a_hang_under_anyio_leaves_its_runner_ready_for_the_next_test(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(
-        test_mod="""
-        import asyncio
-        import pytest
+        test_mod=anyio_module(
+            """
+            @pytest.mark.anyio
+            @pytest.mark.max_wall(0.2)
+            async def test_hangs(anyio_backend):
+                await asyncio.Event().wait()
 
-        @pytest.fixture
-        def anyio_backend():
-            return "asyncio"
-
-        @pytest.mark.anyio
-        @pytest.mark.max_wall(0.2)
-        async def test_hangs(anyio_backend):
-            await asyncio.Event().wait()
-
-        @pytest.mark.anyio
-        async def test_next(anyio_backend):
-            task = asyncio.current_task()
-            assert task.cancelling() == 0 if hasattr(task, "cancelling") else True
-            await asyncio.sleep(0.01)
-        """
+            @pytest.mark.anyio
+            async def test_next(anyio_backend):
+                task = asyncio.current_task()
+                assert task.cancelling() == 0 if hasattr(task, "cancelling") else True
+                await asyncio.sleep(0.01)
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ANYIO, "-p", "no:randomly")
     result.assert_outcomes(failed=1, passed=1)

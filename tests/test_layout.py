@@ -20,6 +20,10 @@ ROOT = Path(pytest_asynccheck.__file__).parent
 #: split. An entry that no longer closes a cycle fails the test, so that it is taken out.
 ALLOWED_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset()
 
+#: The hooks: ``plugin`` and the per-test phase hooks it registers, which render the findings
+#: with the reporting.
+HOOK_MODULES = ("plugin", "_runtest")
+
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
     """Every module of the package under ``root``, by dotted name (a package by its own)."""
@@ -115,7 +119,8 @@ def without(graph: dict[str, set[str]], edges: frozenset[tuple[str, str]]) -> di
 
 def is_above_the_hooks(name: str, package: str) -> bool:
     """The hooks, the reporting beside them, and the faces that import everything."""
-    return name in (package, f"{package}.__main__", f"{package}.plugin") or name.startswith(
+    hooks = {f"{package}.{module}" for module in HOOK_MODULES}
+    return name in {package, f"{package}.__main__", *hooks} or name.startswith(
         f"{package}.reporting"
     )
 
@@ -123,7 +128,7 @@ def is_above_the_hooks(name: str, package: str) -> bool:
 def upward_imports(graph: dict[str, set[str]], package: str) -> list[str]:
     """``importer -> imported`` for each module below the hooks that imports the reporting or
     the hooks."""
-    forbidden = (f"{package}.reporting", f"{package}.plugin")
+    forbidden = (f"{package}.reporting", *(f"{package}.{module}" for module in HOOK_MODULES))
     return sorted(
         f"{name} -> {target}"
         for name, targets in graph.items()

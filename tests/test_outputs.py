@@ -17,10 +17,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pytest_asynccheck.reporting.json_report import SCHEMA
 from pytest_asynccheck.reporting.suggest import round_up
 from tests.helpers import ARGS as CHECKED
-from tests.helpers import SLOW_NOT_HUNG
+from tests.helpers import REPORT_SCHEMA, SLOW_NOT_HUNG, UVLOOP_BACKEND, anyio_module
 
 HTML = ("-p", "html", "-p", "metadata", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 #: A stall the loaded machine causes (a thread waiting for the CPU) is not what these tests see.
@@ -345,7 +344,7 @@ def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def _suggestions(path: Path) -> dict[str, dict[str, Any]]:
     data = json.loads(path.read_text())
-    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text()))
     return {s["nodeid"].rpartition("::")[2]: s for s in data["suggested_budgets"]}
 
 
@@ -562,18 +561,14 @@ def test_terminal_summary_follows_the_verbosity(pytester: pytest.Pytester) -> No
     assert "budget ok  test_mod.py::test_sequential_and_blocking" not in verbose.stdout.str()
 
 
-UVLOOP_SUGGEST = """
-import asyncio
-import pytest
-
-@pytest.fixture
-def anyio_backend():
-    return ("asyncio", {"use_uvloop": True})
-
+UVLOOP_SUGGEST = anyio_module(
+    """
 @pytest.mark.anyio
 async def test_on_uvloop(anyio_backend):
     await asyncio.sleep(0.05)
-"""
+""",
+    backend=UVLOOP_BACKEND,
+)
 
 
 def test_suggestions_on_a_loop_without_a_selector_are_in_wall_time(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_asynccheck._findings import Kind
-from pytest_asynccheck.detectors.tasks import LEAK_FIX, LOST_FIX
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from pytest_asynccheck.detectors.task_findings import LEAK_FIX, LOST_FIX
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, anyio_module
 
 KINDS = tuple(kind.value for kind in Kind)
 
@@ -65,18 +65,13 @@ def test_leaked_task_and_lost_exception_are_reported_with_their_lines(
 
 def test_anyio_leaked_task(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_mod="""
-        import asyncio
-        import pytest
-
-        @pytest.fixture
-        def anyio_backend():
-            return "asyncio"
-
-        @pytest.mark.anyio
-        async def test_leak(anyio_backend):
-            asyncio.create_task(asyncio.sleep(10))
-        """
+        test_mod=anyio_module(
+            """
+            @pytest.mark.anyio
+            async def test_leak(anyio_backend):
+                asyncio.create_task(asyncio.sleep(10))
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ANYIO)
     result.assert_outcomes(failed=1)

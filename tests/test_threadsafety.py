@@ -17,25 +17,13 @@ from pytest_asynccheck.detectors.threadsafety import (
     FD_FIX,
     ThreadSafetyDetector,
 )
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from tests.helpers import ANYIO, ARGS, ASYNCIO, write_for_runner
 
 RUNNERS = [
     pytest.param((), id="standalone"),
     pytest.param(ASYNCIO, id="pytest-asyncio-auto"),
     pytest.param(ANYIO, id="anyio-asyncio"),
 ]
-
-
-def _setup(pytester: pytest.Pytester, runner: tuple[str, ...], source: str) -> None:
-    if runner == ASYNCIO:
-        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
-    if runner == ANYIO:
-        # Each test's lines move down by one per marker above them.
-        source = source.replace("\nasync def test_", "\n@pytest.mark.anyio\nasync def test_")
-        pytester.makeconftest(
-            "import pytest\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n"
-        )
-    pytester.makepyfile(test_mod=source)
 
 
 UNSAFE = """\
@@ -107,7 +95,7 @@ async def test_thread_calls_call_later_and_add_reader():
 def test_thread_unsafe_calls_are_reported_in_the_thread_that_made_them(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
-    _setup(pytester, runner, UNSAFE)
+    write_for_runner(pytester, runner, UNSAFE)
     result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
     result.assert_outcomes(failed=4)
     shift = 1 if runner == ANYIO else 0
@@ -205,13 +193,13 @@ async def test_a_future_completed_on_the_loop_thread():
 
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_thread_safe_hand_overs_pass(pytester: pytest.Pytester, runner: tuple[str, ...]) -> None:
-    _setup(pytester, runner, SAFE)
+    write_for_runner(pytester, runner, SAFE)
     result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
     result.assert_outcomes(passed=4)
 
 
 def test_anyio_worker_threads_pass(pytester: pytest.Pytester) -> None:
-    _setup(
+    write_for_runner(
         pytester,
         ANYIO,
         """\

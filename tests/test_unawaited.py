@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_asynccheck.detectors.unawaited import CYCLE_NOTE, FIX
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, anyio_module
 
 HELPERS = """\
 import asyncio
@@ -81,18 +81,13 @@ def test_each_never_awaited_coroutine_fails_its_test_with_name_line_and_fix(
 
 def test_anyio_tests_are_checked_too(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_mod="""
-        import asyncio
-        import pytest
-
-        @pytest.fixture
-        def anyio_backend():
-            return "asyncio"
-
-        @pytest.mark.anyio
-        async def test_missing_await(anyio_backend):
-            asyncio.sleep(1)
-        """
+        test_mod=anyio_module(
+            """
+            @pytest.mark.anyio
+            async def test_missing_await(anyio_backend):
+                asyncio.sleep(1)
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ANYIO)
     result.assert_outcomes(failed=1)

@@ -14,8 +14,17 @@ import jsonschema
 import pytest
 
 from pytest_asynccheck.detectors.unclosed import FIXES, LIBRARY_FIX
-from pytest_asynccheck.reporting.json_report import SCHEMA
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, PYTEST_ASYNCIO_0_23
+from tests.helpers import (
+    ANYIO,
+    ARGS,
+    ASYNCIO,
+    ASYNCIO_INI,
+    LOOP_SCOPE,
+    PYTEST_ASYNCIO_0_23,
+    REPORT_SCHEMA,
+    anyio_module,
+    write_for_runner,
+)
 
 # Python ignores ResourceWarnings unless told otherwise: so do the inner runs here (this
 # suite's "error" filter would turn asyncio's own warnings about the leaks into errors).
@@ -41,17 +50,13 @@ FIXTURE_RUNNERS = [
 def run_with(pytester: pytest.Pytester, runner: str, source: str, *args: str) -> pytest.RunResult:
     """Run ``source`` as test_mod.py under ``runner``; lines keep their numbers (the anyio
     marker goes at the end of the module)."""
-    extra: tuple[str, ...] = ()
-    if runner == "asyncio":
-        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
-        extra = ASYNCIO
-    elif runner == "anyio":
-        pytester.makeconftest(
-            "import pytest\n\n\n@pytest.fixture\ndef anyio_backend():\n    return 'asyncio'\n"
-        )
-        source += "\n\npytestmark = pytest.mark.anyio\n"
-        extra = (*ANYIO, "-p", "no:asyncio")
-    pytester.makepyfile(test_mod=source)
+    if runner == "anyio":
+        pytester.makeconftest(anyio_module("", imports=()))
+        pytester.makepyfile(test_mod=source + "\n\npytestmark = pytest.mark.anyio\n")
+        extra: tuple[str, ...] = (*ANYIO, "-p", "no:asyncio")
+    else:
+        extra = ASYNCIO if runner == "asyncio" else ()
+        write_for_runner(pytester, extra, source)
     result = pytester.runpytest(*ARGS, *extra, "-p", "no:randomly", *args)
     settle()
     return result
@@ -521,7 +526,7 @@ def test_json_report_annotations_and_baseline_carry_the_kind(
     result = pytester.runpytest(*ARGS, "--asynccheck-report=r.json", "-p", "no:randomly")
     settle()
     data = json.loads((pytester.path / "r.json").read_text())
-    jsonschema.validate(data, json.loads(SCHEMA.read_text()))
+    jsonschema.validate(data, json.loads(REPORT_SCHEMA.read_text()))
     assert [(f["kind"], f["line"], f["call"]) for f in data["findings"]] == [
         ("unclosed", 5, "socket.socket")
     ]

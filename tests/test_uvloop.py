@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ANYIO, ARGS, SLOW_NOT_HUNG
+from tests.helpers import ANYIO, ARGS, SLOW_NOT_HUNG, UVLOOP_BACKEND, anyio_module
 
 pytest.importorskip("uvloop")
 
-UVLOOP_TESTS = """
-import asyncio
-import time
-import pytest
-
-@pytest.fixture
-def anyio_backend():
-    return ("asyncio", {"use_uvloop": True})
-
+UVLOOP_TESTS = anyio_module(
+    """
 @pytest.mark.anyio
 async def test_cpu_stall(anyio_backend):
     assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
@@ -38,7 +31,10 @@ async def test_virtual_one(anyio_backend):
 @pytest.mark.max_wall(5, clock="virtual")
 async def test_virtual_two(anyio_backend):
     await asyncio.sleep(0.01)
-"""
+""",
+    backend=UVLOOP_BACKEND,
+    imports=("asyncio", "time"),
+)
 
 
 def test_uvloop_blocking_stalls_and_virtual_time_fallback(pytester: pytest.Pytester) -> None:
@@ -64,15 +60,8 @@ def test_uvloop_blocking_stalls_and_virtual_time_fallback(pytester: pytest.Pytes
     )
 
 
-UVLOOP_BUDGETS = """
-import asyncio
-import time
-import pytest
-
-@pytest.fixture
-def anyio_backend():
-    return ("asyncio", {"use_uvloop": True})
-
+UVLOOP_BUDGETS = anyio_module(
+    """
 @pytest.mark.anyio
 @pytest.mark.max_wall(0.1)
 async def test_only_sleeps(anyio_backend):
@@ -82,7 +71,10 @@ async def test_only_sleeps(anyio_backend):
 @pytest.mark.max_wall(0.1)
 async def test_blocks(anyio_backend):
     time.sleep(0.3)
-"""
+""",
+    backend=UVLOOP_BACKEND,
+    imports=("asyncio", "time"),
+)
 
 
 def test_uvloop_budget_breakdown_leaves_out_what_it_cannot_measure(

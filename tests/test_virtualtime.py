@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_asynccheck.detectors.budget.virtualtime import VirtualClock
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, SLOW_NOT_HUNG
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, SLOW_NOT_HUNG, anyio_module
 
 TUTORIAL = """
 import asyncio
@@ -206,24 +206,21 @@ def test_a_loop_that_cannot_be_controlled_falls_back_to_wall_time_and_says_so(
 ) -> None:
     pytester.makeini("[pytest]\nfilterwarnings = default\n")
     pytester.makepyfile(
-        test_mod="""
-        import pytest
-        import trio
+        test_mod=anyio_module(
+            """
+            @pytest.mark.anyio
+            @pytest.mark.max_wall(5, clock="virtual")
+            async def test_trio_one(anyio_backend):
+                await trio.sleep(0.01)
 
-        @pytest.fixture
-        def anyio_backend():
-            return "trio"
-
-        @pytest.mark.anyio
-        @pytest.mark.max_wall(5, clock="virtual")
-        async def test_trio_one(anyio_backend):
-            await trio.sleep(0.01)
-
-        @pytest.mark.anyio
-        @pytest.mark.max_wall(5, clock="virtual")
-        async def test_trio_two(anyio_backend):
-            await trio.sleep(0.01)
-        """
+            @pytest.mark.anyio
+            @pytest.mark.max_wall(5, clock="virtual")
+            async def test_trio_two(anyio_backend):
+                await trio.sleep(0.01)
+            """,
+            backend="trio",
+            imports=("trio",),
+        )
     )
     result = pytester.runpytest(*ARGS, *ANYIO)
     result.assert_outcomes(passed=2, warnings=1)
@@ -234,19 +231,14 @@ def test_a_loop_that_cannot_be_controlled_falls_back_to_wall_time_and_says_so(
 
 def test_anyio_asyncio_backend_runs_in_virtual_time(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        test_mod="""
-        import asyncio
-        import pytest
-
-        @pytest.fixture
-        def anyio_backend():
-            return "asyncio"
-
-        @pytest.mark.anyio
-        @pytest.mark.max_wall(2.1, clock="virtual")
-        async def test_gathered(anyio_backend):
-            await asyncio.gather(*(asyncio.sleep(2) for _ in range(3)))
-        """
+        test_mod=anyio_module(
+            """
+            @pytest.mark.anyio
+            @pytest.mark.max_wall(2.1, clock="virtual")
+            async def test_gathered(anyio_backend):
+                await asyncio.gather(*(asyncio.sleep(2) for _ in range(3)))
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ANYIO, "--junitxml=junit.xml")
     result.assert_outcomes(passed=1)

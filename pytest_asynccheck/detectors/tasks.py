@@ -20,6 +20,9 @@ plugin reads them there for the test's duration (``loop_handler``), before the l
 method runs, so every handler and log line ("Task exception was never retrieved") is as it
 would be without the plugin. A loop whose class takes no instance attributes is not checked
 for lost exceptions.
+
+This module is the detector and its task factory; the findings themselves (what they say of a
+task, and where it was made) are made in ``task_findings``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 from .. import _clock
 from .. import _frames as frames
 from .._events import Detector
-from .._findings import Finding, Kind, Severity
+from .._findings import Kind, Severity
 from .._options import Settings
 from .._session import (
     FIXTURE,
@@ -45,47 +48,14 @@ from .._session import (
     in_fixture,
 )
 from . import loop_handler
+from .task_findings import FIXTURE_ATTR, SITE_ATTR, leak_finding, lost_finding
 
-LEAK_FIX = (
-    "await the task (or asyncio.gather the tasks) before the test returns, or cancel it and "
-    "await the cancellation; a task meant to outlive the test belongs in a fixture"
-)
-LOST_FIX = (
-    "await the task (or gather it) so its exception is raised, or add a done callback that "
-    "calls task.exception()"
-)
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
 
 #: How long leaked tasks being cancelled (``asynccheck_cancel_leaked``) may take to finish.
 CANCEL_WAIT = 1.0
-CANCELLED_NOTE = "cancelled and awaited where it was found (asynccheck_cancel_leaked)"
-#: Which fixture made a task, and in which step, on the task itself.
-FIXTURE_ATTR = "_asynccheck_fixture"
-
-
-def _name(coro: Any) -> str:
-    name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
-    return str(name or type(coro).__name__)
-
-
-Site = tuple[str, int, str]
-#: Where the task factory notes a task's creation, on the task itself: a table keyed by the
-#: task would lose it when the collector frees a task from a cycle, as the collector clears
-#: weak references before the task's finalizer reports its lost exception.
-SITE_ATTR = "_asynccheck_created_at"
 #: The tasks the factory made for a test, to tell whether any may still wait for the collector.
 Made = list["weakref.ref[asyncio.Task[Any]]"]
-
-
-def _created_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
-    for filename, line, function in getattr(task.get_coro(), "cr_origin", None) or ():
-        if frames.is_user_file(filename):
-            return frames.relpath(filename, rootpath), line, function
-    site = getattr(task, SITE_ATTR, None)
-    if site is not None:
-        filename, line, function = site
-        return frames.relpath(filename, rootpath), line, function
-    return None
 
 
 class FactoryState:
@@ -157,23 +127,6 @@ def _may_hold_lost_tasks(test: TestCheck) -> bool:
     a reference cycle for the collector. Most tests' tasks are freed as they finish, and then
     the collection is not needed."""
     return bool(test.data.get("tasks.alive"))
-
-
-def _defined_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
-    """Where the task's coroutine function is defined, for a task no user line made (a
-    server's connection handler, made by asyncio's streams): the user's code it runs."""
-    code = getattr(task.get_coro(), "cr_code", None)
-    if code is None or not frames.is_user_file(code.co_filename):
-        return None
-    return frames.relpath(code.co_filename, rootpath), code.co_firstlineno, code.co_name
-
-
-def _suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
-    stack = task.get_stack()
-    if not stack:
-        return ""
-    user = [f for f in stack if frames.is_user_file(f.f_code.co_filename)]
-    return frames.describe((user or stack)[-1], rootpath)
 
 
 class TaskDetector(Detector):
@@ -249,7 +202,7 @@ class TaskDetector(Detector):
         current = asyncio.current_task()
         leaked = [task for task in tasks if task is not current and not task.done()]
         for task in leaked:
-            test.add(self._leak(task, "the test returned"))
+            test.add(leak_finding(task, "the test returned", self._rootpath(), self.cancel_leaked))
         if leaked and self.cancel_leaked:
             test.data.setdefault("tasks.cancel", []).extend(leaked)
 
@@ -264,7 +217,9 @@ class TaskDetector(Detector):
             return []
         for task in tasks:
             made_in = getattr(task, FIXTURE_ATTR, (run.name, "setup"))
-            finding = self._leak(task, f"fixture {run.name!r} was torn down")
+            finding = leak_finding(
+                task, f"fixture {run.name!r} was torn down", self._rootpath(), self.cancel_leaked
+            )
             check.add(in_fixture(finding, *made_in))
         if not self.cancel_leaked:
             return []
@@ -313,89 +268,12 @@ class TaskDetector(Detector):
                 and isinstance(task, asyncio.Task)
                 and "tasks.reading" in test.data  # not once the test is over
             ):
-                test.add(self._lost(task, context))
+                test.add(lost_finding(task, context, self._rootpath()))
 
         return read
 
     def _rootpath(self) -> str:
         return self._session.rootpath if self._session is not None else ""
-
-    def _leak(self, task: asyncio.Task[Any], when: str) -> Finding:
-        root = self._rootpath()
-        coro = _name(task.get_coro())
-        created = _created_at(task, root)
-        suspended = _suspended_at(task, root)
-        stack = [f"suspended at {suspended}"] if suspended else []
-        if created is None:
-            created = _defined_at(task, root)
-            if created is not None:
-                stack.insert(0, "made by the event loop or a library, not by a line of yours")
-        if self.cancel_leaked:
-            stack.append(CANCELLED_NOTE)
-        file, line, function = created or ("", 0, "")
-        return _owned(
-            task,
-            kind=Kind.LEAKED_TASK.value,
-            message=(f"task '{task.get_name()}' running {coro}() was still pending when {when}"),
-            file=file,
-            line=line,
-            function=function,
-            call=f"{coro}()",
-            fix=LEAK_FIX,
-            stack=tuple(stack),
-        )
-
-    def _lost(self, task: asyncio.Task[Any], context: dict[str, Any]) -> Finding:
-        root = self._rootpath()
-        exc = context.get("exception")
-        coro = _name(task.get_coro())
-        created = _created_at(task, root)
-        stack: list[str] = []
-        if created is not None:
-            stack.append(f"task created at {created[0]}:{created[1]} in {created[2]}")
-        if exc is not None:
-            tb = exc.__traceback__
-            raised = None
-            while tb is not None:
-                if frames.is_user_file(tb.tb_frame.f_code.co_filename):
-                    raised = tb
-                tb = tb.tb_next
-            where = (
-                (
-                    frames.relpath(raised.tb_frame.f_code.co_filename, root),
-                    raised.tb_lineno,
-                    raised.tb_frame.f_code.co_name,
-                )
-                if raised is not None
-                else created or _defined_at(task, root) or ("", 0, "")
-            )
-            message = (
-                f"task '{task.get_name()}' running {coro}() raised {type(exc).__name__}: {exc}, "
-                "and the exception was never retrieved"
-            )
-        else:
-            where = created or _defined_at(task, root) or ("", 0, "")
-            message = f"task '{task.get_name()}' running {coro}() was destroyed while pending"
-        return _owned(
-            task,
-            kind=Kind.NEVER_RETRIEVED.value,
-            message=message,
-            file=where[0],
-            line=where[1],
-            function=where[2],
-            call=f"{coro}()",
-            fix=LOST_FIX,
-            stack=tuple(stack),
-        )
-
-
-def _owned(task: asyncio.Task[Any], **fields: Any) -> Finding:
-    """A finding about ``task``, named as its fixture's when a fixture made it, and as the
-    test's (whatever fixture step runs when it is found) otherwise."""
-    made_in = getattr(task, FIXTURE_ATTR, None)
-    if made_in is not None:
-        return in_fixture(Finding(**fields), *made_in)
-    return Finding(**fields, extra={"fixture": ""})
 
 
 def task_detector(settings: Settings) -> Detector | None:

@@ -36,7 +36,6 @@ but costs about 20 us per test, so only ``--asynccheck-coroutine-origin`` does t
 from __future__ import annotations
 
 import asyncio
-import dis
 import gc
 import inspect
 import linecache
@@ -296,13 +295,7 @@ def creating_line(code: types.CodeType, name: str, dropped_at: int) -> int | Non
 def _unawaited_calls(code: types.CodeType, name: str) -> set[int]:
     found: set[int] = set()
     awaited = re.compile(rf"\bawait\b[^=;]*\b{re.escape(name)}\s*\(")
-    line = code.co_firstlineno
-    for instruction in dis.get_instructions(code):
-        positions = getattr(instruction, "positions", None)
-        if positions is not None and positions.lineno:
-            line = positions.lineno
-        elif isinstance(instruction.starts_line, int) and instruction.starts_line:
-            line = instruction.starts_line  # Python 3.10
+    for instruction, line in frames.instruction_lines(code):
         if instruction.opname in _LOADS and instruction.argval == name:
             text = linecache.getline(code.co_filename, line)
             if not awaited.search(text):

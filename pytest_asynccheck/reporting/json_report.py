@@ -29,7 +29,6 @@ from .._options import Settings
 from .._version import __version__
 
 SCHEMA_VERSION = 2
-SCHEMA = Path(__file__).with_name("report-schema.json")
 REWRITE_INTERVAL = 0.5
 FINDING_FIELDS = (
     "kind", "severity", "nodeid", "phase", "file", "line", "function", "call", "duration",
@@ -38,13 +37,8 @@ FINDING_FIELDS = (
 
 
 def settings_dict(settings: Settings) -> dict[str, Any]:
-    return {
-        "mode": settings.mode,
-        "severities": {kind.value: sev.value for kind, sev in settings.severities.items()},
-        "stall_threshold": settings.stall_threshold,
-        "wall_factor": settings.wall_factor,
-        "wall_include_setup": settings.wall_include_setup,
-    }
+    """Every option's effective value, by ``Settings`` field (``_options.OPTIONS``)."""
+    return settings.as_json()
 
 
 def build(

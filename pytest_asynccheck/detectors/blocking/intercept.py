@@ -31,6 +31,7 @@ import itertools
 import logging
 import sys
 import types
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ... import _frames as frames
@@ -59,6 +60,25 @@ def _keys_of(namespace: dict[str, Any], ids: dict[int, Any]) -> list[str]:
     keys and values come in the same order): this runs over every global of the modules
     that hold a patched function."""
     return list(itertools.compress(namespace, map(ids.__contains__, map(id, namespace.values()))))
+
+
+def _holding(
+    modules: Iterable[object], ids: dict[int, Any]
+) -> Iterator[tuple[dict[str, Any], list[str]]]:
+    """Each of ``modules``' namespaces that binds an object whose id is in ``ids``, with the
+    names that do."""
+    for module in modules:
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        try:
+            # Most modules hold none: asked in C first, as this runs over every module.
+            if ids.keys().isdisjoint(map(id, namespace.values())):
+                continue
+            hits = _keys_of(namespace, ids)
+        except RuntimeError:  # the dict changed under us (another thread importing)
+            continue
+        yield namespace, hits
 
 
 class Interceptor:
@@ -166,19 +186,12 @@ class Interceptor:
 
     def _rebind_aliases(self, replacements: dict[int, Any]) -> None:
         """Point every module global bound to a patched original at its wrapper."""
-        for name, module in list(sys.modules.items()):
-            if name.startswith("pytest_asynccheck") or not isinstance(module, types.ModuleType):
-                continue
-            namespace = getattr(module, "__dict__", None)
-            if not isinstance(namespace, dict):
-                continue
-            try:
-                # Most modules hold none: asked in C first, as this runs over every module.
-                if replacements.keys().isdisjoint(map(id, namespace.values())):
-                    continue
-                hits = _keys_of(namespace, replacements)
-            except RuntimeError:  # the dict changed under us (another thread importing)
-                continue
+        modules = [
+            module
+            for name, module in list(sys.modules.items())
+            if not name.startswith("pytest_asynccheck") and isinstance(module, types.ModuleType)
+        ]
+        for namespace, hits in _holding(modules, replacements):
             for key in hits:
                 value = namespace[key]
                 wrapper = replacements.get(id(value))
@@ -200,16 +213,7 @@ class Interceptor:
             else:
                 delattr(owner, attribute)
         originals = {key: original for key, (_wrapper, original) in self._wrappers.items()}
-        for module in list(sys.modules.values()):
-            namespace = getattr(module, "__dict__", None)
-            if not isinstance(namespace, dict):
-                continue
-            try:
-                if originals.keys().isdisjoint(map(id, namespace.values())):
-                    continue
-                hits = _keys_of(namespace, originals)
-            except RuntimeError:
-                continue
+        for namespace, hits in _holding(list(sys.modules.values()), originals):
             for key in hits:
                 namespace[key] = originals[id(namespace[key])]
         self._patches.clear()

@@ -145,13 +145,7 @@ def stuck_line(code: types.CodeType, lasti: int, lineno: int) -> int:
     since the previous certain hand-over, else the line the frame is at (a long call in C:
     the call's own line)."""
     candidate: int | None = None
-    line = code.co_firstlineno
-    for instruction in dis.get_instructions(code):
-        positions = getattr(instruction, "positions", None)
-        if positions is not None and positions.lineno:
-            line = positions.lineno
-        elif isinstance(instruction.starts_line, int) and instruction.starts_line:
-            line = instruction.starts_line  # pragma: no cover - Python 3.10
+    for instruction, line in frames.instruction_lines(code):
         if instruction.offset >= lasti:
             break
         if instruction.opname.startswith(_HANDOVER_PREFIXES):

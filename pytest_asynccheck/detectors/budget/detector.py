@@ -11,50 +11,16 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from ... import _clock
 from ..._events import Detector
 from ..._findings import Finding, Kind, Severity
-from ..._options import Settings, parse_duration
-from ..._session import CheckSession, MarkerError, TestCheck
+from ..._options import Settings
+from ..._session import CheckSession, TestCheck
 from ..._warnings import warn_at_item
 from ..._wire import BUDGET_PROPERTY
 from . import hang
 from .timeline import Recorder
 from .virtualtime import CANNOT_CONTROL, VirtualClock
-
-MARKER = "max_wall"
-CLOCKS = ("wall", "virtual")
-
-
-def parse_max_wall(item: pytest.Item) -> tuple[float, str | None] | None:
-    """The closest ``max_wall`` marker's budget in seconds and its ``clock``, if any."""
-    mark = item.get_closest_marker(MARKER)
-    if mark is None:
-        return None
-    shown = ", ".join([*map(repr, mark.args), *(f"{k}={v!r}" for k, v in mark.kwargs.items())])
-    where = f"{item.nodeid}: @pytest.mark.max_wall({shown})"
-    unknown = set(mark.kwargs) - {"clock"}
-    if unknown:
-        raise MarkerError(
-            f"{where}: unknown keyword {', '.join(sorted(unknown))}; max_wall takes the budget "
-            "and optionally clock='wall' or clock='virtual'"
-        )
-    clock = mark.kwargs.get("clock")
-    if clock is not None and clock not in CLOCKS:
-        raise MarkerError(f"{where}: clock={clock!r} is not valid; expected 'wall' or 'virtual'")
-    if len(mark.args) != 1:
-        raise MarkerError(
-            f"{where}: expected exactly one budget, such as max_wall(2.1) or max_wall('500ms')"
-        )
-    seconds = parse_duration(mark.args[0])
-    if seconds is None:
-        raise MarkerError(
-            f"{where}: {mark.args[0]!r} is not a budget; expected a positive number of seconds "
-            "or a string with a unit ('500ms', '2.1s')"
-        )
-    return seconds, clock
 
 
 def _fmt(seconds: float) -> str:

@@ -35,7 +35,7 @@ from ..._findings import Finding, Kind
 from ..._frames import is_user_file
 from ..._session import TestCheck
 from ..blocking.loopthread import allow_blocking
-from . import awaittree
+from . import awaittree, waits
 
 #: ``TestCheck.data`` keys: the armed guard, and a tree captured as an exception passed.
 GUARD = "hang.guard"
@@ -69,7 +69,7 @@ class Guard:
     def disarm(self) -> None:
         raise NotImplementedError
 
-    def _locate(self, steps: list[awaittree.Step]) -> None:
+    def _locate(self, steps: list[waits.Step]) -> None:
         user = [(f, line) for f, line in steps if is_user_file(f.f_code.co_filename)]
         if user:
             frame, line = user[-1]
@@ -135,7 +135,7 @@ class HangGuard(Guard):
         if self.tree is None:
             with allow_blocking():  # reading the source of the lines shown is not the test's
                 self.tree = awaittree.capture(self.tasks(), task, self.rootdir)
-            self._locate(awaittree.coroutine_steps(task.get_coro()))
+            self._locate(waits.coroutine_steps(task.get_coro()))
         self.attempts += 1
         task.cancel()
         self._handle = self.loop.call_later(CLEANUP, self._fire)
@@ -248,7 +248,7 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
             guard.unfinished = sorted(repr(t.get_name()) for t in pending)
         return True
     if TREE not in check.data and task is not None:
-        steps = awaittree.traceback_steps(exc.__traceback__)
+        steps = waits.traceback_steps(exc.__traceback__)
         with allow_blocking():
             check.data[TREE] = awaittree.capture(
                 asyncio.all_tasks(), task, check.session.rootpath, steps
@@ -259,7 +259,7 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
 def _test_task(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any] | None:
     """The task running the test's wrapper."""
     for task in tasks:
-        for frame, _ in awaittree.coroutine_steps(task.get_coro()):
+        for frame, _ in waits.coroutine_steps(task.get_coro()):
             if (
                 frame.f_code.co_name == "asynccheck_wrapper"
                 and frame.f_locals.get("check") is check
