@@ -12,6 +12,8 @@ How a resource found open when it is freed is seen, without changing what user c
 subclass, no proxy, every type as without the plugin):
 
 - transports, writers, loops: the class's ``__del__`` is wrapped, and checks before asyncio's own;
+  a ``StreamWriter`` of a Python without one (before 3.11.7) is found by a weak reference's
+  callback, as its connection stays open on the loop after it;
 - sockets: ``close()`` and ``detach()`` take a registered socket out of the registry, and a weak
   reference's callback finds one freed while still in it (Python's own finalizer closes it);
 - files (text and buffered: what ``open()`` returns unless ``buffering=0``): freeing an open
@@ -264,11 +266,30 @@ def _track_transport(transport: Any) -> None:
     register(transport, label, what, entry.site if entry else None, depth=3)
 
 
+#: Whether asyncio closes the connection of a StreamWriter freed open (Python 3.11.7+).
+WRITER_FINALIZES = "__del__" in vars(asyncio.StreamWriter)
+#: Before that, weak references to the tracked writers, by id: a writer freed while its
+#: connection is open is found by its reference's callback instead.
+writers: dict[int, weakref.ref[Any]] = {}
+
+
 def _track_writer(writer: Any) -> None:
-    entry = tracked.get(id(writer.transport))
-    if entry is not None and entry.ref() is writer.transport and entry.label == "transport":
+    transport = writer.transport
+    entry = tracked.get(id(transport))
+    if entry is not None and entry.ref() is transport and entry.label == "transport":
         # The writer is what the user holds: the finding names it and its fix.
         entry.label = entry.what = "StreamWriter"
+        if not WRITER_FINALIZES:
+            callback = functools.partial(_writer_gone, id(writer), weakref.ref(transport))
+            writers[id(writer)] = weakref.ref(writer, callback)
+
+
+def _writer_gone(key: int, transport: weakref.ref[Any], ref: weakref.ref[Any]) -> None:
+    if writers.get(key) is ref:
+        del writers[key]
+    connection = transport()
+    if connection is not None and not connection.is_closing():
+        freed_open(connection, ASYNCIO_OBJECTS)
 
 
 def _track_loop(loop: Any) -> None:

@@ -256,6 +256,7 @@ class UnclosedDetector(Detector):
         if _report in resources.on_freed_open:
             resources.on_freed_open.remove(_report)
         resources.tracked.clear()
+        resources.writers.clear()
 
 
 def unclosed_detector(settings: Settings) -> Detector | None:
