@@ -14,10 +14,13 @@ a wider scope reports on the test during which it set up or tore down.
 Tasks a fixture starts are its own: they are judged when the fixture is torn down (a leak is a
 task still pending then), never by the tests that ran meanwhile.
 
-Limits: pytest-asyncio before 1.0 replaces async fixture functions with sync ones at collection
-time, before this wrapper sees them, so its fixtures are not checked. Under pytest-trio a
-fixture's setup and teardown run in pytest's call phase (pytest-trio runs them there), and
-their findings land in that phase.
+pytest-asyncio before 1.0 (0.23 to 0.26) replaced each async fixture function with a sync one at
+collection, for good, which keeps the original in its closure and runs it on the loop at setup;
+there the wrapper is put in that closure cell, for the length of the setup, in place of the
+original (found as the cell holding the sync function's ``__wrapped__``).
+
+Limits: under pytest-trio a fixture's setup and teardown run in pytest's call phase
+(pytest-trio runs them there), and their findings land in that phase.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import pytest
 
 from ._session import FIXTURE, CheckSession, FixtureRun, FixtureStep
 from ._standalone import dressed_as, is_async_function
+from .detectors.budget import hang
 from .detectors.tasks import CANCEL_WAIT
 
 #: Judges the tasks of an async fixture that was torn down; ``True`` when called in the
@@ -49,6 +53,8 @@ async def _step(
     if check is None or check.closed:
         return await awaitable
     where = f"fixture {run.name}"
+    check.is_async = True  # async code of its own ran: the summaries count it as checked
+    hang.note_fixture_loop(check)
     token = FIXTURE.set(FixtureStep(run, phase))
     try:
         session.enter_task(check, where)
@@ -113,6 +119,28 @@ def checked_fixture_function(
     return dressed_as(func, asynccheck_fixture)
 
 
+#: The sync functions pytest-asyncio before 1.0 puts in place of async fixture functions at
+#: collection (by the name of their code, which ``functools.wraps`` leaves alone).
+COLLECTION_WRAPPERS = frozenset(("_async_fixture_wrapper", "_asyncgen_fixture_wrapper"))
+
+
+def collection_wrapper_cell(func: object) -> types.CellType | None:
+    """The closure cell in which pytest-asyncio's (before 1.0) sync wrapper ``func`` keeps the
+    async fixture function it runs (its ``__wrapped__``), or ``None`` for any other function."""
+    if not isinstance(func, types.FunctionType):
+        return None
+    if func.__code__.co_name not in COLLECTION_WRAPPERS:
+        return None
+    wrapped = getattr(func, "__wrapped__", None)
+    for cell in func.__closure__ or ():
+        try:
+            if cell.cell_contents is wrapped:
+                return cell
+        except ValueError:  # an empty cell
+            continue
+    return None
+
+
 class FixtureChecks:
     """Wraps each async fixture's function for its setup; its findings and its tasks' fate
     are reported on the test running then."""
@@ -128,8 +156,14 @@ class FixtureChecks:
         self, fixturedef: pytest.FixtureDef[object], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
         func: Any = fixturedef.func
-        bound_to = getattr(func, "__self__", None)
-        target = func.__func__ if bound_to is not None else func
+        cell = None
+        if not is_async_function(getattr(func, "__func__", func)):
+            cell = collection_wrapper_cell(func)
+            if cell is None:
+                return (yield)
+        original: Any = func if cell is None else cell.cell_contents
+        bound_to = getattr(original, "__self__", None)
+        target = original.__func__ if bound_to is not None else original
         if not is_async_function(target):
             return (yield)
         started: list[FixtureRun] = []
@@ -137,11 +171,17 @@ class FixtureChecks:
         if bound_to is not None:
             # A fixture method: its runner rebinds the function to the test's instance.
             wrapped = types.MethodType(wrapped, bound_to)
-        fixturedef.func = wrapped  # type: ignore[misc]
+        if cell is None:
+            fixturedef.func = wrapped  # type: ignore[misc]
+        else:
+            cell.cell_contents = wrapped
         try:
             result = yield
         finally:
-            fixturedef.func = func  # type: ignore[misc]
+            if cell is None:
+                fixturedef.func = func  # type: ignore[misc]
+            else:
+                cell.cell_contents = original
         for run in started:
             # Last in, first run: before the runner's own finalizer, which may close its loop
             # (anyio's, when the fixture holds its last lease).

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from ._session import CheckSession, TestCheck
-from .detectors.budget import hang
+from .detectors.budget import hang, stoptrees
 
 T = TypeVar("T")
 
@@ -77,11 +77,16 @@ def checked_coroutine_function(
     async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
         check.session.enter_task(check, where)
         try:
-            scope = hang.trio_scope(check) if where == "test" else None
-            if scope is None:
+            if where != "test" or check.loop is not None:
                 return await func(*args, **kwargs)
-            with scope:
-                return await func(*args, **kwargs)
+            # trio (no asyncio loop runs): a guarded body runs in the hang guard's scope; a
+            # signal that stops it reads its tree first.
+            with stoptrees.trio_stops(check):
+                scope = hang.trio_scope(check)
+                if scope is None:
+                    return await func(*args, **kwargs)
+                with scope:
+                    return await func(*args, **kwargs)
             return cast(T, None)  # trio: cancelled as hung, and reported so
         except BaseException as exc:
             if where == "test" and await hang.absorb(check, exc):

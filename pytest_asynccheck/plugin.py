@@ -18,7 +18,7 @@ from ._runtest import Checks, fixture_finisher
 from ._session import CheckSession
 from ._standalone import Standalone
 from .detectors import builtin_detectors
-from .detectors.budget import hang
+from .detectors.budget import hang, stoptrees
 from .reporting import baseline, outputs
 from .reporting.summary import Summary
 
@@ -63,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     outputs.register(config, session, summary)
     config.pluginmanager.register(Standalone(session), Standalone.name)
     config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
+    config.pluginmanager.register(stoptrees.TimeoutTrees(session), stoptrees.TimeoutTrees.name)
     config.pluginmanager.register(
         FixtureChecks(session, fixture_finisher(session)), FixtureChecks.name
     )

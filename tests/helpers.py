@@ -3,6 +3,7 @@ fixtures are in ``conftest.py``."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from importlib.metadata import version
 from pathlib import Path
@@ -34,6 +35,18 @@ PYTEST_ASYNCIO_0_23 = pytest_asyncio_version() < (0, 24)
 LOOP_SCOPE = "scope" if PYTEST_ASYNCIO_0_23 else "loop_scope"
 #: The ini line that keeps pytest-asyncio >= 0.24 from warning about an unset default.
 ASYNCIO_INI = "" if PYTEST_ASYNCIO_0_23 else "asyncio_default_fixture_loop_scope = function\n"
+
+
+def for_pytest_asyncio(source: str) -> str:
+    """A test module written for pytest-asyncio 0.24+, as the installed one reads it: 0.23 has
+    no ``loop_scope`` (a fixture runs on the loop of its own scope; the marker says ``scope``)."""
+    if not PYTEST_ASYNCIO_0_23:
+        return source
+    source = re.sub(
+        r"(@pytest_asyncio\.fixture\([^)]*?),? ?loop_scope=['\"]\w+['\"]\)", r"\1)", source
+    )
+    source = source.replace("@pytest_asyncio.fixture()", "@pytest_asyncio.fixture")
+    return source.replace("pytest.mark.asyncio(loop_scope=", "pytest.mark.asyncio(scope=")
 
 
 def anyio_module(

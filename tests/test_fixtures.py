@@ -5,17 +5,14 @@ down; and correct fixtures pass."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pytest
 
-from tests.helpers import ANYIO, ARGS, ASYNCIO, PYTEST_ASYNCIO_0_23
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, PYTEST_ASYNCIO_0_23, for_pytest_asyncio
 
 TRIO = ("-p", "trio")
-
-pytestmark = pytest.mark.skipif(
-    PYTEST_ASYNCIO_0_23, reason="pytest-asyncio 0.23 makes async fixtures sync at collection"
-)
 
 
 @dataclass(frozen=True)
@@ -33,9 +30,23 @@ class Runner:
     asyncio: bool = True
     #: pytest-trio runs fixtures' setup and teardown in the call phase.
     trio_phases: bool = False
+    #: pytest-asyncio 0.23's session loop serves session fixtures only: their teardowns all
+    #: come at the session's end, on its last test.
+    teardown_at_end: bool = False
 
 
 def _asyncio_runner(mode: str, loop_scope: str) -> Runner:
+    if PYTEST_ASYNCIO_0_23:
+        # 0.23 runs a fixture on the loop of its own scope, and knows the marker's ``scope``.
+        return Runner(
+            f"asyncio-{mode}-{loop_scope}",
+            ASYNCIO,
+            f"asyncio_mode = {mode}\n",
+            "import pytest_asyncio" if mode == "strict" else "",
+            f"@{'pytest_asyncio' if mode == 'strict' else 'pytest'}.fixture(scope={loop_scope!r})",
+            f"@pytest.mark.asyncio(scope={loop_scope!r})",
+            teardown_at_end=loop_scope == "session",
+        )
     if mode == "strict":
         return Runner(
             f"asyncio-strict-{loop_scope}",
@@ -157,6 +168,18 @@ async def test_it(fx):
     assert fx == 1
 """
 
+#: A fixture that is a coroutine function: it has a setup only.
+COROUTINE_FIXTURE = """\
+{decorator}
+async def fx():
+    {setup}
+    return 1
+
+{test_mark}
+async def test_it(fx):
+    assert fx == 1
+"""
+
 GOOD = """\
 {decorator}
 async def fx():
@@ -194,6 +217,21 @@ def _line_of(source: str, marker: str) -> int:
     return next(n for n, line in enumerate(source.splitlines(), 1) if marker in line)
 
 
+def _finding_in(output: str, nodeid: str, phase: str, kind: str, first: str, rest: str) -> bool:
+    """Whether the report of ``nodeid``'s ``phase`` holds a ``kind`` finding whose line shows
+    ``first`` and ends with ``rest``'s first line, followed by ``rest``'s second line."""
+    head = re.search(rf"asynccheck found \d+ problems? in {re.escape(nodeid)} \({phase}\):", output)
+    if head is None:
+        return False
+    section = output[head.end() :].split("\nasynccheck found ", 1)[0].split("\n_____", 1)[0]
+    ending, where = rest.split("\n")
+    for finding in section.split(f"\n[{kind}] ")[1:]:
+        line, at = [*finding.split("\n"), ""][:2]
+        if first in line and line.endswith(ending) and at == where:
+            return True
+    return False
+
+
 @pytest.mark.parametrize("runner", RUNNERS, ids=[r.name for r in RUNNERS])
 def test_each_check_sees_async_fixtures_in_setup_and_teardown(
     pytester: pytest.Pytester, runner: Runner
@@ -205,15 +243,18 @@ def test_each_check_sees_async_fixtures_in_setup_and_teardown(
     for check, (code, kind, text) in CHECKS.items():
         if kind in ("leaked-task", "never-retrieved", "unclosed") and not runner.asyncio:
             continue
-        for step in ("setup", "teardown"):
-            body = FIXTURE.format(
+        for variant in ("setup", "teardown", "coroutine"):
+            if variant == "coroutine" and check == "stall":
+                continue  # the watchdog sees a thread, whatever runs on it: one stall less
+            step = "teardown" if variant == "teardown" else "setup"
+            body = (COROUTINE_FIXTURE if variant == "coroutine" else FIXTURE).format(
                 decorator=runner.fixture,
                 test_mark=runner.test_mark,
                 setup=code if step == "setup" else "pass",
                 teardown=code if step == "teardown" else "pass",
             )
             source = prelude + body
-            name = f"test_{check}_{step}"
+            name = f"test_{check}_{variant}"
             files[name] = source
             marker = {"stall": "# SPIN", "lost": "# BOOM"}.get(check, "# HERE")
             function = {"stall": "spin", "lost": "boom"}.get(check, "fx")
@@ -224,60 +265,60 @@ def test_each_check_sees_async_fixtures_in_setup_and_teardown(
     pytester.makepyfile(**files)
     result = pytester.runpytest(*ARGS, *runner.plugins, "-p", "no:randomly")
     output = result.stdout.str()
-    teardown_errors = 0
+    last = f"{max(files)}.py::test_it"
+    reported: set[tuple[str, str]] = set()
     for name, kind, text, step, line, function in cases:
         # A leak is judged when the fixture is torn down, wherever its task was started.
         phase = "teardown" if kind == "leaked-task" else step
         if runner.trio_phases:
             phase = "call"
-        teardown_errors += phase == "teardown"
-        head = f"asynccheck found 1 problem in {name}.py::test_it ({phase}):"
-        assert head in output, (name, output)
-        section = output.split(head, 1)[1].splitlines()
-        finding = section[1]
-        assert finding.startswith(f"[{kind}] "), (name, finding)
-        assert text in finding, (name, finding)
-        assert finding.endswith(f", in fixture 'fx' ({step})"), (name, finding)
-        assert section[2] == f"  at {name}.py:{line} in {function}", (name, section)
+        nodeid = last if phase == "teardown" and runner.teardown_at_end else f"{name}.py::test_it"
+        reported.add((nodeid, phase))
+        where = f", in fixture 'fx' ({step})\n  at {name}.py:{line} in {function}"
+        assert _finding_in(output, nodeid, phase, kind, text, where), (name, output)
     outcomes = result.parseoutcomes()
     outcomes.pop("warnings", None)  # pytest's own, about re-imported plugins in-process
+    tests = len(files)
+    failed = {nodeid for nodeid, phase in reported if phase != "teardown"}
     if runner.trio_phases:
-        assert outcomes == {"failed": len(cases), "passed": 1}, output
+        assert outcomes == {"failed": len(failed), "passed": tests - len(failed)}, output
     else:
         # A test whose fixture failed in its teardown passed first, as pytest counts.
-        assert outcomes == {"errors": len(cases), "passed": teardown_errors + 1}, output
+        assert outcomes == {"errors": len(reported), "passed": tests - len(failed)}, output
     assert "test_good.py::test_it" not in output
 
 
 def test_a_wider_fixture_reports_once_on_the_test_it_set_up_or_tore_down_in(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
     pytester.makepyfile(
-        """
-        import asyncio
-        import time
-        import pytest
-        import pytest_asyncio
+        for_pytest_asyncio(
+            """
+            import asyncio
+            import time
+            import pytest
+            import pytest_asyncio
 
-        @pytest_asyncio.fixture(scope="module", loop_scope="module")
-        async def shared():
-            time.sleep(0.01)
-            yield 1
-            time.sleep(0.02)
+            @pytest_asyncio.fixture(scope="module", loop_scope="module")
+            async def shared():
+                time.sleep(0.01)
+                yield 1
+                time.sleep(0.02)
 
-        @pytest.mark.asyncio(loop_scope="module")
-        async def test_first(shared):
-            pass
+            @pytest.mark.asyncio(loop_scope="module")
+            async def test_first(shared):
+                pass
 
-        @pytest.mark.asyncio(loop_scope="module")
-        async def test_second(shared):
-            pass
+            @pytest.mark.asyncio(loop_scope="module")
+            async def test_second(shared):
+                pass
 
-        @pytest.mark.asyncio(loop_scope="module")
-        async def test_last(shared):
-            pass
-        """
+            @pytest.mark.asyncio(loop_scope="module")
+            async def test_last(shared):
+                pass
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly", "-v")
     result.stdout.fnmatch_lines(
@@ -306,40 +347,42 @@ def test_a_wider_fixture_reports_once_on_the_test_it_set_up_or_tore_down_in(
 def test_a_session_fixture_task_may_live_across_tests_until_its_teardown(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
     pytester.makepyfile(
-        """
-        import asyncio
-        import pytest
-        import pytest_asyncio
+        for_pytest_asyncio(
+            """
+            import asyncio
+            import pytest
+            import pytest_asyncio
 
-        TICKS = []
+            TICKS = []
 
-        async def ticker():
-            while True:
-                TICKS.append(1)
-                await asyncio.sleep(0.001)
+            async def ticker():
+                while True:
+                    TICKS.append(1)
+                    await asyncio.sleep(0.001)
 
-        @pytest_asyncio.fixture(scope="session", loop_scope="session")
-        async def server():
-            task = asyncio.create_task(ticker())
-            yield task
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            @pytest_asyncio.fixture(scope="session", loop_scope="session")
+            async def server():
+                task = asyncio.create_task(ticker())
+                yield task
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
-        @pytest.mark.asyncio(loop_scope="session")
-        async def test_one(server):
-            await asyncio.sleep(0.01)
-            assert not server.done()
+            @pytest.mark.asyncio(loop_scope="session")
+            async def test_one(server):
+                await asyncio.sleep(0.01)
+                assert not server.done()
 
-        @pytest.mark.asyncio(loop_scope="session")
-        async def test_two(server):
-            await asyncio.sleep(0.01)
-            assert not server.done() and TICKS
-        """
+            @pytest.mark.asyncio(loop_scope="session")
+            async def test_two(server):
+                await asyncio.sleep(0.01)
+                assert not server.done() and TICKS
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ASYNCIO)
     result.assert_outcomes(passed=2)
@@ -387,6 +430,16 @@ async def test_no_handler():
     asyncio.create_task(boom())
     await asyncio.sleep(0.01)
 
+@pytest.fixture
+async def app():
+    # Start-up code of an application, run by a fixture: its factory stays on the loop.
+    asyncio.get_running_loop().set_task_factory(my_factory)
+    yield
+
+async def test_factory_of_a_fixture(app):
+    asyncio.create_task(forever())  # FIXTURE LEAK
+    await asyncio.sleep(0)
+
 async def test_switch_interval():
     sys.setswitchinterval(2.5)
 
@@ -400,26 +453,52 @@ def test_user_code_still_ran():
 """
 
 
-def test_code_under_test_cannot_switch_the_checks_off(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_switches=USER_SWITCHES)
-    result = pytester.runpytest(*ARGS, "-p", "no:randomly", "-v")
+#: (plugins, ini, a line in place of a blank one): the standalone runner's loop per test,
+#: pytest-asyncio's, and anyio's runner, whose loop all the module's tests share.
+SWITCH_RUNNERS = {
+    "standalone": ((), "", ""),
+    "pytest-asyncio": (ASYNCIO, "asyncio_mode = auto\n" + ASYNCIO_INI, ""),
+    "anyio-asyncio": (
+        (*ANYIO, "-p", "no:asyncio"),
+        "",
+        "pytestmark = pytest.mark.anyio; anyio_backend = pytest.fixture(lambda: 'asyncio')",
+    ),
+}
+
+
+@pytest.mark.parametrize("runner", SWITCH_RUNNERS)
+def test_code_under_test_cannot_switch_the_checks_off(
+    pytester: pytest.Pytester, runner: str
+) -> None:
+    plugins, ini, line = SWITCH_RUNNERS[runner]
+    pytester.makeini("[pytest]\n" + ini)
+    source = USER_SWITCHES.replace("import pytest\n\n", f"import pytest\n{line}\n", 1)
+    pytester.makepyfile(test_switches=source)
+    result = pytester.runpytest(*ARGS, *plugins, "-p", "no:randomly", "-v")
     leak = _line_of(USER_SWITCHES, "# LEAK") - 1  # the source starts with a blank line
+    fixture_leak = _line_of(USER_SWITCHES, "# FIXTURE LEAK") - 1
     raised = _line_of(USER_SWITCHES, 'raise ValueError("lost")') - 1
     result.stdout.fnmatch_lines(
         [
             "*::test_own_factory FAILED*",
             "*::test_own_handler FAILED*",
             "*::test_no_handler FAILED*",
+            "*::test_factory_of_a_fixture FAILED*",
             "*::test_switch_interval PASSED*",
             "*::test_user_code_still_ran PASSED*",
         ]
     )
-    result.stdout.fnmatch_lines(
-        [
-            "[[]leaked-task[]] task * running forever() was still pending when the test returned",
-            f"  at test_switches.py:{leak} in test_own_factory",
-        ]
-    )
+    for test, line_number in (
+        ("test_own_factory", leak),
+        ("test_factory_of_a_fixture", fixture_leak),
+    ):
+        result.stdout.fnmatch_lines(
+            [
+                "[[]leaked-task[]] task * running forever() was still pending when the test "
+                "returned",
+                f"  at test_switches.py:{line_number} in {test}",
+            ]
+        )
     assert result.stdout.str().count(f"  at test_switches.py:{raised} in boom") == 2
     result.stdout.fnmatch_lines(
         [
@@ -433,11 +512,11 @@ def test_code_under_test_cannot_switch_the_checks_off(pytester: pytest.Pytester)
 def test_leaked_tasks_can_be_cancelled_where_they_leaked(
     pytester: pytest.Pytester, how: str
 ) -> None:
-    ini = "asyncio_default_fixture_loop_scope = function\n"
+    ini = ASYNCIO_INI
     if how == "ini":
         ini += "asynccheck_cancel_leaked = true\n"
     pytester.makeini("[pytest]\n" + ini)
-    pytester.makepyfile(
+    source = for_pytest_asyncio(
         """
         import asyncio
         import pytest
@@ -472,6 +551,10 @@ def test_leaked_tasks_can_be_cancelled_where_they_leaked(
             print("cancelled:", [task.cancelled() for task in LEAKED])
         """
     )
+    if PYTEST_ASYNCIO_0_23:
+        # 0.23 runs a function-scoped fixture on the function's loop only: so do the tests.
+        source = source.replace('(scope="module")', "")
+    pytester.makepyfile(source)
     extra = ("--asynccheck-cancel-leaked",) if how == "cli" else ()
     result = pytester.runpytest(*ARGS, *ASYNCIO, *extra, "-s", "-p", "no:randomly")
     result.assert_outcomes(passed=2, failed=1, errors=1)
@@ -484,7 +567,7 @@ def test_leaked_tasks_can_be_cancelled_where_they_leaked(
 
 
 def test_a_fixture_method_runs_bound_to_the_test_instance(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
     pytester.makepyfile(
         """
         import time
@@ -513,7 +596,11 @@ def test_a_fixture_method_runs_bound_to_the_test_instance(pytester: pytest.Pytes
     result = pytester.runpytest(*ARGS, *ASYNCIO)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        ["[[]blocking[]] blocking call time.sleep()*, in fixture 'slow' (setup)"]
+        [
+            "[[]blocking[]] blocking call time.sleep()*, in fixture 'slow' (setup)",
+            # The test whose fixture failed its setup was checked too.
+            "asynccheck: 1 error, 0 warnings in 1 of 2 checked tests",
+        ]
     )
 
 
@@ -583,34 +670,36 @@ def test_a_fixture_generator_passes_on_what_its_runner_throws_in() -> None:
 def test_a_set_task_factory_the_test_puts_on_the_loop_itself_is_left_alone(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
     pytester.makepyfile(
-        """
-        import asyncio
-        import pytest
+        for_pytest_asyncio(
+            """
+            import asyncio
+            import pytest
 
-        SET = []
+            SET = []
 
-        def fake_set_task_factory(factory):
-            SET.append(factory)
+            def fake_set_task_factory(factory):
+                SET.append(factory)
 
-        async def forever():
-            await asyncio.sleep(3600)
+            async def forever():
+                await asyncio.sleep(3600)
 
-        @pytest.mark.asyncio(loop_scope="module")
-        async def test_puts_its_own():
-            asyncio.get_running_loop().set_task_factory = fake_set_task_factory
+            @pytest.mark.asyncio(loop_scope="module")
+            async def test_puts_its_own():
+                asyncio.get_running_loop().set_task_factory = fake_set_task_factory
 
-        @pytest.mark.asyncio(loop_scope="module")
-        async def test_later_leaks():
-            loop = asyncio.get_running_loop()
-            assert loop.set_task_factory is fake_set_task_factory
-            loop.set_task_factory(None)
-            task = asyncio.create_task(forever())  # still seen: the factory stayed
-            await asyncio.sleep(0)
-            assert SET == [None]
-            assert not task.done()
-        """
+            @pytest.mark.asyncio(loop_scope="module")
+            async def test_later_leaks():
+                loop = asyncio.get_running_loop()
+                assert loop.set_task_factory is fake_set_task_factory
+                loop.set_task_factory(None)
+                task = asyncio.create_task(forever())  # still seen: the factory stayed
+                await asyncio.sleep(0)
+                assert SET == [None]
+                assert not task.done()
+            """
+        )
     )
     result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)

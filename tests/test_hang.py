@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, anyio_module
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, anyio_module
 
 HUNG = """
 import asyncio
@@ -68,8 +68,9 @@ async def test_socket_read():
 
 
 async def test_next_runs_on_a_clean_loop():
-    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    assert others == []
+    # Tasks running this module's code (anyio's runner has tasks of its own on the loop).
+    left = [t for t in asyncio.all_tasks() if t.get_coro().cr_code.co_filename == __file__]
+    assert [t for t in left if t is not asyncio.current_task()] == []
 """
 
 RUNNERS = {
@@ -83,13 +84,38 @@ def _call_durations(result: pytest.RunResult) -> dict[str, float]:
     return {r.nodeid.split("::")[-1]: r.duration for r in reports if r.when == "call"}
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+#: Runners whose tests share one loop (and, under anyio, one runner task) across the module:
+#: (plugins, ini, module mark).
+SHARED_LOOPS = {
+    "pytest-asyncio-module": (
+        ASYNCIO,
+        "asyncio_mode = auto\n" + ASYNCIO_INI,
+        f"pytestmark = pytest.mark.asyncio({LOOP_SCOPE}='module')",
+    ),
+    "pytest-asyncio-session": (
+        ASYNCIO,
+        "asyncio_mode = auto\n" + ASYNCIO_INI,
+        f"pytestmark = pytest.mark.asyncio({LOOP_SCOPE}='session')",
+    ),
+    "anyio-asyncio": (
+        (*ANYIO, "-p", "no:asyncio"),
+        "",
+        "pytestmark = pytest.mark.anyio; anyio_backend = pytest.fixture(lambda: 'asyncio')",
+    ),
+}
+
+
+@pytest.mark.parametrize("runner", [*RUNNERS, *SHARED_LOOPS])
 def test_hung_tests_fail_with_their_await_tree_and_the_run_goes_on(
     pytester: pytest.Pytester, runner: str
 ) -> None:
-    plugins, ini = RUNNERS[runner]
+    plugins, ini, mark = {
+        **{name: (*RUNNERS[name], "") for name in RUNNERS},
+        **SHARED_LOOPS,
+    }[runner]
     pytester.makeini("[pytest]\n" + ini)
-    pytester.makepyfile(test_hung=HUNG)
+    # The mark takes the place of a blank line: the lines below stay where they are.
+    pytester.makepyfile(test_hung=HUNG.replace("import pytest\n\n", f"import pytest\n{mark}\n", 1))
     result = pytester.runpytest(*ARGS, *plugins, "-p", "no:randomly")
     result.assert_outcomes(failed=5, passed=1)
     hung = "?max-wall? hung: still running after 600 ms of wall time (max_wall budget of 300 ms,"
@@ -190,6 +216,22 @@ async def test_receive({fixture}):
 
 
 @{marker}
+@pytest.mark.max_wall(0.3)
+async def test_event({fixture}):
+    event = trio.Event()
+    await event.wait()
+
+
+@{marker}
+@pytest.mark.max_wall(0.3)
+async def test_socket_read({fixture}):
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with listeners[0], await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        await stream.receive_some()
+
+
+@{marker}
 async def test_next({fixture}):
     await trio.sleep(0)
 """
@@ -200,17 +242,23 @@ TRIO_RUNNERS = {
 }
 
 
+def _trio_source(template: str, runner: str) -> str:
+    """A test module for a trio runner: its mark, and anyio's backend fixture if it needs it."""
+    _, marker, fixture = TRIO_RUNNERS[runner]
+    source = template.replace("{marker}", marker).replace("{fixture}", fixture)
+    if fixture:
+        source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
+    return source
+
+
 @pytest.mark.parametrize("runner", TRIO_RUNNERS)
 def test_hung_trio_tests_are_cancelled_with_trio_task_tree(
     pytester: pytest.Pytester, runner: str
 ) -> None:
-    plugins, marker, fixture = TRIO_RUNNERS[runner]
-    source = TRIO_HUNG.replace("{marker}", marker).replace("{fixture}", fixture)
-    if fixture:
-        source += '\n\n@pytest.fixture\ndef anyio_backend():\n    return "trio"\n'
-    pytester.makepyfile(test_trio_hung=source)
+    plugins, _, _ = TRIO_RUNNERS[runner]
+    pytester.makepyfile(test_trio_hung=_trio_source(TRIO_HUNG, runner))
     result = pytester.runpytest(*ARGS, *plugins, "-p", "no:randomly")
-    result.assert_outcomes(failed=2, passed=1)
+    result.assert_outcomes(failed=4, passed=1)
     result.stdout.fnmatch_lines(
         [
             "?max-wall? hung: still running after 600 ms of wall time *",
@@ -223,6 +271,13 @@ def test_hung_trio_tests_are_cancelled_with_trio_task_tree(
             "?max-wall? hung: *",
             "  task * (the test) waits on MemoryReceiveChannel.receive() on receive",
             "      test_trio_hung.py:26 in test_receive: await receive.receive()",
+            "?max-wall? hung: *",
+            "  task * (the test) waits on Event.wait() on event",
+            "      test_trio_hung.py:33 in test_event: await event.wait()",
+            "?max-wall? hung: *",
+            "  task * (the test) waits on a socket read, "
+            "SocketStream.receive_some() from 127.0.0.1:*",
+            "      test_trio_hung.py:42 in test_socket_read: await stream.receive_some()",
         ]
     )
     durations = _call_durations(result)
@@ -435,20 +490,22 @@ def test_pytest_timeout_signal_method_shows_the_await_tree(
     )
 
 
-def test_pytest_timeout_inside_the_task_shows_the_unwound_chain(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_mod="""
-        import time
-        import pytest
+#: A test that holds its loop until pytest-timeout stops it.
+SPINS = """
+import time
+import pytest
 
-        @pytest.mark.timeout(0.3, method="signal")
-        @pytest.mark.asynccheck(allow=["blocking"])
-        async def test_spins():
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                pass
-        """
-    )
+@pytest.mark.timeout(0.4, method="{method}")
+@pytest.mark.asynccheck(allow=["blocking"])
+async def test_spins():
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pass
+"""
+
+
+def test_pytest_timeout_inside_the_task_shows_the_unwound_chain(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_mod=SPINS.format(method="signal"))
     result = pytester.runpytest(*ARGS, "-p", "timeout")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -493,3 +550,189 @@ def test_ctrl_c_shows_the_await_tree(pytester: pytest.Pytester, runner: str) -> 
             "*KeyboardInterrupt*",
         ]
     )
+
+
+THREAD_TIMEOUT = {
+    "waits": (
+        """
+        import asyncio
+        import pytest
+
+        async def waiter(event):
+            await event.wait()
+
+        @pytest.mark.timeout(0.5, method="thread")
+        async def test_times_out():
+            event = asyncio.Event()
+            await asyncio.gather(asyncio.create_task(waiter(event), name="waiter"))
+        """,
+        [
+            "task '*' (the test) waits on gather('waiter')",
+            "    test_mod.py:10 in test_times_out: await asyncio.gather(*",
+            "  task 'waiter' waits on Event.wait() on event",
+            "      test_mod.py:5 in waiter: await event.wait()",
+        ],
+    ),
+    "spins": (
+        SPINS.format(method="thread"),
+        [
+            "task '*' (the test) was stopped at",
+            "    test_mod.py:8 in test_spins: while time.monotonic() < deadline:",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("runner", "case"),
+    [("standalone", "waits"), ("pytest-asyncio", "waits"), ("standalone", "spins")],
+)
+def test_pytest_timeout_thread_method_writes_the_await_tree_before_it_ends_the_process(
+    pytester: pytest.Pytester, runner: str, case: str
+) -> None:
+    plugins, ini = RUNNERS[runner]
+    source, tree = THREAD_TIMEOUT[case]
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(test_mod=source)
+    # pytest-timeout's thread method ends the process: in a process of its own.
+    result = pytester.runpytest_subprocess(*ARGS, *plugins, "-p", "timeout", "-p", "no:randomly")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*+ Timeout +*",
+            "*+ asynccheck: await tree of test_mod.py::test_* at the timeout +*",
+            *tree,
+            "*Stack of MainThread*",
+            "*+ Timeout +*",
+        ]
+    )
+
+
+TRIO_STOPPED = """
+import contextlib
+import os
+import signal
+import threading
+
+import pytest
+import trio
+
+
+async def waiter(event):
+    await event.wait()
+
+
+def set_later(event):
+    # A test pytest-timeout stopped is left pending on anyio's runner: this ends it.
+    token = trio.lowlevel.current_trio_token()
+
+    def set_event():
+        with contextlib.suppress(Exception):
+            token.run_sync_soon(event.set)
+
+    timer = threading.Timer(4, set_event)
+    timer.daemon = True
+    timer.start()
+
+
+@{marker}
+async def test_interrupted({fixture}):
+    event = trio.Event()
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, event, name="waiter")
+
+
+@{marker}
+@pytest.mark.timeout(1.5, method="signal")  # a margin for trio to start the body
+async def test_times_out({fixture}):
+    event = trio.Event()
+    set_later(event)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, event, name="waiter")
+"""
+
+
+@pytest.mark.parametrize("test", ["test_interrupted", "test_times_out"])
+@pytest.mark.parametrize("runner", TRIO_RUNNERS)
+def test_ctrl_c_and_pytest_timeout_show_trio_task_tree(
+    pytester: pytest.Pytester, runner: str, test: str
+) -> None:
+    plugins, _, fixture = TRIO_RUNNERS[runner]
+    source = _trio_source(TRIO_STOPPED, runner)
+    pytester.makepyfile(test_mod=source)
+    # In a process of its own: a signal that stops trio.run leaves trio's run state behind.
+    result = pytester.runpytest_subprocess(
+        *ARGS,
+        *plugins,
+        *("-p", "timeout", "-p", "no:randomly", "-k", test),
+        *("-W", "ignore::pytest.PytestUnraisableExceptionWarning"),
+    )
+    # trio's nursery hands Ctrl-C on as a group: the runners report it as the test's failure.
+    result.assert_outcomes(failed=1, deselected=1)
+    lines = source.lstrip("\n").splitlines()
+    waits = lines.index("    await event.wait()") + 1
+    start = lines.index(f"async def {test}({fixture}):")
+    nursery = lines.index("    async with trio.open_nursery() as nursery:", start) + 1
+    result.stdout.fnmatch_lines(
+        [
+            f"*_ {test} _*",
+            "*Captured asynccheck await tree call*",
+            "task * (the test) waits on the tasks of its nursery",
+            f"    test_mod.py:{nursery} in {test}: async with trio.open_nursery() as nursery:",
+            "  task 'waiter' waits on Event.wait() on event",
+            f"      test_mod.py:{waits} in waiter: await event.wait()",
+        ]
+    )
+
+
+HUNG_FIXTURE = """
+import asyncio
+import pytest
+import pytest_asyncio
+
+async def waiter(event):
+    await event.wait()
+
+@pytest_asyncio.fixture
+async def server():
+    event = asyncio.Event()
+    await asyncio.gather(asyncio.create_task(waiter(event), name="waiter"))
+    yield
+
+# pytest-timeout's stack dump holds the loop: a stall, not this test's subject.
+@pytest.mark.timeout(0.5, method="{method}")
+@pytest.mark.asynccheck(allow=["blocking"])
+@pytest.mark.asyncio
+async def test_setup_hangs(server):
+    pass
+
+def test_next():
+    pass
+"""
+
+
+@pytest.mark.parametrize("method", ["signal", "thread"])
+def test_pytest_timeout_in_an_async_fixture_shows_the_fixture_tree(
+    pytester: pytest.Pytester, method: str
+) -> None:
+    pytester.makeini("[pytest]\n" + ASYNCIO_INI)
+    pytester.makepyfile(test_mod=HUNG_FIXTURE.format(method=method))
+    args = (*ARGS, *ASYNCIO, "-p", "timeout", "-p", "no:randomly")
+    tree = [
+        "task '*' (fixture 'server') waits on gather('waiter')",
+        "    test_mod.py:11 in server: await asyncio.gather(*",
+        "  task 'waiter' waits on Event.wait() on event",
+        "      test_mod.py:6 in waiter: await event.wait()",
+    ]
+    if method == "signal":
+        result = pytester.runpytest(*args)
+        result.assert_outcomes(errors=1, passed=1)
+        result.stdout.fnmatch_lines(["*Captured asynccheck await tree setup*", *tree])
+    else:
+        # pytest-timeout's thread method ends the process: in a process of its own.
+        result = pytester.runpytest_subprocess(*args)
+        assert result.ret == 1
+        result.stdout.fnmatch_lines(
+            ["*+ asynccheck: await tree of test_mod.py::test_setup_hangs at the timeout +*", *tree]
+        )

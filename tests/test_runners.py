@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, PYTEST_ASYNCIO_0_23
+from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE
 
 PROBE_CONFTEST = """
 import asyncio
@@ -121,10 +121,9 @@ def test_pytest_asyncio_strict_tests_run_inside_their_check(pytester: pytest.Pyt
     result = pytester.runpytest(*ARGS, *ASYNCIO, "-v")
     result.assert_outcomes(passed=4)
     log = probe_log(pytester)
-    # Four tests and the setup and teardown of the async fixture, each entered and exited
-    # (pytest-asyncio 0.23 hides its fixtures: see fixtures.py).
-    assert len(log) == (8 if PYTEST_ASYNCIO_0_23 else 12)
-    assert PYTEST_ASYNCIO_0_23 or (
+    # Four tests and the setup and teardown of the async fixture, each entered and exited.
+    assert len(log) == 12
+    assert (
         "entered test_pytest_asyncio_strict_tests_run_inside_their_check.py::test_function_loop "
         "fixture afix asyncio" in log
     )
@@ -155,7 +154,7 @@ def test_pytest_asyncio_auto_mode_tests_run_inside_their_check(pytester: pytest.
     result = pytester.runpytest(*ARGS, *ASYNCIO)
     result.assert_outcomes(passed=1)
     steps = [line.split()[0] + " " + line.split()[2] for line in probe_log(pytester)]
-    fixture_step = [] if PYTEST_ASYNCIO_0_23 else ["entered fixture", "exited fixture"]
+    fixture_step = ["entered fixture", "exited fixture"]
     # The fixture's setup, the test, the fixture's teardown.
     assert steps == [*fixture_step, "entered test", "exited test", *fixture_step]
 

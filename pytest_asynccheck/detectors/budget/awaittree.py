@@ -79,9 +79,13 @@ def _frame_lines(steps: Iterable[Step], pad: str, rootdir: str) -> list[str]:
 
 
 def render(
-    states: Sequence[TaskState], root: asyncio.Task[Any] | None, rootdir: str = ""
+    states: Sequence[TaskState],
+    root: asyncio.Task[Any] | None,
+    rootdir: str = "",
+    root_label: str = "the test",
 ) -> list[str]:
-    """The tree as text lines: the root task first, every other task once."""
+    """The tree as text lines: the root task first (said to be ``root_label``), every other
+    task once."""
     by_task = {s.task: s for s in states}
     name_of = Namer(states, root)
     waited = {id(s.primitive): s.primitive for s in states if isinstance(s.primitive, HELD)}
@@ -96,7 +100,7 @@ def render(
     def show(state: TaskState, depth: int) -> None:
         seen.add(state.task)
         pad = "  " * depth
-        label = " (the test)" if state.task is root else ""
+        label = f" ({root_label})" if state.task is root else ""
         text = state.waits_on
         if state.primitive is not None and not isinstance(state.primitive, asyncio.StreamReader):
             text += f" on {name_of(state.primitive)}"
@@ -135,6 +139,7 @@ def capture(
     root: asyncio.Task[Any] | None,
     rootdir: str = "",
     root_steps: list[Step] | None = None,
+    root_label: str = "the test",
 ) -> list[str]:
     """The await tree of the pending ``tasks``; ``root_steps`` stand for the root's chain when
     an exception has unwound it already (then only its frames are known)."""
@@ -149,7 +154,7 @@ def capture(
         states.append(state)
     if root is not None and root_steps is not None and all(s.task is not root for s in states):
         states.append(TaskState(root, root_steps, stopped=True))
-    return render(states, root, rootdir)
+    return render(states, root, rootdir, root_label)
 
 
 # -- trio ----------------------------------------------------------------------------------

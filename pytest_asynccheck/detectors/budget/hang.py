@@ -40,6 +40,8 @@ from . import awaittree, waits
 #: ``TestCheck.data`` keys: the armed guard, and a tree captured as an exception passed.
 GUARD = "hang.guard"
 TREE = "hang.tree"
+#: ``TestCheck.data`` key: (loop, thread id) of an async fixture that ran before the body.
+FIXTURE_LOOP = "hang.fixture-loop"
 #: Seconds a cancelled test's cleanup may take before it is cancelled again.
 CLEANUP = 0.5
 
@@ -256,28 +258,61 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
     return False
 
 
-def _test_task(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any] | None:
-    """The task running the test's wrapper."""
+#: The functions whose frame, holding the test's check, marks the task running the test's
+#: body or one of its async fixtures' steps.
+_WRAPPERS = frozenset(("asynccheck_wrapper", "_step"))
+
+
+def tree_of(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> list[str]:
+    """The await tree of ``tasks``, from the task running the test's body or, before it runs,
+    the step of one of its async fixtures."""
     for task in tasks:
         for frame, _ in waits.coroutine_steps(task.get_coro()):
-            if (
-                frame.f_code.co_name == "asynccheck_wrapper"
-                and frame.f_locals.get("check") is check
-            ):
-                return task
-    return None
+            if frame.f_code.co_name in _WRAPPERS and frame.f_locals.get("check") is check:
+                run = frame.f_locals.get("run")
+                label = f"fixture {run.name!r}" if run is not None else "the test"
+                return awaittree.capture(tasks, task, check.session.rootpath, root_label=label)
+    return awaittree.capture(tasks, None, check.session.rootpath)
+
+
+def note_fixture_loop(check: TestCheck) -> None:
+    """Called from an async fixture's step: until the test body runs, its loop and thread are
+    the test's (for the tree of a setup that pytest-timeout or Ctrl-C stops)."""
+    if check.loop is None and FIXTURE_LOOP not in check.data:
+        with contextlib.suppress(RuntimeError):  # trio: its fixtures run in the call phase
+            check.data[FIXTURE_LOOP] = (asyncio.get_running_loop(), threading.get_ident())
+
+
+def loop_of(check: TestCheck) -> tuple[asyncio.AbstractEventLoop | None, int | None]:
+    """The loop the test's async code runs on, and its thread: the body's, else the loop of
+    an async fixture of the test."""
+    if check.loop is not None:
+        return check.loop, check.loop_thread
+    loop, thread = check.data.get(FIXTURE_LOOP, (None, None))
+    return loop, thread
+
+
+def _is_stop(exc: BaseException) -> bool:
+    """Ctrl-C or pytest-timeout, or a group holding one (trio's nurseries wrap what a task
+    raised: pytest-trio then reports Ctrl-C as the test's failure)."""
+    if isinstance(exc, KeyboardInterrupt) or is_timeout(exc):
+        return True
+    group = getattr(exc, "exceptions", None)
+    return isinstance(group, tuple) and any(
+        isinstance(inner, BaseException) and _is_stop(inner) for inner in group
+    )
 
 
 def stopped(check: TestCheck, exc: BaseException) -> None:
     """The phase was stopped by ``exc``: on Ctrl-C or pytest-timeout, show the tree of the
     test's tasks as a section of its report (and, for Ctrl-C, at the end of the run)."""
-    if not check.is_async or not (isinstance(exc, KeyboardInterrupt) or is_timeout(exc)):
+    if not check.is_async or not _is_stop(exc):
         return
     lines: list[str] | None = check.data.get(TREE)
-    loop = check.loop
+    loop, _ = loop_of(check)
     if lines is None and loop is not None and not loop.is_closed():
         tasks = asyncio.all_tasks(loop)
-        lines = awaittree.capture(tasks, _test_task(check, tasks), check.session.rootpath)
+        lines = tree_of(check, tasks)
     if not lines:
         return
     text = "\n".join(lines)

@@ -224,6 +224,16 @@ def holds(step: Step, primitive: object) -> bool:
 # -- trio ----------------------------------------------------------------------------------
 
 
+def _trio_peer(stream: object) -> str:
+    """`` from host:port`` of a trio ``SocketStream``, if its socket is connected."""
+    sock = getattr(stream, "socket", None)
+    try:
+        peer = sock.getpeername() if sock is not None else None
+    except OSError:
+        return ""
+    return f" from {peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
+
+
 def trio_waits_on(steps: list[Step]) -> tuple[str, object]:
     """What a trio task waits on: the first library call made from the user's code, and the
     object it is a method of."""
@@ -236,6 +246,9 @@ def trio_waits_on(steps: list[Step]) -> tuple[str, object]:
         name = frame.f_code.co_name
         if type(owner).__name__ == "NurseryManager":
             return "the tasks of its nursery", None
+        if type(owner).__name__ == "SocketStream" and name.startswith(("receive", "send")):
+            what = "a socket read" if name.startswith("receive") else "a socket write"
+            return f"{what}, SocketStream.{name}(){_trio_peer(owner)}", None
         if owner is not None:
             method = "acquire" if name == "__aenter__" else name
             return f"{type(owner).__name__}.{method}()", owner
