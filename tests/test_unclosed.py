@@ -34,16 +34,6 @@ RUNNERS = [
     pytest.param("asyncio", id="pytest-asyncio"),
     pytest.param("anyio", id="anyio-asyncio"),
 ]
-#: pytest-asyncio before 1.0 makes async fixtures sync at collection: they are not checked.
-FIXTURE_RUNNERS = [
-    RUNNERS[0],
-    pytest.param(
-        "asyncio",
-        id="pytest-asyncio",
-        marks=pytest.mark.skipif(PYTEST_ASYNCIO_0_23, reason="fixtures unchecked on 0.23"),
-    ),
-    RUNNERS[2],
-]
 
 
 def run_with(pytester: pytest.Pytester, runner: str, source: str, *args: str) -> pytest.RunResult:
@@ -284,7 +274,7 @@ async def test_uses_a_closing_fixture(connection):
 """
 
 
-@pytest.mark.parametrize("runner", FIXTURE_RUNNERS)
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_fixture_that_never_closes_its_connection(pytester: pytest.Pytester, runner: str) -> None:
     result = run_with(pytester, runner, FIXTURES)
     outcomes = result.parseoutcomes()
