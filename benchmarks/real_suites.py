@@ -125,6 +125,20 @@ SUITES: dict[str, Suite] = {
                 "the loop thread, to compare with what aiofiles read",
             ),
             Known(
+                "unclosed",
+                "tests/threadpool/test_*.py:*",
+                "test_simple_read, test_simple_readinto (binary) and test_simple_read (text) "
+                "compare with open(filename).read() and never close that file",
+                call="open()",
+            ),
+            Known(
+                "unclosed",
+                "tests/test_simple.py:*",
+                "test_serve_small_bin_file(_sync) connect with asyncio.open_connection and "
+                "never close the writer: the server's close leaves the client's side half-open",
+                call="StreamWriter",
+            ),
+            Known(
                 "leaked-task",
                 "tests/threadpool/test_concurrency.py:56",
                 "test_slow_file calls spam_task.cancel() and returns without awaiting it",
@@ -224,6 +238,14 @@ SUITES: dict[str, Suite] = {
                 "ApplicationCommunicator's application task is still finishing (its sync WSGI "
                 "app runs in a thread) when the test_wsgi tests return without "
                 "`await instance.wait()`",
+            ),
+            Known(
+                "unclosed",
+                "tests/test_server.py:59",
+                "the tests' Client opens a UDP socket in its __init__ and test_stateless_server "
+                "and test_server_delete_instance never call client.close(): the sockets are "
+                "freed open when the tests end",
+                call="socket.socket",
             ),
             Known(
                 "blocking",

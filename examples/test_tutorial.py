@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import AsyncIterator
 
 import pytest
 
 from examples import (
     awaiting,
+    client,
     concurrent_http,
     done_hooks,
     downloads,
@@ -104,3 +106,20 @@ async def test_worker_stops_when_cancelled() -> None:
 )
 async def test_worker_swallows_its_cancellation() -> None:
     assert await workers.stop_worker(workers.consume_swallowing) == (["JOB"], False)
+
+
+@pytest.fixture
+async def upper_server() -> AsyncIterator[int]:
+    server = await asyncio.start_server(client.echo_upper, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+async def test_client_closes_its_connection(upper_server: int) -> None:
+    assert await client.ask(upper_server, "hello") == "HELLO"
+
+
+@pytest.mark.xfail(strict=True, reason="unclosed: the connection is never closed")
+async def test_client_forgets_to_close_its_connection(upper_server: int) -> None:
+    assert await client.ask_leaking(upper_server, "hello") == "HELLO"

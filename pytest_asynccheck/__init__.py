@@ -16,6 +16,7 @@ from ._findings import (
     SwallowedCancelWarning,
     ThreadUnsafeCallWarning,
     UnawaitedCoroutineWarning,
+    UnclosedResourceWarning,
     WallBudgetWarning,
 )
 from ._session import CheckSession, TestCheck, active
@@ -37,6 +38,7 @@ __all__ = (
     "TestCheck",
     "ThreadUnsafeCallWarning",
     "UnawaitedCoroutineWarning",
+    "UnclosedResourceWarning",
     "WallBudgetWarning",
     "__version__",
     "active",

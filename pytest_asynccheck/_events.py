@@ -134,6 +134,17 @@ class Detectors:
             for phase, subscribers in by_phase.items():
                 by_phase[phase] = tuple(s for s in subscribers if s[0] is not detector)
 
+    def subscribe(self, detector: Detector, event: str) -> None:
+        """Have ``detector`` receive ``event`` (not a per-phase one) from now on, without
+        registering it: for a detector that wants an event only while it has work for it."""
+        subscribers = self._subscribers[event]
+        if all(subscriber[0] is not detector for subscriber in subscribers):
+            self._subscribers[event] = (*subscribers, (detector, getattr(detector, event)))
+
+    def unsubscribe(self, detector: Detector, event: str) -> None:
+        subscribers = self._subscribers[event]
+        self._subscribers[event] = tuple(s for s in subscribers if s[0] is not detector)
+
     def emit(self, event: str, *args: object) -> None:
         for detector, method in self._subscribers[event]:
             try:

@@ -46,6 +46,8 @@ class Kind(str, enum.Enum):
     THREAD_UNSAFE = "thread-unsafe"
     # Cancellations a task caught and did not pass on (cancellation.py; Python 3.11+).
     SWALLOWED_CANCEL = "swallowed-cancel"
+    # Resources left open (unclosed.py).
+    UNCLOSED = "unclosed"
 
     def __str__(self) -> str:
         return self.value
@@ -103,6 +105,10 @@ class ThreadUnsafeCallWarning(AsynccheckWarning):
 class SwallowedCancelWarning(AsynccheckWarning):
     """A task was cancelled and returned normally, without ``uncancel()``."""
 
+
+class UnclosedResourceWarning(AsynccheckWarning):
+    """A connection, socket, file or event loop made by the test was never closed."""
+
     __module__ = "pytest_asynccheck"
 
 
@@ -115,6 +121,7 @@ WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {
     Kind.CALLBACK_ERROR: CallbackErrorWarning,
     Kind.THREAD_UNSAFE: ThreadUnsafeCallWarning,
     Kind.SWALLOWED_CANCEL: SwallowedCancelWarning,
+    Kind.UNCLOSED: UnclosedResourceWarning,
 }
 
 

@@ -54,6 +54,7 @@ KIND_HELP = {
     Kind.CALLBACK_ERROR: "exceptions of loop callbacks, done callbacks and protocols, only logged",
     Kind.THREAD_UNSAFE: "loop methods that are not thread-safe called from another thread",
     Kind.SWALLOWED_CANCEL: "tasks that were cancelled and returned normally (Python 3.11+)",
+    Kind.UNCLOSED: "connections, sockets, files and event loops the test made and never closed",
 }
 
 DEFAULT_STALL_THRESHOLD = 0.1

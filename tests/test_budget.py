@@ -412,6 +412,6 @@ def test_the_budget_detector_stays_only_when_a_test_has_a_budget(
     expected = (
         "blocking unawaited swallowed-cancel tasks callbacks thread-safety"
         + (" max-wall" if budgeted else "")
-        + " switch-interval"
+        + " switch-interval unclosed"
     )
     result.stdout.fnmatch_lines([f"*.detectors: {expected}"])

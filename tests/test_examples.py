@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from examples import (
     awaiting,
+    client,
     concurrent_http,
     done_hooks,
     downloads,
@@ -171,3 +173,8 @@ def test_a_broad_except_keeps_the_worker_from_ending_cancelled(
         "consume: did ['JOB'], ended cancelled: True",
         "consume_swallowing: did ['JOB'], ended cancelled: False",
     ]
+
+
+def test_client_asks_and_closes(capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(client.main())
+    assert capsys.readouterr().out == "HELLO\n"

@@ -36,7 +36,7 @@ def tutorial(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> None:
     result = tutorial.runpytest_subprocess(*ARGS, "examples/", "-rxX", "-p", "no:randomly")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=8 + OLD_PYTHON, xfailed=7 - OLD_PYTHON)
+    result.assert_outcomes(passed=9 + OLD_PYTHON, xfailed=8 - OLD_PYTHON)
     result.stdout.fnmatch_lines(
         [
             "*= asynccheck =*",
@@ -55,6 +55,8 @@ def test_demo_run_shows_every_finding_and_exits_0(tutorial: pytest.Pytester) -> 
             "        examples/test_tutorial.py::test_worker_thread_sets_the_result_itself",
             "error unawaited       examples/awaiting.py:* in task_missing_await sleep()  x1",
             "        examples/test_tutorial.py::test_missing_await",
+            "error unclosed        examples/client.py:21 in ask_leaking StreamWriter  x1",
+            "        examples/test_tutorial.py::test_client_forgets_to_close_its_connection",
             "in test files:",
             "error max-wall        examples/test_tutorial.py:* in "
             "test_sequential_awaits_miss_the_concurrency_budget max_wall  x1",
@@ -67,7 +69,7 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
     result = tutorial.runpytest_subprocess(
         *ARGS, "examples/", "--runxfail", "-p", "no:randomly", "-k", "not correctly"
     )
-    result.assert_outcomes(passed=8 + OLD_PYTHON, failed=7 - OLD_PYTHON)
+    result.assert_outcomes(passed=9 + OLD_PYTHON, failed=8 - OLD_PYTHON)
     result.stdout.fnmatch_lines(
         [
             "?blocking? blocking call time.sleep() held the event loop for * ms*",
@@ -111,6 +113,13 @@ def test_each_anti_pattern_fails_for_the_right_reason(tutorial: pytest.Pytester)
                 "  cancel() called at examples/workers.py:44 in stop_worker",
             ]
         )
+    result.stdout.fnmatch_lines(
+        [
+            "?unclosed? StreamWriter made here was * it was never closed",
+            "  at examples/client.py:21 in ask_leaking",
+            "  fix: close the connection when done: writer.close()*",
+        ]
+    )
     result.stdout.fnmatch_lines(
         [
             "?unawaited? coroutine 'sleep' was never awaited",

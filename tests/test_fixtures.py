@@ -25,7 +25,8 @@ class Runner:
     header: str
     fixture: str
     test_mark: str
-    #: Whether tasks are asyncio tasks (leaks and lost exceptions are asyncio's).
+    #: Whether tasks are asyncio tasks (leaks, lost exceptions and unclosed resources are
+    #: checked on asyncio loops).
     asyncio: bool = True
     #: pytest-trio runs fixtures' setup and teardown in the call phase.
     trio_phases: bool = False
@@ -123,10 +124,16 @@ CHECKS = {
         "never-retrieved",
         "running boom() raised ValueError: lost, and the exception was never retrieved",
     ),
+    "unclosed": (
+        "socket.socket()  # HERE",
+        "unclosed",
+        "socket.socket made here was freed while still open: it was never closed",
+    ),
 }
 
 PRELUDE = """\
 import asyncio
+import socket
 import time
 
 import pytest
@@ -234,7 +241,7 @@ def test_each_check_sees_async_fixtures_in_setup_and_teardown(
     cases = []
     files = {}
     for check, (code, kind, text) in CHECKS.items():
-        if kind in ("leaked-task", "never-retrieved") and not runner.asyncio:
+        if kind in ("leaked-task", "never-retrieved", "unclosed") and not runner.asyncio:
             continue
         for variant in ("setup", "teardown", "coroutine"):
             if variant == "coroutine" and check == "stall":

@@ -14,6 +14,7 @@ from .guards import switch_interval_guard
 from .tasks import task_detector
 from .threadsafety import thread_detector
 from .unawaited import unawaited_detector
+from .unclosed import unclosed_detector
 
 DetectorFactory = Callable[[Settings], "Detector | None"]
 
@@ -27,6 +28,8 @@ BUILTIN: tuple[DetectorFactory, ...] = (
     thread_detector,
     budget_detector,
     switch_interval_guard,
+    # After blocking: its open() goes on top of blocking's, and comes off first (session_ending).
+    unclosed_detector,
 )
 
 
