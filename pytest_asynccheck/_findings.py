@@ -55,51 +55,44 @@ class Kind(str, enum.Enum):
 
 class AsynccheckWarning(pytest.PytestWarning):
     """Base class of every warning pytest-asynccheck issues: for a warn-level finding (a
-    subclass per kind), a bad marker in warn mode, or a check it cannot make as asked."""
+    subclass per kind), a bad marker in warn mode, or a check it cannot make as asked.
+
+    Each is shown under the package's name (``pytest_asynccheck.LeakedTaskWarning``), the
+    name ``-W``/``filterwarnings`` take."""
 
     __module__ = "pytest_asynccheck"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = "pytest_asynccheck"
 
 
 class UnawaitedCoroutineWarning(AsynccheckWarning):
     """A coroutine was created and destroyed without being awaited."""
 
-    __module__ = "pytest_asynccheck"
-
 
 class LeakedTaskWarning(AsynccheckWarning):
     """A task created by the test was still pending when the test returned."""
-
-    __module__ = "pytest_asynccheck"
 
 
 class NeverRetrievedWarning(AsynccheckWarning):
     """A task's exception was never retrieved, or a pending task was destroyed."""
 
-    __module__ = "pytest_asynccheck"
-
 
 class BlockingCallWarning(AsynccheckWarning):
     """A call blocked the event-loop thread while the loop was running."""
-
-    __module__ = "pytest_asynccheck"
 
 
 class WallBudgetWarning(AsynccheckWarning):
     """A test exceeded its ``max_wall`` budget."""
 
-    __module__ = "pytest_asynccheck"
-
 
 class CallbackErrorWarning(AsynccheckWarning):
     """A callback run by the event loop raised, and the loop only logged the exception."""
 
-    __module__ = "pytest_asynccheck"
-
 
 class ThreadUnsafeCallWarning(AsynccheckWarning):
     """A loop method that is not thread-safe was called from another thread."""
-
-    __module__ = "pytest_asynccheck"
 
 
 class SwallowedCancelWarning(AsynccheckWarning):
@@ -108,8 +101,6 @@ class SwallowedCancelWarning(AsynccheckWarning):
 
 class UnclosedResourceWarning(AsynccheckWarning):
     """A connection, socket, file or event loop made by the test was never closed."""
-
-    __module__ = "pytest_asynccheck"
 
 
 WARNING_FOR_KIND: Mapping[Kind, type[AsynccheckWarning]] = {

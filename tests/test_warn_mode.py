@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+import pytest_asynccheck
+from pytest_asynccheck._findings import WARNING_FOR_KIND, AsynccheckWarning, Kind
 from tests.helpers import ARGS, SLOW_NOT_HUNG
 
 FLAGGED = """
@@ -144,3 +146,11 @@ def test_with_no_filter_at_all_the_plugins_warning_is_shown() -> None:
         warnings.resetwarnings()
         warn_explicit(AsynccheckWarning("shown"), "test_mod.py", 3)
     assert [(str(w.message), w.filename, w.lineno) for w in caught] == [("shown", "test_mod.py", 3)]
+
+
+def test_every_kind_has_a_warning_class_named_where_filters_find_it() -> None:
+    assert set(WARNING_FOR_KIND) == set(Kind)
+    for warning in (AsynccheckWarning, *WARNING_FOR_KIND.values()):
+        assert warning.__module__ == "pytest_asynccheck"
+        assert getattr(pytest_asynccheck, warning.__name__) is warning
+        assert warning.__name__ in pytest_asynccheck.__all__
