@@ -13,6 +13,7 @@ import pytest
 
 import pytest_asynccheck
 from pytest_asynccheck import _frames as frames
+from pytest_asynccheck._allow import unknown_allow_entry
 from pytest_asynccheck._events import EVENTS, Detector, Detectors
 from pytest_asynccheck._findings import Finding, Kind, Severity, merge_into
 from pytest_asynccheck._standalone import LoopRunner
@@ -268,3 +269,23 @@ def test_the_creating_line_skips_awaited_calls_and_looks_into_comprehensions(
     # The awaited call is never the creator: the first unawaited one after it is.
     assert creating_line(code, "fetch", first + 1) == first + 2
     assert creating_line(code, "nothing", first + 4) is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "known"),
+    [
+        ("os.path.join", True),  # a module already imported: looked into
+        ("os.path.no_such_function", False),
+        ("os.no_such_module.call", False),  # a standard library module that does not import
+        ("asynccheck_vendored_client.fetch", True),  # found on the path, never imported
+        ("asynccheck_no_such_package.sub.call", False),  # its parent package is not found
+    ],
+)
+def test_an_allow_entry_naming_a_function_is_found_without_importing_the_code_under_test(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, entry: str, known: bool
+) -> None:
+    (tmp_path / "asynccheck_vendored_client.py").write_text("raise AssertionError\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    problem = unknown_allow_entry(entry)
+    assert (problem is None) is known
+    assert "asynccheck_vendored_client" not in sys.modules
