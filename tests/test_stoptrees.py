@@ -31,32 +31,36 @@ def read_tree(check, box):
     box.extend(stoptrees.tree_from_another_thread(check))
 
 
-async def test_loop_hands_over_its_tree(request):
+# The tree another thread reads while the test awaits, or blocks in, until_read.
+async def tree_while_waiting(request, until_read):
     event = asyncio.Event()
     task = asyncio.create_task(waiter(event), name="waiter")
     await asyncio.sleep(0)
     box = []
     thread = threading.Thread(target=read_tree, args=(active().open[request.node.nodeid], box))
     thread.start()
-    while thread.is_alive():
-        await asyncio.sleep(0.01)
+    await until_read(thread)
     event.set()
     await task
-    print("TREE-TAKEN", *box, sep="\\n")
+    return box
+
+
+async def polled(thread):
+    while thread.is_alive():
+        await asyncio.sleep(0.01)
+
+
+async def joined(thread):
+    thread.join()
+
+
+async def test_loop_hands_over_its_tree(request):
+    print("TREE-TAKEN", *await tree_while_waiting(request, polled), sep="\\n")
 
 
 @pytest.mark.asynccheck(allow=["blocking"])
 async def test_blocked_loop_is_read_from_the_other_thread(request):
-    event = asyncio.Event()
-    task = asyncio.create_task(waiter(event), name="waiter")
-    await asyncio.sleep(0)
-    box = []
-    thread = threading.Thread(target=read_tree, args=(active().open[request.node.nodeid], box))
-    thread.start()
-    thread.join()
-    event.set()
-    await task
-    print("TREE-BLOCKED", *box, sep="\\n")
+    print("TREE-BLOCKED", *await tree_while_waiting(request, joined), sep="\\n")
 
 
 def test_a_finished_test_has_no_tree(request):
@@ -75,7 +79,9 @@ def test_the_tree_is_read_on_the_loop_or_from_the_timers_thread_when_the_loop_is
         [
             "*TREE-TAKEN",
             "task * (the test) waits on sleep(0.01)",
-            "    test_mod.py:26 in test_loop_hands_over_its_tree: await asyncio.sleep(0.01)",
+            "    test_mod.py:42 in test_loop_hands_over_its_tree: print(*",
+            "    test_mod.py:26 in tree_while_waiting: await until_read(thread)",
+            "    test_mod.py:34 in polled: await asyncio.sleep(0.01)",
             "task 'waiter' waits on Event.wait() on event",
             "    test_mod.py:11 in waiter: await event.wait()",
         ]
@@ -85,7 +91,9 @@ def test_the_tree_is_read_on_the_loop_or_from_the_timers_thread_when_the_loop_is
         [
             "*TREE-BLOCKED",
             "task * (the test) was stopped at",
-            "*test_mod.py:40 in test_blocked_loop_is_read_from_the_other_thread: thread.join()",
+            "    test_mod.py:47 in test_blocked_loop_is_read_from_the_other_thread: print(*",
+            "    test_mod.py:26 in tree_while_waiting: await until_read(thread)",
+            "    test_mod.py:38 in joined: thread.join()",
             "task 'waiter' waits on Event.wait() on event",
             "    test_mod.py:11 in waiter: await event.wait()",
         ]
