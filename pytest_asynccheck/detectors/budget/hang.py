@@ -40,6 +40,10 @@ from . import awaittree, waits
 #: ``TestCheck.data`` keys: the armed guard, and a tree captured as an exception passed.
 GUARD = "hang.guard"
 TREE = "hang.tree"
+#: ``TestCheck.data`` key: set when a signal that stops the test (pytest-timeout's, Ctrl-C) has
+#: reached a trio test body (stoptrees.py). trio may then raise the stop in one of its own tasks
+#: and fail the test with the ``Cancelled`` its nursery got instead.
+SIGNALLED = "hang.signalled"
 #: ``TestCheck.data`` key: (loop, thread id) of an async fixture that ran before the body.
 FIXTURE_LOOP = "hang.fixture-loop"
 #: Seconds a cancelled test's cleanup may take before it is cancelled again.
@@ -306,7 +310,7 @@ def _is_stop(exc: BaseException) -> bool:
 def stopped(check: TestCheck, exc: BaseException) -> None:
     """The phase was stopped by ``exc``: on Ctrl-C or pytest-timeout, show the tree of the
     test's tasks as a section of its report (and, for Ctrl-C, at the end of the run)."""
-    if not check.is_async or not _is_stop(exc):
+    if not check.is_async or not (_is_stop(exc) or SIGNALLED in check.data):
         return
     lines: list[str] | None = check.data.get(TREE)
     loop, _ = loop_of(check)

@@ -38,7 +38,7 @@ import pytest
 from ..._session import CheckSession, TestCheck
 from ..blocking.loopthread import allow_blocking
 from . import awaittree
-from .hang import TREE, loop_of, tree_of
+from .hang import SIGNALLED, TREE, loop_of, tree_of
 from .waits import Step
 
 #: ``TestCheck.data`` key: (task, token) of a test body trio runs.
@@ -81,6 +81,7 @@ def _tree_first(
     check: TestCheck, handler: Callable[..., Any], signum: int, frame: types.FrameType | None
 ) -> Any:
     __tracebackhide__ = True
+    check.data[SIGNALLED] = signum
     if TREE not in check.data:
         task, _ = check.data[TRIO_TEST]
         with allow_blocking():  # reading the source of the lines shown is not the test's
