@@ -19,9 +19,14 @@ collection, for good, which keeps the original in its closure and runs it on the
 there the wrapper is put in that closure cell, for the length of the setup, in place of the
 original (found as the cell holding the sync function's ``__wrapped__``).
 
-The wrapper is asked about every fixture setup, so it is unregistered after collection when
-no fixture definition the session knows (asked for by argument or by name) is one it would
-check; a fixture registered after collection is then not checked.
+An async generator fixture's function is swapped for good once collection is over, in every
+fixture definition the session knows (asked for by argument or by name), and put back when
+the run ends: a hook wrapper asked about every fixture setup (pytest-asyncio's own: two per
+test) costs more than the check of the fixture itself (benchmarks/README.md, "Async
+fixtures"). A coroutine fixture is swapped per setup by the ``pytest_fixture_setup`` wrapper,
+which stays registered only while some fixture needs it: its tasks are judged by a finalizer
+that must run before the runner's own (which may close the loop and cancel them), and only a
+finalizer added after the setup does. A fixture registered after collection is not checked.
 
 Limits: under pytest-trio a fixture's setup and teardown run in pytest's call phase
 (pytest-trio runs them there), and their findings land in that phase.
@@ -179,25 +184,61 @@ def _all_definitions(session: pytest.Session) -> Iterable[pytest.FixtureDef[Any]
 
 
 class FixtureChecks:
-    """Wraps each async fixture's function for its setup; its findings and its tasks' fate
-    are reported on the test running then."""
+    """Wraps each async fixture's function; its findings and its tasks' fate are reported on
+    the test running then."""
 
     name = "asynccheck-fixtures"
 
     def __init__(self, session: CheckSession, finish: FinishFixture) -> None:
         self.session = session
         self.finish = finish
+        #: (definition, the collection wrapper's cell or ``None``, what was there) for each
+        #: async generator fixture swapped for the session.
+        self._swapped: list[tuple[pytest.FixtureDef[Any], types.CellType | None, Any]] = []
+        self._swapped_defs: set[int] = set()
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Unregistered when no fixture the session knows is async: the wrapper is asked
-        about every fixture setup (pytest-asyncio's own fixtures: two per test), and a hook
-        wrapper is one of the larger costs per test (benchmarks/README.md, "Per test, once per
-        session")."""
+        """Swap every async generator fixture's function for the session; unregister (the
+        per-setup wrapper) when no fixture the session knows is a coroutine fixture."""
         definitions = _all_definitions(session)
-        if definitions is not None and not any(
-            _async_fixture(definition.func) is not None for definition in definitions
-        ):
-            session.config.pluginmanager.unregister(self)
+        if definitions is None:
+            return  # a pytest whose table is not known here: every fixture per setup
+        wants_wrapper = False
+        for definition in definitions:
+            checked = _async_fixture(definition.func)
+            if checked is None:
+                continue
+            cell, original, bound_to, target = checked
+            if not inspect.isasyncgenfunction(target):
+                wants_wrapper = True
+                continue
+            wrapped = self._wrap(definition, target, bound_to, [])
+            self._swapped.append((definition, cell, definition.func if cell is None else original))
+            self._swapped_defs.add(id(definition))
+            _put(definition, cell, wrapped)
+        if self._swapped:
+            session.config.add_cleanup(self._restore)
+        if not wants_wrapper:
+            session.config.pluginmanager.unregister(self)  # its cleanup stays with the config
+
+    def _restore(self) -> None:
+        for definition, cell, previous in reversed(self._swapped):
+            _put(definition, cell, previous)
+        self._swapped.clear()
+        self._swapped_defs.clear()
+
+    def _wrap(
+        self,
+        fixturedef: pytest.FixtureDef[Any],
+        target: Any,
+        bound_to: object,
+        started: list[FixtureRun],
+    ) -> Any:
+        wrapped = checked_fixture_function(self.session, fixturedef, target, self.finish, started)
+        if bound_to is not None:
+            # A fixture method: its runner rebinds the function to the test's instance.
+            wrapped = types.MethodType(wrapped, bound_to)
+        return wrapped
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_fixture_setup(
@@ -205,28 +246,27 @@ class FixtureChecks:
     ) -> Generator[None, object, object]:
         __tracebackhide__ = True
         func: Any = fixturedef.func
-        checked = _async_fixture(func)
+        checked = None if id(fixturedef) in self._swapped_defs else _async_fixture(func)
         if checked is None:
             return (yield)
         cell, original, bound_to, target = checked
         started: list[FixtureRun] = []
-        wrapped = checked_fixture_function(self.session, fixturedef, target, self.finish, started)
-        if bound_to is not None:
-            # A fixture method: its runner rebinds the function to the test's instance.
-            wrapped = types.MethodType(wrapped, bound_to)
-        if cell is None:
-            fixturedef.func = wrapped  # type: ignore[misc]
-        else:
-            cell.cell_contents = wrapped
+        _put(fixturedef, cell, self._wrap(fixturedef, target, bound_to, started))
         try:
             result = yield
         finally:
-            if cell is None:
-                fixturedef.func = func  # type: ignore[misc]
-            else:
-                cell.cell_contents = original
+            _put(fixturedef, cell, func if cell is None else original)
         for run in started:
             # Last in, first run: before the runner's own finalizer, which may close its loop
             # (anyio's, when the fixture holds its last lease).
             fixturedef.addfinalizer(functools.partial(self.finish, run, False))
         return result
+
+
+def _put(fixturedef: pytest.FixtureDef[Any], cell: types.CellType | None, func: Any) -> None:
+    """Make ``func`` the fixture's function: on the definition, or in the collection
+    wrapper's cell of pytest-asyncio before 1.0."""
+    if cell is None:
+        fixturedef.func = func  # type: ignore[misc]
+    else:
+        cell.cell_contents = func

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from pytest_asynccheck._fixtures import collection_wrapper_cell
 from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, PYTEST_ASYNCIO_0_23, for_pytest_asyncio
 
 TRIO = ("-p", "trio")
@@ -604,21 +606,26 @@ def test_a_fixture_method_runs_bound_to_the_test_instance(pytester: pytest.Pytes
     )
 
 
-def test_an_async_fixture_asked_for_only_by_name_is_checked(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("kind", ["coroutine", "generator"])
+def test_an_async_fixture_asked_for_only_by_name_is_checked(
+    pytester: pytest.Pytester, kind: str
+) -> None:
     """No test names the async fixture as an argument (``request.getfixturevalue`` asks for
-    it): the fixture wrapper, dropped after collection when no fixture is async, stays."""
+    it): a coroutine fixture keeps the per-setup wrapper, a generator fixture is swapped all
+    the same."""
     pytester.makeini(
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
     )
+    ending = "return 1" if kind == "coroutine" else "yield 1"
     pytester.makepyfile(
-        """
+        f"""
         import time
         import pytest
 
         @pytest.fixture
         async def slow():
             time.sleep(0.01)
-            return 1
+            {ending}
 
         @pytest.fixture
         def chosen(request):
@@ -630,6 +637,7 @@ def test_an_async_fixture_asked_for_only_by_name_is_checked(pytester: pytest.Pyt
     )
     result = pytester.runpytest(*ARGS, *ASYNCIO)
     result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*test_an_async_fixture_asked_for_only_by_name_is_checked.py:6*"])
     result.stdout.fnmatch_lines(
         ["[[]blocking[]] blocking call time.sleep()*, in fixture 'slow' (setup)"]
     )
@@ -660,7 +668,6 @@ def test_a_fixture_generator_passes_on_what_its_runner_throws_in() -> None:
     import asyncio
     import functools
     from types import SimpleNamespace
-    from typing import Any
 
     from pytest_asynccheck._fixtures import checked_fixture_function
 
@@ -735,3 +742,49 @@ def test_a_set_task_factory_the_test_puts_on_the_loop_itself_is_left_alone(
     result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["[[]leaked-task[]] task * running forever() was still pending*"])
+
+
+def test_a_swapped_fixture_is_the_users_own_again_after_the_run_and_lists_as_before(
+    pytester: pytest.Pytester,
+) -> None:
+    """An async generator fixture's function is swapped for the whole run: ``--fixtures``
+    lists it at its own line with its own docstring, and once the run is over the definition
+    holds the user's function again."""
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        async def server():
+            \"\"\"A local server for the tests.\"\"\"
+            yield 1
+        """
+    )
+    pytester.makepyfile(
+        """
+        async def test_it(server):
+            assert server == 1
+        """
+    )
+    listings = [
+        pytester.runpytest(*extra, *ASYNCIO, "--fixtures", "-p", "no:randomly").stdout.lines
+        for extra in ((), ARGS)
+    ]
+    server = [line for line in listings[0] if line.startswith("server")]
+    assert server and "conftest.py:" in server[0]
+    assert [line for line in listings[1] if line.startswith("server")] == server
+    assert "    A local server for the tests." in listings[1]
+
+    reprec = pytester.inline_run(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    reprec.assertoutcome(passed=1)
+    (call,) = reprec.getcalls("pytest_collection_finish")
+    item: Any = call.session.items[0]
+    (definition,) = item._fixtureinfo.name2fixturedefs["server"]
+    func = definition.func
+    if PYTEST_ASYNCIO_0_23:
+        # Its own sync wrapper stays; the cell it runs holds the user's function again.
+        assert collection_wrapper_cell(func) is not None
+        func = func.__wrapped__
+    assert func.__code__.co_name == "server"
+    assert func.__code__.co_filename.endswith("conftest.py")
