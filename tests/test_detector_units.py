@@ -317,6 +317,8 @@ def test_the_task_factory_methods_are_intercepted_on_the_loop_class_until_the_se
         with pytest.raises(TypeError):
             loop.set_task_factory(1)  # type: ignore[arg-type]
         detector.task_exited(check, loop, "test")  # type: ignore[arg-type]
+        assert loop.get_task_factory() is own
+        detector.test_finished(check)  # type: ignore[arg-type]
         assert type(loop).get_task_factory(loop) is own  # the test's factory stays the loop's
         loop.set_task_factory(None)
 
@@ -347,6 +349,8 @@ def test_a_loop_class_with_its_own_task_factory_methods_gets_the_functions_on_it
         loop.set_task_factory(None)  # the function on the instance: behind the plugin's
         assert state.inner is None and loop.get_task_factory() is None
         detector.task_exited(check, loop, "test")  # type: ignore[arg-type]
+        assert type(loop).get_task_factory(loop) is state  # on the loop until the test ends
+        detector.test_finished(check)  # type: ignore[arg-type]
         assert loop.set_task_factory.__self__ is loop
         assert type(loop).get_task_factory(loop) is None
     finally:

@@ -360,3 +360,45 @@ def test_under_a_task_factory_of_the_tests_own_leaks_are_still_found(
         ]
     )
     result.stdout.no_fnmatch_line("*test_clean*leaked*")
+
+
+def test_tasks_made_between_a_tests_steps_are_not_the_tests(pytester: pytest.Pytester) -> None:
+    """The plugin's factory stays on the loop from the first step to the test's end, but notes
+    only what the steps make: a task a sync fixture starts on the loop between two steps (and
+    stops at its teardown) is no leak of the test, while the body's own task still is one."""
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        async def forever():
+            await asyncio.sleep(3600)
+
+        @pytest.fixture
+        async def loop():
+            yield asyncio.get_running_loop()
+            await asyncio.sleep(0)
+
+        @pytest.fixture
+        def background(loop):
+            task = loop.create_task(forever())
+            yield task
+            task.cancel()
+
+        async def test_uses_the_background_task(background):
+            await asyncio.sleep(0)
+            assert not background.done()
+
+        async def test_leaks_its_own(background):
+            task = asyncio.create_task(forever())
+            await asyncio.sleep(0)
+        """
+    )
+    result = pytester.runpytest(*ARGS, *ASYNCIO, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*test_leaks_its_own*", "*[[]leaked-task[]] task * running forever() was still pending*"]
+    )
+    result.stdout.no_fnmatch_line("*test_uses_the_background_task*FAILED*")
+    assert result.stdout.str().count("[leaked-task]") == 1

@@ -1,8 +1,9 @@
-"""The plugin's task factory, in front of a loop's own while a step of a test runs (its body, or
-a step of one of its async fixtures): it notes each task made, where and by which fixture step.
+"""The plugin's task factory, in front of a loop's own from a test's first step on it (its body,
+or a step of one of its async fixtures) to the test's end: it notes each task made while a step
+runs, where and by which fixture step.
 
 A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
-plugin's, ``get_task_factory`` returns it, and it is the loop's when the step ends. On the
+plugin's, ``get_task_factory`` returns it, and it is the loop's when the test ends. On the
 standard library's loops those two methods are intercepted on ``asyncio.BaseEventLoop`` itself,
 once per session (``FactoryMethods``), and a step only sets the loop's factory: two functions
 made, put on the loop instance and taken off again at every step cost more (benchmarks/README.md,
@@ -43,16 +44,23 @@ CANCEL_HOOK: list[Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]
 
 
 class FactoryState:
-    """The plugin's task factory on one loop for one step, and the factory itself (a task
+    """The plugin's task factory on one loop for one test, and the factory itself (a task
     factory that notes each task, where it was made and by which fixture, in front of
     ``inner``): the factory behind it, which the code under test may replace meanwhile
-    (``None``: the plain ``asyncio.Task``), and the tasks it saw made outside any fixture."""
+    (``None``: the plain ``asyncio.Task``), and the tasks it saw made outside any fixture.
 
-    __slots__ = ("access", "inner", "loop", "made", "on_class", "own")
+    It stays on the loop from the test's first step on that loop to the test's end, and notes
+    tasks only while a step runs (``active``): the runner's own tasks between the steps are
+    made as the factory behind it makes them. Put on and taken off at every step, it cost a
+    test with one async fixture about 370 bytecodes more (benchmarks/README.md, "Cheaper
+    steps")."""
+
+    __slots__ = ("access", "active", "inner", "loop", "made", "on_class", "own")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, inner: TaskFactory | None) -> None:
         self.loop = loop
         self.inner = inner
+        self.active = True
         self.made: Made = []
         #: The ``set_task_factory`` and ``get_task_factory`` put on the loop instance, if any.
         self.own: tuple[Callable[..., Any], ...] = ()
@@ -67,6 +75,8 @@ class FactoryState:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         else:
             task = inner(loop, coro, **kwargs)
+        if not self.active:
+            return task
         try:
             ref = weakref.ref(task)
             step = FIXTURE.get()
@@ -190,6 +200,13 @@ def _intercept_on_instance(state: FactoryState) -> None:
     except AttributeError:
         return  # a loop class without instance attributes
     state.own = (set_task_factory, get_task_factory)
+
+
+def in_place(state: FactoryState) -> bool:
+    """Whether ``state`` is still its loop's factory (the code under test may have set one
+    another way, or a runner another loop's)."""
+    access = state.access
+    return access is not None and access[0](state.loop) is state
 
 
 def remove(state: FactoryState) -> None:

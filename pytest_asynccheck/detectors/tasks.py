@@ -1,19 +1,20 @@
 """Tasks a test leaves behind: still pending when the test returns (``leaked-task``), or failed
 with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
 
-While the test body or a step of one of its async fixtures runs (see fixtures.py), the plugin
-puts a task factory on the loop, in front of the factory the loop already had, if any. It sees
-each task made and notes, on the task, the first user frame that made it and the fixture step
-it was made in, if any: a few microseconds per task, where tracking every coroutine's origin
-would cost that per coroutine. The test's leaks are its own tasks not done when the body
-returns; a fixture's (any scope) are those not done when the fixture is torn down, after its
-teardown had one more turn of the loop. A factory the code under test sets meanwhile
-(``loop.set_task_factory``) goes behind the plugin's, ``get_task_factory`` returns it, and it is
-the loop's when the step ends. A task made by calling ``asyncio.Task(...)`` directly bypasses
-any factory and is not checked for leaks. With ``asynccheck_cancel_leaked`` the leaked tasks are
-cancelled and awaited for up to ``CANCEL_WAIT`` seconds: in the fixture's task at the end of an
-async generator fixture's teardown, else between the phases, on the loop, when it is not
-running (a closed or running loop gets only the cancellation).
+From the first step of a test on a loop (its body, or a step of one of its async fixtures, see
+fixtures.py) to the test's end, the plugin puts a task factory on the loop, in front of the
+factory the loop already had, if any. While a step runs it sees each task made and notes, on the
+task, the first user frame that made it and the fixture step it was made in, if any: a few
+microseconds per task, where tracking every coroutine's origin would cost that per coroutine.
+The test's leaks are its own tasks not done when the body returns; a fixture's (any scope) are
+those not done when the fixture is torn down, after its teardown had one more turn of the loop.
+A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
+plugin's, ``get_task_factory`` returns it, and it is the loop's when the test ends. A task made
+by calling ``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks.
+With ``asynccheck_cancel_leaked`` the leaked tasks are cancelled and awaited for up to
+``CANCEL_WAIT`` seconds: in the fixture's task at the end of an async generator fixture's
+teardown, else between the phases, on the loop, when it is not running (a closed or running loop
+gets only the cancellation).
 
 Lost exceptions reach the loop's ``call_exception_handler`` when the task is destroyed; the
 plugin reads them there for the test's duration (``loop_handler``), before the loop's own
@@ -96,9 +97,13 @@ class TaskDetector(Detector):
     ) -> None:
         if loop is None:
             return
-        self._remove_factory(test)  # steps of one test never nest: one factory at a time
-        state = self._methods.install(loop)
-        test.data["tasks.factory"] = state
+        data = test.data
+        state: FactoryState | None = data.get("tasks.factory")
+        if state is None or state.loop is not loop or not task_factory.in_place(state):
+            self._remove_factory(test)  # steps of one test never nest: one factory at a time
+            state = data["tasks.factory"] = self._methods.install(loop)
+        else:
+            state.active = True  # the same loop as the test's last step: still in front
         if where == "test":
             test.data["tasks.made"] = state.made
         if self.lost and "tasks.reading" not in test.data:
@@ -109,7 +114,9 @@ class TaskDetector(Detector):
     ) -> None:
         if loop is None:
             return
-        self._remove_factory(test)
+        state: FactoryState | None = test.data.get("tasks.factory")
+        if state is not None:
+            state.active = False  # taken off at the test's end
         if where != "test":
             return
         made: Made | None = test.data.pop("tasks.made", None)
@@ -167,9 +174,8 @@ class TaskDetector(Detector):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
-        if "tasks.factory" in test.data:  # the body did not return (cancelled, say)
-            self._remove_factory(test)
-            test.data.pop("tasks.made", None)
+        self._remove_factory(test)
+        test.data.pop("tasks.made", None)  # the body did not return (cancelled, say)
         loop_handler.release(test)
 
     def _reader(self, test: TestCheck) -> loop_handler.Reader:
