@@ -35,7 +35,6 @@ Limits: under pytest-trio a fixture's setup and teardown run in pytest's call ph
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import types
@@ -62,7 +61,7 @@ async def _step(
     check = session.current
     if check is None or check.closed:
         return await awaitable
-    where = f"fixture {run.name}"
+    where = run.where
     check.is_async = True  # async code of its own ran: the summaries count it as checked
     hang.note_fixture_loop(check)
     token = FIXTURE.set(FixtureStep(run, phase))
@@ -73,8 +72,11 @@ async def _step(
         finally:
             session.exit_task(check, where)
     finally:
-        with contextlib.suppress(ValueError):  # a runner that ran the step in another context
+        # Not contextlib.suppress: this runs at every step, and a try costs nothing.
+        try:  # noqa: SIM105
             FIXTURE.reset(token)
+        except ValueError:  # a runner that ran the step in another context
+            pass
 
 
 def checked_fixture_function(

@@ -34,25 +34,26 @@ def active() -> CheckSession | None:
 
 
 class FixtureRun:
-    """One instance of an async fixture: its name, and the tasks it made in its setup and
-    teardown (judged when the fixture is torn down)."""
+    """One instance of an async fixture: its name (and the ``where`` its steps announce),
+    and the tasks it made in its setup and teardown (judged when the fixture is torn down)."""
 
-    __slots__ = ("made", "name")
+    __slots__ = ("made", "name", "where")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.where = f"fixture {name}"
         self.made: list[weakref.ref[asyncio.Task[Any]]] = []
 
 
-@dataclasses.dataclass(frozen=True)
 class FixtureStep:
-    """An async fixture's setup or teardown, running in the current context."""
+    """An async fixture's setup or teardown, running in the current context (made at every
+    step: a plain class, as a frozen dataclass costs a call per field)."""
 
-    run: FixtureRun
-    phase: str
+    __slots__ = ("phase", "run")
 
-    def label(self) -> str:
-        return f"in fixture {self.run.name!r} ({self.phase})"
+    def __init__(self, run: FixtureRun, phase: str) -> None:
+        self.run = run
+        self.phase = phase
 
 
 #: The async fixture step running in this context (its task, and tasks it starts), if any:
