@@ -133,11 +133,12 @@ class Summary:
                 site = self.session.crash_sites.pop(key, None)
                 if site is not None and report.failed:
                     point_crash_at(report, site)
-        if report.when == "teardown":
+        when = report.when
+        if when == "teardown":
             self.ran.add(report.nodeid)
         data = getattr(report, REPORT_ATTR, None)
         changed = bool(data)
-        if report.when == "call" and report.user_properties:
+        if when == "call" and report.user_properties:
             for name, value in report.user_properties:
                 if name == BUDGET_PROPERTY and isinstance(value, dict):
                     self.budgets.append({"nodeid": report.nodeid, **value})

@@ -264,7 +264,7 @@ async def absorb(check: TestCheck, exc: BaseException) -> bool:
 
 #: The functions whose frame, holding the test's check, marks the task running the test's
 #: body or one of its async fixtures' steps.
-_WRAPPERS = frozenset(("asynccheck_wrapper", "_step"))
+_WRAPPERS = frozenset(("asynccheck_wrapper", "_step", "asynccheck_fixture_generator"))
 
 
 def tree_of(check: TestCheck, tasks: set[asyncio.Task[Any]]) -> list[str]:
