@@ -6,7 +6,8 @@ changes); ``is_user_file`` is its ``USER`` answer. The user's files are those ou
 library directory (the standard library, site-packages and dist-packages, the interpreter's
 ``lib`` directories) and outside this plugin; code compiled from a string (``<string>``) and
 frozen modules are nobody's file. ``instruction_lines`` gives each instruction of a code
-object with its source line, on 3.10 as on 3.11+.
+object with its source line, on 3.10 as on 3.11+. ``qualified_name`` is how a finding names a
+coroutine or callable.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import sysconfig
 import types
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 #: This package's directory: its frames are the plugin's.
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -137,6 +139,15 @@ def user_frame(frames: Iterable[types.FrameType]) -> types.FrameType | None:
         if is_user_file(frame.f_code.co_filename):
             return frame
     return None
+
+
+def qualified_name(obj: Any, default: str | None = None) -> str:
+    """``obj``'s ``__qualname__``, else its ``__name__``, else ``default`` (by default, the name
+    of its type): ``Proto.connection_made``, ``main.<locals>.worker``."""
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if name:
+        return str(name)
+    return type(obj).__name__ if default is None else default
 
 
 def relpath(filename: str, root: str | None = None) -> str:

@@ -142,7 +142,7 @@ class CancelNote:
     def finding(self, task: asyncio.Task[Any], root: str, coro: str | None = None) -> Finding:
         """``coro``: what the task ran, when not its coroutine (a runner's task that ran a
         test's step)."""
-        coro = coro or _name(task.get_coro())
+        coro = coro or frames.qualified_name(task.get_coro())
         stack: list[str] = []
         created = created_at(task, root)
         if created is not None:
@@ -237,11 +237,6 @@ def swallowed(task: asyncio.Task[Any], forgiven: int = 0) -> bool:
 
 def _test_name(test: TestCheck) -> str:
     return str(getattr(test.item, "originalname", None) or test.item.name)
-
-
-def _name(coro: Any) -> str:
-    name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
-    return str(name or type(coro).__name__)
 
 
 #: ``TestCheck.data`` key of the step running (steps of one test never nest): its own task,

@@ -39,11 +39,6 @@ Site = tuple[str, int, str]
 SITE_ATTR = "_asynccheck_created_at"
 
 
-def _name(coro: Any) -> str:
-    name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
-    return str(name or type(coro).__name__)
-
-
 def created_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
     for filename, line, function in getattr(task.get_coro(), "cr_origin", None) or ():
         if frames.is_user_file(filename):
@@ -75,7 +70,7 @@ def suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
 def leak_finding(task: asyncio.Task[Any], when: str, root: str, cancelled: bool) -> Finding:
     """``leaked-task``: ``task`` was still pending ``when`` (the test returned, a fixture was
     torn down); ``cancelled``: it is being cancelled (``asynccheck_cancel_leaked``)."""
-    coro = _name(task.get_coro())
+    coro = frames.qualified_name(task.get_coro())
     created = created_at(task, root)
     suspended = suspended_at(task, root)
     stack = [f"suspended at {suspended}"] if suspended else []
@@ -103,7 +98,7 @@ def lost_finding(task: asyncio.Task[Any], context: dict[str, Any], root: str) ->
     """``never-retrieved``: ``task`` failed and nobody retrieved its exception, or was
     destroyed while pending, as the loop's exception handler was told in ``context``."""
     exc = context.get("exception")
-    coro = _name(task.get_coro())
+    coro = frames.qualified_name(task.get_coro())
     created = created_at(task, root)
     stack: list[str] = []
     if created is not None:
