@@ -7,7 +7,9 @@ library directory (the standard library, site-packages and dist-packages, the in
 ``lib`` directories) and outside this plugin; code compiled from a string (``<string>``) and
 frozen modules are nobody's file. ``instruction_lines`` gives each instruction of a code
 object with its source line, on 3.10 as on 3.11+. ``qualified_name`` is how a finding names a
-coroutine or callable.
+coroutine or callable. ``user_site`` is the user's line as (file, line, function), the form
+kept for a creation until a finding is made: a plain loop, as it runs for every task and
+resource a test makes.
 """
 
 from __future__ import annotations
@@ -125,6 +127,36 @@ def instruction_lines(code: types.CodeType) -> Iterator[tuple[dis.Instruction, i
         elif isinstance(instruction.starts_line, int) and instruction.starts_line:
             line = instruction.starts_line  # pragma: no cover - Python 3.10
         yield instruction, line
+
+
+#: A line of code as a finding reports it: (file name, line, function name).
+Site = tuple[str, int, str]
+
+
+def site(frame: types.FrameType | None) -> Site | None:
+    if frame is None:
+        return None
+    code = frame.f_code
+    return code.co_filename, frame.f_lineno, code.co_name
+
+
+def user_site(frame: types.FrameType | None) -> Site | None:
+    """The innermost user frame from ``frame`` out, as a ``Site`` (``site(user_frame(walk(
+    frame)))``)."""
+    # A while loop over f_back and the cache read inline, no generator and no call per frame:
+    # this runs for every task and resource a test makes (benchmarks/README.md, "Unclosed
+    # resources").
+    origins, user = _origins, Origin.USER
+    while frame is not None:
+        code = frame.f_code
+        filename = code.co_filename
+        known = origins.get(filename)
+        if known is None:
+            known = origin(filename)
+        if known is user:
+            return filename, frame.f_lineno, code.co_name
+        frame = frame.f_back
+    return None
 
 
 def walk(frame: types.FrameType | None) -> Iterator[types.FrameType]:

@@ -38,16 +38,14 @@ import io
 import socket
 import sys
 import threading
-import types
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .. import _frames as frames
 from .. import _session as session_module
+from .._frames import Site
 from .._session import FIXTURE, TestCheck
-
-Site = tuple[str, int, str]
 
 
 class Entry:
@@ -108,19 +106,6 @@ def owner() -> tuple[TestCheck, tuple[str, str] | None] | None:
     return None
 
 
-def creation_site(frame: types.FrameType | None) -> Site | None:
-    """The innermost user frame from ``frame`` out (the plugin's frames are not the user's)."""
-    # frames.user_frame(frames.walk(frame)), inline: no generator for each resource made
-    # (benchmarks/README.md, "Unclosed resources").
-    is_user_file = frames.is_user_file
-    while frame is not None:
-        code = frame.f_code
-        if is_user_file(code.co_filename):
-            return code.co_filename, frame.f_lineno, code.co_name
-        frame = frame.f_back
-    return None
-
-
 def register(
     obj: Any, label: str, what: str, site: Site | None = None, depth: int = 2
 ) -> Entry | None:
@@ -128,7 +113,7 @@ def register(
     who = owner()
     if who is None:
         return None
-    site = site or creation_site(sys._getframe(depth))
+    site = site or frames.user_site(sys._getframe(depth))
     if site is None:
         return None  # made by the loop or a library on its own (a server's accepted socket)
     key = id(obj)

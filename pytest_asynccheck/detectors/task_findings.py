@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import _frames as frames
 from .._findings import Finding, Kind
+from .._frames import Site
 from .._session import in_fixture
 
 LEAK_FIX = (
@@ -32,7 +33,6 @@ CANCELLED_NOTE = "cancelled and awaited where it was found (asynccheck_cancel_le
 #: Which fixture made a task, and in which step, on the task itself.
 FIXTURE_ATTR = "_asynccheck_fixture"
 
-Site = tuple[str, int, str]
 #: Where the task factory notes a task's creation, on the task itself: a table keyed by the
 #: task would lose it when the collector frees a task from a cycle, as the collector clears
 #: weak references before the task's finalizer reports its lost exception.

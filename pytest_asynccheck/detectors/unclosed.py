@@ -200,9 +200,7 @@ def _library_report(context: dict[str, Any]) -> None:
     root = check.session.rootpath
     site = _made_at(context.get("source_traceback"))
     if site is None:
-        frame = frames.user_frame(frames.walk(sys._getframe(1)))
-        if frame is not None:
-            site = (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+        site = frames.user_site(sys._getframe(1))
     if site is None:
         path, line, name = check.item.location
         site = (path, (line or 0) + 1, name)
