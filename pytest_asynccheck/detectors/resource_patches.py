@@ -51,6 +51,7 @@ from .resources import (
     freed_open,
     owner,
     register,
+    take_over,
     tracked,
     watch_writer,
 )
@@ -120,7 +121,8 @@ def _checking_del(original: Any) -> Any:
             # resources (benchmarks/README.md, "Unclosed resources").
             try:
                 # A StreamWriter freed with its transport open closes it (Python 3.11.7+).
-                resource = self.transport if isinstance(self, asyncio.StreamWriter) else self
+                writer = isinstance(self, asyncio.StreamWriter)
+                resource = self._transport if writer else self
                 if id(resource) in tracked:
                     if _is_open(resource):
                         freed_open(resource, ASYNCIO_OBJECTS)
@@ -134,34 +136,35 @@ def _checking_del(original: Any) -> Any:
 
 
 def _forgetting(original: Any) -> Any:
-    # socket.close() and detach() take no argument: no packing on every close of the session.
+    # socket.close() and detach() take no argument: no packing on every close of the session;
+    # the registry asked first: most sockets closed are not in it (a transport's, adopted).
     def close(self: Any) -> Any:
-        if tracked:
+        if tracked and id(self) in tracked:
             forget(self, SOCKETS)
         return original(self)
 
     return close
 
 
-def _transport_label(obj: Any) -> tuple[str, str]:
-    if isinstance(obj, asyncio.SubprocessTransport):
-        return "subprocess transport", "subprocess transport"
-    return "transport", type(obj).__name__
-
-
 def _track_transport(transport: Any) -> None:
+    if isinstance(transport, asyncio.SubprocessTransport):
+        label = what = "subprocess transport"
+    else:
+        label, what = "transport", type(transport).__name__
     # A transport is made over a socket the same line made, most often: the transport owns it
-    # now (it closes it), and its site is reused without a second walk.
+    # now (it closes it), and takes its entry's line without a second walk.
     sock = getattr(transport, "_sock", None)
     entry = forget(sock, SOCKETS) if sock is not None else None
-    label, what = _transport_label(transport)
-    register(transport, label, what, entry.site if entry else None, depth=3)
+    if entry is None:
+        register(transport, label, what, depth=3)
+    else:
+        take_over(entry, transport, label, what)
 
 
 def _track_writer(writer: Any) -> None:
-    transport = writer.transport
+    transport = writer._transport  # as asyncio's own finalizer reads it: no property call
     entry = tracked.get(id(transport))
-    if entry is not None and entry.ref() is transport and entry.label == "transport":
+    if entry is not None and entry() is transport and entry.label == "transport":
         # The writer is what the user holds: the finding names it and its fix.
         entry.label = entry.what = "StreamWriter"
         if not WRITER_FINALIZES:

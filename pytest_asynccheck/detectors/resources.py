@@ -6,8 +6,9 @@ the current test (its body, or a step of one of its async fixtures) with a line 
 code on the stack: that line is where a finding points, so nothing is walked again later and
 ``tracemalloc`` is not needed. It stays in ``tracked``, by id, until it is known closed or
 handed to an owner that closes it (``forget``), or found freed open (``freed_open``, which
-calls ``on_freed_open``). An id may be reused once its object is freed: an entry holds a weak
-reference, and one whose object is gone or another is not the one asked about.
+calls ``on_freed_open``); an owner made over it, a transport over its socket, takes over its
+line (``take_over``: no second walk). An id may be reused once its object is freed: an entry
+is a weak reference, and one whose object is gone or another is not the one asked about.
 
 How a resource freed open is found here, whatever wrapper saw it made (``resource_patches.py``):
 
@@ -42,29 +43,21 @@ from .._frames import Site
 from .._session import FIXTURE, TestCheck
 
 
-class Entry:
-    """A registered resource: a weak reference to it, the test that made it, where, and what it
-    is (``label``, a key of ``FIXES``; ``what``, its name in the finding). A plain class with
-    slots: one is made for every resource a test makes."""
+class Entry(weakref.ref[Any]):
+    """A registered resource: a weak reference to it (calling the entry gives the resource,
+    ``None`` once freed), its id (``key``), the test that made it, where, and what it is
+    (``label``, a key of ``FIXES``; ``what``, its name in the finding). The weak reference itself
+    with slots, filled by ``_enter`` without running an ``__init__``: one is made for every
+    resource a test makes, and a socket's is given to its callback (no ``functools.partial``)."""
 
-    __slots__ = ("check", "fixture", "label", "ref", "site", "what")
-
-    def __init__(
-        self,
-        ref: weakref.ref[Any],
-        check: TestCheck,
-        label: str,
-        what: str,
-        site: Site,
-        fixture: tuple[str, str] | None,
-    ) -> None:
-        self.ref = ref
-        self.check = check
-        self.label = label
-        self.what = what
-        self.site = site
-        #: (fixture name, step) when a step of an async fixture made it
-        self.fixture = fixture
+    __slots__ = ("check", "fixture", "key", "label", "site", "what")
+    key: int
+    check: TestCheck
+    #: (fixture name, step) when a step of an async fixture made it
+    fixture: tuple[str, str] | None
+    label: str
+    what: str
+    site: Site
 
 
 #: id of a registered resource -> its entry, until it is known closed or reported.
@@ -81,20 +74,26 @@ FILES = frozenset(("file",))
 ASYNCIO_OBJECTS = frozenset(("transport", "subprocess transport", "StreamWriter", "event loop"))
 
 
+# Bound once: owner() runs for every resource a test makes.
+_fixture_step = FIXTURE.get
+_get_running_loop = asyncio._get_running_loop
+_get_ident = threading.get_ident
+
+
 def owner() -> tuple[TestCheck, tuple[str, str] | None] | None:
     """The test whose coroutine runs on this thread now, and the fixture step it is in."""
     session = session_module._active
     check = session.current if session is not None else None
     if check is None or check.closed:
         return None
-    step = FIXTURE.get()
+    step = _fixture_step()
     if step is not None:
         # A step's context is copied into threads it starts (asyncio.to_thread): only the
         # loop's thread is the step's own.
-        if asyncio._get_running_loop() is None:
+        if _get_running_loop() is None:
             return None
         return check, (step.run.name, step.phase)
-    if check.phase == "call" and check.loop_thread == threading.get_ident():
+    if check.phase == "call" and check.loop_thread == _get_ident():
         return check, None
     return None
 
@@ -106,17 +105,49 @@ def register(
     who = owner()
     if who is None:
         return None
-    site = site or frames.user_site(sys._getframe(depth))
     if site is None:
-        return None  # made by the loop or a library on its own (a server's accepted socket)
-    key = id(obj)
+        site = frames.user_site(sys._getframe(depth))
+        if site is None:
+            return None  # made by the loop or a library on its own (a server's accepted socket)
+    entry = _enter(obj, who[0], who[1], label, what, site)
+    for call in on_registered:
+        call(who[0])
+    return entry
+
+
+def take_over(entry: Entry, obj: Any, label: str, what: str) -> Entry | None:
+    """``obj`` was made over the resource of ``entry``, forgotten, and owns it now (a transport
+    closes its socket): registered in its place, at its line, as ``register`` would. Cheaper
+    than ``register``: no walk, and the resource's test was told of it already."""
+    who = owner()
+    if who is None:
+        return None
+    new = _enter(obj, who[0], who[1], label, what, entry.site)
+    if who[0] is not entry.check:
+        for call in on_registered:
+            call(who[0])
+    return new
+
+
+def _enter(
+    obj: Any,
+    check: TestCheck,
+    fixture: tuple[str, str] | None,
+    label: str,
+    what: str,
+    site: Site,
+) -> Entry:
     # Only a socket is judged when its weak reference dies. The others are judged in their
     # finalizers, which the collector runs after it has cleared the weak references of what it
     # frees: a dead reference under the same id is then taken for the object itself.
-    callback = functools.partial(_gone, key) if label == SOCKET else None
-    entry = tracked[key] = Entry(weakref.ref(obj, callback), who[0], label, what, site, who[1])
-    for call in on_registered:
-        call(entry.check)
+    entry = Entry(obj, _gone if label == SOCKET else None)
+    entry.key = key = id(obj)
+    entry.check = check
+    entry.fixture = fixture
+    entry.label = label
+    entry.what = what
+    entry.site = site
+    tracked[key] = entry
     return entry
 
 
@@ -127,7 +158,7 @@ def forget(obj: Any, labels: frozenset[str]) -> Entry | None:
     entry = tracked.get(key)
     if entry is None or entry.label not in labels:
         return None
-    current = entry.ref()
+    current = entry()
     if current is not obj and current is not None:
         return None  # another object had this id before
     del tracked[key]
@@ -146,12 +177,11 @@ def freed_open(obj: Any, labels: frozenset[str]) -> None:
         report_freed(entry)
 
 
-def _gone(key: int, ref: weakref.ref[Any]) -> None:
+def _gone(entry: Entry) -> None:
     """A registered socket was freed while still registered: it was never closed."""
-    entry = tracked.get(key)
-    if entry is None or entry.ref is not ref:
+    if tracked.get(entry.key) is not entry:
         return
-    del tracked[key]
+    del tracked[entry.key]
     report_freed(entry)
 
 

@@ -160,7 +160,7 @@ def _end_of_test(test: TestCheck) -> None:
     for key, entry in mine:
         if resources.tracked.get(key) is not entry:
             continue  # reported while collected, or closed
-        obj = entry.ref()
+        obj = entry()
         try:
             verdict = None if obj is None else _judge(obj, entry.label)
         except Exception:  # a broken object is not a finding
@@ -180,7 +180,7 @@ def _end_of_test(test: TestCheck) -> None:
 def _may_be_open(entry: Entry) -> bool:
     """Whether the resource is alive and not closed (no reference to it is kept: the collector
     is to free it)."""
-    obj = entry.ref()
+    obj = entry()
     try:
         return obj is not None and _judge(obj, entry.label) is not False
     except Exception:
