@@ -121,8 +121,8 @@ def _checking_del(original: Any) -> Any:
             # resources (benchmarks/README.md, "Unclosed resources").
             try:
                 # A StreamWriter freed with its transport open closes it (Python 3.11.7+).
-                writer = isinstance(self, asyncio.StreamWriter)
-                resource = self._transport if writer else self
+                is_writer = isinstance(self, asyncio.StreamWriter)
+                resource = self._transport if is_writer else self
                 if id(resource) in tracked:
                     if _is_open(resource):
                         freed_open(resource, ASYNCIO_OBJECTS)
