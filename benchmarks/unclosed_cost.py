@@ -43,7 +43,7 @@ def child(case: str, on: bool, iterations: int) -> None:
     import asyncio
 
     from pytest_asynccheck import _session
-    from pytest_asynccheck.detectors import resources, unclosed
+    from pytest_asynccheck.detectors import resource_patches, resources, unclosed
 
     ends = unclosed._TestEnds()
     test: object = None
@@ -71,7 +71,7 @@ def child(case: str, on: bool, iterations: int) -> None:
         test = Test()
         _session._active = Session()  # type: ignore[assignment]
         resources.on_registered.append(ends.registered)
-        resources.install(resources.Patches(), lambda context: None)
+        resource_patches.install(resource_patches.Patches(), lambda context: None)
     if case == "loop":
         for _ in range(iterations):
             loop = asyncio.new_event_loop()

@@ -6,7 +6,10 @@ changes); ``is_user_file`` is its ``USER`` answer. The user's files are those ou
 library directory (the standard library, site-packages and dist-packages, the interpreter's
 ``lib`` directories) and outside this plugin; code compiled from a string (``<string>``) and
 frozen modules are nobody's file. ``instruction_lines`` gives each instruction of a code
-object with its source line, on 3.10 as on 3.11+.
+object with its source line, on 3.10 as on 3.11+. ``qualified_name`` is how a finding names a
+coroutine or callable. ``user_site`` is the user's line as (file, line, function), the form
+kept for a creation until a finding is made: a plain loop, as it runs for every task and
+resource a test makes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 import sysconfig
 import types
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 #: This package's directory: its frames are the plugin's.
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -125,6 +129,36 @@ def instruction_lines(code: types.CodeType) -> Iterator[tuple[dis.Instruction, i
         yield instruction, line
 
 
+#: A line of code as a finding reports it: (file name, line, function name).
+Site = tuple[str, int, str]
+
+
+def site(frame: types.FrameType | None) -> Site | None:
+    if frame is None:
+        return None
+    code = frame.f_code
+    return code.co_filename, frame.f_lineno, code.co_name
+
+
+def user_site(frame: types.FrameType | None) -> Site | None:
+    """The innermost user frame from ``frame`` out, as a ``Site`` (``site(user_frame(walk(
+    frame)))``)."""
+    # A while loop over f_back and the cache read inline, no generator and no call per frame:
+    # this runs for every task and resource a test makes (benchmarks/README.md, "Unclosed
+    # resources").
+    origins, user = _origins, Origin.USER
+    while frame is not None:
+        code = frame.f_code
+        filename = code.co_filename
+        known = origins.get(filename)
+        if known is None:
+            known = origin(filename)
+        if known is user:
+            return filename, frame.f_lineno, code.co_name
+        frame = frame.f_back
+    return None
+
+
 def walk(frame: types.FrameType | None) -> Iterator[types.FrameType]:
     while frame is not None:
         yield frame
@@ -137,6 +171,15 @@ def user_frame(frames: Iterable[types.FrameType]) -> types.FrameType | None:
         if is_user_file(frame.f_code.co_filename):
             return frame
     return None
+
+
+def qualified_name(obj: Any, default: str | None = None) -> str:
+    """``obj``'s ``__qualname__``, else its ``__name__``, else ``default`` (by default, the name
+    of its type): ``Proto.connection_made``, ``main.<locals>.worker``."""
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if name:
+        return str(name)
+    return type(obj).__name__ if default is None else default
 
 
 def relpath(filename: str, root: str | None = None) -> str:

@@ -592,6 +592,44 @@ def test_a_writer_freed_open_fails_the_call_phase(pytester: pytest.Pytester) -> 
     )
 
 
+ADOPTED = """\
+import asyncio
+import socket
+
+
+async def test_writer_over_a_socket_pair_never_closed():
+    left, right = socket.socketpair()  # PAIR
+    reader, writer = await asyncio.open_connection(sock=left)
+    right.close()
+
+
+async def test_writer_over_a_socket_pair_closed():
+    left, right = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=left)
+    writer.close()
+    await writer.wait_closed()
+    right.close()
+"""
+
+
+def test_a_connection_over_a_socket_points_at_the_line_that_made_the_socket(
+    pytester: pytest.Pytester,
+) -> None:
+    """The transport takes over the socket's entry: the finding is the writer's, at the line
+    that made the socket, and the closed look-alike passes."""
+    result = run_with(pytester, "standalone", ADOPTED)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_writer_over_a_socket_pair_never_*",
+            "?unclosed? StreamWriter made here was * it was never closed",
+            f"  at test_mod.py:{line_of(ADOPTED, '# PAIR')} in "
+            "test_writer_over_a_socket_pair_never_closed",
+            f"  fix: {FIXES['StreamWriter']}",
+        ]
+    )
+
+
 NOT_THE_LOOPS = """\
 import asyncio
 import socket

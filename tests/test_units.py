@@ -213,6 +213,17 @@ def test_user_frame_and_chain_point_at_this_test() -> None:
     assert frames.relpath("/elsewhere/x.py", os.path.dirname(__file__)) == "/elsewhere/x.py"
 
 
+def test_qualified_name_reads_qualname_then_name_then_the_default() -> None:
+    class Proto:
+        def connection_made(self) -> None: ...
+
+    nameless = types.SimpleNamespace()
+    assert frames.qualified_name(Proto.connection_made).endswith("Proto.connection_made")
+    assert frames.qualified_name(types.SimpleNamespace(__name__="boom")) == "boom"
+    assert frames.qualified_name(nameless) == "SimpleNamespace"
+    assert frames.qualified_name(nameless, default="?") == "?"
+
+
 def test_loop_runner_shares_one_loop_and_closes_it() -> None:
     runner = LoopRunner()
 

@@ -62,8 +62,7 @@ def callable_name(callback: Any) -> str:
     func = getattr(callback, "func", None)  # functools.partial
     if func is not None and not hasattr(callback, "__qualname__"):
         return f"functools.partial({callable_name(func)})"
-    name = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None)
-    return str(name or type(callback).__name__)
+    return frames.qualified_name(callback)
 
 
 def _user_frames(

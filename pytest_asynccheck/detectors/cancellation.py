@@ -45,6 +45,7 @@ from typing import Any
 from .. import _frames as frames
 from .._events import Detector
 from .._findings import Finding, Kind, Severity
+from .._frames import Site
 from .._options import Settings
 from .._session import CheckSession, TestCheck, active, in_fixture
 from . import task_factory
@@ -62,7 +63,6 @@ FIX = (
     "asyncio.current_task().uncancel() where it catches the cancellation"
 )
 
-Site = tuple[str, int, str]
 #: On a task cancelled at least once: its ``CancelNote``.
 NOTE_ATTR = "_asynccheck_cancel_note"
 #: The done callbacks ``asyncio.shield`` puts on the future it returns: a task waiting on
@@ -79,20 +79,13 @@ UNRETRACTED_CANCEL: types.CodeType | None = (
 )
 
 
-def _site(frame: types.FrameType | None) -> Site | None:
-    if frame is None:
-        return None
-    code = frame.f_code
-    return code.co_filename, frame.f_lineno, code.co_name
-
-
 def _reached_at(task: asyncio.Task[Any], caller: types.FrameType) -> Site | None:
     """The line the cancellation reaches ``task`` at: the innermost user frame it is
     suspended in (the calling line when it cancels itself)."""
     if task is asyncio.current_task():
-        return _site(frames.user_frame(frames.walk(caller)))
+        return frames.user_site(caller)
     stack = task.get_stack()
-    return _site(frames.user_frame(reversed(stack)) or (stack[-1] if stack else None))
+    return frames.site(frames.user_frame(reversed(stack)) or (stack[-1] if stack else None))
 
 
 def _forgiven(task: asyncio.Task[Any], caller: types.FrameType) -> bool:
@@ -142,7 +135,7 @@ class CancelNote:
     def finding(self, task: asyncio.Task[Any], root: str, coro: str | None = None) -> Finding:
         """``coro``: what the task ran, when not its coroutine (a runner's task that ran a
         test's step)."""
-        coro = coro or _name(task.get_coro())
+        coro = coro or frames.qualified_name(task.get_coro())
         stack: list[str] = []
         created = created_at(task, root)
         if created is not None:
@@ -211,7 +204,7 @@ def _note(task: asyncio.Task[Any], caller: types.FrameType) -> None:
         return
     note.test = test
     note.reached = _reached_at(task, caller)
-    note.by = _site(frames.user_frame(frames.walk(caller)))
+    note.by = frames.user_site(caller)
     step = test.data.get(STEP_KEY)
     if not note.watched and (step is None or step[0] is not task):
         note.watched = True
@@ -237,11 +230,6 @@ def swallowed(task: asyncio.Task[Any], forgiven: int = 0) -> bool:
 
 def _test_name(test: TestCheck) -> str:
     return str(getattr(test.item, "originalname", None) or test.item.name)
-
-
-def _name(coro: Any) -> str:
-    name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
-    return str(name or type(coro).__name__)
 
 
 #: ``TestCheck.data`` key of the step running (steps of one test never nest): its own task,

@@ -1,78 +1,63 @@
-"""Where the ``unclosed`` check sees resources made, closed and freed: wrappers it puts on the
-standard library's classes for the session, and the registry of what the tests made.
+"""The ``unclosed`` check's registry: what the tests made that is open, the line that made each,
+and the bookkeeping of the finalizers that find one freed open.
 
-A resource is registered when its ``__init__`` (sockets, asyncio's selector and subprocess
-transports, ``StreamWriter``, the standard library's event loops) or ``open()`` returns on the
-thread of a running coroutine of the current test (its body, or a step of one of its async
-fixtures) with a line of the user's code on the stack: that line is where a finding points, so
-nothing is walked again later and ``tracemalloc`` is not needed. Every other creation costs one
-wrapper call and a few attribute reads; nothing is added to a call on an open resource.
+A resource is registered (``register``) when it is made on the thread of a running coroutine of
+the current test (its body, or a step of one of its async fixtures) with a line of the user's
+code on the stack: that line is where a finding points, so nothing is walked again later and
+``tracemalloc`` is not needed. It stays in ``tracked``, by id, until it is known closed or
+handed to an owner that closes it (``forget``), or found freed open (``freed_open``, which
+calls ``on_freed_open``); an owner made over it, a transport over its socket, takes over its
+line (``take_over``: no second walk). An id may be reused once its object is freed: an entry
+is a weak reference, and one whose object is gone or another is not the one asked about.
 
-How a resource found open when it is freed is seen, without changing what user code sees (no
-subclass, no proxy, every type as without the plugin):
+How a resource freed open is found here, whatever wrapper saw it made (``resource_patches.py``):
 
-- transports, writers, loops: the class's ``__del__`` is wrapped, and checks before asyncio's own;
-  a ``StreamWriter`` of a Python without one (before 3.11.7) is found by a weak reference's
-  callback, as its connection stays open on the loop after it;
-- sockets: ``close()`` and ``detach()`` take a registered socket out of the registry, and a weak
-  reference's callback finds one freed while still in it (Python's own finalizer closes it);
-- files (text and buffered: what ``open()`` returns unless ``buffering=0``): freeing an open
-  file makes its buffer call ``_dealloc_warn`` on the raw file by attribute, just before Python
-  warns and closes it, so a registered file's raw ``FileIO`` gets that one method on the
-  instance, which reports and hands on to the class's.
+- sockets: a weak reference's callback (``_gone``) finds one freed while still registered
+  (Python's own finalizer closes it);
+- a ``StreamWriter`` of a Python without a finalizer of its own (before 3.11.7): a weak
+  reference's callback (``writers``), as its connection stays open on the loop after it;
+- files: the raw file's ``_dealloc_warn`` (``file_freed_open``), just before Python warns and
+  closes it;
+- transports, writers, loops: their finalizers, wrapped in ``resource_patches.py``, call
+  ``freed_open``.
 
-``open`` goes on top of the blocking check's own ``open`` wrapper, if any: ``builtins.open`` and
-``io.open`` (``pathlib``, ``os.fdopen`` call the latter); other names bound to the original (a
-module's ``from io import open``) are not followed. Its two functions' frames are named like
-code compiled from a string, so that the blocking check still sees the user's line as the
-caller.
+Limits: only the thread of the test's own coroutines registers (a step's thread, not the threads
+it starts); a resource made by the loop or a library with no line of the user's on the stack (a
+server's accepted socket) is not registered.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import functools
-import io
-import socket
 import sys
 import threading
-import types
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .. import _frames as frames
 from .. import _session as session_module
+from .._frames import Site
 from .._session import FIXTURE, TestCheck
 
-Site = tuple[str, int, str]
 
+class Entry(weakref.ref[Any]):
+    """A registered resource: a weak reference to it (calling the entry gives the resource,
+    ``None`` once freed), its id (``key``), the test that made it, where, and what it is
+    (``label``, a key of ``FIXES``; ``what``, its name in the finding). The weak reference itself
+    with slots, filled by ``_enter`` without running an ``__init__``: one is made for every
+    resource a test makes, and a socket's is given to its callback (no ``functools.partial``)."""
 
-class Entry:
-    """A registered resource: a weak reference to it, the test that made it, where, and what it
-    is (``label``, a key of ``FIXES``; ``what``, its name in the finding). A plain class with
-    slots: one is made for every resource a test makes."""
-
-    __slots__ = ("check", "fixture", "label", "ref", "site", "what")
-
-    def __init__(
-        self,
-        ref: weakref.ref[Any],
-        check: TestCheck,
-        label: str,
-        what: str,
-        site: Site,
-        fixture: tuple[str, str] | None,
-    ) -> None:
-        self.ref = ref
-        self.check = check
-        self.label = label
-        self.what = what
-        self.site = site
-        #: (fixture name, step) when a step of an async fixture made it
-        self.fixture = fixture
+    __slots__ = ("check", "fixture", "key", "label", "site", "what")
+    key: int
+    check: TestCheck
+    #: (fixture name, step) when a step of an async fixture made it
+    fixture: tuple[str, str] | None
+    label: str
+    what: str
+    site: Site
 
 
 #: id of a registered resource -> its entry, until it is known closed or reported.
@@ -82,12 +67,17 @@ on_freed_open: list[Callable[[Entry, str], None]] = []
 #: Called with the check of a test each time it registers a resource.
 on_registered: list[Callable[[TestCheck], None]] = []
 FREED = "was freed while still open"
-_get_running_loop = asyncio._get_running_loop
 SOCKET = "socket"
 SOCKETS = frozenset((SOCKET,))
 FILES = frozenset(("file",))
 #: What a finalizer of asyncio's judges: the object it finalizes.
 ASYNCIO_OBJECTS = frozenset(("transport", "subprocess transport", "StreamWriter", "event loop"))
+
+
+# Bound once: owner() runs for every resource a test makes.
+_fixture_step = FIXTURE.get
+_get_running_loop = asyncio._get_running_loop
+_get_ident = threading.get_ident
 
 
 def owner() -> tuple[TestCheck, tuple[str, str] | None] | None:
@@ -96,28 +86,15 @@ def owner() -> tuple[TestCheck, tuple[str, str] | None] | None:
     check = session.current if session is not None else None
     if check is None or check.closed:
         return None
-    step = FIXTURE.get()
+    step = _fixture_step()
     if step is not None:
         # A step's context is copied into threads it starts (asyncio.to_thread): only the
         # loop's thread is the step's own.
-        if asyncio._get_running_loop() is None:
+        if _get_running_loop() is None:
             return None
         return check, (step.run.name, step.phase)
-    if check.phase == "call" and check.loop_thread == threading.get_ident():
+    if check.phase == "call" and check.loop_thread == _get_ident():
         return check, None
-    return None
-
-
-def creation_site(frame: types.FrameType | None) -> Site | None:
-    """The innermost user frame from ``frame`` out (the plugin's frames are not the user's)."""
-    # frames.user_frame(frames.walk(frame)), inline: no generator for each resource made
-    # (benchmarks/README.md, "Unclosed resources").
-    is_user_file = frames.is_user_file
-    while frame is not None:
-        code = frame.f_code
-        if is_user_file(code.co_filename):
-            return code.co_filename, frame.f_lineno, code.co_name
-        frame = frame.f_back
     return None
 
 
@@ -128,17 +105,49 @@ def register(
     who = owner()
     if who is None:
         return None
-    site = site or creation_site(sys._getframe(depth))
     if site is None:
-        return None  # made by the loop or a library on its own (a server's accepted socket)
-    key = id(obj)
+        site = frames.user_site(sys._getframe(depth))
+        if site is None:
+            return None  # made by the loop or a library on its own (a server's accepted socket)
+    entry = _enter(obj, who[0], who[1], label, what, site)
+    for call in on_registered:
+        call(who[0])
+    return entry
+
+
+def take_over(entry: Entry, obj: Any, label: str, what: str) -> Entry | None:
+    """``obj`` was made over the resource of ``entry``, forgotten, and owns it now (a transport
+    closes its socket): registered in its place, at its line, as ``register`` would. Cheaper
+    than ``register``: no walk, and the resource's test was told of it already."""
+    who = owner()
+    if who is None:
+        return None
+    new = _enter(obj, who[0], who[1], label, what, entry.site)
+    if who[0] is not entry.check:
+        for call in on_registered:
+            call(who[0])
+    return new
+
+
+def _enter(
+    obj: Any,
+    check: TestCheck,
+    fixture: tuple[str, str] | None,
+    label: str,
+    what: str,
+    site: Site,
+) -> Entry:
     # Only a socket is judged when its weak reference dies. The others are judged in their
     # finalizers, which the collector runs after it has cleared the weak references of what it
     # frees: a dead reference under the same id is then taken for the object itself.
-    callback = functools.partial(_gone, key) if label == SOCKET else None
-    entry = tracked[key] = Entry(weakref.ref(obj, callback), who[0], label, what, site, who[1])
-    for call in on_registered:
-        call(entry.check)
+    entry = Entry(obj, _gone if label == SOCKET else None)
+    entry.key = key = id(obj)
+    entry.check = check
+    entry.fixture = fixture
+    entry.label = label
+    entry.what = what
+    entry.site = site
+    tracked[key] = entry
     return entry
 
 
@@ -149,14 +158,14 @@ def forget(obj: Any, labels: frozenset[str]) -> Entry | None:
     entry = tracked.get(key)
     if entry is None or entry.label not in labels:
         return None
-    current = entry.ref()
+    current = entry()
     if current is not obj and current is not None:
         return None  # another object had this id before
     del tracked[key]
     return entry
 
 
-def _report_freed(entry: Entry) -> None:
+def report_freed(entry: Entry) -> None:
     for call in on_freed_open:
         with contextlib.suppress(Exception):  # a finalizer never fails over a finding
             call(entry, FREED)
@@ -165,116 +174,15 @@ def _report_freed(entry: Entry) -> None:
 def freed_open(obj: Any, labels: frozenset[str]) -> None:
     entry = forget(obj, labels)
     if entry is not None:
-        _report_freed(entry)
+        report_freed(entry)
 
 
-def _gone(key: int, ref: weakref.ref[Any]) -> None:
+def _gone(entry: Entry) -> None:
     """A registered socket was freed while still registered: it was never closed."""
-    entry = tracked.get(key)
-    if entry is None or entry.ref is not ref:
+    if tracked.get(entry.key) is not entry:
         return
-    del tracked[key]
-    _report_freed(entry)
-
-
-class Patches:
-    """Attributes replaced for the session, put back only where still ours."""
-
-    def __init__(self) -> None:
-        self.saved: list[tuple[Any, str, bool, Any, Any]] = []
-
-    def wrap(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
-        had_own = name in vars(owner)
-        original = getattr(owner, name, None) if not had_own else vars(owner)[name]
-        if original is None or (isinstance(owner, type) and not had_own):
-            return  # not on this version (StreamWriter.__del__ is new in 3.11.7)
-        wrapper = functools.wraps(original)(make(original))
-        setattr(owner, name, wrapper)
-        self.saved.append((owner, name, had_own, original, wrapper))
-
-    def undo(self) -> None:
-        for owner, name, had_own, original, wrapper in reversed(self.saved):
-            if vars(owner).get(name) is wrapper:
-                if had_own:
-                    setattr(owner, name, original)
-                else:
-                    delattr(owner, name)
-        self.saved.clear()
-
-
-def _may_be_a_tests() -> TestCheck | None:
-    """The test running now, when a loop runs on this thread: two reads and one C call, the
-    cost of most creations (the runners make their loops and self-pipes with no loop running)."""
-    session = session_module._active
-    if session is None or _get_running_loop() is None:
-        return None
-    return session.current
-
-
-def _registering_init(register_made: Callable[[Any], None]) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, *args, **kwargs)
-            # _may_be_a_tests(), inline: this runs for every socket and loop.
-            session = session_module._active
-            if session is not None and _get_running_loop() is not None and session.current:
-                register_made(self)
-
-        return __init__
-
-    return make
-
-
-def _is_open(obj: Any) -> bool:
-    if isinstance(obj, asyncio.AbstractEventLoop):
-        return not obj.is_closed()
-    return not obj.is_closing()
-
-
-def _checking_del(original: Any) -> Any:
-    def __del__(self: Any) -> None:
-        if tracked:
-            # try/except rather than contextlib.suppress, and the registry asked before the
-            # object: this runs for every transport and writer freed while a test has
-            # resources (benchmarks/README.md, "Unclosed resources").
-            try:
-                # A StreamWriter freed with its transport open closes it (Python 3.11.7+).
-                resource = self.transport if isinstance(self, asyncio.StreamWriter) else self
-                if id(resource) in tracked:
-                    if _is_open(resource):
-                        freed_open(resource, ASYNCIO_OBJECTS)
-                    else:
-                        forget(resource, ASYNCIO_OBJECTS)
-            except Exception:  # asyncio's own finalizer must still run
-                pass
-        original(self)
-
-    return __del__
-
-
-def _forgetting(original: Any) -> Any:
-    # socket.close() and detach() take no argument: no packing on every close of the session.
-    def close(self: Any) -> Any:
-        if tracked:
-            forget(self, SOCKETS)
-        return original(self)
-
-    return close
-
-
-def _transport_label(obj: Any) -> tuple[str, str]:
-    if isinstance(obj, asyncio.SubprocessTransport):
-        return "subprocess transport", "subprocess transport"
-    return "transport", type(obj).__name__
-
-
-def _track_transport(transport: Any) -> None:
-    # A transport is made over a socket the same line made, most often: the transport owns it
-    # now (it closes it), and its site is reused without a second walk.
-    sock = getattr(transport, "_sock", None)
-    entry = forget(sock, SOCKETS) if sock is not None else None
-    label, what = _transport_label(transport)
-    register(transport, label, what, entry.site if entry else None, depth=3)
+    del tracked[entry.key]
+    report_freed(entry)
 
 
 #: Whether asyncio closes the connection of a StreamWriter freed open (Python 3.11.7+).
@@ -284,15 +192,10 @@ WRITER_FINALIZES = "__del__" in vars(asyncio.StreamWriter)
 writers: dict[int, weakref.ref[Any]] = {}
 
 
-def _track_writer(writer: Any) -> None:
-    transport = writer.transport
-    entry = tracked.get(id(transport))
-    if entry is not None and entry.ref() is transport and entry.label == "transport":
-        # The writer is what the user holds: the finding names it and its fix.
-        entry.label = entry.what = "StreamWriter"
-        if not WRITER_FINALIZES:
-            callback = functools.partial(_writer_gone, id(writer), weakref.ref(transport))
-            writers[id(writer)] = weakref.ref(writer, callback)
+def watch_writer(writer: Any, transport: Any) -> None:
+    """Before Python 3.11.7: find ``writer`` freed while its connection is open."""
+    callback = functools.partial(_writer_gone, id(writer), weakref.ref(transport))
+    writers[id(writer)] = weakref.ref(writer, callback)
 
 
 def _writer_gone(key: int, transport: weakref.ref[Any], ref: weakref.ref[Any]) -> None:
@@ -303,120 +206,14 @@ def _writer_gone(key: int, transport: weakref.ref[Any], ref: weakref.ref[Any]) -
         freed_open(connection, ASYNCIO_OBJECTS)
 
 
-def _track_loop(loop: Any) -> None:
-    if register(loop, "event loop", "event loop", depth=3) is not None:
-        for sock in (getattr(loop, "_ssock", None), getattr(loop, "_csock", None)):
-            if sock is not None:
-                forget(sock, SOCKETS)  # its self-pipe: the loop closes it
-
-
-def _track_socket(sock: Any) -> None:
-    register(sock, "socket", "socket.socket", depth=3)
-
-
-def _file_freed_open(key: int, raw: weakref.ref[Any], source: Any) -> Any:
+def file_freed_open(key: int, raw: weakref.ref[Any], source: Any) -> Any:
     """The raw file's ``_dealloc_warn``: its file was freed open. ``source`` may be the buffer
     of the text file registered (the collector finalizes a cycle's objects in any order)."""
     entry = tracked.get(key)
     if entry is not None and entry.label in FILES:
         del tracked[key]
-        _report_freed(entry)
+        report_freed(entry)
     target = raw()
     if target is None:
         return None
     return type(target)._dealloc_warn(target, source)
-
-
-#: The functions beneath this module's ``builtins.open`` and ``io.open``, kept as module
-#: globals and read at each call: a wrapper beneath that is taken off while this one is on top
-#: (the blocking check's, which puts its originals back into every module's globals, this
-#: one's too) is skipped from then on, and never put back when this one comes off.
-builtins_open_beneath: Any = None
-io_open_beneath: Any = None
-
-
-def _open_builtins(*args: Any, **kwargs: Any) -> Any:
-    return _tracked_file(builtins_open_beneath(*args, **kwargs))
-
-
-def _open_io(*args: Any, **kwargs: Any) -> Any:
-    return _tracked_file(io_open_beneath(*args, **kwargs))
-
-
-# Their frames pass for code compiled from a string: the blocking check's open() beneath them
-# exempts a call whose caller is this plugin's own code, while it walks past such frames to the
-# user's line, and leaves them out of the functions it names ("open()", not "_open_io -> open").
-for _opener in (_open_builtins, _open_io):
-    _opener.__code__ = _opener.__code__.replace(co_filename="<string: pytest-asynccheck open>")
-
-
-def _tracked_file(opened: Any) -> Any:
-    if _may_be_a_tests() is not None:
-        with contextlib.suppress(Exception):
-            _track_file(opened)
-    return opened
-
-
-def install_open() -> None:
-    global builtins_open_beneath, io_open_beneath
-    if builtins.open is not _open_builtins:
-        builtins_open_beneath = builtins.open
-        builtins.open = _open_builtins
-    if io.open is not _open_io:
-        io_open_beneath = io.open
-        io.open = _open_io
-
-
-def uninstall_open() -> None:
-    """Take ``open`` off, where still this module's (a test's own patch on top stays)."""
-    if builtins.open is _open_builtins:
-        builtins.open = builtins_open_beneath
-    if io.open is _open_io:
-        io.open = io_open_beneath
-
-
-def _track_file(opened: Any) -> None:
-    raw = getattr(getattr(opened, "buffer", opened), "raw", None)
-    if not isinstance(raw, io.FileIO) or owner() is None:
-        return  # unbuffered: the raw file closes itself without calling _dealloc_warn
-    if register(opened, "file", "open()", depth=4) is not None:
-        hook = functools.partial(_file_freed_open, id(opened), weakref.ref(raw))
-        raw._dealloc_warn = hook  # type: ignore[attr-defined]
-
-
-def _reading_reports(read: Callable[[dict[str, Any]], None]) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def call_exception_handler(self: Any, context: dict[str, Any]) -> None:
-            with contextlib.suppress(Exception):  # the loop's handler must still run
-                read(context)
-            original(self, context)
-
-        return call_exception_handler
-
-    return make
-
-
-def install(patches: Patches, read_report: Callable[[dict[str, Any]], None]) -> None:
-    """Put the wrappers on for the session."""
-    from asyncio import base_subprocess, selector_events
-
-    selector_transport: type = selector_events._SelectorTransport  # type: ignore[attr-defined]
-    patches.wrap(socket.socket, "__init__", _registering_init(_track_socket))
-    patches.wrap(socket.socket, "close", _forgetting)
-    patches.wrap(socket.socket, "detach", _forgetting)
-    for cls, track in (
-        (selector_transport, _track_transport),
-        (base_subprocess.BaseSubprocessTransport, _track_transport),
-        (selector_events.BaseSelectorEventLoop, _track_loop),
-        (asyncio.StreamWriter, _track_writer),
-    ):
-        patches.wrap(cls, "__init__", _registering_init(track))
-    for cls in (
-        selector_transport,
-        base_subprocess.BaseSubprocessTransport,
-        asyncio.BaseEventLoop,
-        asyncio.StreamWriter,
-    ):
-        patches.wrap(cls, "__del__", _checking_del)
-    patches.wrap(asyncio.BaseEventLoop, "call_exception_handler", _reading_reports(read_report))
-    install_open()

@@ -87,10 +87,9 @@ class FactoryState:
                 setattr(task, FIXTURE_ATTR, (step.run.name, step.phase))
             if CANCEL_HOOK:
                 task.cancel = CANCEL_HOOK[0](ref)  # type: ignore[method-assign]
-            user = frames.user_frame(frames.walk(sys._getframe(1)))
-            if user is not None:
-                code = user.f_code
-                setattr(task, SITE_ATTR, (code.co_filename, user.f_lineno, code.co_name))
+            site = frames.user_site(sys._getframe(1))
+            if site is not None:
+                setattr(task, SITE_ATTR, site)
         except (TypeError, AttributeError):
             pass  # another factory's task type that takes no weak reference or attribute
         return task

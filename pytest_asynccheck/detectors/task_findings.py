@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import _frames as frames
 from .._findings import Finding, Kind
+from .._frames import Site
 from .._session import in_fixture
 
 LEAK_FIX = (
@@ -32,16 +33,10 @@ CANCELLED_NOTE = "cancelled and awaited where it was found (asynccheck_cancel_le
 #: Which fixture made a task, and in which step, on the task itself.
 FIXTURE_ATTR = "_asynccheck_fixture"
 
-Site = tuple[str, int, str]
 #: Where the task factory notes a task's creation, on the task itself: a table keyed by the
 #: task would lose it when the collector frees a task from a cycle, as the collector clears
 #: weak references before the task's finalizer reports its lost exception.
 SITE_ATTR = "_asynccheck_created_at"
-
-
-def _name(coro: Any) -> str:
-    name = getattr(coro, "__qualname__", None) or getattr(coro, "__name__", None)
-    return str(name or type(coro).__name__)
 
 
 def created_at(task: asyncio.Task[Any], rootpath: str) -> Site | None:
@@ -75,7 +70,7 @@ def suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
 def leak_finding(task: asyncio.Task[Any], when: str, root: str, cancelled: bool) -> Finding:
     """``leaked-task``: ``task`` was still pending ``when`` (the test returned, a fixture was
     torn down); ``cancelled``: it is being cancelled (``asynccheck_cancel_leaked``)."""
-    coro = _name(task.get_coro())
+    coro = frames.qualified_name(task.get_coro())
     created = created_at(task, root)
     suspended = suspended_at(task, root)
     stack = [f"suspended at {suspended}"] if suspended else []
@@ -103,7 +98,7 @@ def lost_finding(task: asyncio.Task[Any], context: dict[str, Any], root: str) ->
     """``never-retrieved``: ``task`` failed and nobody retrieved its exception, or was
     destroyed while pending, as the loop's exception handler was told in ``context``."""
     exc = context.get("exception")
-    coro = _name(task.get_coro())
+    coro = frames.qualified_name(task.get_coro())
     created = created_at(task, root)
     stack: list[str] = []
     if created is not None:

@@ -127,7 +127,7 @@ class UnawaitedDetector(Detector):
     def _finding(
         self, coro: Any, session: CheckSession, destroyed_in: types.FrameType | None
     ) -> Finding:
-        name = str(getattr(coro, "__qualname__", None) or getattr(coro, "__name__", "?"))
+        name = frames.qualified_name(coro, default="?")
         short = name.rsplit(".", 1)[-1]
         stack: list[str] = []
         origin = [

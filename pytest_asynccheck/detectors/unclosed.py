@@ -5,7 +5,7 @@ Checked: asyncio's socket and datagram transports (a ``StreamWriter`` from
 (``loop.subprocess_exec``), the standard library's event loops, ``socket.socket`` objects, and
 files ``open()``ed on the loop's thread, when a coroutine of the test (its body, or a step of
 one of its async fixtures) made them there from a line of the user's code: that line is where
-the finding points (``resources.py`` says how creation is seen, at a few microseconds per
+the finding points (``resource_patches.py`` says how creation is seen, at a few microseconds per
 resource made and nothing per call on it).
 
 A resource is unclosed when it is freed while still open (a finding in the phase running then),
@@ -44,7 +44,7 @@ from .._events import Detector
 from .._findings import Finding, Kind, Severity
 from .._options import Settings
 from .._session import CheckSession, TestCheck, in_fixture
-from . import resources
+from . import resource_patches, resources
 from .resources import Entry
 
 FIXES = {
@@ -160,7 +160,7 @@ def _end_of_test(test: TestCheck) -> None:
     for key, entry in mine:
         if resources.tracked.get(key) is not entry:
             continue  # reported while collected, or closed
-        obj = entry.ref()
+        obj = entry()
         try:
             verdict = None if obj is None else _judge(obj, entry.label)
         except Exception:  # a broken object is not a finding
@@ -180,7 +180,7 @@ def _end_of_test(test: TestCheck) -> None:
 def _may_be_open(entry: Entry) -> bool:
     """Whether the resource is alive and not closed (no reference to it is kept: the collector
     is to free it)."""
-    obj = entry.ref()
+    obj = entry()
     try:
         return obj is not None and _judge(obj, entry.label) is not False
     except Exception:
@@ -200,9 +200,7 @@ def _library_report(context: dict[str, Any]) -> None:
     root = check.session.rootpath
     site = _made_at(context.get("source_traceback"))
     if site is None:
-        frame = frames.user_frame(frames.walk(sys._getframe(1)))
-        if frame is not None:
-            site = (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
+        site = frames.user_site(sys._getframe(1))
     if site is None:
         path, line, name = check.item.location
         site = (path, (line or 0) + 1, name)
@@ -235,21 +233,21 @@ class UnclosedDetector(Detector):
     phases: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        self._patches = resources.Patches()
+        self._patches = resource_patches.Patches()
         self._ends = _TestEnds()
 
     def session_started(self, session: CheckSession) -> None:
         resources.on_registered.append(self._ends.registered)
         resources.on_freed_open.append(_report)
-        resources.install(self._patches, _library_report)
+        resource_patches.install(self._patches, _library_report)
 
     def session_ending(self, session: CheckSession) -> None:
         # Before the blocking check's session_finished: this check's open() is on top of its.
-        resources.uninstall_open()
+        resource_patches.uninstall_open()
         self._patches.undo()
 
     def session_finished(self, session: CheckSession) -> None:
-        resources.uninstall_open()
+        resource_patches.uninstall_open()
         self._patches.undo()
         if self._ends.registered in resources.on_registered:
             resources.on_registered.remove(self._ends.registered)
