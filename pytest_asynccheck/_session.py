@@ -274,11 +274,11 @@ class CheckSession:
         if where == "test":
             check.loop = loop
             check.loop_thread = threading.get_ident()
-        self.detectors.emit("task_entered", check, loop, where)
+        self.detectors.emit_task("task_entered", check, loop, where)
 
     def exit_task(self, check: TestCheck, where: str) -> None:
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        self.detectors.emit("task_exited", check, loop, where)
+        self.detectors.emit_task("task_exited", check, loop, where)
