@@ -90,6 +90,12 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list
     session.end_phase(check, phase)
     if phase == "teardown":
         session.end_test(check)
+    if session.on_report_data is not None and (
+        check.findings or (phase == "call" and check.budget is not None)
+    ):
+        # Before this phase's report is made: the summary follows the reports from now on.
+        follow, session.on_report_data = session.on_report_data, None
+        follow()
     if not check.findings:
         return []
     findings = check.findings_in(phase)

@@ -8,7 +8,7 @@ import dataclasses
 import gc
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -171,6 +171,11 @@ class CheckSession:
         self.collector = CollectorPauses()
         #: The keys of the findings the baseline accepts (read by ``reporting.baseline``).
         self.baseline = baseline
+        #: The node ids of the tests whose check ended (after their teardown).
+        self.ended: set[str] = set()
+        #: Called (by ``_runtest``) when a phase first has findings or a budget to report, if
+        #: the summary does not follow every report already; cleared once called.
+        self.on_report_data: Callable[[], None] | None = None
 
     def severity_of(self, finding: Finding) -> str | None:
         """The finding's severity, ``accepted`` when the baseline has it, ``None`` when off."""
@@ -262,6 +267,7 @@ class CheckSession:
             self.async_tests_checked += 1  # a rerun attempt is the same test again
         self.detectors.emit("test_finished", check)
         check.closed = True
+        self.ended.add(check.nodeid)
         self.open.pop(check.nodeid, None)
         if self.current is check:
             self.current = None

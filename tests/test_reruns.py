@@ -107,3 +107,103 @@ def test_only_the_final_attempt_counts(
     # Every attempt's testcase carries its own findings and budget only.
     for case in ET.parse(pytester.path / "junit.xml").iter("testcase"):
         assert len(list(case.iter("property"))) <= 1, ET.tostring(case)
+
+
+FOLLOWED = """
+import asyncio
+import time
+import pytest
+
+
+@pytest.fixture
+async def slow_setup():
+    time.sleep(0.01)
+    yield
+
+
+async def test_clean():
+    await asyncio.sleep(0)
+
+
+async def test_blocking():
+    time.sleep(0.01)
+
+
+async def test_fails_and_blocks():
+    time.sleep(0.01)
+    assert False
+
+
+async def test_in_fixture(slow_setup):
+    await asyncio.sleep(0)
+
+
+@pytest.mark.max_wall(30)
+async def test_budgeted():
+    await asyncio.sleep(0)
+
+
+@pytest.mark.asynccheck(allow=["blocking"])
+async def test_allowed():
+    time.sleep(0.01)
+
+
+def test_sync():
+    pass
+"""
+
+
+def _stable(report: dict[str, object]) -> dict[str, object]:
+    """The report without what changes from run to run (durations, versions)."""
+    findings = [
+        {k: v for k, v in finding.items() if k not in ("duration", "message")}
+        for finding in report["findings"]  # type: ignore[attr-defined]
+    ]
+    budgets = [
+        {k: v for k, v in budget.items() if k in ("nodeid", "budget", "clock")}
+        for budget in report["budgets"]  # type: ignore[attr-defined]
+    ]
+    kept = ("complete", "tests_collected", "tests_run", "totals")
+    return {"findings": findings, "budgets": budgets, **{k: report[k] for k in kept}}
+
+
+def test_the_summary_reads_the_same_whether_it_follows_every_report_or_starts_at_a_finding(
+    pytester: pytest.Pytester,
+) -> None:
+    """Without pytest-rerunfailures or pytest-xdist the summary starts reading reports only at
+    the first phase with findings or a budget: the terminal summary, the JSON report, the
+    crash locations and the outcomes are those of a run that reads every report."""
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(test_followed=FOLLOWED)
+    runs = {}
+    for name, plugin in (("lazy", "no:rerunfailures"), ("every", "rerunfailures")):
+        result = pytester.runpytest(
+            *ARGS,
+            "-p",
+            "asyncio",
+            "-p",
+            plugin,
+            "-p",
+            "no:randomly",
+            "--tb=line",
+            f"--asynccheck-report={name}.json",
+        )
+        result.assert_outcomes(passed=4, failed=2, errors=1)
+        summary = result.stdout.str().split("= asynccheck =", 1)[1].replace(name, "NAME")
+        summary = summary.splitlines()
+        crashes = [line for line in result.stdout.lines if "test_followed.py:" in line]
+        report = json.loads((pytester.path / f"{name}.json").read_text())
+        runs[name] = (summary, crashes, _stable(report))
+    lazy, every = runs["lazy"], runs["every"]
+    assert lazy[0][:-1] == every[0][:-1]  # the last line gives the run's duration
+    assert lazy[1] == every[1] and lazy[1]
+    assert lazy[2] == every[2]
+    assert {f["nodeid"].split("::")[1] for f in lazy[2]["findings"]} == {  # type: ignore[attr-defined]
+        "test_blocking",
+        "test_fails_and_blocks",
+        "test_in_fixture",
+    }
+    assert [b["nodeid"] for b in lazy[2]["budgets"]] == ["test_followed.py::test_budgeted"]  # type: ignore[attr-defined]
+    assert lazy[2]["tests_run"] == lazy[2]["tests_collected"] == 7

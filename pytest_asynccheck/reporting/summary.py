@@ -6,6 +6,14 @@ baseline and, on GitHub Actions, workflow commands.
   location (``longrepr.reprcrash``) at the first error finding's file and line, not the
   plugin's.
 - A test rerun by pytest-rerunfailures counts by its last attempt.
+
+The reports are followed (``ReportFollower``, a ``pytest_runtest_logreport`` implementation)
+from the start only where they carry what the summary needs: under pytest-xdist (the workers'
+findings travel on them), with pytest-rerunfailures (an attempt is set aside when a later one
+reports) or with budgets. Elsewhere it is registered at the first phase that has findings or a
+budget, before that phase's report is made, and the tests that ran are counted by the session:
+a hook implementation called for every report costs more per test than the rest of the summary
+(benchmarks/README.md, "Cheaper steps").
 """
 
 from __future__ import annotations
@@ -28,6 +36,20 @@ if TYPE_CHECKING:
 
 #: The outcome pytest-rerunfailures gives the report of an attempt it runs again.
 RERUN_OUTCOMES: frozenset[str] = frozenset(("rerun",))
+
+
+def follows_every_report(config: pytest.Config) -> bool:
+    """Whether the summary needs every report from the start: under pytest-xdist (a worker's
+    findings travel on its reports; the controller has nothing else), and with
+    pytest-rerunfailures (which attempt counts is known from the reports)."""
+    manager = config.pluginmanager
+    if hasattr(config, "workerinput") or manager.hasplugin("rerunfailures"):
+        return True
+    if not (manager.hasplugin("xdist") or manager.hasplugin("xdist.plugin")):
+        return False
+    numprocesses = config.getoption("numprocesses", None)
+    dist = config.getoption("dist", "no")
+    return bool(numprocesses or config.getoption("tx", None) or (dist and dist != "no"))
 
 
 def crash_site(errors: Sequence[Finding], rootpath: str) -> tuple[str, int] | None:
@@ -83,12 +105,29 @@ class Summary:
         self.baseline_written: int | None = None
         self.baseline_error: OSError | None = None
         #: How many tests were collected (the largest count a pytest-xdist worker collected),
-        #: the node ids of those that ran to their teardown, and whether the run was cut short.
+        #: the node ids of those that ran to their teardown (by their reports when every
+        #: report is followed, else the session's), and whether the run was cut short.
         self.collected = 0
-        self.ran: set[str] = set()
+        self.reported_ran: set[str] = set()
         self.interrupted = False
         #: More top-level entries of the JSON report, each made when the report is written.
         self.report_extras: dict[str, Callable[[], Any]] = {}
+        self.follows_all = follows_every_report(session.config)
+        self._follower: ReportFollower | None = None
+        if self.follows_all:
+            self.follow()
+        else:
+            session.on_report_data = self.follow
+
+    @property
+    def ran(self) -> set[str]:
+        return self.reported_ran if self.follows_all else self.session.ended
+
+    def follow(self) -> None:
+        """Follow the test reports from now on (once)."""
+        if self._follower is None:
+            self._follower = ReportFollower(self)
+            self.session.config.pluginmanager.register(self._follower, ReportFollower.name)
 
     def _all(self) -> list[Finding]:
         return [*self.findings, *self.session.late]
@@ -116,60 +155,6 @@ class Summary:
     @property
     def checked(self) -> int:
         return self.session.async_tests_checked + self.checked_by_workers
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # First of all logreport hooks: the findings go on the report before pytest-xdist's
-        # worker sends it. A report is logged right after it is made, or (pytest-rerunfailures)
-        # after its attempt's three phases: either way before that test's next phase runs.
-        if self.attempts or report.outcome in RERUN_OUTCOMES:
-            self._follow_attempts(report)
-        reported = self.session.reported
-        if reported:  # most tests have no findings: then not even the report's node id is read
-            key = (report.nodeid, report.when)
-            found = reported.pop(key, None)
-            if found is not None:
-                setattr(report, REPORT_ATTR, found)
-                site = self.session.crash_sites.pop(key, None)
-                if site is not None and report.failed:
-                    point_crash_at(report, site)
-        when = report.when
-        if when == "teardown":
-            self.ran.add(report.nodeid)
-        data = getattr(report, REPORT_ATTR, None)
-        changed = bool(data)
-        if when == "call" and report.user_properties:
-            for name, value in report.user_properties:
-                if name == BUDGET_PROPERTY and isinstance(value, dict):
-                    self.budgets.append({"nodeid": report.nodeid, **value})
-                    changed = True
-        if not changed:
-            return
-        if data:
-            self.findings.extend(Finding.from_dict(d) for d in data)
-        if self.writer is not None and not self.on_worker:
-            self.writer.maybe_write(self._report)
-
-    def _follow_attempts(self, report: pytest.TestReport) -> None:
-        """Set aside the findings and budget of a test's earlier attempts once a report of a
-        later attempt arrives (each attempt's reports arrive together, in order)."""
-        nodeid = report.nodeid
-        attempt = getattr(report, "rerun", 0)
-        known = self.attempts.get(nodeid)
-        if known is None:
-            if report.outcome in RERUN_OUTCOMES:
-                self.attempts[nodeid] = attempt
-            return
-        if attempt <= known:
-            return
-        self.attempts[nodeid] = attempt
-        self.rerun_findings.extend(
-            dataclasses.replace(f, severity=Severity.RERUN.value)
-            for f in self.findings
-            if f.nodeid == nodeid
-        )
-        self.findings = [f for f in self.findings if f.nodeid != nodeid]
-        self.budgets = [b for b in self.budgets if b["nodeid"] != nodeid]
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -244,6 +229,73 @@ class Summary:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             for line in github.workflow_commands(findings, self.session.config.rootpath):
                 terminalreporter.write_line(line)
+
+
+class ReportFollower:
+    """The summary's reader of test reports: puts a phase's findings on its report (before
+    pytest-xdist's worker sends it) and its crash location at the first error's line, and
+    takes findings, budgets and attempts from the reports (the workers' too)."""
+
+    name = "asynccheck-report-follower"
+
+    def __init__(self, summary: Summary) -> None:
+        self.summary = summary
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # First of all logreport hooks: the findings go on the report before pytest-xdist's
+        # worker sends it. A report is logged right after it is made, or (pytest-rerunfailures)
+        # after its attempt's three phases: either way before that test's next phase runs.
+        summary = self.summary
+        if summary.attempts or report.outcome in RERUN_OUTCOMES:
+            self._follow_attempts(report)
+        reported = summary.session.reported
+        if reported:  # most tests have no findings: then not even the report's node id is read
+            key = (report.nodeid, report.when)
+            found = reported.pop(key, None)
+            if found is not None:
+                setattr(report, REPORT_ATTR, found)
+                site = summary.session.crash_sites.pop(key, None)
+                if site is not None and report.failed:
+                    point_crash_at(report, site)
+        when = report.when
+        if when == "teardown" and summary.follows_all:
+            summary.reported_ran.add(report.nodeid)
+        data = getattr(report, REPORT_ATTR, None)
+        changed = bool(data)
+        if when == "call" and report.user_properties:
+            for name, value in report.user_properties:
+                if name == BUDGET_PROPERTY and isinstance(value, dict):
+                    summary.budgets.append({"nodeid": report.nodeid, **value})
+                    changed = True
+        if not changed:
+            return
+        if data:
+            summary.findings.extend(Finding.from_dict(d) for d in data)
+        if summary.writer is not None and not summary.on_worker:
+            summary.writer.maybe_write(summary._report)
+
+    def _follow_attempts(self, report: pytest.TestReport) -> None:
+        """Set aside the findings and budget of a test's earlier attempts once a report of a
+        later attempt arrives (each attempt's reports arrive together, in order)."""
+        nodeid = report.nodeid
+        attempt = getattr(report, "rerun", 0)
+        summary = self.summary
+        known = summary.attempts.get(nodeid)
+        if known is None:
+            if report.outcome in RERUN_OUTCOMES:
+                summary.attempts[nodeid] = attempt
+            return
+        if attempt <= known:
+            return
+        summary.attempts[nodeid] = attempt
+        summary.rerun_findings.extend(
+            dataclasses.replace(f, severity=Severity.RERUN.value)
+            for f in summary.findings
+            if f.nodeid == nodeid
+        )
+        summary.findings = [f for f in summary.findings if f.nodeid != nodeid]
+        summary.budgets = [b for b in summary.budgets if b["nodeid"] != nodeid]
 
 
 def _reason(error: OSError) -> str:
