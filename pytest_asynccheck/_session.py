@@ -273,18 +273,15 @@ class CheckSession:
             self.current = None
 
     def enter_task(self, check: TestCheck, where: str) -> None:
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None  # trio, or another library without an asyncio loop
+        loop = _running_loop()  # None under trio, or another library without an asyncio loop
         if where == "test":
             check.loop = loop
             check.loop_thread = threading.get_ident()
         self.detectors.emit_task("task_entered", check, loop, where)
 
     def exit_task(self, check: TestCheck, where: str) -> None:
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        self.detectors.emit_task("task_exited", check, loop, where)
+        self.detectors.emit_task("task_exited", check, _running_loop(), where)
+
+
+#: The running loop or ``None``, without raising: asked at every step of every test.
+_running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_running_loop
