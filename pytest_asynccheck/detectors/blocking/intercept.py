@@ -39,7 +39,7 @@ from ..._events import DISPATCH_CODES
 from ..._findings import Finding, Kind
 from ..._frames import Origin
 from .allow import AllowRules
-from .catalogue import CATALOGUE, Blocker, _target
+from .catalogue import CATALOGUE, Blocker, _awaited, _target
 from .chain import Call, _library_frames, _qualified_names, chain
 from .wrappers import _wrap, _wrap_sqlite_connect
 
@@ -108,10 +108,14 @@ class Interceptor:
         self.installed = True
         # Calls allowed by name stay patched, so the watchdog knows them and stays quiet too.
         self._pending = list(CATALOGUE)
-        self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
-        self._pending_modules |= {module for module, _class in _HOLDERS}
         self._pending_holders = list(_HOLDERS)
+        self._pending_modules = self._awaited_modules()
         self.refresh()
+
+    def _awaited_modules(self) -> frozenset[str]:
+        return frozenset(_awaited(blocker.name) for blocker in self._pending) | {
+            module for module, _class in self._pending_holders
+        }
 
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
@@ -121,10 +125,9 @@ class Interceptor:
         ready: list[Blocker] = []
         pending: list[Blocker] = []
         for blocker in self._pending:
-            (ready if _target(blocker.name)[0] in modules else pending).append(blocker)
+            (ready if _awaited(blocker.name) in modules else pending).append(blocker)
         self._pending = pending
-        self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
-        self._pending_modules |= {module for module, _class in self._pending_holders}
+        self._pending_modules = self._awaited_modules()
         new: dict[int, Any] = {}
         for blocker in ready:
             try:
