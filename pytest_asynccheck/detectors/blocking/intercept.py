@@ -136,26 +136,27 @@ class Interceptor:
         # Calls allowed by name stay patched, so the watchdog knows them and stays quiet too.
         self._pending = list(CATALOGUE)
         self._pending_holders = list(_HOLDERS)
-        self._pending_modules = self._awaited_modules()
-        self.refresh()
+        self._patch_ready()
         self._at_install = self._scanned
-
-    def _awaited_modules(self) -> frozenset[str]:
-        return frozenset(_awaited(blocker.name) for blocker in self._pending) | {
-            module for module, _class in self._pending_holders
-        }
 
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
+        if any(map(sys.modules.__contains__, self._pending_modules)):
+            self._patch_ready()
+
+    def _patch_ready(self) -> None:
         modules = sys.modules
-        if not any(map(modules.__contains__, self._pending_modules)):
-            return
         ready: list[Blocker] = []
         pending: list[Blocker] = []
+        awaited: set[str] = set()
         for blocker in self._pending:
-            (ready if _awaited(blocker.name) in modules else pending).append(blocker)
+            module = _awaited(blocker.name)
+            if module in modules:
+                ready.append(blocker)
+            else:
+                pending.append(blocker)
+                awaited.add(module)
         self._pending = pending
-        self._pending_modules = self._awaited_modules()
         new: dict[int, Any] = {}
         for blocker in ready:
             try:
@@ -165,6 +166,8 @@ class Interceptor:
         if new:
             self._rebind_aliases(new)
         self._patch_holders()
+        awaited.update(module for module, _class in self._pending_holders)
+        self._pending_modules = frozenset(awaited)
 
     def _patch_holders(self) -> None:
         """Point the ``_HOLDERS`` classes' own references to patched functions at the
