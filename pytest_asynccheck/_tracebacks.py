@@ -24,6 +24,8 @@ import pluggy
 import pytest
 from _pytest._code import code as pytest_code
 
+from ._hookholder import HookHolder
+
 #: The exception group type: the built-in one, or on Python 3.10 the backport pytest depends on.
 GROUP: type[BaseException] = (
     getattr(builtins, "BaseExceptionGroup", None)
@@ -78,7 +80,7 @@ def trim_group(exc: BaseException, seen: set[int]) -> None:
             trim_group(each, seen)
 
 
-class TracebackTrim:
+class TracebackTrim(HookHolder):
     """Trims a phase's exception group before its report is made (pytest before 9)."""
 
     name = "asynccheck-traceback-trim"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import ssl
 import sys
 import types
@@ -526,3 +527,56 @@ def test_a_chain_link_is_named_as_its_public_package_exports_it(
     exec("def anonymous():\n    return sys._getframe()\n", namespace)
     frame = namespace["anonymous"]()  # type: ignore[operator]
     assert chain._qualified_names(frame) == ("anonymous", "anonymous")
+
+
+def test_a_module_imported_during_the_session_is_patched_with_its_aliases_and_put_back(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Install looks nothing up on disk for a package not imported yet (finding out whether
+    ``http.client`` is a module imports ``http``): its rows wait for it. Once it is imported,
+    its calls are patched, and so are the aliases that modules imported since the last scan
+    took of them; all of them are put back at the end."""
+    root = tmp_path / "late"
+    (root / "asynccheck_late").mkdir(parents=True)
+    (root / "asynccheck_late" / "__init__.py").write_text("")
+    (root / "asynccheck_late" / "calls.py").write_text("def block():\n    return 1\n")
+    (root / "asynccheck_late_alias.py").write_text(
+        "from asynccheck_late.calls import block as nap\n"
+    )
+    (root / "asynccheck_later_alias.py").write_text(
+        "from asynccheck_late.calls import block as nap\n"
+    )
+    monkeypatch.syspath_prepend(str(root))
+    name = "asynccheck_late.calls.block"
+    monkeypatch.setattr(intercept, "CATALOGUE", (catalogue.Blocker(name, "blocks", "don't"),))
+    late_modules = [
+        "asynccheck_late",
+        "asynccheck_late.calls",
+        "asynccheck_late_alias",
+        "asynccheck_later_alias",
+    ]
+    session = types.SimpleNamespace(current=None, main_thread=0)
+    interceptor = intercept.Interceptor(session)  # type: ignore[arg-type]
+    try:
+        interceptor.install()
+        assert "asynccheck_late" not in sys.modules
+        import asynccheck_late.calls  # type: ignore[import-not-found]
+        import asynccheck_late_alias  # type: ignore[import-not-found]
+
+        original = asynccheck_late.calls.block
+        interceptor.refresh()
+        wrapped = asynccheck_late.calls.block
+        assert getattr(wrapped, "__asynccheck_blocker__", None) == name
+        assert asynccheck_late_alias.nap is wrapped
+        import asynccheck_later_alias  # type: ignore[import-not-found]
+
+        interceptor.refresh()
+        assert asynccheck_later_alias.nap is wrapped
+        assert catalogue._target(name) == ("asynccheck_late.calls", "block")
+    finally:
+        interceptor.uninstall()
+        modules = [sys.modules.pop(module, None) for module in late_modules]
+    assert [getattr(module, "__name__", None) for module in modules] == late_modules
+    assert asynccheck_late.calls.block is original
+    assert asynccheck_late_alias.nap is original
+    assert asynccheck_later_alias.nap is original

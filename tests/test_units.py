@@ -300,3 +300,38 @@ def test_an_allow_entry_naming_a_function_is_found_without_importing_the_code_un
     problem = unknown_allow_entry(entry)
     assert (problem is None) is known
     assert "asynccheck_vendored_client" not in sys.modules
+
+
+def test_each_plugin_object_lists_its_hooks_and_every_one_is_registered(
+    pytester: pytest.Pytester,
+) -> None:
+    """pytest reads what ``dir()`` lists of a registered object (for hooks and fixtures):
+    the plugin's objects list their ``pytest_*`` methods only, and each is registered."""
+    pytester.makeconftest(
+        """
+        def pytest_sessionfinish(session):
+            manager = session.config.pluginmanager
+            for name, plugin in sorted(manager.list_name_plugin(), key=lambda pair: pair[0]):
+                if not name.startswith("asynccheck-"):
+                    continue
+                hooks = sorted(n for n in vars(type(plugin)) if n.startswith("pytest_"))
+                for base in type(plugin).__mro__[1:]:
+                    hooks += [n for n in vars(base) if n.startswith("pytest_")]
+                listed = sorted(dir(plugin))
+                registered = sorted(
+                    caller.name for caller in manager.get_hookcallers(plugin) or ()
+                )
+                print("PLUGIN", name, listed == sorted(set(hooks)) == registered, listed)
+        """
+    )
+    pytester.makepyfile("async def test_it():\n    pass\n")
+    result = pytester.runpytest("-p", "asynccheck", "--asynccheck", "-s")
+    result.assert_outcomes(passed=1)
+    lines = [line[line.index("PLUGIN") :] for line in result.outlines if "PLUGIN" in line]
+    assert {line.split()[1] for line in lines} >= {
+        "asynccheck-checks",
+        "asynccheck-summary",
+        "asynccheck-interrupt",
+        "asynccheck-timeout-trees",
+    }
+    assert all(line.split()[2] == "True" for line in lines), lines

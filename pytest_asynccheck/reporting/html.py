@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from .._findings import Finding
+from .._hookholder import HookHolder
 from .._session import CheckSession
 from .._wire import REPORT_ATTR, TIMELINE_ATTR
 from .summary import Summary
@@ -152,7 +153,7 @@ def summary_html(summary: Summary) -> str:
     return "".join(parts)
 
 
-class HtmlOutputs:
+class HtmlOutputs(HookHolder):
     """Adds the extras to each report, and the summary to pytest-html's summary section."""
 
     name = "asynccheck-html"

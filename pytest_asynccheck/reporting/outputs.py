@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from .._hookholder import HookHolder
 from .._session import CheckSession
 from ..detectors.budget.recording import Outputs, OutputsDetector
 from . import stepsummary, suggest, trace
@@ -20,7 +21,7 @@ from .records import TestRecord
 from .summary import Summary
 
 
-class Controller:
+class Controller(HookHolder):
     """Follows each test's reports and writes what the options ask for once it is done."""
 
     name = "asynccheck-outputs-controller"

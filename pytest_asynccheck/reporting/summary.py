@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .._findings import Finding, Severity, merge_into
+from .._hookholder import HookHolder
 from .._wire import BUDGET_PROPERTY, CHECKED_OUTPUT, LATE_OUTPUT, REPORT_ATTR
 from . import baseline, github
 from . import json_report as jsonreport
@@ -78,7 +79,7 @@ def point_crash_at(report: pytest.TestReport, site: tuple[str, int]) -> None:
         longrepr.chain = [*chain[:-1], (reprtraceback, moved, description)]  # type: ignore[union-attr]
 
 
-class Summary:
+class Summary(HookHolder):
     """Collects findings and budgets from test reports (which pytest-xdist carries to the
     controller), writes the ``asynccheck`` terminal section, the JSON report and, on GitHub
     Actions, workflow commands.

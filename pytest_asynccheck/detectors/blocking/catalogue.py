@@ -237,6 +237,18 @@ def _target(name: str) -> tuple[str, str]:
     return module, name[len(module) + 1 :]
 
 
+def _awaited(name: str) -> str:
+    """The module whose import may make catalogue entry ``name`` patchable: its module
+    (``_target``) once the top-level package of the name is loaded, else that package, which
+    any import of the module loads first. Nothing is looked for on disk before: finding out
+    whether ``http.client`` is a module imports ``http``, whose enums cost more than the rest
+    of the catalogue's install."""
+    if name in _TARGETS:
+        return _TARGETS[name][0]
+    top = name.partition(".")[0]
+    return _target(name)[0] if top in sys.modules else top
+
+
 def _is_package(name: str) -> bool:
     try:
         spec = importlib.util.find_spec(name)

@@ -2,7 +2,12 @@
 
 Interception replaces each catalogued callable on its module or class, and also rebinds every
 alias of it found in the globals of loaded modules (``from time import sleep as nap``), so how
-the name was imported does not matter. Everything is put back when the session ends.
+the name was imported does not matter. Everything is put back when the session ends: the
+aliases install and later imports rebound, the wrappers modules loaded since install took by
+importing, and those the plugin's modules keep. (Another module loaded before the session that
+binds a catalogued call to a global of its own while the session runs, in a function's
+``global`` import, keeps the wrapper, which passes every call straight through once the session
+is over: finding that would mean reading every loaded module again at the end.)
 
 Each callable is replaced by a wrapper (``wrappers.py``, where the cost of a call that is not
 checked is stated); the call itself always proceeds unchanged, so nothing is raised into the
@@ -27,11 +32,13 @@ the patched ``run_until_complete`` on the loop's own class, so only unpatched as
 
 from __future__ import annotations
 
-import itertools
 import logging
+import operator
 import sys
 import types
 from collections.abc import Iterable, Iterator
+from itertools import compress, repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ... import _frames as frames
@@ -39,7 +46,7 @@ from ..._events import DISPATCH_CODES
 from ..._findings import Finding, Kind
 from ..._frames import Origin
 from .allow import AllowRules
-from .catalogue import CATALOGUE, Blocker, _target
+from .catalogue import CATALOGUE, Blocker, _awaited, _target
 from .chain import Call, _library_frames, _qualified_names, chain
 from .wrappers import _wrap, _wrap_sqlite_connect
 
@@ -54,31 +61,45 @@ LOGGER = logging.getLogger("pytest_asynccheck")
 #: pathlib's listings on Python 3.10 (``_NormalAccessor``) and 3.13 (glob's ``_StringGlobber``).
 _HOLDERS = (("pathlib", "_NormalAccessor"), ("glob", "_StringGlobber"))
 
+#: The plugin's own modules keep the originals they call (``_clock``, the wrappers), so no
+#: alias in them is rebound; one may keep a wrapper beneath its own patch, put back at the end.
+_OWN = "pytest_asynccheck"
+
 
 def _keys_of(namespace: dict[str, Any], ids: dict[int, Any]) -> list[str]:
     """The keys of ``namespace`` whose values' ids are in ``ids``, found in C (a module's
     keys and values come in the same order): this runs over every global of the modules
     that hold a patched function."""
-    return list(itertools.compress(namespace, map(ids.__contains__, map(id, namespace.values()))))
+    return list(compress(namespace, map(ids.__contains__, map(id, namespace.values()))))
+
+
+def _namespaces(modules: Iterable[object]) -> list[dict[str, Any]]:
+    """The ``__dict__`` of each of ``modules`` that has one, found in C."""
+    found: list[Any] = list(map(getattr, modules, repeat("__dict__"), repeat(None)))
+    return list(compress(found, map(isinstance, found, repeat(dict))))
 
 
 def _holding(
-    modules: Iterable[object], ids: dict[int, Any]
+    namespaces: list[dict[str, Any]], ids: dict[int, Any]
 ) -> Iterator[tuple[dict[str, Any], list[str]]]:
-    """Each of ``modules``' namespaces that binds an object whose id is in ``ids``, with the
-    names that do."""
-    for module in modules:
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
+    """Each of ``namespaces`` that binds an object whose id is in ``ids``, with the names
+    that do.
+
+    This runs over every loaded module at install, and most hold none: the namespaces that
+    do are picked out by one chain of C iterators (no bytecode per module), and one by one
+    only if a namespace changed under it (another thread importing)."""
+    try:
+        disjoint = map(ids.keys().isdisjoint, map(map, repeat(id), map(dict.values, namespaces)))
+        holders = list(compress(namespaces, map(operator.not_, disjoint)))
+    except RuntimeError:
+        holders = namespaces
+    for namespace in holders:
         try:
-            # Most modules hold none: asked in C first, as this runs over every module.
-            if ids.keys().isdisjoint(map(id, namespace.values())):
-                continue
             hits = _keys_of(namespace, ids)
-        except RuntimeError:  # the dict changed under us (another thread importing)
+        except RuntimeError:
             continue
-        yield namespace, hits
+        if hits:
+            yield namespace, hits
 
 
 class Interceptor:
@@ -100,6 +121,12 @@ class Interceptor:
         self._pending: list[Blocker] = []
         self._pending_modules: frozenset[str] = frozenset()
         self._pending_holders: list[tuple[str, str]] = []
+        #: (name, id) of each module in ``sys.modules`` at the last scan for aliases, and at
+        #: the scan of install: a module loaded since may hold a wrapper at uninstall.
+        self._scanned: set[tuple[str, int]] = set()
+        self._at_install: set[tuple[str, int]] = set()
+        #: The module namespaces where an alias was pointed at a wrapper.
+        self._rebound: list[dict[str, Any]] = []
         self.installed = False
 
     # installing
@@ -108,23 +135,28 @@ class Interceptor:
         self.installed = True
         # Calls allowed by name stay patched, so the watchdog knows them and stays quiet too.
         self._pending = list(CATALOGUE)
-        self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
-        self._pending_modules |= {module for module, _class in _HOLDERS}
         self._pending_holders = list(_HOLDERS)
-        self.refresh()
+        self._patch_ready()
+        self._at_install = self._scanned
 
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
+        if any(map(sys.modules.__contains__, self._pending_modules)):
+            self._patch_ready()
+
+    def _patch_ready(self) -> None:
         modules = sys.modules
-        if not any(map(modules.__contains__, self._pending_modules)):
-            return
         ready: list[Blocker] = []
         pending: list[Blocker] = []
+        awaited: set[str] = set()
         for blocker in self._pending:
-            (ready if _target(blocker.name)[0] in modules else pending).append(blocker)
+            module = _awaited(blocker.name)
+            if module in modules:
+                ready.append(blocker)
+            else:
+                pending.append(blocker)
+                awaited.add(module)
         self._pending = pending
-        self._pending_modules = frozenset(_target(b.name)[0] for b in self._pending)
-        self._pending_modules |= {module for module, _class in self._pending_holders}
         new: dict[int, Any] = {}
         for blocker in ready:
             try:
@@ -134,6 +166,8 @@ class Interceptor:
         if new:
             self._rebind_aliases(new)
         self._patch_holders()
+        awaited.update(module for module, _class in self._pending_holders)
+        self._pending_modules = frozenset(awaited)
 
     def _patch_holders(self) -> None:
         """Point the ``_HOLDERS`` classes' own references to patched functions at the
@@ -185,13 +219,19 @@ class Interceptor:
         return {}
 
     def _rebind_aliases(self, replacements: dict[int, Any]) -> None:
-        """Point every module global bound to a patched original at its wrapper."""
-        modules = [
-            module
-            for name, module in list(sys.modules.items())
-            if not name.startswith("pytest_asynccheck") and isinstance(module, types.ModuleType)
-        ]
-        for namespace, hits in _holding(modules, replacements):
+        """Point every module global bound to a patched original at its wrapper.
+
+        ``replacements`` are the functions of modules imported since the last scan, so only
+        modules that were not loaded (under that name) at the last scan can hold them."""
+        loaded = dict(sys.modules)
+        seen = set(zip(loaded, map(id, loaded.values()), strict=True))
+        names = list(map(itemgetter(0), seen - self._scanned))
+        self._scanned = seen
+        names = list(compress(names, map(operator.not_, map(str.startswith, names, repeat(_OWN)))))
+        modules = list(map(loaded.__getitem__, names))
+        modules = list(compress(modules, map(isinstance, modules, repeat(types.ModuleType))))
+        for namespace, hits in _holding(_namespaces(modules), replacements):
+            self._rebound.append(namespace)
             for key in hits:
                 value = namespace[key]
                 wrapper = replacements.get(id(value))
@@ -212,8 +252,16 @@ class Interceptor:
                 setattr(owner, attribute, previous)
             else:
                 delattr(owner, attribute)
+        # A wrapper is held where install or a refresh rebound an alias, by a module loaded
+        # since install (``from time import sleep`` then binds the wrapper), or by the plugin's
+        # own modules (a detector that patches the same call on top keeps the one beneath).
         originals = {key: original for key, (_wrapper, original) in self._wrappers.items()}
-        for namespace, hits in _holding(list(sys.modules.values()), originals):
+        loaded = dict(sys.modules)
+        later = set(zip(loaded, map(id, loaded.values()), strict=True)) - self._at_install
+        names = [name for name, _id in later]
+        names += compress(loaded, map(str.startswith, loaded, repeat(_OWN)))
+        namespaces = _namespaces(map(loaded.__getitem__, names))
+        for namespace, hits in _holding(namespaces + self._rebound, originals):
             for key in hits:
                 namespace[key] = originals[id(namespace[key])]
         self._patches.clear()
@@ -222,6 +270,9 @@ class Interceptor:
         self._pending.clear()
         self._pending_modules = frozenset()
         self._pending_holders = []
+        self._scanned = set()
+        self._at_install = set()
+        self._rebound = []
 
     # the slow path: a catalogued call on a running loop's thread
 

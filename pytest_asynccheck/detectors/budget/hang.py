@@ -33,6 +33,7 @@ import pytest
 
 from ..._findings import Finding, Kind
 from ..._frames import is_user_file
+from ..._hookholder import HookHolder
 from ..._session import TestCheck
 from ..blocking.loopthread import allow_blocking
 from . import awaittree, waits
@@ -329,7 +330,7 @@ def stopped(check: TestCheck, exc: BaseException) -> None:
 INTERRUPTED: list[tuple[str, str]] = []
 
 
-class InterruptSummary:
+class InterruptSummary(HookHolder):
     """Prints the await tree of the test Ctrl-C stopped, in the run's terminal summary."""
 
     name = "asynccheck-interrupt"

@@ -23,6 +23,7 @@ import pytest
 
 from ... import _clock
 from ..._events import Detector
+from ..._hookholder import HookHolder
 from ..._options import Settings
 from ..._session import TestCheck
 from ..._wire import MEASURE_ATTR, TIMELINE_ATTR
@@ -110,7 +111,7 @@ class OutputsDetector(Detector):
             self.pending[test.nodeid] = found
 
 
-class Outputs:
+class Outputs(HookHolder):
     """Puts what was recorded on the call phase's report."""
 
     name = "asynccheck-outputs"

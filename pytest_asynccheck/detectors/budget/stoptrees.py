@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from ..._hookholder import HookHolder
 from ..._session import CheckSession, TestCheck
 from ..blocking.loopthread import allow_blocking
 from . import awaittree
@@ -158,7 +159,7 @@ def _write_tree_first(
     return fire(*args, **kwargs)
 
 
-class TimeoutTrees:
+class TimeoutTrees(HookHolder):
     """Has pytest-timeout's thread-method timer write the test's await tree before it ends the
     process."""
 
