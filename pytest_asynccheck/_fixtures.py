@@ -44,6 +44,7 @@ from typing import Any
 
 import pytest
 
+from ._hookholder import HookHolder
 from ._session import FIXTURE, CheckSession, FixtureRun, FixtureStep, TestCheck
 from ._standalone import dressed_as, is_async_function
 from .detectors.budget import hang
@@ -214,7 +215,7 @@ def _all_definitions(session: pytest.Session) -> Iterable[pytest.FixtureDef[Any]
     return None
 
 
-class FixtureChecks:
+class FixtureChecks(HookHolder):
     """Wraps each async fixture's function; its findings and its tasks' fate are reported on
     the test running then."""
 

@@ -22,6 +22,7 @@ import pytest
 
 from ._findings import Finding, Phase, Severity
 from ._fixtures import FinishFixture
+from ._hookholder import HookHolder
 from ._markers import MAX_WALL_MARKER as MAX_WALL
 from ._markers import MarkerError, parse_allow_marker, parse_max_wall
 from ._session import CheckSession, TestCheck
@@ -108,7 +109,7 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list
     return findings
 
 
-class Checks:
+class Checks(HookHolder):
     """The check of each test, around its setup, call and teardown, and the session's end."""
 
     name = "asynccheck-checks"

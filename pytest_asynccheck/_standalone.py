@@ -15,6 +15,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
+from ._hookholder import HookHolder
 from ._session import CheckSession, TestCheck
 from .detectors.budget import hang, stoptrees
 
@@ -234,7 +235,7 @@ def _loop_runner(session: CheckSession, item: pytest.Item) -> LoopRunner:
     return runner
 
 
-class Standalone:
+class Standalone(HookHolder):
     """The standalone runner: async tests no other async plugin claims, and their async
     fixtures, on a fresh loop per test.
 

@@ -15,7 +15,6 @@ import pytest
 
 from . import hookspecs
 from ._fixtures import FixtureChecks
-from ._hookholder import HookHolder
 from ._options import Settings, add_options, load_settings
 from ._runtest import Checks, fixture_finisher
 from ._session import CheckSession
@@ -27,20 +26,6 @@ from .reporting import baseline, outputs
 from .reporting.summary import Summary
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
-
-
-# The plugin objects whose classes are not hook holders themselves, registered as ones: pytest
-# reads only their hooks (``_hookholder``), and they are the same objects otherwise.
-class _Checks(Checks, HookHolder):
-    pass
-
-
-class _Standalone(Standalone, HookHolder):
-    pass
-
-
-class _FixtureChecks(FixtureChecks, HookHolder):
-    pass
 
 
 MARKERS = (
@@ -76,17 +61,17 @@ def pytest_configure(config: pytest.Config) -> None:
     session = CheckSession(config, settings, detectors, accepted)
     config.add_cleanup(session.finish)
     session.start()
-    config.pluginmanager.register(_Checks(session), Checks.name)
+    config.pluginmanager.register(Checks(session), Checks.name)
     summary = Summary(session)
     config.pluginmanager.register(summary, "asynccheck-summary")
     outputs.register(config, session, summary)
-    config.pluginmanager.register(_Standalone(session), Standalone.name)
+    config.pluginmanager.register(Standalone(session), Standalone.name)
     if not FILTERS_GROUPS:
         config.pluginmanager.register(TracebackTrim(), TracebackTrim.name)
     config.pluginmanager.register(hang.InterruptSummary(), hang.InterruptSummary.name)
     config.pluginmanager.register(stoptrees.TimeoutTrees(session), stoptrees.TimeoutTrees.name)
     config.pluginmanager.register(
-        _FixtureChecks(session, fixture_finisher(session)), FixtureChecks.name
+        FixtureChecks(session, fixture_finisher(session)), FixtureChecks.name
     )
 
 

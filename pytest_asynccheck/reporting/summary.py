@@ -232,7 +232,7 @@ class Summary(HookHolder):
                 terminalreporter.write_line(line)
 
 
-class ReportFollower:
+class ReportFollower(HookHolder):
     """The summary's reader of test reports: puts a phase's findings on its report (before
     pytest-xdist's worker sends it) and its crash location at the first error's line, and
     takes findings, budgets and attempts from the reports (the workers' too)."""
