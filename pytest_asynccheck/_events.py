@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,9 @@ class Detector:
         """The test's teardown is over; findings added now belong to the teardown."""
 
 
+_METHOD = operator.itemgetter(1)
+
+
 def detector_name(detector: Detector) -> str:
     return detector.name or type(detector).__name__
 
@@ -146,13 +150,16 @@ class Detectors:
 
     def unsubscribe(self, detector: Detector, event: str) -> None:
         subscribers = self._subscribers[event]
-        self._set(event, tuple(s for s in subscribers if s[0] is not detector))
+        if subscribers and subscribers[-1][0] is detector:
+            self._set(event, subscribers[:-1])  # the usual case: the last one subscribed
+        else:
+            self._set(event, tuple(s for s in subscribers if s[0] is not detector))
 
     def _set(
         self, event: str, subscribers: tuple[tuple[Detector, Callable[..., None]], ...]
     ) -> None:
         self._subscribers[event] = subscribers
-        self._methods[event] = tuple(method for _detector, method in subscribers)
+        self._methods[event] = tuple(map(_METHOD, subscribers))  # in C: once per test at most
 
     def emit(self, event: str, *args: object) -> None:
         for method in self._methods[event]:

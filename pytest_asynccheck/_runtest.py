@@ -91,14 +91,11 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list
     session.end_phase(check, phase)
     if phase == "teardown":
         session.end_test(check)
-    if session.on_report_data is not None and (
-        check.findings or (phase == "call" and check.budget is not None)
-    ):
-        # Before this phase's report is made: the summary follows the reports from now on.
-        follow, session.on_report_data = session.on_report_data, None
-        follow()
     if not check.findings:
+        if phase == "call" and check.budget is not None:
+            _follow_reports(session)
         return []
+    _follow_reports(session)
     findings = check.findings_in(phase)
     # ``--junitxml`` writes the item's properties; the findings themselves ride on the phase's
     # report (see ``Summary``), as builtins, so pytest-xdist moves them.
@@ -107,6 +104,15 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list
     if findings:
         session.reported[(check.nodeid, phase)] = [f.to_dict() for f in findings]
     return findings
+
+
+def _follow_reports(session: CheckSession) -> None:
+    """Before the phase's report is made: the summary follows the reports from now on, if it
+    does not already."""
+    follow = session.on_report_data
+    if follow is not None:
+        session.on_report_data = None
+        follow()
 
 
 class Checks(HookHolder):
