@@ -41,6 +41,7 @@ from .stuck import (
     Stall,
     Watch,
     _real_time,
+    _schedstat_files,
     _turn_began,
     runqueue_wait,
     stuck_line,
@@ -104,15 +105,18 @@ class Watchdog(StallSampler):
             if watch is not None and watch.loop is loop and watch.test is test:
                 watch.depth += 1
                 return
-            # Opened now, on the loop thread, not while the watchdog reads it during a stall:
-            # each system call lets the loop thread run on (see ``_io``).
-            runqueue_wait(threading.get_native_id())
+            native_id = threading.get_native_id()
+            if native_id not in _schedstat_files:
+                # Opened now, on the loop thread, not while the watchdog reads it during a
+                # stall: each system call lets the loop thread run on (see ``_io``). Only
+                # opened: a file whose thread has ended is opened again at its next read.
+                runqueue_wait(native_id)
             self._watch = Watch(
                 test,
                 loop,
                 post,
                 threading.get_ident(),
-                threading.get_native_id(),
+                native_id,
                 since=_clock.perf_counter(),
                 precise=isinstance(loop, asyncio.BaseEventLoop) and _real_time(loop),
             )
