@@ -72,31 +72,42 @@ class Stall:
     turn: float | None = None
 
 
-@dataclass
 class Watch:
-    """One loop being watched for one test."""
+    """One loop being watched for one test step (one a step: built at each attach, so a plain
+    class with positional fields, its constant defaults on the class)."""
 
-    test: TestCheck
-    loop: object
-    post: Callable[[Callable[[], None]], object]
-    thread_id: int
-    #: The loop thread's id for the kernel (``/proc/self/task/<id>``).
-    native_id: int | None = None
-    since: float = 0.0
     #: When the loop last answered a heartbeat: it was turning then.
-    answered_at: float = 0.0
-    depth: int = 1
-    #: Whether the loop tells when each of its turns began (the standard library's loop on
-    #: real time).
-    precise: bool = False
+    answered_at = 0.0
+    depth = 1
     #: A stall seen but not yet ended.
     stalled: Stall | None = None
     #: The loop thread's time spent waiting for a CPU when it last answered.
     waited_for_cpu: int | None = None
-    #: The stalls found, each made into a finding when the test ends, on the loop thread: its
-    #: message quotes the line, and reading the file here would let the loop thread run on
-    #: while the watchdog waits to look at it again.
-    done: list[Callable[[], Finding]] = field(default_factory=list)
+
+    def __init__(
+        self,
+        test: TestCheck,
+        loop: object,
+        post: Callable[[Callable[[], None]], object],
+        thread_id: int,
+        native_id: int | None,
+        since: float,
+        precise: bool,
+    ) -> None:
+        self.test = test
+        self.loop = loop
+        self.post = post
+        self.thread_id = thread_id
+        #: The loop thread's id for the kernel (``/proc/self/task/<id>``).
+        self.native_id = native_id
+        self.since = since
+        #: Whether the loop tells when each of its turns began (the standard library's loop
+        #: on real time).
+        self.precise = precise
+        #: The stalls found, each made into a finding when the test ends, on the loop thread:
+        #: its message quotes the line, and reading the file here would let the loop thread
+        #: run on while the watchdog waits to look at it again.
+        self.done: list[Callable[[], Finding]] = []
 
 
 _RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]

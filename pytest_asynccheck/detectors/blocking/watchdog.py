@@ -117,8 +117,8 @@ class Watchdog(StallSampler):
                 post,
                 threading.get_ident(),
                 native_id,
-                since=_clock.perf_counter(),
-                precise=isinstance(loop, asyncio.BaseEventLoop) and _real_time(loop),
+                _clock.perf_counter(),
+                isinstance(loop, asyncio.BaseEventLoop) and _real_time(loop),
             )
             if self._thread is None or self._idle:
                 # The thread should run now: if it gets the interpreter only much later, the
