@@ -14,7 +14,7 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ... import _frames as frames
 from ..._findings import Finding
@@ -267,9 +267,17 @@ def _real_time(loop: asyncio.AbstractEventLoop) -> bool:
         # ``_clock.set_on_instance``, inline on the method read: this runs at each test step.
         if getattr(clock, "__self__", None) is not loop:
             return False
+        if (
+            getattr(clock, "__func__", None) is _ASYNCIO_TIME
+            and _ASYNCIO_GLOBALS["time"].monotonic is _monotonic
+        ):
+            return True  # asyncio's own method, which reads the monotonic clock itself
         return abs(clock() - _monotonic()) < 1.0
     except Exception:
         return False
 
 
 _monotonic = time.monotonic
+_ASYNCIO_TIME = asyncio.BaseEventLoop.time
+#: What ``BaseEventLoop.time`` reads ``time.monotonic`` from (a test may patch it there).
+_ASYNCIO_GLOBALS: dict[str, Any] = _ASYNCIO_TIME.__globals__
