@@ -171,7 +171,8 @@ class ThreadSafetyDetector(Detector):
             self._restore(test)
 
     def test_finished(self, test: TestCheck) -> None:
-        self._restore(test)  # the body did not return (cancelled, say)
+        if self._current is test or test.data.get("threads.patched"):
+            self._restore(test)  # the body did not return (cancelled, say)
 
     def _restore(self, test: TestCheck) -> None:
         if self._current is test:
