@@ -72,8 +72,9 @@ class Stall:
 
 
 class Watch:
-    """One loop being watched for one test step (one a step: built at each attach, so a plain
-    class with positional fields, its constant defaults on the class)."""
+    """One loop being watched for one step of a test. One is built at every attach: a plain
+    class with positional fields and its constant defaults on the class, cheaper to build than
+    a dataclass called with keywords."""
 
     #: When the loop last answered a heartbeat: it was turning then.
     answered_at = 0.0
