@@ -18,8 +18,6 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import _clock
-
 if TYPE_CHECKING:
     from .._session import TestCheck
 
@@ -42,8 +40,9 @@ def read_contexts(test: TestCheck, loop: Any, reader: Reader) -> bool:
             return True
         return False  # one loop per test body; a second loop is not read
     forward: CallExceptionHandler = loop.call_exception_handler
-    # One the user put on the instance (a mock, say) is put back when the test ends.
-    own = forward if _clock.set_on_instance(loop, "call_exception_handler") else None
+    # One the user put on the instance (a mock, say) is put back when the test ends
+    # (``_clock.set_on_instance``, inline on the method read: this runs at every test body).
+    own = forward if getattr(forward, "__self__", None) is not loop else None
     readers: list[Reader] = [reader]
 
     def asynccheck_call_exception_handler(context: Context) -> object:

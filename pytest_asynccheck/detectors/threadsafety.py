@@ -17,8 +17,9 @@ other loops (uvloop) on the loop instance, for the test body. Each compares the 
 with the loop's (one ``threading.get_ident()`` per call, as asyncio's debug mode does) and, on
 another thread during a test body, records a finding at the user's line in that thread, naming
 the thread, what was called and the thread-safe call to use instead. The call itself still
-runs. ``call_soon`` keeps asyncio's own steps (the closed check, then ``_call_soon``), so the
-loop's hottest call pays no extra frame. A standard library loop instance is never given
+runs. ``call_soon`` and ``call_at`` keep asyncio's own steps (the closed check, then
+``_call_soon`` or the timer pushed on the heap; in debug mode asyncio's own method), so the
+loop's hottest calls pay no extra frame. A standard library loop instance is never given
 attributes of the plugin's: past a few dozen attributes Python drops an object's compact
 layout, and every attribute read on the loop would be slower for the rest of its life.
 
@@ -33,6 +34,7 @@ whose class takes no instance attributes.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import linecache
 import re
 import sys
@@ -169,7 +171,8 @@ class ThreadSafetyDetector(Detector):
             self._restore(test)
 
     def test_finished(self, test: TestCheck) -> None:
-        self._restore(test)  # the body did not return (cancelled, say)
+        if self._current is test or test.data.get("threads.patched"):
+            self._restore(test)  # the body did not return (cancelled, say)
 
     def _restore(self, test: TestCheck) -> None:
         if self._current is test:
@@ -259,10 +262,33 @@ def _patch_classes(note: Note) -> Patched:
             self._check_closed()
         return self._call_soon(callback, args, context)  # type: ignore[no-any-return]
 
-    call_at = base.__dict__["call_at"]  # call_later goes through it
+    original_call_at = base.__dict__["call_at"]  # call_later goes through it
+    timer_handle, heappush = asyncio.TimerHandle, heapq.heappush
+
+    # The same for the timers: asyncio's steps outside debug mode (its handle keeps no
+    # traceback then), else asyncio's own method, which also refuses ``when=None`` on 3.12+.
+    def call_at(
+        self: Any,
+        when: float | None,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Any = None,
+    ) -> asyncio.TimerHandle:
+        thread = self._thread_id
+        if thread != get_ident() and thread is not None:
+            note(self, "call_at", (when, callback, *args))
+        if self._debug or when is None:
+            return original_call_at(self, when, callback, *args, context=context)  # type: ignore[no-any-return]
+        if self._closed:
+            self._check_closed()
+        timer = timer_handle(when, callback, args, self, context)
+        heappush(self._scheduled, timer)
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
+
     patched: Patched = [
         (base, "call_soon", call_soon, original_call_soon),
-        (base, "call_at", _checked_method("call_at", call_at, note), call_at),
+        (base, "call_at", call_at, original_call_at),
     ]
     selector = selector_events.BaseSelectorEventLoop
     for name in _FD_METHODS:  # the private ones: transports use them too

@@ -66,7 +66,8 @@ class BlockingDetector(Detector):
             loopthread.clear_foreign_loop_thread()
 
     def test_finished(self, test: TestCheck) -> None:
-        loopthread.clear_foreign_loop_thread()
+        if loopthread.foreign_loop_thread is not None:
+            loopthread.clear_foreign_loop_thread()
         if self.watchdog is not None:
             self.watchdog.detach(test, force=True)
 

@@ -14,9 +14,8 @@ import time
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ... import _clock
 from ... import _frames as frames
 from ..._findings import Finding
 
@@ -72,31 +71,43 @@ class Stall:
     turn: float | None = None
 
 
-@dataclass
 class Watch:
-    """One loop being watched for one test."""
+    """One loop being watched for one step of a test. One is built at every attach: a plain
+    class with positional fields and its constant defaults on the class, cheaper to build than
+    a dataclass called with keywords."""
 
-    test: TestCheck
-    loop: object
-    post: Callable[[Callable[[], None]], object]
-    thread_id: int
-    #: The loop thread's id for the kernel (``/proc/self/task/<id>``).
-    native_id: int | None = None
-    since: float = 0.0
     #: When the loop last answered a heartbeat: it was turning then.
-    answered_at: float = 0.0
-    depth: int = 1
-    #: Whether the loop tells when each of its turns began (the standard library's loop on
-    #: real time).
-    precise: bool = False
+    answered_at = 0.0
+    depth = 1
     #: A stall seen but not yet ended.
     stalled: Stall | None = None
     #: The loop thread's time spent waiting for a CPU when it last answered.
     waited_for_cpu: int | None = None
-    #: The stalls found, each made into a finding when the test ends, on the loop thread: its
-    #: message quotes the line, and reading the file here would let the loop thread run on
-    #: while the watchdog waits to look at it again.
-    done: list[Callable[[], Finding]] = field(default_factory=list)
+
+    def __init__(
+        self,
+        test: TestCheck,
+        loop: object,
+        post: Callable[[Callable[[], None]], object],
+        thread_id: int,
+        native_id: int | None,
+        since: float,
+        precise: bool,
+    ) -> None:
+        self.test = test
+        self.loop = loop
+        self.post = post
+        self.thread_id = thread_id
+        #: The loop thread's id for the kernel (``/proc/self/task/<id>``).
+        self.native_id = native_id
+        self.since = since
+        #: Whether the loop tells when each of its turns began (the standard library's loop
+        #: on real time).
+        self.precise = precise
+        #: The stalls found, each made into a finding when the test ends, on the loop thread:
+        #: its message quotes the line, and reading the file here would let the loop thread
+        #: run on while the watchdog waits to look at it again.
+        self.done: list[Callable[[], Finding]] = []
 
 
 _RUN_ONCE = asyncio.BaseEventLoop._run_once.__code__  # type: ignore[attr-defined]
@@ -252,12 +263,22 @@ _SCHEDSTAT_FILES = 8
 def _real_time(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether ``loop``'s clock is real time: not replaced on the instance (virtual time) and
     reading what the monotonic clock reads (not looptime, not a mock)."""
-    if _clock.set_on_instance(loop, "time"):
-        return False
     try:
-        return abs(loop.time() - _monotonic()) < 1.0
+        clock = loop.time
+        # ``_clock.set_on_instance``, inline on the method read: this runs at each test step.
+        if getattr(clock, "__self__", None) is not loop:
+            return False
+        if (
+            getattr(clock, "__func__", None) is _ASYNCIO_TIME
+            and _ASYNCIO_GLOBALS["time"].monotonic is _monotonic
+        ):
+            return True  # asyncio's own method, which reads the monotonic clock itself
+        return abs(clock() - _monotonic()) < 1.0
     except Exception:
         return False
 
 
 _monotonic = time.monotonic
+_ASYNCIO_TIME = asyncio.BaseEventLoop.time
+#: What ``BaseEventLoop.time`` reads ``time.monotonic`` from (a test may patch it there).
+_ASYNCIO_GLOBALS: dict[str, Any] = _ASYNCIO_TIME.__globals__
