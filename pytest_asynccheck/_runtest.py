@@ -163,8 +163,7 @@ class Checks(HookHolder):
         target = call_target(item)
         if target is None:
             return (yield from _phase(session, check, "call"))
-        owner, attribute = target
-        original = getattr(owner, attribute)
+        owner, attribute, original = target
         check.is_async = True
         setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
         try:

@@ -31,17 +31,17 @@ WIDER_SCOPE_FIXTURE = (
 )
 
 
-def call_target(item: pytest.Item) -> tuple[object, str] | None:
-    """Where the test's coroutine function lives: ``(owner, attribute)``, or ``None`` for a
-    test that is not a coroutine function."""
+def call_target(item: pytest.Item) -> tuple[object, str, Any] | None:
+    """Where the test's coroutine function lives, and the function: ``(owner, attribute,
+    function)``, or ``None`` for a test that is not a coroutine function."""
     obj = getattr(item, "obj", None)
     if obj is None:
         return None
     hypothesis = getattr(obj, "hypothesis", None)
     inner = getattr(hypothesis, "inner_test", None)
     if inner is not None:
-        return (hypothesis, "inner_test") if is_coroutine_function(inner) else None
-    return (item, "obj") if is_coroutine_function(obj) else None
+        return (hypothesis, "inner_test", inner) if is_coroutine_function(inner) else None
+    return (item, "obj", obj) if is_coroutine_function(obj) else None
 
 
 def _plain_function_flags(func: object) -> int | None:

@@ -300,13 +300,26 @@ def _patch_classes(note: Note) -> Patched:
 
 
 def _checked_method(name: str, original: Callable[..., Any], note: Note) -> Callable[..., Any]:
+    """The selector loop's private reader and writer method ``name``, checked: with the
+    original's own parameters, as every loop calls two of them and each socket transport more
+    (arguments packed into a tuple and a dictionary cost more than the check itself)."""
     get_ident = threading.get_ident
 
-    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+    if name.startswith("remove_"):
+
+        def checked_remove(self: Any, fd: Any) -> Any:
+            thread = self._thread_id
+            if thread != get_ident() and thread is not None:
+                note(self, name, (fd,))
+            return original(self, fd)
+
+        return checked_remove
+
+    def checked(self: Any, fd: Any, callback: Any, *args: Any) -> Any:
         thread = self._thread_id
         if thread != get_ident() and thread is not None:
-            note(self, name, args)
-        return original(self, *args, **kwargs)
+            note(self, name, (fd, callback, *args))
+        return original(self, fd, callback, *args)
 
     return checked
 
