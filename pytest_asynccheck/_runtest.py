@@ -26,7 +26,12 @@ from ._hookholder import HookHolder
 from ._markers import MAX_WALL_MARKER as MAX_WALL
 from ._markers import MarkerError, parse_allow_marker, parse_max_wall
 from ._session import CheckSession, TestCheck
-from ._standalone import Standalone, call_target, checked_coroutine_function, needs_standalone
+from ._standalone import (
+    Standalone,
+    call_target,
+    checked_coroutine_function,
+    standalone_needed,
+)
 from ._warnings import emit_warnings, warn_about_marker
 from ._wire import FINDING_PROPERTY
 from .detectors.budget import hang
@@ -193,7 +198,7 @@ class Checks(HookHolder):
         """Drop what no collected test needs: the standalone runner, and the budget
         detector when no test has a ``max_wall`` marker (both act on every test otherwise)."""
         check_session = self.session
-        if not any(needs_standalone(item) for item in session.items):
+        if not standalone_needed(session.items, session.config):
             plugin = session.config.pluginmanager.get_plugin(Standalone.name)
             if plugin is not None:
                 session.config.pluginmanager.unregister(plugin)

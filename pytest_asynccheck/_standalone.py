@@ -117,11 +117,18 @@ def dressed_as(func: Callable[..., Any], wrapper: Callable[..., Any]) -> Callabl
     return wrapper
 
 
-def is_claimed(item: pytest.Item) -> bool:
+def asyncio_item_class(config: pytest.Config) -> type | None:
+    """pytest-asyncio's item class, if that plugin is loaded."""
+    item_class = getattr(config.pluginmanager.get_plugin("asyncio"), "PytestAsyncioFunction", None)
+    return item_class if isinstance(item_class, type) else None
+
+
+def is_claimed(item: pytest.Item, item_class: type | bool | None = True) -> bool:
     """Whether another async plugin runs this test (then the standalone runner never does).
-    Cheapest question first: this is asked of every test."""
-    asyncio_plugin = item.config.pluginmanager.get_plugin("asyncio")
-    item_class = getattr(asyncio_plugin, "PytestAsyncioFunction", None)
+    Cheapest question first: this is asked of every test. ``item_class``: pytest-asyncio's
+    item class when the caller looked it up once for many items."""
+    if item_class is True:
+        item_class = asyncio_item_class(item.config)
     if isinstance(item_class, type) and isinstance(item, item_class):
         return True
     fixturenames = getattr(item, "fixturenames", ())
@@ -283,8 +290,15 @@ class Standalone(HookHolder):
             fixturedef.func = func  # type: ignore[misc]
 
 
-def needs_standalone(item: pytest.Item) -> bool:
-    if is_claimed(item):
+def standalone_needed(items: list[pytest.Item], config: pytest.Config) -> bool:
+    """Whether any of ``items`` is an async test, or asks for an async fixture, that no other
+    plugin runs."""
+    item_class = asyncio_item_class(config)
+    return any(needs_standalone(item, item_class) for item in items)
+
+
+def needs_standalone(item: pytest.Item, item_class: type | bool | None = True) -> bool:
+    if is_claimed(item, item_class):
         return False
     if is_coroutine_function(getattr(item, "obj", None)):
         return True  # it may ask for any fixture by name while it runs

@@ -51,6 +51,12 @@ from .._session import CheckSession, TestCheck, active, in_fixture
 from . import task_factory
 from .task_findings import FIXTURE_ATTR, created_at
 
+#: The loop's running task, asked at every step: ``asyncio.current_task`` is in C from 3.12; before,
+#: a Python function, and its table is read directly.
+_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    asyncio.current_task if sys.version_info >= (3, 12) else asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+)
+
 SUPPORTED = sys.version_info >= (3, 11)
 UNSUPPORTED_NOTE = (
     "swallowed-cancel is not checked on Python "
@@ -255,7 +261,7 @@ class CancelDetector(Detector):
     ) -> None:
         # Run for every test: kept to a few C calls. The hook goes on the step's task whatever
         # it had (the factory's is the same), and off at the step's end.
-        task = asyncio.current_task(loop) if loop is not None else None
+        task = _current_task(loop) if loop is not None else None
         if task is None:
             return
         try:
