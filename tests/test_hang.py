@@ -9,6 +9,10 @@ import pytest
 
 from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, anyio_module
 
+#: How long an inner run in a process of its own may take before it counts as hung: a hang of
+#: the plugin's fails that test instead of stopping the whole suite.
+SUBPROCESS_TIMEOUT = 120
+
 HUNG = """
 import asyncio
 import pytest
@@ -538,7 +542,7 @@ def test_ctrl_c_shows_the_await_tree(pytester: pytest.Pytester, runner: str) -> 
         """
     )
     # In a process of its own: the interrupted run leaves its loop and tasks behind.
-    result = pytester.runpytest_subprocess(*ARGS, *plugins)
+    result = pytester.runpytest_subprocess(*ARGS, *plugins, timeout=SUBPROCESS_TIMEOUT)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(
         [
@@ -595,7 +599,9 @@ def test_pytest_timeout_thread_method_writes_the_await_tree_before_it_ends_the_p
     pytester.makeini("[pytest]\n" + ini)
     pytester.makepyfile(test_mod=source)
     # pytest-timeout's thread method ends the process: in a process of its own.
-    result = pytester.runpytest_subprocess(*ARGS, *plugins, "-p", "timeout", "-p", "no:randomly")
+    result = pytester.runpytest_subprocess(
+        *ARGS, *plugins, "-p", "timeout", "-p", "no:randomly", timeout=SUBPROCESS_TIMEOUT
+    )
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
@@ -653,6 +659,10 @@ async def test_times_out({fixture}):
 """
 
 
+# Where the signal lands decides how trio unwinds: in trio's own code running as anyio's guest,
+# the run ends and the waiting runner is never told, so the inner run never ends (seen once,
+# under coverage). Bounded, and tried again.
+@pytest.mark.flaky(reruns=2)
 @pytest.mark.parametrize("test", ["test_interrupted", "test_times_out"])
 @pytest.mark.parametrize("runner", TRIO_RUNNERS)
 def test_ctrl_c_and_pytest_timeout_show_trio_task_tree(
@@ -667,6 +677,7 @@ def test_ctrl_c_and_pytest_timeout_show_trio_task_tree(
         *plugins,
         *("-p", "timeout", "-p", "no:randomly", "-k", test),
         *("-W", "ignore::pytest.PytestUnraisableExceptionWarning"),
+        timeout=SUBPROCESS_TIMEOUT,
     )
     # trio's nursery hands Ctrl-C on as a group: the runners report it as the test's failure.
     result.assert_outcomes(failed=1, deselected=1)
@@ -731,7 +742,7 @@ def test_pytest_timeout_in_an_async_fixture_shows_the_fixture_tree(
         result.stdout.fnmatch_lines(["*Captured asynccheck await tree setup*", *tree])
     else:
         # pytest-timeout's thread method ends the process: in a process of its own.
-        result = pytester.runpytest_subprocess(*args)
+        result = pytester.runpytest_subprocess(*args, timeout=SUBPROCESS_TIMEOUT)
         assert result.ret == 1
         result.stdout.fnmatch_lines(
             ["*+ asynccheck: await tree of test_mod.py::test_setup_hangs at the timeout +*", *tree]
