@@ -82,6 +82,7 @@ async def test_thread_calls_call_later_and_add_reader():
     def worker():
         loop.call_later(0.001, fired.set)
         loop.add_reader(a.fileno(), lambda: None)
+        loop.remove_writer(b.fileno())
 
     await in_thread(worker, "io")
     await asyncio.wait_for(fired.wait(), 5)
@@ -132,13 +133,16 @@ def test_thread_unsafe_calls_are_reported_in_the_thread_that_made_them(
     )
     result.stdout.fnmatch_lines(
         [
-            "asynccheck found 2 problems in test_mod.py::test_thread_calls_call_later_and_add_"
+            "asynccheck found 3 problems in test_mod.py::test_thread_calls_call_later_and_add_"
             "reader (call):",
             "?thread-unsafe? loop.call_later() was called from thread 'io', *",
             f"  at test_mod.py:{line(54)} in worker",
             f"  fix: {CALL_SOON_FIX}",
             "?thread-unsafe? loop.add_reader() was called from thread 'io', *",
             f"  at test_mod.py:{line(55)} in worker",
+            f"  fix: {FD_FIX}",
+            "?thread-unsafe? loop.remove_writer() was called from thread 'io', *",
+            f"  at test_mod.py:{line(56)} in worker",
             f"  fix: {FD_FIX}",
         ]
     )
