@@ -245,7 +245,7 @@ class FixtureChecks(HookHolder):
                 wants_wrapper = True
                 continue
             wrapped = self._wrap(definition, target, bound_to, [])
-            self._swapped.append((definition, cell, definition.func if cell is None else original))
+            self._swapped.append((definition, cell, original))
             self._swapped_defs.add(id(definition))
             _put(definition, cell, wrapped)
         if self._swapped:
@@ -287,7 +287,7 @@ class FixtureChecks(HookHolder):
         try:
             result = yield
         finally:
-            _put(fixturedef, cell, func if cell is None else original)
+            _put(fixturedef, cell, original)
         for run in started:
             # Last in, first run: before the runner's own finalizer, which may close its loop
             # (anyio's, when the fixture holds its last lease).
