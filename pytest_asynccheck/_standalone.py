@@ -123,13 +123,15 @@ def asyncio_item_class(config: pytest.Config) -> type | None:
     return item_class if isinstance(item_class, type) else None
 
 
-def is_claimed(item: pytest.Item, item_class: type | bool | None = True) -> bool:
-    """Whether another async plugin runs this test (then the standalone runner never does).
-    Cheapest question first: this is asked of every test. ``item_class``: pytest-asyncio's
-    item class when the caller looked it up once for many items."""
-    if item_class is True:
-        item_class = asyncio_item_class(item.config)
-    if isinstance(item_class, type) and isinstance(item, item_class):
+def is_claimed(item: pytest.Item) -> bool:
+    """Whether another async plugin runs this test (then the standalone runner never does)."""
+    return _claimed(item, asyncio_item_class(item.config))
+
+
+def _claimed(item: pytest.Item, item_class: type | None) -> bool:
+    """``is_claimed``, with pytest-asyncio's item class looked up once for many items.
+    Cheapest question first: this is asked of every test."""
+    if item_class is not None and isinstance(item, item_class):
         return True
     fixturenames = getattr(item, "fixturenames", ())
     if any(name in fixturenames for name in CLAIMING_FIXTURES):
@@ -294,11 +296,11 @@ def standalone_needed(items: list[pytest.Item], config: pytest.Config) -> bool:
     """Whether any of ``items`` is an async test, or asks for an async fixture, that no other
     plugin runs."""
     item_class = asyncio_item_class(config)
-    return any(needs_standalone(item, item_class) for item in items)
+    return any(_needs_standalone(item, item_class) for item in items)
 
 
-def needs_standalone(item: pytest.Item, item_class: type | bool | None = True) -> bool:
-    if is_claimed(item, item_class):
+def _needs_standalone(item: pytest.Item, item_class: type | None) -> bool:
+    if _claimed(item, item_class):
         return False
     if is_coroutine_function(getattr(item, "obj", None)):
         return True  # it may ask for any fixture by name while it runs
