@@ -38,7 +38,6 @@ import sys
 import types
 from collections.abc import Iterable, Iterator
 from itertools import compress, repeat
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from ... import _frames as frames
@@ -71,6 +70,12 @@ def _keys_of(namespace: dict[str, Any], ids: dict[int, Any]) -> list[str]:
     keys and values come in the same order): this runs over every global of the modules
     that hold a patched function."""
     return list(compress(namespace, map(ids.__contains__, map(id, namespace.values()))))
+
+
+def _module_keys(loaded: dict[str, Any]) -> set[tuple[str, int]]:
+    """(name, id) of each module in ``loaded`` (a copy of ``sys.modules``): a module loaded
+    again under the same name is another module."""
+    return set(zip(loaded, map(id, loaded.values()), strict=True))
 
 
 def _namespaces(modules: Iterable[object]) -> list[dict[str, Any]]:
@@ -224,8 +229,8 @@ class Interceptor:
         ``replacements`` are the functions of modules imported since the last scan, so only
         modules that were not loaded (under that name) at the last scan can hold them."""
         loaded = dict(sys.modules)
-        seen = set(zip(loaded, map(id, loaded.values()), strict=True))
-        names = list(map(itemgetter(0), seen - self._scanned))
+        seen = _module_keys(loaded)
+        names = list(map(operator.itemgetter(0), seen - self._scanned))
         self._scanned = seen
         names = list(compress(names, map(operator.not_, map(str.startswith, names, repeat(_OWN)))))
         modules = list(map(loaded.__getitem__, names))
@@ -257,7 +262,7 @@ class Interceptor:
         # own modules (a detector that patches the same call on top keeps the one beneath).
         originals = {key: original for key, (_wrapper, original) in self._wrappers.items()}
         loaded = dict(sys.modules)
-        later = set(zip(loaded, map(id, loaded.values()), strict=True)) - self._at_install
+        later = _module_keys(loaded) - self._at_install
         names = [name for name, _id in later]
         names += compress(loaded, map(str.startswith, loaded, repeat(_OWN)))
         namespaces = _namespaces(map(loaded.__getitem__, names))
