@@ -8,9 +8,9 @@ baseline and, on GitHub Actions, workflow commands.
 - A test rerun by pytest-rerunfailures counts by its last attempt.
 
 The reports are followed (``ReportFollower``, a ``pytest_runtest_logreport`` implementation)
-from the start only where they carry what the summary needs: under pytest-xdist (the workers'
-findings travel on them), with pytest-rerunfailures (an attempt is set aside when a later one
-reports) or with budgets. Elsewhere it is registered at the first phase that has findings or a
+from the start only where every report may carry what the summary needs: under pytest-xdist
+(the workers' findings travel on them) and with pytest-rerunfailures (an attempt is set aside
+when a later one reports). Elsewhere it is registered at the first phase that has findings or a
 budget, before that phase's report is made, and the tests that ran are counted by the session:
 a hook implementation called for every report costs more per test than the rest of the summary
 (benchmarks/README.md, "Cheaper steps").
