@@ -66,23 +66,22 @@ def _conclude(check: TestCheck, phase: Phase, findings: list[Finding], failed: b
     emit_warnings(f for f in findings if f.severity == Severity.WARN.value)
 
 
-def _phase(
-    session: CheckSession, check: TestCheck, phase: Phase
-) -> Generator[None, object, object]:
+def _phase_raised(
+    session: CheckSession, check: TestCheck, phase: Phase, exc: BaseException
+) -> None:
+    """The phase failed for its own reason: end it, with its findings beside that failure."""
+    hang.stopped(check, exc)
+    findings = _finish_phase(session, check, phase)
+    if findings:
+        _conclude(check, phase, findings, failed=True)
+
+
+def _phase_returned(session: CheckSession, check: TestCheck, phase: Phase) -> None:
+    """The phase ran through: end it; its error-level findings fail it."""
     __tracebackhide__ = True
-    session.begin_phase(check, phase)
-    try:
-        result = yield
-    except BaseException as exc:
-        hang.stopped(check, exc)
-        findings = _finish_phase(session, check, phase)
-        if findings:
-            _conclude(check, phase, findings, failed=True)
-        raise
     findings = _finish_phase(session, check, phase)
     if findings:
         _conclude(check, phase, findings, failed=False)
-    return result
 
 
 def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list[Finding]:
@@ -135,7 +134,9 @@ class Checks(HookHolder):
         session = self.session
         bad_marker = None
         try:
-            marked = _has_own_markers(session, item)
+            marked = session.marked_items.get(id(item))
+            if marked is None:
+                marked = _has_own_markers(session, item)
             allow = parse_allow_marker(item) if marked else frozenset()
             budget, budget_clock = (parse_max_wall(item) if marked else None) or (None, None)
         except MarkerError as exc:
@@ -149,7 +150,15 @@ class Checks(HookHolder):
             pytest.fail(bad_marker, pytrace=False)
         # Warn mode fails nothing: the test runs checked, without the bad marker.
         check = session.begin_test(item, allow, budget, budget_clock)
-        result = yield from _phase(session, check, "setup")
+        # Each hook runs its phase itself, not through a shared generator: one generator less
+        # per phase of every test (benchmarks/README.md, "Phases").
+        session.begin_phase(check, "setup")
+        try:
+            result = yield
+        except BaseException as exc:
+            _phase_raised(session, check, "setup", exc)
+            raise
+        _phase_returned(session, check, "setup")
         if bad_marker is not None:
             # After the setup, like a failure: a filter naming the plugin's warnings may
             # turn this one into an error.
@@ -166,15 +175,22 @@ class Checks(HookHolder):
         if check is None:
             return (yield)
         target = call_target(item)
-        if target is None:
-            return (yield from _phase(session, check, "call"))
-        owner, attribute, original = target
-        check.is_async = True
-        setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
+        if target is not None:
+            owner, attribute, original = target
+            check.is_async = True
+            setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
+        session.begin_phase(check, "call")
         try:
-            return (yield from _phase(session, check, "call"))
+            try:
+                result = yield
+            except BaseException as exc:
+                _phase_raised(session, check, "call", exc)
+                raise
+            _phase_returned(session, check, "call")
         finally:
-            setattr(owner, attribute, original)
+            if target is not None:
+                setattr(owner, attribute, original)
+        return result
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -183,7 +199,15 @@ class Checks(HookHolder):
         check = self._open_check(item)
         if check is None:
             return (yield)
-        return (yield from _phase(self.session, check, "teardown"))
+        session = self.session
+        session.begin_phase(check, "teardown")
+        try:
+            result = yield
+        except BaseException as exc:
+            _phase_raised(session, check, "teardown", exc)
+            raise
+        _phase_returned(session, check, "teardown")
+        return result
 
     def _open_check(self, item: pytest.Item) -> TestCheck | None:
         """The item's open check: the current check, as a rule (a node id is built anew at
@@ -202,7 +226,12 @@ class Checks(HookHolder):
             plugin = session.config.pluginmanager.get_plugin(Standalone.name)
             if plugin is not None:
                 session.config.pluginmanager.unregister(plugin)
-        if not any(_has_budget(check_session, item) for item in session.items):
+        # Read once here for every test, for this check and for each test's setup.
+        marked = check_session.marked_items
+        for item in session.items:
+            marked[id(item)] = _has_own_markers(check_session, item)
+        budgeted = (item for item in session.items if marked[id(item)])
+        if not any(item.get_closest_marker(MAX_WALL) is not None for item in budgeted):
             for detector in check_session.detectors:
                 if isinstance(detector, BudgetDetector):
                     check_session.detectors.remove(detector)
@@ -248,7 +277,3 @@ _mark_name = operator.attrgetter("name")
 
 def _carries_own_marker(node: pytest.Item | pytest.Collector) -> bool:
     return not _OWN_MARKERS.isdisjoint(map(_mark_name, node.own_markers))
-
-
-def _has_budget(session: CheckSession, item: pytest.Item) -> bool:
-    return _has_own_markers(session, item) and item.get_closest_marker(MAX_WALL) is not None

@@ -165,6 +165,9 @@ class CheckSession:
         self.async_tests_checked = 0
         #: Whether each collector node or one of its parents carries a marker of the plugin.
         self.marked_parents: dict[pytest.Collector, bool] = {}
+        #: id of each collected test -> whether it or a parent carries one (read at collection's
+        #: end; a test not collected then is asked at its setup).
+        self.marked_items: dict[int, bool] = {}
         #: Findings that arrived after their test had finished, or outside any test.
         self.late: list[Finding] = []
         self.main_thread = threading.get_ident()
