@@ -93,8 +93,9 @@ def _holding(
     This runs over every loaded module at install, and most hold none: the namespaces that
     do are picked out by one chain of C iterators (no bytecode per module), and one by one
     only if a namespace changed under it (another thread importing)."""
+    wanted = set(ids)  # a set's isdisjoint reads an iterator in fewer steps than a view's
     try:
-        disjoint = map(ids.keys().isdisjoint, map(map, repeat(id), map(dict.values, namespaces)))
+        disjoint = map(wanted.isdisjoint, map(map, repeat(id), map(dict.values, namespaces)))
         holders = list(compress(namespaces, map(operator.not_, disjoint)))
     except RuntimeError:
         holders = namespaces
@@ -124,7 +125,8 @@ class Interceptor:
         #: id(wrapper) -> (wrapper, original), for everything this interceptor installed.
         self._wrappers: dict[int, tuple[Any, Any]] = {}
         self._pending: list[Blocker] = []
-        self._pending_modules: frozenset[str] = frozenset()
+        #: The modules whose import would let a pending entry be patched (``refresh``).
+        self.pending_modules: frozenset[str] = frozenset()
         self._pending_holders: list[tuple[str, str]] = []
         #: (name, id) of each module in ``sys.modules`` at the last scan for aliases, and at
         #: the scan of install: a module loaded since may hold a wrapper at uninstall.
@@ -146,7 +148,7 @@ class Interceptor:
 
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
-        if any(map(sys.modules.__contains__, self._pending_modules)):
+        if any(map(sys.modules.__contains__, self.pending_modules)):
             self._patch_ready()
 
     def _patch_ready(self) -> None:
@@ -172,7 +174,7 @@ class Interceptor:
             self._rebind_aliases(new)
         self._patch_holders()
         awaited.update(module for module, _class in self._pending_holders)
-        self._pending_modules = frozenset(awaited)
+        self.pending_modules = frozenset(awaited)
 
     def _patch_holders(self) -> None:
         """Point the ``_HOLDERS`` classes' own references to patched functions at the
@@ -273,7 +275,7 @@ class Interceptor:
         self._functions.clear()
         self._wrappers.clear()
         self._pending.clear()
-        self._pending_modules = frozenset()
+        self.pending_modules = frozenset()
         self._pending_holders = []
         self._scanned = set()
         self._at_install = set()
