@@ -17,6 +17,7 @@ attributes keeps its own methods (the factory is set all the same).
 from __future__ import annotations
 
 import asyncio
+import operator
 import sys
 import weakref
 from collections.abc import Callable
@@ -35,9 +36,10 @@ Access = tuple[Callable[[Any], Any], Callable[[Any, Any], None]]
 
 _BASE = asyncio.BaseEventLoop
 _NAMES = ("set_task_factory", "get_task_factory")
-#: The standard library's own methods, as the plugin reads and sets a loop's factory whatever
-#: stands on the class (another session's functions, under pytester).
-_STDLIB: Access = (_BASE.get_task_factory, _BASE.set_task_factory)
+#: How the plugin reads and sets a standard library loop's factory, whatever stands on the
+#: class (another session's functions, under pytester): what the standard library's own
+#: methods do, the attribute itself, read in C (two Python calls less at each end of a test).
+_STDLIB: Access = (operator.attrgetter("_task_factory"), _BASE.set_task_factory)
 #: Made from a weak reference to each task the factory makes and put on the task as its
 #: ``cancel`` (the swallowed-cancel check's, for the session; empty otherwise).
 CANCEL_HOOK: list[Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]]] = []
@@ -117,7 +119,11 @@ class FactoryMethods:
         state = FactoryState(loop, access[0](loop))
         state.access = access
         state.on_class = on_class
-        access[1](loop, state)
+        if access is _STDLIB:
+            # What set_task_factory does once it has seen the factory is callable.
+            loop._task_factory = state  # type: ignore[attr-defined]
+        else:
+            access[1](loop, state)
         if not on_class:
             _intercept_on_instance(state)
         return state
@@ -220,4 +226,7 @@ def remove(state: FactoryState) -> None:
     state.own = ()
     access = state.access
     if access is not None and access[0](loop) is state:
-        access[1](loop, state.inner)
+        if access is _STDLIB:
+            loop._task_factory = state.inner  # type: ignore[attr-defined]
+        else:
+            access[1](loop, state.inner)

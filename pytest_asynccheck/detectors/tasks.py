@@ -68,13 +68,6 @@ def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
             loop.run_until_complete(asyncio.wait(mine, timeout=CANCEL_WAIT))
 
 
-def _may_hold_lost_tasks(test: TestCheck) -> bool:
-    """Whether a task the test made is still alive when its body returns, and so may wait in
-    a reference cycle for the collector. Most tests' tasks are freed as they finish, and then
-    the collection is not needed."""
-    return bool(test.data.get("tasks.alive"))
-
-
 class TaskDetector(Detector):
     name = "tasks"
     phases: tuple[str, ...] = ("call",)
@@ -100,7 +93,8 @@ class TaskDetector(Detector):
         data = test.data
         state: FactoryState | None = data.get("tasks.factory")
         if state is None or state.loop is not loop or not task_factory.in_place(state):
-            self._remove_factory(test)  # steps of one test never nest: one factory at a time
+            if state is not None:
+                self._remove_factory(test)  # steps of one test never nest: one factory at a time
             state = data["tasks.factory"] = self._methods.install(loop)
         else:
             state.active = True  # the same loop as the test's last step: still in front
@@ -170,7 +164,9 @@ class TaskDetector(Detector):
         cancel = test.data.pop("tasks.cancel", None)
         if cancel:
             _cancel_and_wait(cancel)
-        if test.data.get("tasks.reading") and _may_hold_lost_tasks(test):
+        # Only a task the test made that is still alive when its body returns may wait in a
+        # reference cycle for the collector; most tests' tasks are freed as they finish.
+        if test.data.get("tasks.reading") and test.data.get("tasks.alive"):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
