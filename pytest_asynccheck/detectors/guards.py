@@ -28,9 +28,9 @@ class SwitchIntervalGuard(Detector):
     name = "switch-interval"
 
     def __init__(self) -> None:
-        self._before = sys.getswitchinterval()
-
-    def test_started(self, test: TestCheck) -> None:
+        #: The interval when the session began, and as each test leaves it (not read again at
+        #: each test's start: a change made between two tests, by a hook, is put back after
+        #: the next test, as if that test had made it).
         self._before = sys.getswitchinterval()
 
     def test_finished(self, test: TestCheck) -> None:
