@@ -76,14 +76,6 @@ def _phase_raised(
         _conclude(check, phase, findings, failed=True)
 
 
-def _phase_returned(session: CheckSession, check: TestCheck, phase: Phase) -> None:
-    """The phase ran through: end it; its error-level findings fail it."""
-    __tracebackhide__ = True
-    findings = _finish_phase(session, check, phase)
-    if findings:
-        _conclude(check, phase, findings, failed=False)
-
-
 def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list[Finding]:
     """End the phase (and the test, after its teardown); returns the phase's findings."""
     item = check.item
@@ -158,7 +150,9 @@ class Checks(HookHolder):
         except BaseException as exc:
             _phase_raised(session, check, "setup", exc)
             raise
-        _phase_returned(session, check, "setup")
+        findings = _finish_phase(session, check, "setup")
+        if findings:
+            _conclude(check, "setup", findings, failed=False)
         if bad_marker is not None:
             # After the setup, like a failure: a filter naming the plugin's warnings may
             # turn this one into an error.
@@ -171,9 +165,12 @@ class Checks(HookHolder):
         task."""
         __tracebackhide__ = True
         session = self.session
-        check = self._open_check(item)
-        if check is None:
-            return (yield)
+        # The current check, as a rule (``_open_check``, inline: a call less per phase).
+        check = session.current
+        if check is None or check.item is not item:
+            check = self._open_check(item)
+            if check is None:
+                return (yield)
         target = call_target(item)
         if target is not None:
             owner, attribute, original = target
@@ -186,7 +183,9 @@ class Checks(HookHolder):
             except BaseException as exc:
                 _phase_raised(session, check, "call", exc)
                 raise
-            _phase_returned(session, check, "call")
+            findings = _finish_phase(session, check, "call")
+            if findings:
+                _conclude(check, "call", findings, failed=False)
         finally:
             if target is not None:
                 setattr(owner, attribute, original)
@@ -196,17 +195,21 @@ class Checks(HookHolder):
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """Close the test's check after its teardown, with the standalone loop if it had one."""
         __tracebackhide__ = True
-        check = self._open_check(item)
-        if check is None:
-            return (yield)
         session = self.session
+        check = session.current
+        if check is None or check.item is not item:
+            check = self._open_check(item)
+            if check is None:
+                return (yield)
         session.begin_phase(check, "teardown")
         try:
             result = yield
         except BaseException as exc:
             _phase_raised(session, check, "teardown", exc)
             raise
-        _phase_returned(session, check, "teardown")
+        findings = _finish_phase(session, check, "teardown")
+        if findings:
+            _conclude(check, "teardown", findings, failed=False)
         return result
 
     def _open_check(self, item: pytest.Item) -> TestCheck | None:
