@@ -277,6 +277,15 @@ SUITES: dict[str, Suite] = {
                 call="threading.Condition.wait",
                 nodeid="tests/test_sync.py::*",
             ),
+            Known(
+                "blocking",
+                "tests/test_sync.py:*",
+                "the same tests' BlockingTestMixin joins its trigger thread on the loop thread "
+                "right after the thread unblocked the queue: reported when the thread has not "
+                "quite ended yet (a few microseconds, some runs only; seen on 3.13)",
+                call="threading.Thread.join",
+                nodeid="tests/test_sync.py::*",
+            ),
         ),
     ),
     "aiostream": Suite(
