@@ -168,13 +168,16 @@ class Checks(HookHolder):
         target = call_target(item)
         if target is None:
             return (yield from _phase(session, check, "call"))
-        owner, attribute, original = target
+        owner, attribute, original, shadows = target
         check.is_async = True
         setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
         try:
             return (yield from _phase(session, check, "call"))
         finally:
-            setattr(owner, attribute, original)
+            if shadows:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, original)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
