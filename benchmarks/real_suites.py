@@ -255,6 +255,52 @@ SUITES: dict[str, Suite] = {
             ),
         ),
     ),
+    "janus": Suite(
+        "2.0.0",
+        ("pytest-asyncio==1.5.0", "pytest-benchmark==5.3.1"),
+        "tests",
+        # setup.cfg's addopts need pytest-cov, which only measures coverage.
+        ("-o", "addopts=", "-p", "no:randomly"),
+        findings=(
+            Known(
+                "blocking",
+                "tests/test_async.py:14",
+                "the async tests' close() helper polls a threading lock with "
+                "time.sleep(0.001) on the loop thread before aclose()",
+                call="time.sleep",
+            ),
+            Known(
+                "blocking",
+                "janus/__init__.py:*",
+                "test_sync.py's async tests drive the sync side (sync_q.put/get/join, which "
+                "wait on a threading.Condition for worker threads) from the loop thread",
+                call="threading.Condition.wait",
+                nodeid="tests/test_sync.py::*",
+            ),
+            Known(
+                "blocking",
+                "tests/test_sync.py:*",
+                "the same tests' BlockingTestMixin joins its trigger thread on the loop thread "
+                "right after the thread unblocked the queue: reported when the thread has not "
+                "quite ended yet (a few microseconds, some runs only; seen on 3.13)",
+                call="threading.Thread.join",
+                nodeid="tests/test_sync.py::*",
+            ),
+        ),
+    ),
+    "aiostream": Suite(
+        "0.8.1",
+        ("pytest-asyncio==1.5.0",),
+        "tests",
+        # pyproject's addopts need pytest-cov, which only measures coverage.
+        ("-o", "addopts=--strict-markers", "-p", "no:randomly"),
+    ),
+    "asyncstdlib": Suite(
+        "3.14.0",
+        ("typing-extensions==4.16.0",),  # test_functools_lru.py imports it
+        "unittests",
+        ("-p", "no:randomly"),
+    ),
 }
 
 

@@ -177,13 +177,20 @@ class Finding:
         return Severity(self.severity)
 
     def merged(self, other: Finding) -> Finding:
-        """This finding seen once more: counts add up, the longest duration is kept."""
+        """This finding seen once more: counts add up, the longest duration is kept, and with it
+        the message, stack and details of the occurrence that took it (a message names its
+        duration: the first one's could say 10 ms of a site that also held the loop for 100 ms)."""
         durations = [d for d in (self.duration, other.duration) if d is not None]
-        extra = dict(self.extra)
+        longest = self
+        if other.duration is not None and (self.duration is None or other.duration > self.duration):
+            longest = other
+        extra = dict(longest.extra)
         if durations:
             extra["total_duration"] = self.total_duration + other.total_duration
         return replace(
             self,
+            message=longest.message,
+            stack=longest.stack,
             count=self.count + other.count,
             duration=max(durations) if durations else None,
             extra=extra,

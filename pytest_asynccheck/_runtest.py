@@ -173,7 +173,7 @@ class Checks(HookHolder):
                 return (yield)
         target = call_target(item)
         if target is not None:
-            owner, attribute, original = target
+            owner, attribute, original, shadows = target
             check.is_async = True
             setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
         session.begin_phase(check, "call")
@@ -188,7 +188,10 @@ class Checks(HookHolder):
                 _conclude(check, "call", findings, failed=False)
         finally:
             if target is not None:
-                setattr(owner, attribute, original)
+                if shadows:
+                    delattr(owner, attribute)
+                else:
+                    setattr(owner, attribute, original)
         return result
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -31,17 +31,26 @@ WIDER_SCOPE_FIXTURE = (
 )
 
 
-def call_target(item: pytest.Item) -> tuple[object, str, Any] | None:
-    """Where the test's coroutine function lives, and the function: ``(owner, attribute,
-    function)``, or ``None`` for a test that is not a coroutine function."""
+def call_target(item: pytest.Item) -> tuple[object, str, Any, bool] | None:
+    """Where the test's coroutine function is looked up when the test runs, and the function:
+    ``(owner, attribute, function, shadows)``, or ``None`` for a test that is not a coroutine
+    function. ``shadows``: the attribute is set on an instance in front of its class's method,
+    and is to be deleted afterwards, not set back."""
     obj = getattr(item, "obj", None)
     if obj is None:
         return None
     hypothesis = getattr(obj, "hypothesis", None)
     inner = getattr(hypothesis, "inner_test", None)
     if inner is not None:
-        return (hypothesis, "inner_test", inner) if is_coroutine_function(inner) else None
-    return (item, "obj", obj) if is_coroutine_function(obj) else None
+        return (hypothesis, "inner_test", inner, False) if is_coroutine_function(inner) else None
+    if not is_coroutine_function(obj):
+        return None
+    case = getattr(obj, "__self__", None)
+    unittest = sys.modules.get("unittest")
+    if unittest is not None and isinstance(case, unittest.IsolatedAsyncioTestCase):
+        # unittest runs getattr(case, methodName) on its own loop, never item.obj.
+        return (case, item.name, obj, True)
+    return (item, "obj", obj, False)
 
 
 def _plain_function_flags(func: object) -> int | None:

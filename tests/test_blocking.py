@@ -422,6 +422,44 @@ async def test_it():
     assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
 
 
+@pytest.mark.parametrize("order", ["short first", "long first"])
+def test_a_site_seen_several_times_is_shown_by_its_longest_occurrence(
+    pytester: pytest.Pytester, order: str
+) -> None:
+    # janus's test_simple_queue waits at one line of Queue.put for 10 ms, then, from another
+    # caller, for 100 ms: the finding said "10 ms (4 times)" and showed the 10 ms caller only.
+    calls = ["pause(0)  # <- short", "pause(0.5)  # <- long"]
+    if order == "long first":
+        calls.reverse()
+    source = f"""
+import time
+
+def pause(seconds):
+    time.sleep(seconds)  {MARK}
+
+async def test_it():
+    {calls[0]}
+    {calls[1]}
+"""
+    result = run(pytester, source, "--asynccheck-report=report.json")
+    result.assert_outcomes(failed=1)
+    (finding,) = json.loads((pytester.path / "report.json").read_text())["findings"]
+    assert finding["count"] == 2
+    assert f"held the event loop for {finding['duration'] * 1000:.1f} ms" in finding["message"]
+    assert finding["stack"] == [
+        f"test_it.py:{line_of(source, '# <- long')} in test_it",
+        f"test_it.py:{line_of(source)} in pause",
+    ]
+    result.stdout.fnmatch_lines(
+        [
+            f"*[[]blocking[]] {finding['message']} (2 times)",
+            f"*at test_it.py:{line_of(source)} in pause",
+            f"*test_it.py:{line_of(source, '# <- long')} in test_it",
+        ]
+    )
+    assert f"test_it.py:{line_of(source, '# <- short')}" not in result.stdout.str()
+
+
 # -- the user's traceback --------------------------------------------------------------------
 
 RAISING = """

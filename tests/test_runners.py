@@ -317,3 +317,123 @@ def test_pytest_trio_tests_run_inside_their_check(pytester: pytest.Pytester) -> 
         "entered test_pytest_trio_tests_run_inside_their_check.py::test_trio test trio",
         "exited test_pytest_trio_tests_run_inside_their_check.py::test_trio test same-task=True",
     ]
+
+
+UNITTEST_CASES = """
+import asyncio
+import unittest
+
+import pytest
+
+
+class Cases(unittest.IsolatedAsyncioTestCase):
+    async def asyncSetUp(self):
+        self.server = asyncio.create_task(asyncio.sleep(60))
+
+    async def asyncTearDown(self):
+        stopping = [self.server, *getattr(self, "workers", ())]
+        for task in stopping:
+            task.cancel()
+        await asyncio.gather(*stopping, return_exceptions=True)
+
+    async def test_awaits_its_task(self):
+        await asyncio.create_task(asyncio.sleep(0))
+
+    async def test_starts_what_its_teardown_stops(self):
+        self.workers = [asyncio.create_task(asyncio.sleep(60))]
+        await asyncio.sleep(0)
+
+    async def test_leaks_a_task(self):
+        asyncio.create_task(asyncio.sleep(60))  # <- leak
+        await asyncio.sleep(0)
+
+    @pytest.mark.max_wall(0.2)
+    async def test_hangs(self):
+        await asyncio.sleep(2)  # <- hang: cancelled at 0.4 s with the checks
+
+    async def test_fails(self):
+        self.assertEqual(1, 2)
+
+    @unittest.expectedFailure
+    async def test_expected_failure(self):
+        self.assertEqual(1, 2)
+
+    @unittest.skip("because")
+    async def test_skipped(self):
+        pass
+
+    async def test_subtests(self):
+        for n in range(2):
+            with self.subTest(n=n):
+                await asyncio.sleep(0)
+"""
+
+
+def test_unittest_isolated_asyncio_tests_run_inside_their_check(
+    pytester: pytest.Pytester,
+) -> None:
+    # unittest runs getattr(case, methodName), never item.obj: the check's wrapper is put on
+    # the test case instance, in front of the method, and taken off after the call.
+    make_probe(pytester)
+    pytester.makepyfile(
+        test_cases="""
+        import asyncio
+        import unittest
+        from conftest import assert_in_own_task
+
+        class Cases(unittest.IsolatedAsyncioTestCase):
+            async def test_method(self):
+                assert_in_own_task()
+        """
+    )
+    pytester.makeconftest(
+        PROBE_CONFTEST
+        + """
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    case = item.obj.__self__
+    with LOG.open("a") as log:
+        log.write(f"shadowed after the call: {item.name in vars(case)}\\n")
+"""
+    )
+    result = pytester.runpytest(*ARGS, "-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+    assert probe_log(pytester) == [
+        "entered test_cases.py::Cases::test_method test asyncio",
+        "exited test_cases.py::Cases::test_method test same-task=True",
+        "shadowed after the call: False",
+    ]
+
+
+def test_unittest_isolated_asyncio_tests_get_every_check_and_keep_their_outcomes(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_cases=UNITTEST_CASES)
+    lines = UNITTEST_CASES.lstrip("\n").splitlines()  # as pytester writes the file
+    leak, hang = (next(n for n, t in enumerate(lines, 1) if m in t) for m in ("# <- l", "# <- h"))
+    without = pytester.runpytest_subprocess("-p", "no:asyncio", "-p", "asynccheck", "-rA")
+    without.assert_outcomes(passed=5, failed=1, xfailed=1, skipped=1)
+    checked = pytester.runpytest_subprocess("-p", "no:asyncio", *ARGS, "-rA")
+    checked.assert_outcomes(passed=3, failed=3, xfailed=1, skipped=1)
+    checked.stdout.fnmatch_lines(
+        [
+            "*[[]max-wall[]] hung: still running after * (max_wall budget of 200 ms*",
+            f"*test_cases.py:{hang} in test_hangs*",
+            "*[[]leaked-task[]] task * running sleep() was still pending when the test and its "
+            "asyncTearDown returned",
+            f"*at test_cases.py:{leak} in test_leaks_a_task",
+        ],
+        consecutive=False,
+    )
+    for result in (without, checked):
+        result.stdout.fnmatch_lines(
+            [
+                "PASSED test_cases.py::Cases::test_awaits_its_task",
+                "PASSED test_cases.py::Cases::test_starts_what_its_teardown_stops",
+                "PASSED test_cases.py::Cases::test_subtests",
+                "FAILED test_cases.py::Cases::test_fails - AssertionError: 1 != 2",
+            ],
+            consecutive=False,
+        )

@@ -6,7 +6,8 @@ fixtures.py) to the test's end, the plugin puts a task factory on the loop, in f
 factory the loop already had, if any. While a step runs it sees each task made and notes, on the
 task, the first user frame that made it and the fixture step it was made in, if any: a few
 microseconds per task, where tracking every coroutine's origin would cost that per coroutine.
-The test's leaks are its own tasks not done when the body returns; a fixture's (any scope) are
+The test's leaks are its own tasks not done when the body returns (an ``IsolatedAsyncioTestCase``
+method's: when its ``asyncTearDown`` and cleanups are over); a fixture's (any scope) are
 those not done when the fixture is torn down, after its teardown had one more turn of the loop.
 A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
 plugin's, ``get_task_factory`` returns it, and it is the loop's when the test ends. A task made
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from .._events import Detector
@@ -66,6 +68,36 @@ def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
         mine = [task for task in tasks if task.get_loop() is loop]
         with contextlib.suppress(Exception):
             loop.run_until_complete(asyncio.wait(mine, timeout=CANCEL_WAIT))
+
+
+#: What ``unittest.IsolatedAsyncioTestCase`` calls once the test, its ``asyncTearDown`` and its
+#: cleanups have run, to close its loop (Python 3.11+, and 3.10).
+_UNITTEST_LOOP_ENDS = ("_tearDownAsyncioRunner", "_tearDownAsyncioLoop")
+
+
+def _after_unittest_teardown(test: TestCheck, judge: Callable[[], None]) -> bool:
+    """For a test method of an ``IsolatedAsyncioTestCase``: have ``judge`` run once the case's
+    ``asyncTearDown`` and cleanups are over, just before unittest closes the case's loop (which
+    cancels what is left), as a task the method started may be the teardown's to stop; whether
+    it will. Asked only when the method left a task pending."""
+    unittest = sys.modules.get("unittest")
+    case = getattr(getattr(test.item, "obj", None), "__self__", None)
+    if unittest is None or not isinstance(case, unittest.IsolatedAsyncioTestCase):
+        return False
+    for name in _UNITTEST_LOOP_ENDS:
+        close = getattr(case, name, None)
+        if close is None or name in vars(case):
+            continue
+
+        def judged_then_closed(name: str = name, close: Callable[[], object] = close) -> object:
+            vars(case).pop(name, None)  # once, and the case as it was
+            with contextlib.suppress(Exception):  # the loop is closed whatever happens here
+                judge()
+            return close()
+
+        setattr(case, name, judged_then_closed)
+        return True
+    return False
 
 
 class TaskDetector(Detector):
@@ -123,8 +155,18 @@ class TaskDetector(Detector):
             return
         current = asyncio.current_task()
         leaked = [task for task in tasks if task is not current and not task.done()]
+        if leaked and _after_unittest_teardown(
+            test, lambda: self._leaked(test, leaked, "the test and its asyncTearDown returned")
+        ):
+            return
+        self._leaked(test, leaked, "the test returned")
+
+    def _leaked(self, test: TestCheck, tasks: list[asyncio.Task[Any]], when: str) -> None:
+        """Report those of the test body's ``tasks`` still pending now."""
+        leaked = [task for task in tasks if not task.done()]
+        root = self._rootpath()
         for task in leaked:
-            test.add(leak_finding(task, "the test returned", self._rootpath(), self.cancel_leaked))
+            test.add(leak_finding(task, when, root, self.cancel_leaked))
         if leaked and self.cancel_leaked:
             test.data.setdefault("tasks.cancel", []).extend(leaked)
 
