@@ -488,12 +488,17 @@ def run(
     python: Path, source: Path, suite: Suite, *extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, tuple[str, str]], float]:
     outcomes = source.parent / "outcomes.json"
+    # A run that dies before its session finishes writes nothing: never read the last run's.
+    outcomes.unlink(missing_ok=True)
     env = dict(os.environ, REAL_SUITES_OUTCOMES=str(outcomes), PYTHONPATH=str(source.parent))
     env.pop("PYTEST_ADDOPTS", None)
     pytest = (python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "outcomes_plugin")
     start = time.perf_counter()
     result = sh(*pytest, *suite.pytest_args, *extra, suite.tests, cwd=source, env=env)
     took = time.perf_counter() - start
+    if not outcomes.exists():
+        sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
+        raise subprocess.CalledProcessError(result.returncode, result.args)
     return result, {k: (v[0], v[1]) for k, v in json.loads(outcomes.read_text()).items()}, took
 
 
@@ -506,6 +511,7 @@ def compare(name: str, suite: Suite, work: Path, checks_args: list[str], verbose
     python, source = prepare(name, suite, work)
     plain, before, plain_took = run(python, source, suite)
     report_file = source.parent / "asynccheck.json"
+    report_file.unlink(missing_ok=True)
     checks, after, checks_took = run(
         python, source, suite, "--asynccheck", f"--asynccheck-report={report_file}", *checks_args
     )
