@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ARGS, ASYNCIO, ASYNCIO_INI, anyio_module
+from tests.helpers import ARGS, ASYNCIO, anyio_module, write_for_runner
 
 
 def line_of(source: str, text: str) -> int:
@@ -53,9 +53,7 @@ async def test_tcp_connect():
 def test_a_datagram_socket_connect_is_not_reported_and_a_stream_one_or_a_name_is(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
-    if runner:
-        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
-    pytester.makepyfile(test_mod=SOCKETS)
+    write_for_runner(pytester, runner, SOCKETS)
     result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly", "-rA")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(

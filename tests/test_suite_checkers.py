@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ARGS, ASYNCIO, ASYNCIO_INI
+from tests.helpers import ARGS, ASYNCIO, write_for_runner
 
 #: A fixture that fails os.getcwd and os.path.abspath on a thread with a running loop, as
 #: blockbuster does for calls made under the package it scans.
@@ -42,11 +42,11 @@ def strict_paths(monkeypatch):
 def test_the_plugin_never_calls_a_path_function_a_suite_checks_on_the_loop_thread(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
-    if runner:
-        pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
     pytester.makeconftest(STRICT_PATHS)
-    pytester.makepyfile(
-        test_mod="""
+    write_for_runner(
+        pytester,
+        runner,
+        """
         import asyncio
         import os
         import pytest
@@ -62,7 +62,7 @@ def test_the_plugin_never_calls_a_path_function_a_suite_checks_on_the_loop_threa
                 os.path.abspath("relative")
             with pytest.raises(RuntimeError, match="blocking call to os.getcwd"):
                 os.getcwd()
-        """
+        """,
     )
     result = pytester.runpytest(*ARGS, *runner, "-p", "no:randomly")
     result.assert_outcomes(passed=2, failed=1)
