@@ -109,6 +109,8 @@ class Suite:
     differences: tuple[Difference, ...] = ()
     #: the library's extras to install, as in ``[http2]``
     extras: str = ""
+    #: minutes of install and two runs, and so left out of CI's smoke run (``--quick``)
+    slow: bool = False
 
 
 SUITES: dict[str, Suite] = {
@@ -301,6 +303,201 @@ SUITES: dict[str, Suite] = {
         "unittests",
         ("-p", "no:randomly"),
     ),
+    "anyio": Suite(
+        "4.16.0",
+        # anyio's "test" dependency group at 4.16.0 (not installable from the sdist), less
+        # coverage; the suite runs on asyncio, asyncio+uvloop and trio through its own plugin.
+        (
+            "trio==0.35.0",
+            "blockbuster==1.5.29",
+            "hypothesis==6.170.17",
+            "psutil==7.2.2",
+            "pytest-mock==3.17.0",
+            "pytest-timeout==2.4.0",
+            "trustme==1.2.1",
+            "truststore==0.10.5",
+            "uvloop==0.23.0",
+        ),
+        "tests",
+        (
+            # Tests marked "network" resolve or connect to hosts beyond loopback; the ipv6 and
+            # dualstack ones need an IPv6 loopback, which the machines running this lack.
+            "-m",
+            "not network",
+            "-k",
+            "not ipv6 and not dualstack",
+            # These run pytest in a subprocess with a 3 s timeout, which a loaded 2-core
+            # machine overruns with and without the checks.
+            "--deselect",
+            "tests/test_pytest_plugin.py::test_keyboardinterrupt_during_test",
+            "--deselect",
+            "tests/test_pytest_plugin.py::test_dynamic_async_fixture_access_does_not_hang",
+        ),
+        findings=(
+            Known(
+                "blocking",
+                "tests/*",
+                "the suite's async tests write, read and open their fixture files with pathlib "
+                "and open() on the loop thread (test_file, test_fileio, test_sockets, "
+                "test_subprocesses, test_tempfile, test_to_process)",
+                call="pathlib.Path.*",
+            ),
+            Known(
+                "blocking",
+                "tests/*",
+                "open() on the loop thread: test_tempfile's mkstemp tests reopen the file, and "
+                "trustme's configure_cert writes its key to a temporary file (test_tls)",
+                call="open",
+            ),
+            Known(
+                "blocking",
+                "tests/*",
+                "shutil.rmtree in async test bodies (test_tempfile's mkdtemp tests, "
+                "test_sockets' tempfile.TemporaryDirectory)",
+                call="shutil.rmtree",
+            ),
+            Known(
+                "blocking",
+                "tests/test_fileio.py:*",
+                "test_is_block_device lists /dev with os.scandir on the loop thread",
+                call="os.scandir",
+            ),
+            Known(
+                "blocking",
+                "tests/*",
+                "test_tls and test_sockets build SSL contexts (ssl.create_default_context, "
+                "load_cert_chain) on the loop thread",
+                call="ssl.*",
+            ),
+            Known(
+                "blocking",
+                "tests/*",
+                "test_tls and test_sockets drive the other end of a connection with plain "
+                "blocking sockets (connect, accept, recv, sendall of stream sockets) on the "
+                "loop thread",
+                call="socket.socket.*",
+            ),
+            Known(
+                "blocking",
+                "tests/test_sockets.py:*",
+                "test_getnameinfo computes the expected answer with socket.getnameinfo(addr, 0), "
+                "a reverse look-up, on the loop thread",
+                call="socket.getnameinfo",
+            ),
+            Known(
+                "blocking",
+                "tests/*",
+                "test_tls, test_sockets and test_from_thread join their server threads on the "
+                "loop thread",
+                call="threading.Thread.join",
+            ),
+            Known(
+                "blocking",
+                "tests/test_from_thread.py:*",
+                "thread_finished_future.result(3) (:122), and start_blocking_portal() used from "
+                "async code (:1054, :1055), wait for another thread on the loop thread",
+                call="concurrent.futures.Future.result",
+            ),
+            Known(
+                "blocking",
+                "tests/test_to_thread.py:211",
+                "test_cancel_wait_on_thread calls future.result(5) on the loop thread; reported "
+                "in the runs where the worker thread has not set it yet",
+                call="concurrent.futures.Future.result",
+            ),
+            Known(
+                "blocking",
+                "tests/test_taskgroups.py:771",
+                "test_fail_after_scope_cancelled_before_timeout (xfail) sleeps with time.sleep "
+                "on purpose to pass the deadline",
+                call="time.sleep",
+            ),
+            Known(
+                "blocking",
+                "tests/test_to_thread.py:273",
+                "test_asyncio_worker_reused_after_cancelled_call waits with worker.queue.join() "
+                "on the loop thread for the worker thread to take its item",
+                call="threading.Condition.wait",
+            ),
+            Known(
+                "swallowed-cancel",
+                "tests/test_taskgroups.py:*",
+                "test_cleanup_after_native_cancel, test_cancel_message_replaced and "
+                "test_uncancel_after_taskgroup_cancelled cancel their own task and catch the "
+                "CancelledError on purpose, to test anyio's uncancel bookkeeping",
+            ),
+            Known(
+                "swallowed-cancel",
+                "anyio/_core/_tasks.py:327",
+                "BlockingPortal._call_func catches the cancellation its portal's task group "
+                "delivers (except get_cancelled_exc_class(): future.cancel()) and returns "
+                "normally (test_aexit_with_exception, test_cancel_portal_future; which of them "
+                "in a run depends on timing); reported where the task, TaskHandle._run_coro, "
+                "was suspended",
+                nodeid="tests/test_from_thread.py::TestBlockingPortal::*",
+            ),
+        ),
+        slow=True,  # about 4 minutes of two runs, and trio, uvloop, hypothesis to install
+    ),
+    "starlette": Suite(
+        "1.10.0",
+        # The versions of starlette's uv.lock at 1.10.0 for its "dev" group's test tools and
+        # the [full] extra; each anyio test runs on asyncio and trio.
+        (
+            "anyio==4.15.1",
+            "blockbuster==1.5.28",
+            "httpx==0.28.1",
+            "httpx2[zstd]==2.13.1",
+            "importlib-metadata==9.0.1",
+            "itsdangerous==2.2.0",
+            "jinja2==3.1.6",
+            "opentelemetry-api==1.44.0",
+            "opentelemetry-sdk==1.44.0",
+            "python-multipart==0.0.32",
+            "pyyaml==6.0.3",
+            "trio==0.34.0",
+        ),
+        "tests",
+        # The permission test expects a directory it made unreadable to be so: the run as root
+        # reads it anyway, with and without the checks.
+        (
+            "--deselect",
+            "tests/test_staticfiles.py::test_staticfiles_with_invalid_dir_permissions_returns_401",
+        ),
+        extras="[full]",
+        findings=(
+            Known(
+                "blocking",
+                "tests/*",
+                "the suite's async tests write their fixture files (open, Path.write_bytes, "
+                "LocalPath.open) on the loop thread before serving them",
+                call="open",
+            ),
+            Known(
+                "blocking",
+                "tests/test_responses.py:*",
+                "test_file_response_on_head_method and test_file_response_multi_range_"
+                "unexpected_eof write their files with Path.write_bytes on the loop thread",
+                call="pathlib.Path.write_bytes",
+            ),
+            Known(
+                "blocking",
+                "starlette/responses.py:320",
+                "the process's first mimetypes.guess_type() (FileResponse.__init__) reads the "
+                "system's mime.types files on the loop thread (once per process: in whichever "
+                "test comes first)",
+                call="open",
+            ),
+            Known(
+                "blocking",
+                "tests/middleware/test_opentelemetry.py:149",
+                "test_explicit_tracer_provider builds a TracerProvider() on the loop thread: "
+                "its Resource.create() runs the resource detectors in a ThreadPoolExecutor and "
+                "waits for them with future.result()",
+                call="concurrent.futures.Future.result",
+            ),
+        ),
+    ),
 }
 
 
@@ -349,12 +546,17 @@ def run(
     python: Path, source: Path, suite: Suite, *extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, tuple[str, str]], float]:
     outcomes = source.parent / "outcomes.json"
+    # A run that dies before its session finishes writes nothing: never read the last run's.
+    outcomes.unlink(missing_ok=True)
     env = dict(os.environ, REAL_SUITES_OUTCOMES=str(outcomes), PYTHONPATH=str(source.parent))
     env.pop("PYTEST_ADDOPTS", None)
     pytest = (python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "outcomes_plugin")
     start = time.perf_counter()
     result = sh(*pytest, *suite.pytest_args, *extra, suite.tests, cwd=source, env=env)
     took = time.perf_counter() - start
+    if not outcomes.exists():
+        sys.stderr.write(result.stdout[-3000:] + result.stderr[-3000:])
+        raise subprocess.CalledProcessError(result.returncode, result.args)
     return result, {k: (v[0], v[1]) for k, v in json.loads(outcomes.read_text()).items()}, took
 
 
@@ -367,6 +569,7 @@ def compare(name: str, suite: Suite, work: Path, checks_args: list[str], verbose
     python, source = prepare(name, suite, work)
     plain, before, plain_took = run(python, source, suite)
     report_file = source.parent / "asynccheck.json"
+    report_file.unlink(missing_ok=True)
     checks, after, checks_took = run(
         python, source, suite, "--asynccheck", f"--asynccheck-report={report_file}", *checks_args
     )
@@ -444,6 +647,13 @@ def main() -> int:
         "work, a starved loop thread is reported as a stall; 0.5 keeps a smoke run steady)",
     )
     parser.add_argument("--verbose", action="store_true", help="list every changed outcome")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="leave out the suites marked slow ("
+        + ",".join(n for n, s in SUITES.items() if s.slow)
+        + ")",
+    )
     args = parser.parse_args()
     checks_args = [f"--asynccheck-stall-threshold={args.stall_threshold}"] * bool(
         args.stall_threshold
@@ -452,6 +662,8 @@ def main() -> int:
     unknown = [name for name in names if name not in SUITES]
     if unknown or not names:
         parser.error(f"--suites={args.suites!r}: unknown suite(s); known: {','.join(SUITES)}")
+    if args.quick:
+        names = [name for name in names if not SUITES[name].slow]
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
         work = (args.keep or Path(tmp)).resolve()

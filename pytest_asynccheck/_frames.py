@@ -23,8 +23,24 @@ import types
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+#: The working directory's getter as it was at import. A suite's own blocking-call checker
+#: (blockbuster, in anyio's and starlette's suites) replaces ``os.getcwd`` and
+#: ``os.path.abspath`` (which ``os.path.relpath`` calls) while a test runs and fails the call on
+#: the loop thread: the plugin's path arithmetic, run there inside the user's calls (a task's
+#: creation, a finding), goes through neither.
+_getcwd = os.getcwd
+
+
+def abspath(filename: str) -> str:
+    """``os.path.abspath(filename)``, without calling ``os.path.abspath`` or ``os.getcwd`` as
+    they are now (see ``_getcwd``)."""
+    if not os.path.isabs(filename):
+        filename = os.path.join(_getcwd(), filename)
+    return os.path.normpath(filename)
+
+
 #: This package's directory: its frames are the plugin's.
-PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+PLUGIN_DIR = os.path.dirname(abspath(__file__))
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -95,7 +111,7 @@ def _origin(filename: str) -> Origin:
         return Origin.FROZEN
     if not filename or filename.startswith("<"):
         return Origin.STDLIB
-    path = os.path.abspath(filename)
+    path = abspath(filename)
     if path.startswith(PLUGIN_DIR + os.sep):
         return Origin.PLUGIN
     if f"{os.sep}coverage{os.sep}" in path and "-packages" in path:
@@ -185,14 +201,14 @@ def qualified_name(obj: Any, default: str | None = None) -> str:
 def relpath(filename: str, root: str | None = None) -> str:
     """``filename`` relative to ``root`` (default: the working directory) when it is inside it,
     or to the library directory it is in."""
-    base = os.path.abspath(root or os.getcwd())
-    path = os.path.abspath(filename)
+    base = abspath(root or _getcwd())
+    path = abspath(filename)
     if path.startswith(base + os.sep):
-        return os.path.relpath(path, base)
+        return path[len(base) + 1 :]  # both normalized: what os.path.relpath would give
     for library in LIBRARY_DIRS:
         if path.startswith(library + os.sep) and library != PLUGIN_DIR:
             # "asyncio/tasks.py" reads better than the interpreter's install path.
-            return os.path.relpath(path, library)
+            return path[len(library) + 1 :]
     return filename
 
 

@@ -166,7 +166,9 @@ FAMILIES = {
         "await asyncio.create_subprocess_shell(*",
     ),
     "subprocess.Popen.wait": (
-        "proc = subprocess.Popen([sys.executable, '-c', 'pass'])",
+        "proc = subprocess.Popen(\n"
+        "        [sys.executable, '-c', f'import time; time.sleep({LONGER_THAN_A_PAUSE})']\n"
+        "    )",
         "proc.wait()",
         "await proc.wait() on a process*",
     ),

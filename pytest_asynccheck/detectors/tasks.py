@@ -11,7 +11,8 @@ method's: when its ``asyncTearDown`` and cleanups are over); a fixture's (any sc
 those not done when the fixture is torn down, after its teardown had one more turn of the loop.
 A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
 plugin's, ``get_task_factory`` returns it, and it is the loop's when the test ends. A task made
-by calling ``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks.
+by calling ``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks,
+nor is a library's task made to run until its loop closes (``LOOP_SERVICES``).
 With ``asynccheck_cancel_leaked`` the leaked tasks are cancelled and awaited for up to
 ``CANCEL_WAIT`` seconds: in the fixture's task at the end of an async generator fixture's
 teardown, else between the phases, on the loop, when it is not running (a closed or running loop
@@ -51,6 +52,20 @@ from .task_factory import FactoryMethods, FactoryState, Made
 from .task_findings import FIXTURE_ATTR, leak_finding, lost_finding
 
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
+
+#: Libraries' tasks that are made to run until their loop closes, which cancels them (module,
+#: coroutine's qualified name): never a test's leak. anyio's first ``to_process.run_sync`` on a
+#: loop starts the one that stops its worker processes.
+LOOP_SERVICES = frozenset({("anyio._backends._asyncio", "_shutdown_process_pool_on_exit")})
+
+
+def _loop_service(task: asyncio.Task[Any]) -> bool:
+    coro = task.get_coro()
+    frame = getattr(coro, "cr_frame", None)
+    if frame is None:
+        return False
+    return (frame.f_globals.get("__name__"), getattr(coro, "__qualname__", None)) in LOOP_SERVICES
+
 
 #: How long leaked tasks being cancelled (``asynccheck_cancel_leaked``) may take to finish.
 CANCEL_WAIT = 1.0
@@ -154,7 +169,11 @@ class TaskDetector(Detector):
         if not self.leaks:
             return
         current = asyncio.current_task()
-        leaked = [task for task in tasks if task is not current and not task.done()]
+        leaked = [
+            task
+            for task in tasks
+            if task is not current and not task.done() and not _loop_service(task)
+        ]
         if leaked and _after_unittest_teardown(
             test, lambda: self._leaked(test, leaked, "the test and its asyncTearDown returned")
         ):
@@ -173,7 +192,11 @@ class TaskDetector(Detector):
     def fixture_finished(self, run: FixtureRun, in_task: bool) -> list[asyncio.Task[Any]]:
         """An async fixture was torn down: the tasks it made that are still pending leaked.
         In the fixture's task (``in_task``) the ones cancelled are returned, to be awaited."""
-        tasks = [task for ref in run.made if (task := ref()) is not None and not task.done()]
+        tasks = [
+            task
+            for ref in run.made
+            if (task := ref()) is not None and not task.done() and not _loop_service(task)
+        ]
         run.made.clear()
         session = self._session
         check = session.current if session is not None else None

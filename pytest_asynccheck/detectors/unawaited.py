@@ -39,7 +39,6 @@ import asyncio
 import gc
 import inspect
 import linecache
-import os
 import re
 import sys
 import threading
@@ -255,7 +254,7 @@ class OriginTrackingDetector(UnawaitedDetector):
         function = getattr(test.item, "function", None)
         code = getattr(function, "__code__", None)
         if code is not None:
-            key = (os.path.abspath(code.co_filename), code.co_name)
+            key = (frames.abspath(code.co_filename), code.co_name)
             self._test_functions[key] = test.nodeid
         self._previous_depth = sys.get_coroutine_origin_tracking_depth()
         if self._previous_depth < 1:
@@ -269,7 +268,7 @@ class OriginTrackingDetector(UnawaitedDetector):
 
     def _created_by_a_test(self, coro: Any) -> str | None:
         for filename, _line, function in getattr(coro, "cr_origin", None) or ():
-            nodeid = self._test_functions.get((os.path.abspath(filename), function))
+            nodeid = self._test_functions.get((frames.abspath(filename), function))
             if nodeid:
                 return nodeid
         return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .nonblocking import (
     certificates_in_memory,
+    datagram_connect,
     event_set,
     future_done,
     futures_done,
@@ -29,6 +30,7 @@ from .nonblocking import (
     numeric_getnameinfo,
     open_fd,
     popen_done,
+    popen_exited,
     queue_get_ready,
     queue_put_ready,
     select_zero,
@@ -107,9 +109,10 @@ CATALOGUE: tuple[Blocker, ...] = (
     ),
     # sockets (only blocking ones: asyncio's own sockets are non-blocking)
     Blocker("socket.create_connection", "connects a blocking socket", _SOCKET_FIX),
+    Blocker("socket.socket.connect", "waits on a blocking socket", _SOCKET_FIX, datagram_connect),
     *_family(
         "socket.socket",
-        "connect accept recv recv_into recvfrom recvfrom_into recvmsg send sendall sendto sendmsg",
+        "accept recv recv_into recvfrom recvfrom_into recvmsg send sendall sendto sendmsg",
         "waits on a blocking socket",
         _SOCKET_FIX,
         nonblocking_socket,
@@ -142,7 +145,8 @@ CATALOGUE: tuple[Blocker, ...] = (
     # subprocesses
     *_family("subprocess", "run call check_call check_output", _CHILD, _SUBPROCESS_FIX),
     *_family("subprocess", "getoutput getstatusoutput", _CHILD, _SHELL_FIX),
-    *_family("subprocess.Popen", "wait communicate", _CHILD, _WAIT_FIX, popen_done),
+    Blocker("subprocess.Popen.wait", _CHILD, _WAIT_FIX, popen_exited),
+    Blocker("subprocess.Popen.communicate", _CHILD, _WAIT_FIX, popen_done),
     Blocker("os.system", "waits for the shell command", _SHELL_FIX),
     Blocker("os.popen", "starts a shell and ties the loop to its pipe", _SHELL_FIX),
     Blocker("os.wait", "waits for a child process", _WAIT_FIX),

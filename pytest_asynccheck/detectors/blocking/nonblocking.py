@@ -1,7 +1,10 @@
 """Predicates of catalogued calls: each is given the call's own arguments (``self`` first, for
 a method) and says True when this particular call cannot block, so it is not reported: a
 non-blocking socket, a set event or a finished thread, ``timeout=0``, ``WNOHANG``, a file
-descriptor rather than a path, certificates from memory.
+descriptor rather than a path, certificates from memory. A datagram socket's ``connect`` only
+records its peer (unless a host name is resolved in it), and the ``wait`` for a child that has
+exited (asked with ``WNOWAIT``, which leaves the child to ``wait``) only collects its status:
+trio's ``Process.wait`` calls ``Popen.wait`` once the child's pidfd says it exited.
 
 A name look-up that cannot wait on a resolver is not reported: ``getaddrinfo`` of no host, of an
 IPv4 or IPv6 address, or with ``AI_NUMERICHOST`` (trio asks that way first), with a numeric
@@ -28,6 +31,15 @@ def _timeout_arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int) -> A
 
 def nonblocking_socket(sock: Any, *args: Any, **kwargs: Any) -> bool:
     return bool(sock.gettimeout() == 0.0)
+
+
+def datagram_connect(sock: Any, address: Any = None, *args: Any, **kwargs: Any) -> bool:
+    if sock.gettimeout() == 0.0:
+        return True
+    if sock.type != socket.SOCK_DGRAM:
+        return False
+    # A Unix socket's path is never looked up; an internet host name is, inside connect().
+    return not isinstance(address, tuple) or (bool(address) and _ip_literal(address[0]))
 
 
 def _ipv4_literal(host: Any) -> bool:
@@ -96,6 +108,10 @@ def numeric_getnameinfo(sockaddr: Any, flags: int) -> bool:
     return flags & both == both
 
 
+#: The predicates of socket methods: the wrappers test ``getblocking()`` before them.
+SOCKET_PREDICATES = (nonblocking_socket, datagram_connect)
+
+
 def event_set(event: Any, *args: Any, **kwargs: Any) -> bool:
     return bool(event.is_set()) or _timeout_arg(args, kwargs, 0) == 0
 
@@ -130,6 +146,21 @@ def futures_done(fs: Any, timeout: Any = None, return_when: Any = None) -> bool:
 
 def popen_done(proc: Any, *args: Any, **kwargs: Any) -> bool:
     return proc.returncode is not None or _timeout_arg(args, kwargs, 0) == 0
+
+
+# Bound at import, before the plugin wraps os.waitid itself.
+_waitid = getattr(os, "waitid", None)
+_EXITED_NOT_REAPED = (
+    getattr(os, "WEXITED", 0) | getattr(os, "WNOHANG", 0) | getattr(os, "WNOWAIT", 0)
+)
+
+
+def popen_exited(proc: Any, *args: Any, **kwargs: Any) -> bool:
+    if popen_done(proc, *args, **kwargs):
+        return True
+    if _waitid is None or not hasattr(os, "P_PID") or not hasattr(os, "WNOWAIT"):
+        return False
+    return _waitid(os.P_PID, proc.pid, _EXITED_NOT_REAPED) is not None
 
 
 def select_zero(rlist: Any, wlist: Any, xlist: Any, timeout: Any = None) -> bool:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ... import _clock
 from . import loopthread
 from .catalogue import CATALOGUE, Blocker
-from .nonblocking import nonblocking_socket
+from .nonblocking import SOCKET_PREDICATES
 
 if TYPE_CHECKING:
     from .intercept import Interceptor
@@ -100,7 +100,7 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
         finally:
             in_progress.pop(tid, None)
 
-    if nonblocking is nonblocking_socket:
+    if nonblocking in SOCKET_PREDICATES:
         # Installed on ``socket.socket`` itself, so every socket pays this test first: the
         # loops' sockets are non-blocking, and for them it is one C call (blocking_hotpath.py:
         # "non-blocking socket send+recv").

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..._frames import is_user_file
+from ..._frames import abspath, is_user_file
 from .waits import (
     HELD,
     Step,
@@ -34,9 +34,10 @@ from .waits import (
 
 
 def relative_path(filename: str, root: str) -> str:
-    path = os.path.abspath(filename)
-    if root and path.startswith(root.rstrip(os.sep) + os.sep):
-        return os.path.relpath(path, root)
+    path = abspath(filename)
+    base = abspath(root).rstrip(os.sep) if root else ""
+    if base and path.startswith(base + os.sep):
+        return path[len(base) + 1 :]
     return path
 
 
