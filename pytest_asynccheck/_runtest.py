@@ -66,14 +66,23 @@ def _conclude(check: TestCheck, phase: Phase, findings: list[Finding], failed: b
     emit_warnings(f for f in findings if f.severity == Severity.WARN.value)
 
 
-def _phase_raised(
-    session: CheckSession, check: TestCheck, phase: Phase, exc: BaseException
-) -> None:
-    """The phase failed for its own reason: end it, with its findings beside that failure."""
-    hang.stopped(check, exc)
+def _phase(
+    session: CheckSession, check: TestCheck, phase: Phase
+) -> Generator[None, object, object]:
+    __tracebackhide__ = True
+    session.begin_phase(check, phase)
+    try:
+        result = yield
+    except BaseException as exc:
+        hang.stopped(check, exc)
+        findings = _finish_phase(session, check, phase)
+        if findings:
+            _conclude(check, phase, findings, failed=True)
+        raise
     findings = _finish_phase(session, check, phase)
     if findings:
-        _conclude(check, phase, findings, failed=True)
+        _conclude(check, phase, findings, failed=False)
+    return result
 
 
 def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list[Finding]:
@@ -142,17 +151,7 @@ class Checks(HookHolder):
             pytest.fail(bad_marker, pytrace=False)
         # Warn mode fails nothing: the test runs checked, without the bad marker.
         check = session.begin_test(item, allow, budget, budget_clock)
-        # Each hook runs its phase itself, not through a shared generator: one generator less
-        # per phase of every test (benchmarks/README.md, "Phases").
-        session.begin_phase(check, "setup")
-        try:
-            result = yield
-        except BaseException as exc:
-            _phase_raised(session, check, "setup", exc)
-            raise
-        findings = _finish_phase(session, check, "setup")
-        if findings:
-            _conclude(check, "setup", findings, failed=False)
+        result = yield from _phase(session, check, "setup")
         if bad_marker is not None:
             # After the setup, like a failure: a filter naming the plugin's warnings may
             # turn this one into an error.
@@ -165,55 +164,31 @@ class Checks(HookHolder):
         task."""
         __tracebackhide__ = True
         session = self.session
-        # The current check, as a rule (``_open_check``, inline: a call less per phase).
-        check = session.current
-        if check is None or check.item is not item:
-            check = self._open_check(item)
-            if check is None:
-                return (yield)
+        check = self._open_check(item)
+        if check is None:
+            return (yield)
         target = call_target(item)
-        if target is not None:
-            owner, attribute, original, shadows = target
-            check.is_async = True
-            setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
-        session.begin_phase(check, "call")
+        if target is None:
+            return (yield from _phase(session, check, "call"))
+        owner, attribute, original, shadows = target
+        check.is_async = True
+        setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
         try:
-            try:
-                result = yield
-            except BaseException as exc:
-                _phase_raised(session, check, "call", exc)
-                raise
-            findings = _finish_phase(session, check, "call")
-            if findings:
-                _conclude(check, "call", findings, failed=False)
+            return (yield from _phase(session, check, "call"))
         finally:
-            if target is not None:
-                if shadows:
-                    delattr(owner, attribute)
-                else:
-                    setattr(owner, attribute, original)
-        return result
+            if shadows:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, original)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """Close the test's check after its teardown, with the standalone loop if it had one."""
         __tracebackhide__ = True
-        session = self.session
-        check = session.current
-        if check is None or check.item is not item:
-            check = self._open_check(item)
-            if check is None:
-                return (yield)
-        session.begin_phase(check, "teardown")
-        try:
-            result = yield
-        except BaseException as exc:
-            _phase_raised(session, check, "teardown", exc)
-            raise
-        findings = _finish_phase(session, check, "teardown")
-        if findings:
-            _conclude(check, "teardown", findings, failed=False)
-        return result
+        check = self._open_check(item)
+        if check is None:
+            return (yield)
+        return (yield from _phase(self.session, check, "teardown"))
 
     def _open_check(self, item: pytest.Item) -> TestCheck | None:
         """The item's open check: the current check, as a rule (a node id is built anew at
