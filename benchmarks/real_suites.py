@@ -289,6 +289,7 @@ SUITES: dict[str, Suite] = {
                 nodeid="tests/test_sync.py::*",
             ),
         ),
+        slow=True,  # two runs of about 20 s each: its sync tests join threads
     ),
     "aiostream": Suite(
         "0.8.1",
@@ -497,6 +498,7 @@ SUITES: dict[str, Suite] = {
                 call="concurrent.futures.Future.result",
             ),
         ),
+        slow=True,  # its many test tools to install, and two runs of 1,400 tests
     ),
 }
 
