@@ -4,7 +4,6 @@ the watchdog, and tells both which thread runs the test's loop."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -42,12 +41,8 @@ class BlockingDetector(Detector):
             self.interceptor.uninstall()
 
     def test_started(self, test: TestCheck) -> None:
-        interceptor = self.interceptor
-        # ``refresh``'s own test, here: it is asked before every test, and rarely true.
-        if interceptor is not None and any(
-            map(sys.modules.__contains__, interceptor.pending_modules)
-        ):
-            interceptor.refresh()
+        if self.interceptor is not None:
+            self.interceptor.refresh()
 
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str

@@ -125,8 +125,7 @@ class Interceptor:
         #: id(wrapper) -> (wrapper, original), for everything this interceptor installed.
         self._wrappers: dict[int, tuple[Any, Any]] = {}
         self._pending: list[Blocker] = []
-        #: The modules whose import would let a pending entry be patched (``refresh``).
-        self.pending_modules: frozenset[str] = frozenset()
+        self._pending_modules: frozenset[str] = frozenset()
         self._pending_holders: list[tuple[str, str]] = []
         #: (name, id) of each module in ``sys.modules`` at the last scan for aliases, and at
         #: the scan of install: a module loaded since may hold a wrapper at uninstall.
@@ -148,7 +147,7 @@ class Interceptor:
 
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
-        if any(map(sys.modules.__contains__, self.pending_modules)):
+        if any(map(sys.modules.__contains__, self._pending_modules)):
             self._patch_ready()
 
     def _patch_ready(self) -> None:
@@ -174,7 +173,7 @@ class Interceptor:
             self._rebind_aliases(new)
         self._patch_holders()
         awaited.update(module for module, _class in self._pending_holders)
-        self.pending_modules = frozenset(awaited)
+        self._pending_modules = frozenset(awaited)
 
     def _patch_holders(self) -> None:
         """Point the ``_HOLDERS`` classes' own references to patched functions at the
@@ -275,7 +274,7 @@ class Interceptor:
         self._functions.clear()
         self._wrappers.clear()
         self._pending.clear()
-        self.pending_modules = frozenset()
+        self._pending_modules = frozenset()
         self._pending_holders = []
         self._scanned = set()
         self._at_install = set()

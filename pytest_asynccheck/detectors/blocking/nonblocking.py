@@ -34,7 +34,7 @@ def nonblocking_socket(sock: Any, *args: Any, **kwargs: Any) -> bool:
 
 
 def datagram_connect(sock: Any, address: Any = None, *args: Any, **kwargs: Any) -> bool:
-    if sock.gettimeout() == 0.0:
+    if nonblocking_socket(sock):
         return True
     if sock.type != socket.SOCK_DGRAM:
         return False
