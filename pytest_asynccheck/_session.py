@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import dataclasses
 import gc
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -72,6 +73,16 @@ def in_fixture(finding: Finding, name: str, phase: str) -> Finding:
         message=f"{finding.message}, in fixture {name!r} ({phase})",
         extra={**finding.extra, "fixture": name, "fixture_phase": phase},
     )
+
+
+def isolated_asyncio_case(function: object) -> Any | None:
+    """The ``unittest.IsolatedAsyncioTestCase`` that ``function`` (a test's ``obj``) is a bound
+    method of, if it is one: unittest looks the method up on the case itself."""
+    unittest = sys.modules.get("unittest")
+    case = getattr(function, "__self__", None)
+    if unittest is not None and isinstance(case, unittest.IsolatedAsyncioTestCase):
+        return case
+    return None
 
 
 def collect_young_once(test: TestCheck) -> None:

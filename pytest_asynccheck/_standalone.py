@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from ._hookholder import HookHolder
-from ._session import CheckSession, TestCheck
+from ._session import CheckSession, TestCheck, isolated_asyncio_case
 from .detectors.budget import hang, stoptrees
 
 T = TypeVar("T")
@@ -45,9 +45,8 @@ def call_target(item: pytest.Item) -> tuple[object, str, Any, bool] | None:
         return (hypothesis, "inner_test", inner, False) if is_coroutine_function(inner) else None
     if not is_coroutine_function(obj):
         return None
-    case = getattr(obj, "__self__", None)
-    unittest = sys.modules.get("unittest")
-    if unittest is not None and isinstance(case, unittest.IsolatedAsyncioTestCase):
+    case = isolated_asyncio_case(obj)
+    if case is not None:
         # unittest runs getattr(case, methodName) on its own loop, never item.obj.
         return (case, item.name, obj, True)
     return (item, "obj", obj, False)

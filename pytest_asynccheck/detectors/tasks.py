@@ -46,6 +46,7 @@ from .._session import (
     TestCheck,
     collect_young_once,
     in_fixture,
+    isolated_asyncio_case,
 )
 from . import loop_handler, task_factory
 from .task_factory import FactoryMethods, FactoryState, Made
@@ -95,9 +96,8 @@ def _after_unittest_teardown(test: TestCheck, judge: Callable[[], None]) -> bool
     ``asyncTearDown`` and cleanups are over, just before unittest closes the case's loop (which
     cancels what is left), as a task the method started may be the teardown's to stop; whether
     it will. Asked only when the method left a task pending."""
-    unittest = sys.modules.get("unittest")
-    case = getattr(getattr(test.item, "obj", None), "__self__", None)
-    if unittest is None or not isinstance(case, unittest.IsolatedAsyncioTestCase):
+    case = isolated_asyncio_case(getattr(test.item, "obj", None))
+    if case is None:
         return False
     for name in _UNITTEST_LOOP_ENDS:
         close = getattr(case, name, None)
