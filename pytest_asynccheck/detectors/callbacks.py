@@ -158,8 +158,7 @@ class CallbackErrorDetector(Detector):
         loop_handler.read_contexts(test, loop, read)
 
     def test_finished(self, test: TestCheck) -> None:
-        if loop_handler.KEY in test.data:  # not released already (by the task check)
-            loop_handler.release(test)
+        loop_handler.release(test)
 
     def _finding(self, loop: Any, context: loop_handler.Context) -> Finding | None:
         exc = context.get("exception")

@@ -17,7 +17,6 @@ attributes keeps its own methods (the factory is set all the same).
 from __future__ import annotations
 
 import asyncio
-import operator
 import sys
 import weakref
 from collections.abc import Callable
@@ -36,10 +35,9 @@ Access = tuple[Callable[[Any], Any], Callable[[Any, Any], None]]
 
 _BASE = asyncio.BaseEventLoop
 _NAMES = ("set_task_factory", "get_task_factory")
-#: How the plugin reads and sets a standard library loop's factory, whatever stands on the
-#: class (another session's functions, under pytester): what the standard library's own
-#: methods do, the attribute itself, read in C (two Python calls less at each end of a test).
-_STDLIB: Access = (operator.attrgetter("_task_factory"), _BASE.set_task_factory)
+#: The standard library's own methods, as the plugin reads and sets a loop's factory whatever
+#: stands on the class (another session's functions, under pytester).
+_STDLIB: Access = (_BASE.get_task_factory, _BASE.set_task_factory)
 #: Made from a weak reference to each task the factory makes and put on the task as its
 #: ``cancel`` (the swallowed-cancel check's, for the session; empty otherwise).
 CANCEL_HOOK: list[Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]]] = []
@@ -119,11 +117,7 @@ class FactoryMethods:
         state = FactoryState(loop, access[0](loop))
         state.access = access
         state.on_class = on_class
-        if access is _STDLIB:
-            # What set_task_factory does once it has seen the factory is callable.
-            loop._task_factory = state  # type: ignore[attr-defined]
-        else:
-            access[1](loop, state)
+        access[1](loop, state)
         if not on_class:
             _intercept_on_instance(state)
         return state
@@ -226,7 +220,4 @@ def remove(state: FactoryState) -> None:
     state.own = ()
     access = state.access
     if access is not None and access[0](loop) is state:
-        if access is _STDLIB:
-            loop._task_factory = state.inner  # type: ignore[attr-defined]
-        else:
-            access[1](loop, state.inner)
+        access[1](loop, state.inner)

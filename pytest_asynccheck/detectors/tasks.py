@@ -237,8 +237,7 @@ class TaskDetector(Detector):
     def test_finished(self, test: TestCheck) -> None:
         self._remove_factory(test)
         test.data.pop("tasks.made", None)  # the body did not return (cancelled, say)
-        if loop_handler.KEY in test.data:  # not released already (by the callback check)
-            loop_handler.release(test)
+        loop_handler.release(test)
 
     def _reader(self, test: TestCheck) -> loop_handler.Reader:
         """Reports lost task exceptions among the contexts the loop's handler receives."""

@@ -168,10 +168,7 @@ class ThreadSafetyDetector(Detector):
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
         if where == "test":
-            if self._current is test:
-                self._current = None
-            if test.data.get("threads.patched"):
-                self._restore(test)
+            self._restore(test)
 
     def test_finished(self, test: TestCheck) -> None:
         if self._current is test or test.data.get("threads.patched"):
