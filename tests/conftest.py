@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -30,6 +32,33 @@ def pytester(
             warnings.simplefilter("ignore", ResourceWarning)
             asyncio.set_event_loop(None)
             gc.collect()
+
+
+@pytest.fixture
+def cpu_alone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """For a test whose outcome depends on when the scheduler runs its threads, or that loads
+    a CPU on purpose: no other such test runs meanwhile in any process of this run (an
+    exclusive lock on a file in the directory that pytest-xdist's workers share). Waits at
+    most ten minutes, then runs anyway."""
+    if sys.platform == "win32":
+        yield
+        return
+    import fcntl
+
+    with open(tmp_path_factory.getbasetemp().parent / "asynccheck-cpu-alone.lock", "a") as file:
+        give_up = time.monotonic() + 600
+        while True:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    break
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
 
 
 def pytest_configure(config: pytest.Config) -> None:
