@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import dataclasses
 import gc
+import inspect
 import sys
 import threading
 import weakref
@@ -16,6 +17,7 @@ import pytest
 
 from ._events import Detector, Detectors
 from ._findings import BaselineKey, Finding, Phase, Severity, is_test_file, merge_into
+from ._frames import relpath
 from ._gc import CollectorPauses
 from ._options import Settings
 from ._wire import BUDGET_PROPERTY, FINDING_PROPERTY
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
 OWN_PROPERTIES = frozenset((FINDING_PROPERTY, BUDGET_PROPERTY))
 
 _active: CheckSession | None = None
+
+#: Said of a finding placed at its test's or fixture's definition (``TestCheck.add``).
+NO_LINE_OF_YOURS = (
+    "no line of your code made or runs this (the event loop or a library did): shown at the "
+    "definition of the test or fixture it was found in"
+)
 
 
 def active() -> CheckSession | None:
@@ -133,11 +141,43 @@ class TestCheck:
         step = FIXTURE.get()
         if step is not None:
             finding = in_fixture(finding, step.run.name, step.phase)
+        if not finding.file:
+            finding = self._placed_at_definition(finding)
         stored = self.session.stamped(finding, self.nodeid, phase or self.phase)
         if stored is None:
             return None
         merge_into(self.findings, stored)
         return stored
+
+    def _placed_at_definition(self, finding: Finding) -> Finding:
+        """``finding``, which no line of the user's code explains (a task the loop or a library
+        made, running a library's coroutine), placed where the user can act on it: at the
+        definition of the fixture it was found in, else of the test."""
+        site = self._fixture_site(finding.extra.get("fixture"))
+        if site is None:
+            path, line, _ = self.item.location
+            name = getattr(self.item, "originalname", None) or self.item.name
+            site = (path, (line or 0) + 1, name.rpartition(".")[2])
+        return dataclasses.replace(
+            finding,
+            file=site[0],
+            line=site[1],
+            function=site[2],
+            stack=(*finding.stack, NO_LINE_OF_YOURS),
+        )
+
+    def _fixture_site(self, name: object) -> tuple[str, int, str] | None:
+        info = getattr(self.item, "_fixtureinfo", None)
+        if not isinstance(name, str) or info is None:
+            return None
+        definitions = info.name2fixturedefs.get(name)
+        if not definitions:
+            return None
+        code = getattr(inspect.unwrap(definitions[-1].func), "__code__", None)
+        if code is None:
+            return None
+        root = str(self.session.config.rootpath)
+        return relpath(code.co_filename, root), code.co_firstlineno, code.co_name
 
     def findings_in(self, phase: Phase) -> list[Finding]:
         return [f for f in self.findings if f.phase == phase]

@@ -266,6 +266,77 @@ def test_a_leaked_task_no_user_line_made_is_reported_at_its_coroutine_function(
     result.stdout.fnmatch_lines(["error never-retrieved test_mod.py:3 in forever forever()  x1"])
 
 
+@pytest.mark.parametrize(
+    "runner",
+    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
+)
+def test_a_finding_no_line_of_the_users_explains_is_placed_at_its_test_or_fixture(
+    pytester: pytest.Pytester, runner: tuple[str, ...]
+) -> None:
+    # Made by a loop callback and running the standard library's own coroutines: neither where
+    # the tasks were made nor what they run is the user's (what asyncio's server does with
+    # each TLS connection's handshake task, say).
+    pytester.makeini("[pytest]\nasyncio_mode = auto\n" + ASYNCIO_INI)
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+
+        @pytest.fixture
+        async def server():
+            asyncio.get_running_loop().call_soon(asyncio.ensure_future, asyncio.sleep(10))
+            await asyncio.sleep(0)
+            yield
+
+
+        async def test_with_server(server):
+            await asyncio.sleep(0)
+
+
+        async def test_in_body():
+            loop = asyncio.get_running_loop()
+            loop.call_soon(asyncio.ensure_future, asyncio.sleep(10))
+            loop.call_soon(asyncio.ensure_future, asyncio.sleep("not a delay"))
+            await asyncio.sleep(0.01)
+        """
+    )
+    result = pytester.runpytest_subprocess(*ARGS, *runner, "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    note = (
+        "  no line of your code made or runs this (the event loop or a library did): shown at "
+        "the definition of the test or fixture it was found in"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 1 problem in test_mod.py::test_with_server (teardown):",
+            "?leaked-task? task '*' running sleep() was still pending when fixture 'server' was "
+            "torn down, in fixture 'server' (setup)",
+            "  at test_mod.py:5 in server",
+            "  suspended at asyncio/tasks.py:* in sleep",
+            note,
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck found 2 problems in test_mod.py::test_in_body (call):",
+            "?never-retrieved? task '*' running sleep() raised TypeError: *, and the exception "
+            "was never retrieved",
+            "  at test_mod.py:16 in test_in_body",
+            note,
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "?leaked-task? task '*' running sleep() was still pending when the test returned",
+            "  at test_mod.py:16 in test_in_body",
+            "  suspended at asyncio/tasks.py:* in sleep",
+            note,
+        ]
+    )
+    result.stdout.no_fnmatch_line("*<unknown>*")
+
+
 def test_allow_marker_and_severity(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_mod="""

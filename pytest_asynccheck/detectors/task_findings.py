@@ -8,7 +8,8 @@ defined; a leak says where the task is suspended, a lost exception the user's li
 it. A finding about a task a fixture made is that fixture's (``in_fixture``).
 
 Limits: only frames of the user's files are named; a task made in library code with no user
-frame on the stack and a coroutine defined outside the user's files has no location.
+frame on the stack and a coroutine defined outside the user's files has no location of its
+own, and the test's check places it at the test's (or fixture's) definition.
 """
 
 from __future__ import annotations
