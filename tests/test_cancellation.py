@@ -345,6 +345,62 @@ async def test_uses_a_teardown_that_swallowed(stubborn_teardown):
 """
 
 
+LIBRARY_TASKS = """\
+import asyncio
+import threading
+
+from anyio import sleep, to_thread
+from anyio.from_thread import BlockingPortal
+
+# A library's code (compiled from a string: not a file of the user's).
+LIBRARY = \'\'\'
+import asyncio
+
+async def serve_call(future):
+    try:
+        await future
+    except asyncio.CancelledError:
+        return None  # the library's contract: its caller learns of it another way
+\'\'\'
+library = {}
+exec(compile(LIBRARY, "<library>", "exec"), library)
+
+
+async def test_a_library_task_swallows_its_own_cancellation():
+    future = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(library["serve_call"](future))
+    await asyncio.sleep(0)
+    task.cancel()
+    assert await task is None
+
+
+async def test_a_blocking_portal_stopped_with_a_call_pending():
+    started = threading.Event()
+
+    async def forever():
+        started.set()
+        await sleep(10)
+
+    async with BlockingPortal() as portal:
+        future = await to_thread.run_sync(portal.start_task_soon, forever)
+        await to_thread.run_sync(started.wait)
+        await portal.stop(cancel_remaining=True)
+    assert future.cancelled()
+
+
+async def call_the_library(future):
+    return await library["serve_call"](future)
+
+
+async def test_a_task_of_the_users_suspended_in_a_library_that_swallows():
+    future = asyncio.get_running_loop().create_future()
+    task = asyncio.ensure_future(call_the_library(future))
+    await asyncio.sleep(0)
+    task.cancel()
+    assert await task is None
+"""
+
+
 #: name -> (the module, its outcomes, the blocks of lines its output shows): each is run
 #: under every runner.
 CASES = {
@@ -395,6 +451,21 @@ CASES = {
                 "fixture 'stubborn_teardown' (teardown)",
                 "  at test_mod.py:36 in stubborn_teardown",
             ],
+        ],
+    ),
+    # A task with no line of the user's on its stack when the cancellation reaches it is a
+    # library's own (anyio's portal calls): not flagged. One of the user's that is suspended
+    # in such a library call is, at the user's line.
+    "library-tasks": (
+        LIBRARY_TASKS,
+        {"passed": 2, "failed": 1},
+        [
+            [
+                "asynccheck found 1 problem in test_mod.py::"
+                "test_a_task_of_the_users_suspended_in_a_library_that_swallows (call):",
+                FLAGGED.format(name="*", coro="call_the_library"),
+                "  at test_mod.py:44 in call_the_library",
+            ]
         ],
     ),
 }

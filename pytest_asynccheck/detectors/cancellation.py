@@ -14,7 +14,10 @@ cancelled, and the parent was never cancelled itself. Never counted: a cancellat
 reached a task suspended on ``asyncio.shield(...)`` (the shielded work goes on, and the task
 may wait for it and return its result), and, before Python 3.13, the cancellation a
 ``TaskGroup`` sends to its parent task for a failing child while the ``async with`` block is
-already waiting for the children (that ``TaskGroup`` never takes it back).
+already waiting for the children (that ``TaskGroup`` never takes it back), and one that reached
+a task with no frame of the user's code on its stack: a library's own task (anyio's
+``BlockingPortal`` call, which catches the cancellation its task group delivers, cancels the
+caller's future and returns), whose handling of its cancellation is the library's contract.
 
 How: the task factory of the task checks (task_factory.py) puts ``cancel`` here, bound to a weak
 reference to the task, on each task it makes as the task's own ``cancel`` attribute (the class
@@ -87,11 +90,11 @@ UNRETRACTED_CANCEL: types.CodeType | None = (
 
 def _reached_at(task: asyncio.Task[Any], caller: types.FrameType) -> Site | None:
     """The line the cancellation reaches ``task`` at: the innermost user frame it is
-    suspended in (the calling line when it cancels itself)."""
+    suspended in (the calling line when it cancels itself); ``None`` when no frame of the
+    user's is on its stack."""
     if task is asyncio.current_task():
         return frames.user_site(caller)
-    stack = task.get_stack()
-    return frames.site(frames.user_frame(reversed(stack)) or (stack[-1] if stack else None))
+    return frames.site(frames.user_frame(reversed(task.get_stack())))
 
 
 def _forgiven(task: asyncio.Task[Any], caller: types.FrameType) -> bool:
@@ -208,8 +211,13 @@ def _note(task: asyncio.Task[Any], caller: types.FrameType) -> None:
     test = session.current if session is not None else None
     if test is None or test.closed:
         return
+    reached = _reached_at(task, caller)
+    if reached is None or not frames.is_user_file(reached[0]):
+        # No line of the user's code was suspended in the task: a library's own task (anyio's
+        # portal call, say), whose handling of its cancellation is the library's contract.
+        return
     note.test = test
-    note.reached = _reached_at(task, caller)
+    note.reached = reached
     note.by = frames.user_site(caller)
     step = test.data.get(STEP_KEY)
     if not note.watched and (step is None or step[0] is not task):
