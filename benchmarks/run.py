@@ -6,7 +6,8 @@ pick instead. Every measurement alternates its variants in one run and quotes me
     python benchmarks/run.py memory  [--tests 1000]
     python benchmarks/run.py hotpath [--runs 5] [--against DIR]
     python benchmarks/run.py virtual [--runs 3]
-    python benchmarks/run.py instructions [--tests 200] [--mixed] [--against DIR]
+    python benchmarks/run.py instructions [--tests 200] [--mixed] [--fixtures] [--seeds 3]
+                                          [--against DIR]
 
 ``suite``: a generated suite of small async tests (a few awaits each; with ``--trivial`` nothing
 else, otherwise every third test does stream I/O over a local socket pair and every fifth uses
@@ -447,12 +448,12 @@ def cmd_virtual(args: argparse.Namespace) -> None:
         report_both(alternate(root, variants, args.runs), "--asynccheck (wall clock)")
 
 
-def instructions(root: Path, variant: Variant) -> int:
-    """Instructions one pytest run executes, counted by callgrind."""
+def instructions(root: Path, variant: Variant, seed: int = 0) -> int:
+    """Instructions one pytest run executes, counted by callgrind, under hash seed ``seed``."""
     extra, env_extra = variant
-    # One hash seed for every count: string hashes decide how full each dictionary's probes
+    # One hash seed for every variant: string hashes decide how full each dictionary's probes
     # run, which moves a count by more than the difference being measured.
-    env = child_env({**env_extra, "PYTHONHASHSEED": "0"})
+    env = child_env({**env_extra, "PYTHONHASHSEED": str(seed)})
     run(root, variant)  # bytecode cached first, as in the timed runs
     out = root / "callgrind.out"
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *pytest_cmd(extra)]
@@ -477,21 +478,38 @@ def cmd_instructions(args: argparse.Namespace) -> None:
     for source in args.against:
         path = str(Path(source).resolve())
         variants[f"--asynccheck ({source})"] = (checked, {"PYTHONPATH": path})
+    # Each hash seed lays the dictionaries out differently (one seed against another moved a
+    # checked run by 19 K instructions per test): every variant is counted under each seed,
+    # and the medians are quoted, with the ratios' spread over the seeds.
+    counts: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
         generate(Path(many), args.tests, not args.mixed, fixtures=args.fixtures)
         generate(Path(one), 1, not args.mixed, fixtures=args.fixtures)
-        print("| variant | per test | vs plain | start-up | 1,000 tests | vs plain |")
-        print("|---|---|---|---|---|---|")
-        base = base_total = 0.0
-        for name, variant in variants.items():
-            start = instructions(Path(one), variant)
-            per_test = (instructions(Path(many), variant) - start) / (args.tests - 1)
-            total = start + 999 * per_test
-            base, base_total = base or per_test, base_total or total
-            print(
-                f"| {name} | {per_test / 1e6:.3f} M | {per_test / base:.3f} | "
-                f"{start / 1e6:,.0f} M | {total / 1e9:.3f} G | {total / base_total:.3f} |"
-            )
+        for seed in range(args.seeds):
+            for name, variant in variants.items():
+                start = instructions(Path(one), variant, seed)
+                per_test = (instructions(Path(many), variant, seed) - start) / (args.tests - 1)
+                counts[name].append((start, per_test))
+    print(
+        f"| variant | per test | vs plain (seeds {', '.join(map(str, range(args.seeds)))}) "
+        "| start-up | 1,000 tests | vs plain |"
+    )
+    print("|---|---|---|---|---|---|")
+    plain = counts["plain"]
+    for name, rows in counts.items():
+        ratios = [row[1] / base[1] for row, base in zip(rows, plain, strict=True)]
+        totals = [
+            (row[0] + 999 * row[1]) / (base[0] + 999 * base[1])
+            for row, base in zip(rows, plain, strict=True)
+        ]
+        start = statistics.median(row[0] for row in rows)
+        per_test = statistics.median(row[1] for row in rows)
+        spread = f" ({min(ratios):.3f}-{max(ratios):.3f})" if len(ratios) > 1 else ""
+        print(
+            f"| {name} | {per_test / 1e6:.3f} M | {statistics.median(ratios):.3f}{spread} | "
+            f"{start / 1e6:,.0f} M | {(start + 999 * per_test) / 1e9:.3f} G | "
+            f"{statistics.median(totals):.3f} |"
+        )
 
 
 def main() -> None:
@@ -526,6 +544,9 @@ def main() -> None:
         if name == "instructions":
             p.add_argument("--mixed", action="store_true", help="the I/O and thread suite")
             p.add_argument("--fixtures", action="store_true", help="one async fixture per test")
+            p.add_argument(
+                "--seeds", type=int, default=1, help="count under hash seeds 0..N-1 (median)"
+            )
     args = parser.parse_args()
     args.func(args)
 
