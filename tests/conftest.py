@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-import time
 import warnings
 from collections.abc import Iterator
 
@@ -35,30 +34,43 @@ def pytester(
 
 
 @pytest.fixture
-def cpu_alone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """For a test whose outcome depends on when the scheduler runs its threads, or that loads
-    a CPU on purpose: no other such test runs meanwhile in any process of this run (an
-    exclusive lock on a file in the directory that pytest-xdist's workers share). Waits at
-    most ten minutes, then runs anyway."""
+def cpu_alone() -> None:
+    """Asked for by a test whose outcome depends on when the scheduler runs its threads, or
+    that loads a CPU on purpose: it runs alone, no other test running meanwhile in any process
+    of this run (see ``_cpu_turns``)."""
+
+
+@pytest.fixture(autouse=True)
+def _cpu_turns(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Every test holds a shared lock on a file in the directory that pytest-xdist's workers
+    share, and a ``cpu_alone`` test an exclusive one. A turnstile lock in front, which a test
+    waiting to run alone keeps, stops new tests from starting meanwhile: without it, the other
+    workers' tests, one after another, would keep it waiting for good."""
     if sys.platform == "win32":
         yield
         return
     import fcntl
 
-    with open(tmp_path_factory.getbasetemp().parent / "asynccheck-cpu-alone.lock", "a") as file:
-        give_up = time.monotonic() + 600
-        while True:
-            try:
-                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > give_up:
-                    break
-                time.sleep(0.05)
+    folder = tmp_path_factory.getbasetemp().parent
+    alone = "cpu_alone" in request.fixturenames
+    with (
+        open(folder / "asynccheck-cpu.turnstile", "a") as turnstile,
+        open(folder / "asynccheck-cpu.lock", "a") as lock,
+    ):
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
         try:
             yield
         finally:
-            fcntl.flock(file, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 def pytest_configure(config: pytest.Config) -> None:

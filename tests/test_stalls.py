@@ -12,8 +12,9 @@ import pytest
 
 from tests.helpers import ARGS
 
-# Whether the watchdog sees a stall, and when, is up to the scheduler; one test here loads a CPU
-# on purpose. None of them runs beside another (``cpu_alone``).
+# Whether the watchdog sees a stall, when, and at which of two lines, is up to the scheduler: on
+# a machine whose CPUs other tests keep busy it wakes late. One test here loads a CPU on
+# purpose. Each runs alone (``cpu_alone``).
 pytestmark = pytest.mark.usefixtures("cpu_alone")
 
 #: Sizes the work to about 0.35 s of this machine's time, whatever its speed: the work is
