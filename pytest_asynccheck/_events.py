@@ -35,6 +35,8 @@ EVENTS = (
     "task_exited",
     "test_finished",
 )
+#: Events received at each step of a test's coroutines (``emit_task``).
+TASK_EVENTS = ("task_entered", "task_exited")
 
 
 class Detector:
@@ -54,6 +56,9 @@ class Detector:
     #: Typed ``str`` rather than ``Phase`` so that a detector declaring ``tuple[str, ...]``
     #: still type-checks.
     phases: tuple[str, ...] = PHASES
+    #: Whether ``task_entered`` and ``task_exited`` are wanted for the test body's steps only,
+    #: not for its async fixtures' (they are not called for those: two per fixture per test).
+    test_steps_only: bool = False
 
     def session_started(self, session: CheckSession) -> None:
         """The check session begins (configure time, checks enabled)."""
@@ -110,6 +115,10 @@ class Detectors:
         #: event -> the bound methods alone, in the same order: what ``emit`` loops over (an
         #: event per step of every test; unpacking pairs cost a tenth of the dispatch).
         self._methods: dict[str, tuple[Callable[..., None], ...]] = {event: () for event in EVENTS}
+        #: ``task_entered``/``task_exited`` -> the methods a fixture's step is dispatched to.
+        self._fixture_step_methods: dict[str, tuple[Callable[..., None], ...]] = {
+            event: () for event in TASK_EVENTS
+        }
         #: event -> phase -> subscribers, for the two per-phase events.
         self.by_phase: dict[str, dict[str, tuple[tuple[Detector, Callable[..., None]], ...]]] = {
             event: {phase: () for phase in PHASES} for event in PHASE_EVENTS
@@ -160,6 +169,10 @@ class Detectors:
     ) -> None:
         self._subscribers[event] = subscribers
         self._methods[event] = tuple(map(_METHOD, subscribers))  # in C: once per test at most
+        if event in TASK_EVENTS:
+            self._fixture_step_methods[event] = tuple(
+                method for detector, method in subscribers if not detector.test_steps_only
+            )
 
     def emit(self, event: str, *args: object) -> None:
         for method in self._methods[event]:
@@ -177,7 +190,8 @@ class Detectors:
     ) -> None:
         """``task_entered`` or ``task_exited``: ``emit`` without packing the arguments, as
         this runs at every step of every test."""
-        for method in self._methods[event]:
+        methods = self._methods if where == "test" else self._fixture_step_methods
+        for method in methods[event]:
             try:
                 method(test, loop, where)
             except Exception as exc:

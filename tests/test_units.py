@@ -128,6 +128,35 @@ def test_phase_events_reach_only_the_phases_a_detector_names() -> None:
     assert len(every.seen) == 6
 
 
+class Steps(Detector):
+    def __init__(self, test_steps_only: bool) -> None:
+        self.test_steps_only = test_steps_only
+        self.seen: list[tuple[str, str]] = []
+
+    def task_entered(self, test: object, loop: object, where: str) -> None:
+        self.seen.append(("entered", where))
+
+    def task_exited(self, test: object, loop: object, where: str) -> None:
+        self.seen.append(("exited", where))
+
+
+def test_a_fixtures_steps_reach_only_the_detectors_that_want_them() -> None:
+    body_only, every = Steps(test_steps_only=True), Steps(test_steps_only=False)
+    detectors = Detectors([body_only, every])
+    for where in ("fixture db", "test", "fixture db"):
+        detectors.emit_task("task_entered", None, None, where)  # type: ignore[arg-type]
+        detectors.emit_task("task_exited", None, None, where)  # type: ignore[arg-type]
+    assert body_only.seen == [("entered", "test"), ("exited", "test")]
+    assert every.seen == [
+        (event, where)
+        for where in ("fixture db", "test", "fixture db")
+        for event in ("entered", "exited")
+    ]
+    detectors.remove(every)
+    detectors.emit_task("task_entered", None, None, "fixture db")  # type: ignore[arg-type]
+    assert len(every.seen) == 6
+
+
 class Exploding(Detector):
     name = "exploding"
 

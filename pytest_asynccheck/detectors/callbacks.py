@@ -135,6 +135,7 @@ def _ran_by(loop: Any, handle: asyncio.Handle) -> tuple[str, str]:
 
 class CallbackErrorDetector(Detector):
     name = "callbacks"
+    test_steps_only = True
     phases: tuple[str, ...] = ()
 
     def __init__(self) -> None:
@@ -146,7 +147,7 @@ class CallbackErrorDetector(Detector):
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if loop is None or where != "test" or "callbacks.reading" in test.data:
+        if loop is None or "callbacks.reading" in test.data:
             return
         test.data["callbacks.reading"] = True
 

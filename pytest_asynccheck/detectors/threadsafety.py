@@ -130,6 +130,7 @@ def _fix(call: str) -> str:
 
 class ThreadSafetyDetector(Detector):
     name = "thread-safety"
+    test_steps_only = True
     phases: tuple[str, ...] = ()
 
     def __init__(self) -> None:
@@ -154,7 +155,7 @@ class ThreadSafetyDetector(Detector):
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if loop is None or where != "test" or "threads.patched" in test.data:
+        if loop is None or "threads.patched" in test.data:
             return
         if isinstance(loop, asyncio.BaseEventLoop):
             if not self._classes:
@@ -167,8 +168,7 @@ class ThreadSafetyDetector(Detector):
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if where == "test":
-            self._restore(test)
+        self._restore(test)
 
     def test_finished(self, test: TestCheck) -> None:
         if self._current is test or test.data.get("threads.patched"):
