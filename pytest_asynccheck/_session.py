@@ -157,7 +157,7 @@ class TestCheck:
         if site is None:
             path, line, _ = self.item.location
             name = getattr(self.item, "originalname", None) or self.item.name
-            site = (path, (line or 0) + 1, name.rpartition(".")[2])
+            site = (path, (line or 0) + 1, name)
         return dataclasses.replace(
             finding,
             file=site[0],
@@ -176,8 +176,7 @@ class TestCheck:
         code = getattr(inspect.unwrap(definitions[-1].func), "__code__", None)
         if code is None:
             return None
-        root = str(self.session.config.rootpath)
-        return relpath(code.co_filename, root), code.co_firstlineno, code.co_name
+        return relpath(code.co_filename, self.session.rootpath), code.co_firstlineno, code.co_name
 
     def findings_in(self, phase: Phase) -> list[Finding]:
         return [f for f in self.findings if f.phase == phase]

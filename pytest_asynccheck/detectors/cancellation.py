@@ -212,7 +212,7 @@ def _note(task: asyncio.Task[Any], caller: types.FrameType) -> None:
     if test is None or test.closed:
         return
     reached = _reached_at(task, caller)
-    if reached is None or not frames.is_user_file(reached[0]):
+    if reached is None:
         # No line of the user's code was suspended in the task: a library's own task (anyio's
         # portal call, say), whose handling of its cancellation is the library's contract.
         return
