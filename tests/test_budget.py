@@ -265,10 +265,15 @@ def test_real_time_gather_meets_the_budget_and_sequential_awaits_are_diagnosed(
             "    test_mod.py:17 in test_sequential awaited download() for * ms",
             "    test_mod.py:17 in test_sequential awaited download() for * ms",
             "*0s*s",
-            "  test |.....*|",
+            "  test |*|",
             "  fix: run the independent awaits concurrently with asyncio.gather(...)",
         ]
     )
+    # The test waited on its timers nearly all along; on a loaded machine its first steps can
+    # take a column or two of the 60.
+    (bar,) = [line for line in result.stdout.lines if line.startswith("  test |")]
+    columns = bar[len("  test |") : -1]
+    assert columns.count(".") >= 0.8 * len(columns), bar
 
 
 def test_timelines_of_gathered_and_sequential_awaits_look_different(
