@@ -364,3 +364,25 @@ def test_each_plugin_object_lists_its_hooks_and_every_one_is_registered(
         "asynccheck-timeout-trees",
     }
     assert all(line.split()[2] == "True" for line in lines), lines
+
+
+def test_a_stalls_own_time_leaves_out_the_waits_for_a_cpu_of_the_turns_around_it() -> None:
+    from pytest_asynccheck.detectors.blocking.stalls import _own_time
+    from pytest_asynccheck.detectors.blocking.stuck import Stall
+
+    ms = 1_000_000  # nanoseconds
+
+    def stall(waited_at: float | None, waited: int | None, seen_at: float, seen: int) -> Stall:
+        return Stall(0.0, None, 0.0, waited, waited_at, seen_waiting=(seen_at, seen))
+
+    # Last answer read at 10.0 with 100 ms waited; the turn began at 10.2 and was seen stuck
+    # at 10.3 (300 ms waited), ended at 12.3 with 2,260 ms waited: 2 s seen, 1.96 s of it
+    # waiting, and of the 0.1 s before, at least 0.1 - 0.2 (more waited than passed): none.
+    own = _own_time(stall(10.0, 100 * ms, 10.3, 300 * ms), 10.2, (12.3, 2260 * ms))
+    assert own == pytest.approx(0.04)
+    # Not waiting at all: the whole turn is its own.
+    assert _own_time(stall(10.0, 0, 10.3, 0), 10.2, (12.3, 0)) == pytest.approx(2.1)
+    # The last answer was read inside the turn: its start up to that reading is not counted.
+    assert _own_time(stall(10.25, 0, 10.3, 0), 10.2, (10.5, 0)) == pytest.approx(0.25)
+    # Seen before any reading (before the step's first heartbeat): no waits known before.
+    assert _own_time(stall(None, None, 10.3, 0), 10.2, (10.5, 150 * ms)) == pytest.approx(0.15)

@@ -13,7 +13,13 @@ ends; its findings are made on the loop thread once the test ends.
 A stall is measured without the garbage collector's full collections and without the loop
 thread's waits for a CPU (Linux only). Its length is exact only on the standard library's loop
 on real time, from the turn times; elsewhere its start is the middle of the heartbeat interval
-that saw it begin. Frames are only read, never changed.
+that saw it begin. On the standard library's loop the waits are read at instants that bound
+the stuck turn (when it is seen stuck, and by the loop thread itself in the heartbeat that
+ends it), and before it was seen only what is certain is counted (``_own_time``): on a loaded
+machine a starved loop thread waits most of a long turn, and figures that also covered the
+turns around it would hide a stall or make one. Time the loop thread spent waiting for the
+interpreter while another thread held it (one waiting for a CPU itself) is still counted.
+Frames are only read, never changed.
 """
 
 from __future__ import annotations
@@ -53,6 +59,32 @@ STALL_FIX = (
     "move CPU-bound or blocking work off the loop: await asyncio.to_thread(func, ...) or "
     "await loop.run_in_executor(None, func, ...)"
 )
+
+
+def _own_time(stall: Stall, began: float, waiting: tuple[float, int]) -> float:
+    """Seconds of the stuck turn that began at ``began`` (monotonic) that the loop thread
+    spent at least not waiting for a CPU, up to ``waiting`` (when, and its wait so far, read
+    as the stall ended): a lower bound, as a stall is reported "for at least" its length.
+
+    From when the turn was seen stuck (``Stall.seen_waiting``) to that reading, the time and
+    the wait are read at the same two instants: exact. Before it, the wait is known only
+    since the loop last answered, which may have been turns earlier (then the waits of those
+    turns are taken out of this one's too) or inside this turn (then the turn's start up to
+    that reading is not counted). On a loaded machine a starved loop thread waits most of a
+    long turn: figures that also covered the turns around it, read late by a watchdog that
+    waited for a CPU itself, would hide a stall of its own, or make one."""
+    assert stall.seen_waiting is not None
+    seen_at, waited_then = stall.seen_waiting
+    ended_at, waited_at_end = waiting
+    own = max(0.0, ended_at - seen_at - max(0, waited_at_end - waited_then) / 1e9)
+    if stall.waited_for_cpu is None or stall.waited_at is None:
+        # Not read since the test's step began (it was seen before its first heartbeat): its
+        # waits before it was seen are not known, and are taken as none, as where the kernel
+        # gives no figures.
+        return own + max(0.0, seen_at - began)
+    since = max(began, stall.waited_at)
+    waited_before = max(0, waited_then - stall.waited_for_cpu) / 1e9
+    return own + max(0.0, seen_at - since - waited_before)
 
 
 @dataclass
@@ -140,9 +172,16 @@ class StallSampler:
                     sample = self._sample(look, late=late)
                     last_turn, posted = pending
                     waited = watch.waited_for_cpu
-                    watch.stalled = Stall(
-                        (last_turn + posted) / 2, sample, posted, waited, turn=look.turn_began
+                    watch.stalled = stall = Stall(
+                        (last_turn + posted) / 2,
+                        sample,
+                        posted,
+                        waited,
+                        watch.waited_at,
+                        turn=look.turn_began,
                     )
+                    if look.turn_began is not None:
+                        stall.seen_waiting = self._waiting_now(watch)
                     following = following or self._look_if_kept(watch, step)
                 elif look.ours and late_by >= self.late:
                     # Else this thread waited for a CPU, not for the interpreter.
@@ -194,8 +233,18 @@ class StallSampler:
             # (a heartbeat posted before it began is answered only after it).
             self._close_stall(watch, _clock.perf_counter(), sample.turn_began)
         now = _clock.perf_counter()
-        watch.stalled = Stall(now, sample, now, watch.waited_for_cpu)
+        stall = Stall(now, sample, now, watch.waited_for_cpu, watch.waited_at)
+        # Seen in its turn just now: the waits from here on are the turn's.
+        stall.seen_waiting = self._waiting_now(watch)
+        watch.stalled = stall
         return True
+
+    @staticmethod
+    def _waiting_now(watch: Watch) -> tuple[float, int] | None:
+        """When (monotonic) and how long the loop thread has waited for a CPU so far, read
+        while it is seen in a stuck turn: from here on its waits are that turn's."""
+        waiting = runqueue_wait(watch.native_id)
+        return None if waiting is None else (_monotonic(), waiting)
 
     def _look(self, thread_id: int) -> Look:
         """The loop thread's frames now, where each was, when its turn began, and whether what
@@ -289,11 +338,11 @@ class StallSampler:
         watch: Watch,
         ended: float,
         turn: float | None = None,
-        waited_for_cpu: int | None = None,
+        waiting: tuple[float, int] | None = None,
     ) -> None:
         """Turn the pending stall, which ended at ``ended`` (and, in loop time, when the turn
-        ``turn`` began), into findings (caller holds the lock). ``waited_for_cpu``: the loop
-        thread's run-queue wait by then, when known."""
+        ``turn`` began), into findings (caller holds the lock). ``waiting``: when (monotonic)
+        the loop thread's run-queue wait was read as the stall ended, and that wait."""
         stall, watch.stalled = watch.stalled, None
         if stall is None or stall.sample is None:
             return
@@ -302,10 +351,14 @@ class StallSampler:
         # Time the loop thread spent runnable but not running (the machine's other work had
         # the CPUs) is not the code's, like the collector's pauses.
         scheduling = 0.0
-        if waited_for_cpu is None and stall.waited_for_cpu is not None:
-            waited_for_cpu = runqueue_wait(watch.native_id)
-        if waited_for_cpu is not None and stall.waited_for_cpu is not None:
-            scheduling = max(0, waited_for_cpu - stall.waited_for_cpu) / 1e9
+        if waiting is None and (stall.waited_for_cpu is not None or stall.seen_waiting):
+            waited_now = runqueue_wait(watch.native_id)
+            waiting = None if waited_now is None else (_monotonic(), waited_now)
+        if waiting is not None:
+            if began is not None and turn is not None and stall.seen_waiting is not None:
+                scheduling = max(0.0, turn - began - _own_time(stall, began, waiting))
+            elif stall.waited_for_cpu is not None:
+                scheduling = max(0, waiting[1] - stall.waited_for_cpu) / 1e9
         if (
             watch.precise
             and began is not None

@@ -60,8 +60,10 @@ class Stall:
     sample: Sample | None
     #: When the heartbeat the loop has not answered was posted.
     posted: float
-    #: The loop thread's time spent waiting for a CPU up to the stall (see ``runqueue_wait``).
+    #: The loop thread's time spent waiting for a CPU up to the stall (see ``runqueue_wait``),
+    #: and when it was read (monotonic).
     waited_for_cpu: int | None = None
+    waited_at: float | None = None
     #: Further lines the loop was stuck at in the same turn, each with when (loop time) its
     #: stuck operation began at the latest: seen when the loop thread held the interpreter in
     #: one operation after another, without a turn of the loop between them.
@@ -69,6 +71,9 @@ class Stall:
     #: When the stuck turn began (loop time), when known: also for a stall the code under test
     #: is not to blame for (no sample).
     turn: float | None = None
+    #: When (monotonic) the loop thread was seen stuck in this turn, and its time spent waiting
+    #: for a CPU read then: from there on, its waits are the turn's own.
+    seen_waiting: tuple[float, int] | None = None
 
 
 class Watch:
@@ -81,8 +86,10 @@ class Watch:
     depth = 1
     #: A stall seen but not yet ended.
     stalled: Stall | None = None
-    #: The loop thread's time spent waiting for a CPU when it last answered.
+    #: The loop thread's time spent waiting for a CPU when it last answered, and when that
+    #: was read (monotonic).
     waited_for_cpu: int | None = None
+    waited_at = 0.0
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ from .stalls import Look, StallSampler
 from .stuck import (
     Stall,
     Watch,
+    _monotonic,
     _real_time,
     _schedstat_files,
     _turn_began,
@@ -258,14 +259,22 @@ class Watchdog(StallSampler):
         self._late_sample(watch, self._wake_at, self._own_wait)
         if watch.precise and watch.waited_for_cpu is None:
             watch.waited_for_cpu = self._io(lambda: runqueue_wait(watch.native_id))
+            watch.waited_at = _monotonic()
         answered = threading.Event()
         answer: list[float | None] = []
+        #: The loop thread's wait for a CPU, read by itself as a stall ends: read here later,
+        #: it would count the waits of the turns after the stall too.
+        waited_then: list[tuple[float, int]] = []
 
         def heartbeat() -> None:
             answer.append(_clock.perf_counter())
             # When this turn began ends a stall; only then is it worth a look at the frames.
             stalled = watch.precise and watch.stalled is not None
             answer.append(_turn_began(sys._getframe(1)) if stalled else None)
+            if stalled:
+                waited = runqueue_wait(watch.native_id)
+                if waited is not None:
+                    waited_then.append((_monotonic(), waited))
             answered.set()
 
         with self._cond:
@@ -323,14 +332,19 @@ class Watchdog(StallSampler):
         if after is not None and self._late_sample(watch, ended, own_wait, after):
             return
         waited_for_cpu = self._io(lambda: runqueue_wait(watch.native_id)) if watch.precise else None
+        waited_at = _monotonic()
         with self._cond:
             ended, turn = answer
             assert ended is not None
             stall = watch.stalled
             if stall is not None and not _after(stall, ended, turn):
-                self._io(lambda: self._close_stall(watch, ended, turn, waited_for_cpu))
+                waiting = waited_then[0] if waited_then else None
+                if waiting is None and waited_for_cpu is not None:
+                    waiting = (waited_at, waited_for_cpu)
+                self._io(lambda: self._close_stall(watch, ended, turn, waiting))
             watch.answered_at = ended
             watch.waited_for_cpu = waited_for_cpu
+            watch.waited_at = waited_at
         # Kept from the interpreter since the answer: the next stall began right after it.
         self._late_sample(watch, ended, own_wait)
         with self._cond:
