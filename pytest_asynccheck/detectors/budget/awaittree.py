@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import linecache
-import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..._frames import abspath, is_user_file
+from ..._frames import is_user_file, relpath
 from .waits import (
     HELD,
     Step,
@@ -31,14 +30,6 @@ from .waits import (
     task_state,
     trio_waits_on,
 )
-
-
-def relative_path(filename: str, root: str) -> str:
-    path = abspath(filename)
-    base = abspath(root).rstrip(os.sep) if root else ""
-    if base and path.startswith(base + os.sep):
-        return path[len(base) + 1 :]
-    return path
 
 
 class Namer:
@@ -73,7 +64,7 @@ def _frame_lines(steps: Iterable[Step], pad: str, rootdir: str) -> list[str]:
             continue
         source = linecache.getline(filename, line).strip()
         lines.append(
-            f"{pad}    {relative_path(filename, rootdir)}:{line} in {frame.f_code.co_name}"
+            f"{pad}    {relpath(filename, rootdir or None)}:{line} in {frame.f_code.co_name}"
             + (f": {source}" if source else "")
         )
     return lines

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from ..._findings import Finding, Kind
-from ..._frames import is_user_file
+from ..._frames import is_user_file, relpath
 from ..._hookholder import HookHolder
 from ..._session import TestCheck
 from ..blocking.loopthread import allow_blocking
@@ -88,7 +88,7 @@ class Guard:
         file, line_number, function = path, (line or 0) + 1, getattr(item, "originalname", name)
         if self.where is not None:
             filename, line_number, function = self.where
-            file = awaittree.relative_path(filename, self.rootdir)
+            file = relpath(filename, self.rootdir or None)
         stack = list(self.tree or ())
         if self.unfinished:
             stack.append(
