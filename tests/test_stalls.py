@@ -210,6 +210,45 @@ def test_two_stalls_at_two_lines_of_one_test_are_two_findings_each_with_its_leng
     assert len(findings) == 4, findings
 
 
+JUMPED_OVER = (
+    CALIBRATE
+    + """
+async def test_after_an_assert():
+    await asyncio.sleep(0)
+    # pytest rewrites this: the message it builds on failure (with % and dictionaries) comes
+    # before the call in the code, and never runs.
+    assert BIG_LIST is not None, "built only on failure: %s" % len(BIG_LIST)
+    BIG_LIST.count(-1)  # <- call
+    await asyncio.sleep(0)
+
+async def test_in_a_branch():
+    await asyncio.sleep(0)
+    if BIG_LIST:
+        -1 in BIG_LIST  # <- taken
+    else:
+        print("never")
+    note("after")
+    await asyncio.sleep(0)
+"""
+)
+
+
+# Like the tests above, seen only when the watchdog gets the interpreter as the operation ends.
+@pytest.mark.flaky(reruns=2)
+def test_a_long_operation_is_reported_at_its_line_not_at_code_that_was_jumped_over(
+    pytester: pytest.Pytester,
+) -> None:
+    # A long call in C is seen only once it has returned: the line is found in the code that
+    # leads to where the loop thread was, not in a failed assertion's message before it.
+    result, findings = run(pytester, JUMPED_OVER)
+    result.assert_outcomes(failed=2)
+    call = stall_at(findings, line_of(JUMPED_OVER, "call"))
+    assert call["function"] == "test_after_an_assert"
+    assert call["duration"] >= 0.1
+    assert stall_at(findings, line_of(JUMPED_OVER, "taken"))["function"] == "test_in_a_branch"
+    assert len(findings) == 2, findings
+
+
 def test_short_operations_between_turns_are_not_stalls(pytester: pytest.Pytester) -> None:
     source = (
         CALIBRATE

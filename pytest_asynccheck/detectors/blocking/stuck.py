@@ -6,6 +6,7 @@ wait for a CPU, and whether a loop runs on real time. Frames are only read, neve
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dis
 import inspect
@@ -155,22 +156,58 @@ _LONG_PREFIXES = (
 )
 
 
+#: Instructions after which the code does not go on to the next one.
+_END_PREFIXES = ("RAISE_VARARGS", "RERAISE", "RETURN_")
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+#: Jumps that always jump (Python 3.10 to 3.13).
+_ALWAYS_JUMPS = frozenset(
+    ("JUMP_FORWARD", "JUMP_ABSOLUTE", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP")
+)
+
+
 def stuck_line(code: types.CodeType, lasti: int, lineno: int) -> int:
     """The line of ``code`` that held the interpreter, seen just after it let go (a frame of
     it at ``lasti``, on line ``lineno``): an operation in C that is not a call
     (``b"x" * n``, ``x in big``) only lets go at the next call, backward jump or function
-    start, often on a later line. The last such operation
-    since the previous certain hand-over, else the line the frame is at (a long call in C:
-    the call's own line)."""
-    candidate: int | None = None
-    for instruction, line in frames.instruction_lines(code):
-        if instruction.offset >= lasti:
-            break
+    start, often on a later line. The last such operation on a way to ``lasti`` since the
+    previous certain hand-over, else the line the frame is at (a long call in C: the call's
+    own line). Code from which no way leads to ``lasti`` did not run: the message a failing
+    ``assert`` builds (pytest's rewritten ones do, with ``%`` and dictionaries) ends in a raise,
+    and was jumped over."""
+    listed = list(frames.instruction_lines(code))
+    index = {instruction.offset: number for number, (instruction, _) in enumerate(listed)}
+    before: dict[int, list[int]] = {}  # instruction -> the ones that can run just before it
+    for number, (instruction, _) in enumerate(listed):
+        opname = instruction.opname
+        jump = instruction.opcode in _JUMPS and isinstance(instruction.argval, int)
+        if jump and instruction.argval in index:
+            before.setdefault(index[instruction.argval], []).append(number)
+        goes_on = not opname.startswith(_END_PREFIXES) and opname not in _ALWAYS_JUMPS
+        if goes_on and number + 1 < len(listed):
+            before.setdefault(number + 1, []).append(number)
+    # ``f_lasti`` can point into an instruction's inline caches (a call's, on 3.11+).
+    start = bisect.bisect_right([instruction.offset for instruction, _ in listed], lasti) - 1
+    if start < 0:
+        return lineno
+    seen = {start}
+    waiting = list(before.get(start, ()))
+    latest: tuple[int, int] | None = None  # (offset, line) of the latest long operation
+    while waiting:
+        number = waiting.pop()
+        if number in seen:
+            continue
+        seen.add(number)
+        instruction, line = listed[number]
         if instruction.opname.startswith(_HANDOVER_PREFIXES):
-            candidate = None
-        elif instruction.opname.startswith(_LONG_PREFIXES):
-            candidate = line
-    return candidate if candidate is not None else lineno
+            continue  # the interpreter was let go of here: what ran before it is not this
+        if (
+            instruction.opname.startswith(_LONG_PREFIXES)
+            and instruction.offset < lasti
+            and (latest is None or instruction.offset > latest[0])
+        ):
+            latest = (instruction.offset, line)
+        waiting.extend(before.get(number, ()))
+    return latest[1] if latest is not None else lineno
 
 
 def _in_turn(frame: types.FrameType | None) -> Iterator[types.FrameType]:
