@@ -584,6 +584,46 @@ async def test_spins():
     result.stdout.no_fnmatch_line("FAILED test_it.py::test_collects*")
 
 
+def test_a_collection_on_another_thread_holding_the_loop_is_not_a_stall(
+    pytester: pytest.Pytester,
+) -> None:
+    # A thread of the test collects (as anyio's socket tests' server threads do) while the
+    # test's own short step runs: the collection holds the interpreter, and so the loop
+    # thread, as the loop thread's own would. The spin after it shows the watchdog still on.
+    source = f"""
+import asyncio
+import gc
+import threading
+import time
+
+HEAP = [[] for _ in range(2_500_000)]
+
+{SPIN}
+
+async def test_served():
+    took = []
+
+    def serve():
+        started = time.perf_counter()
+        gc.collect()
+        took.append(time.perf_counter() - started)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    spin(0.02)  # under the threshold; the collection takes the interpreter meanwhile
+    await asyncio.sleep(0)
+    thread.join()
+    assert took[0] > 0.1  # longer than the threshold, twice over
+
+async def test_spins():
+    spin(0.2)
+"""
+    result = run(pytester, source, "--asynccheck-stall-threshold=0.05", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_it.py::test_spins*"])
+    result.stdout.no_fnmatch_line("*test_served*stalled*")
+
+
 def test_a_stall_inside_a_c_function_names_the_calling_line_and_its_length(
     pytester: pytest.Pytester,
 ) -> None:

@@ -367,7 +367,7 @@ class StallSampler:
             and isinstance(watch.loop, asyncio.AbstractEventLoop)
             and _real_time(watch.loop)
         ):
-            collector = self.pauses.within(watch.thread_id, began, turn, monotonic=True)
+            collector = self.pauses.within(began, turn, monotonic=True)
             whole = turn - began
             duration = whole - collector - scheduling
             if duration < self.threshold:
@@ -386,10 +386,10 @@ class StallSampler:
                 watch.done.append(functools.partial(self._stall_finding, each, length))
             return
         waited = ended - stall.posted
-        waited -= self.pauses.within(watch.thread_id, stall.posted, ended) + scheduling
+        waited -= self.pauses.within(stall.posted, ended) + scheduling
         if waited < self.threshold:
             return  # the loop answered a heartbeat within the threshold: no stall
-        collector = self.pauses.within(watch.thread_id, stall.began, ended)
+        collector = self.pauses.within(stall.began, ended)
         duration = max(ended - stall.began - collector - scheduling, self.threshold)
         watch.done.append(functools.partial(self._stall_finding, sample, duration))
 
