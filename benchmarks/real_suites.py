@@ -437,6 +437,21 @@ SUITES: dict[str, Suite] = {
                 "was suspended",
                 nodeid="tests/test_from_thread.py::TestBlockingPortal::*",
             ),
+            Known(
+                "blocking",
+                "tests/test_taskgroups.py:*",
+                "TestRefcycles' tests call gc.get_referrers() in the test body, which walks "
+                "the whole heap on the loop thread: 130-360 ms late in a run of 3,000 tests",
+                call="stall",
+                nodeid="tests/test_taskgroups.py::TestRefcycles::*",
+            ),
+            Known(
+                "blocking",
+                "tests/test_to_thread.py:*",
+                "test_run_sync_worker_cyclic_references: the same gc.get_referrers() walks",
+                call="stall",
+                nodeid="tests/test_to_thread.py::test_run_sync_worker_cyclic_references*",
+            ),
         ),
         slow=True,  # about 4 minutes of two runs, and trio, uvloop, hypothesis to install
     ),
@@ -496,6 +511,15 @@ SUITES: dict[str, Suite] = {
                 "its Resource.create() runs the resource detectors in a ThreadPoolExecutor and "
                 "waits for them with future.result()",
                 call="concurrent.futures.Future.result",
+            ),
+            Known(
+                "blocking",
+                "tests/test_formparsers.py:*",
+                "test_urlencoded_limits_stop_parsing_within_a_single_chunk builds a 50 MB "
+                'body ("x" * 50 MiB, then .encode()) in the test body on the loop thread: '
+                "about 200 ms here",
+                call="stall",
+                nodeid="tests/test_formparsers.py::test_urlencoded_limits_stop_parsing_within*",
             ),
         ),
         slow=True,  # its many test tools to install, and two runs of 1,400 tests
