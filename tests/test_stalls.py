@@ -339,7 +339,7 @@ async def test_real_stall():
     reason="needs Linux's CPU affinity and per-thread scheduling figures",
 )
 # The scheduler decides how long each thread waits; the stall's own time is read at instants
-# that bound its turn, so late reads by a starved watchdog do not move it (measured: 40 of 40
+# that bound its turn, so late reads by a starved watchdog do not move it (measured: 42 of 42
 # runs right, with up to three more busy processes). A rerun for a machine loaded past that.
 @pytest.mark.flaky(reruns=2)
 def test_waiting_for_a_cpu_is_not_a_stall_and_a_real_stall_under_the_same_load_still_is(
