@@ -554,53 +554,20 @@ async def test_it():
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
-def test_the_garbage_collector_holding_the_loop_is_not_a_stall(pytester: pytest.Pytester) -> None:
-    # A full collection of a big heap holds the loop past the threshold: the collector's
-    # doing, as in a suite of many thousand tests, not the code under test's. The busy loop
-    # after it shows the watchdog is still on.
-    source = f"""
-import asyncio
-import gc
-import time
-
-HEAP = [[] for _ in range(1_500_000)]
-
-{SPIN}
-
+COLLECTS_ON_THE_LOOP_THREAD = """
 async def test_collects():
     started = time.perf_counter()
     gc.collect()
     assert time.perf_counter() - started > 0.06  # longer than the threshold, twice over
     spin(0.01)  # the watchdog looks once the collector lets go: the same turn, still
     await asyncio.sleep(0)
-
-async def test_spins():
-    spin(0.2)
 """
-    result = run(pytester, source, "--asynccheck-stall-threshold=0.03", "-p", "no:randomly")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["FAILED test_it.py::test_spins*"])
-    result.stdout.no_fnmatch_line("*test_collects*stalled*")
-    result.stdout.no_fnmatch_line("FAILED test_it.py::test_collects*")
 
-
-def test_a_collection_on_another_thread_holding_the_loop_is_not_a_stall(
-    pytester: pytest.Pytester,
-) -> None:
-    # A thread of the test collects (as anyio's socket tests' server threads do) while the
-    # test's own short step runs: the collection holds the interpreter, and so the loop
-    # thread, as the loop thread's own would. The spin after it shows the watchdog still on.
-    source = f"""
-import asyncio
-import gc
-import threading
-import time
-
-HEAP = [[] for _ in range(2_500_000)]
-
-{SPIN}
-
-async def test_served():
+# A thread of the test collects (as anyio's socket tests' server threads do) while the test's
+# own short step runs: the collection holds the interpreter, and so the loop thread, as the
+# loop thread's own would.
+COLLECTS_ON_ANOTHER_THREAD = """
+async def test_collects():
     took = []
 
     def serve():
@@ -614,14 +581,40 @@ async def test_served():
     await asyncio.sleep(0)
     thread.join()
     assert took[0] > 0.1  # longer than the threshold, twice over
+"""
 
+
+@pytest.mark.parametrize(
+    ("heap", "threshold", "test"),
+    [
+        pytest.param(1_500_000, "0.03", COLLECTS_ON_THE_LOOP_THREAD, id="loop-thread"),
+        pytest.param(2_500_000, "0.05", COLLECTS_ON_ANOTHER_THREAD, id="another-thread"),
+    ],
+)
+def test_the_garbage_collector_holding_the_loop_is_not_a_stall(
+    pytester: pytest.Pytester, heap: int, threshold: str, test: str
+) -> None:
+    # A full collection of a big heap holds the loop past the threshold: the collector's
+    # doing, as in a suite of many thousand tests, not the code under test's. The busy loop
+    # after it shows the watchdog is still on.
+    source = f"""
+import asyncio
+import gc
+import threading
+import time
+
+HEAP = [[] for _ in range({heap})]
+
+{SPIN}
+{test}
 async def test_spins():
     spin(0.2)
 """
-    result = run(pytester, source, "--asynccheck-stall-threshold=0.05", "-p", "no:randomly")
+    result = run(pytester, source, f"--asynccheck-stall-threshold={threshold}", "-p", "no:randomly")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["FAILED test_it.py::test_spins*"])
-    result.stdout.no_fnmatch_line("*test_served*stalled*")
+    result.stdout.no_fnmatch_line("*test_collects*stalled*")
+    result.stdout.no_fnmatch_line("FAILED test_it.py::test_collects*")
 
 
 def test_a_stall_inside_a_c_function_names_the_calling_line_and_its_length(
