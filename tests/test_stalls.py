@@ -195,6 +195,10 @@ def test_stalls_at_two_lines_of_one_test_are_reported_at_those_lines_not_at_a_he
 # between them, which takes the kernel scheduling its thread within the interpreter's switch
 # interval (5 ms) of the first one's end: on a loaded machine it can miss that moment, and
 # the two are one stall at the first line (the test above holds either way).
+@pytest.mark.skipif(
+    os.environ.get("ASYNCCHECK_LOADED_MACHINE") == "1",
+    reason="needs a machine with a CPU free for the watchdog (the run says it is loaded)",
+)
 @pytest.mark.flaky(reruns=2)
 def test_two_stalls_at_two_lines_of_one_test_are_two_findings_each_with_its_length(
     pytester: pytest.Pytester,
