@@ -271,10 +271,9 @@ class Watchdog(StallSampler):
             # When this turn began ends a stall; only then is it worth a look at the frames.
             stalled = watch.precise and watch.stalled is not None
             answer.append(_turn_began(sys._getframe(1)) if stalled else None)
-            if stalled:
-                waited = runqueue_wait(watch.native_id)
-                if waited is not None:
-                    waited_then.append((_monotonic(), waited))
+            waiting = self._waiting_now(watch) if stalled else None
+            if waiting is not None:
+                waited_then.append(waiting)
             answered.set()
 
         with self._cond:
