@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -22,7 +23,9 @@ def pytester(
     monkeypatch.setenv("COLUMNS", "100")
     for name in ("PY_COLORS", "NO_COLOR", "FORCE_COLOR", "CI", "GITHUB_ACTIONS"):
         monkeypatch.delenv(name, raising=False)
+    handlers = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
     yield pytester
+    _assert_no_signal_left(handlers)
     if PYTEST_ASYNCIO_0_23:
         # pytest-asyncio 0.23 leaves a loop it never closes set as the current one after each
         # of its tests; an in-process inner run's is freed here, not during a later test, where
@@ -31,6 +34,27 @@ def pytester(
             warnings.simplefilter("ignore", ResourceWarning)
             asyncio.set_event_loop(None)
             gc.collect()
+
+
+#: The signals an in-process inner run's plugins (pytest-timeout, the trio stop trees) handle.
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGALRM") if hasattr(signal, name)
+)
+
+
+def _assert_no_signal_left(handlers: dict[int, object]) -> None:
+    """An in-process inner run must leave no alarm armed and no handler of its own in place: an
+    alarm left behind would end this worker during a later test (SIGALRM's default action)."""
+    left = []
+    if hasattr(signal, "setitimer") and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        left.append("an armed SIGALRM timer")
+    for signum, handler in handlers.items():
+        if signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+            left.append(f"a {signal.Signals(signum).name} handler")
+    if left:
+        pytest.fail(f"the inner run left {' and '.join(left)} behind", pytrace=False)
 
 
 @pytest.fixture
