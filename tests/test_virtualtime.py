@@ -159,7 +159,8 @@ def test_marker_clock_and_mixed_loop_scopes(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest(*ARGS, *ASYNCIO, *SLOW_NOT_HUNG, "-p", "no:randomly")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["?max-wall? virtual time 1.00 s (real * ms) exceeded *500 ms"])
+    # The virtual clock runs on with real time between its jumps: a loaded machine reads 1.01 s.
+    result.stdout.fnmatch_lines(["?max-wall? virtual time 1.0? s (real * ms) exceeded *500 ms"])
 
 
 def test_real_io_and_threads_keep_real_time(pytester: pytest.Pytester) -> None:
