@@ -14,7 +14,7 @@ a wider scope reports on the test during which it set up or tore down.
 Tasks a fixture starts are its own: they are judged when the fixture is torn down (a leak is a
 task still pending then), never by the tests that ran meanwhile.
 
-pytest-asyncio before 1.0 (0.23 to 0.26) replaced each async fixture function with a sync one at
+pytest-asyncio before 1.1 (0.23 to 1.0) replaced each async fixture function with a sync one at
 collection, for good, which keeps the original in its closure and runs it on the loop at setup;
 there the wrapper is put in that closure cell, for the length of the setup, in place of the
 original (found as the cell holding the sync function's ``__wrapped__``).
@@ -163,13 +163,13 @@ def checked_fixture_function(
     return dressed_as(func, asynccheck_fixture)
 
 
-#: The sync functions pytest-asyncio before 1.0 puts in place of async fixture functions at
+#: The sync functions pytest-asyncio before 1.1 puts in place of async fixture functions at
 #: collection (by the name of their code, which ``functools.wraps`` leaves alone).
 COLLECTION_WRAPPERS = frozenset(("_async_fixture_wrapper", "_asyncgen_fixture_wrapper"))
 
 
 def collection_wrapper_cell(func: object) -> types.CellType | None:
-    """The closure cell in which pytest-asyncio's (before 1.0) sync wrapper ``func`` keeps the
+    """The closure cell in which pytest-asyncio's (before 1.1) sync wrapper ``func`` keeps the
     async fixture function it runs (its ``__wrapped__``), or ``None`` for any other function."""
     if not isinstance(func, types.FunctionType):
         return None
@@ -297,7 +297,7 @@ class FixtureChecks(HookHolder):
 
 def _put(fixturedef: pytest.FixtureDef[Any], cell: types.CellType | None, func: Any) -> None:
     """Make ``func`` the fixture's function: on the definition, or in the collection
-    wrapper's cell of pytest-asyncio before 1.0."""
+    wrapper's cell of pytest-asyncio before 1.1."""
     if cell is None:
         fixturedef.func = func  # type: ignore[misc]
     else:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import PYTEST_ASYNCIO_0_23
+from tests.helpers import PYTEST_ASYNCIO_LEAVES_LOOPS
 
 
 @pytest.fixture
@@ -26,14 +26,37 @@ def pytester(
     handlers = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
     yield pytester
     _assert_no_signal_left(handlers)
-    if PYTEST_ASYNCIO_0_23:
-        # pytest-asyncio 0.23 leaves a loop it never closes set as the current one after each
-        # of its tests; an in-process inner run's is freed here, not during a later test, where
-        # its ResourceWarning would be reported against that test.
+    _reset_the_current_loop()
+    if PYTEST_ASYNCIO_LEAVES_LOOPS:
+        # Loops some pytest-asyncio versions never close (see ``PYTEST_ASYNCIO_LEAVES_LOOPS``)
+        # are freed here, not during a later test, where their ResourceWarnings would be
+        # reported against that test.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
-            asyncio.set_event_loop(None)
             gc.collect()
+
+
+def _reset_the_current_loop() -> None:
+    """Put the thread's current loop back as a new process has it. pytest-asyncio (0.24 to 1.2
+    at least, with or without the checks) leaves a fresh loop set as the current one after an
+    in-process inner run: closed here, not freed during a later test's inner run, whose
+    unraisable-exception hook would report its ResourceWarnings. And after an inner test's
+    ``asyncio.run()``, ``get_event_loop()`` raises instead of making a loop, which
+    pytest-asyncio 1.1 relies on."""
+    policy = asyncio.get_event_loop_policy()
+    local = getattr(policy, "_local", None)
+    loop = getattr(local, "_loop", None)
+    if loop is None and not getattr(local, "_set_called", False):
+        return
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        if loop.is_running():
+            return
+        if not loop.is_closed():
+            loop.close()
+    if type(policy) is asyncio.DefaultEventLoopPolicy:
+        asyncio.set_event_loop_policy(None)  # a fresh policy: no loop, none set
+    else:
+        asyncio.set_event_loop(None)
 
 
 #: The signals an in-process inner run's plugins (pytest-timeout, the trio stop trees) handle.
@@ -98,10 +121,11 @@ def _cpu_turns(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if PYTEST_ASYNCIO_0_23:
-        # pytest-asyncio 0.23 replaces every loop it closes with a fresh one that it never
-        # closes; in-process inner runs leave those for a later test's garbage collection.
-        config.addinivalue_line(
-            "filterwarnings",
-            "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
-        )
+    if PYTEST_ASYNCIO_LEAVES_LOOPS:
+        # In-process inner runs, which inherit this suite's "error" filter, leave those loops
+        # for a later test's garbage collection.
+        for what in ("<socket.socket", "<function BaseEventLoop.__del__"):
+            config.addinivalue_line(
+                "filterwarnings",
+                f"ignore:Exception ignored in. {what}:pytest.PytestUnraisableExceptionWarning",
+            )

@@ -31,6 +31,14 @@ def pytest_asyncio_version() -> tuple[int, ...]:
 
 #: The lowest supported pytest-asyncio, which differs from later ones in the ways below.
 PYTEST_ASYNCIO_0_23 = pytest_asyncio_version() < (0, 24)
+#: pytest-asyncio 0.23 replaces every loop it closes with a fresh one that it never closes, 0.24
+#: leaves one beside anyio's tests, and 1.1 its wider-scoped loops (without the checks too).
+PYTEST_ASYNCIO_LEAVES_LOOPS = (
+    pytest_asyncio_version() < (0, 25) or (1, 1) <= pytest_asyncio_version() < (1, 2)
+)
+#: pytest-asyncio before 1.1 puts a sync wrapper of its own in place of each async fixture
+#: function at collection (1.1 wraps at each setup instead).
+PYTEST_ASYNCIO_COLLECTION_WRAPPERS = pytest_asyncio_version() < (1, 1)
 #: pytest-asyncio 0.23 calls the marker's loop scope ``scope``; 0.24 renamed it ``loop_scope``.
 LOOP_SCOPE = "scope" if PYTEST_ASYNCIO_0_23 else "loop_scope"
 #: The ini line that keeps pytest-asyncio >= 0.24 from warning about an unset default.

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from pytest_asynccheck._fixtures import collection_wrapper_cell
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, PYTEST_ASYNCIO_0_23, for_pytest_asyncio
+from tests.helpers import (
+    ANYIO,
+    ARGS,
+    ASYNCIO,
+    ASYNCIO_INI,
+    PYTEST_ASYNCIO_0_23,
+    PYTEST_ASYNCIO_COLLECTION_WRAPPERS,
+    for_pytest_asyncio,
+)
 
 TRIO = ("-p", "trio")
 
@@ -785,7 +793,7 @@ def test_a_swapped_fixture_is_the_users_own_again_after_the_run_and_lists_as_bef
     item: Any = call.session.items[0]
     (definition,) = item._fixtureinfo.name2fixturedefs["server"]
     func = definition.func
-    if PYTEST_ASYNCIO_0_23:
+    if PYTEST_ASYNCIO_COLLECTION_WRAPPERS:
         # Its own sync wrapper stays; the cell it runs holds the user's function again.
         assert collection_wrapper_cell(func) is not None
         func = func.__wrapped__

@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from pytest_asynccheck.detectors.budget.virtualtime import VirtualClock
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, LOOP_SCOPE, SLOW_NOT_HUNG, anyio_module
+from tests.helpers import (
+    ANYIO,
+    ARGS,
+    ASYNCIO,
+    ASYNCIO_INI,
+    LOOP_SCOPE,
+    SLOW_NOT_HUNG,
+    anyio_module,
+    pytest_asyncio_version,
+)
 
 TUTORIAL = """
 import asyncio
@@ -120,8 +129,8 @@ def test_tutorial_timings_at_full_scale_are_exact_and_instant(
 
 
 def test_marker_clock_and_mixed_loop_scopes(pytester: pytest.Pytester) -> None:
-    # pytest-asyncio 0.23 cannot give a module-loop test a function-loop fixture.
-    mixed = "function_loop_fixture" if LOOP_SCOPE == "loop_scope" else ""
+    # pytest-asyncio before 0.25 cannot give a module-loop test a function-loop fixture.
+    mixed = "function_loop_fixture" if pytest_asyncio_version() >= (0, 25) else ""
     pytester.makeini("[pytest]\n" + ASYNCIO_INI)
     pytester.makepyfile(
         test_mod=f"""
