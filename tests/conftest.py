@@ -37,8 +37,8 @@ def pytester(
 
 
 def _reset_the_current_loop() -> None:
-    """Put the thread's current loop back as a new process has it. pytest-asyncio (0.24 to 1.2
-    at least, with or without the checks) leaves a fresh loop set as the current one after an
+    """Put the thread's current loop back as a new process has it. pytest-asyncio (0.24 to 1.3,
+    with or without the checks) leaves a fresh loop set as the current one after an
     in-process inner run: closed here, not freed during a later test's inner run, whose
     unraisable-exception hook would report its ResourceWarnings. And after an inner test's
     ``asyncio.run()``, ``get_event_loop()`` raises instead of making a loop, which

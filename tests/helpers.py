@@ -31,11 +31,9 @@ def pytest_asyncio_version() -> tuple[int, ...]:
 
 #: The lowest supported pytest-asyncio, which differs from later ones in the ways below.
 PYTEST_ASYNCIO_0_23 = pytest_asyncio_version() < (0, 24)
-#: pytest-asyncio 0.23 replaces every loop it closes with a fresh one that it never closes, 0.24
-#: leaves one beside anyio's tests, and 1.1 its wider-scoped loops (without the checks too).
-PYTEST_ASYNCIO_LEAVES_LOOPS = (
-    pytest_asyncio_version() < (0, 25) or (1, 1) <= pytest_asyncio_version() < (1, 2)
-)
+#: pytest-asyncio 0.23 replaces every loop it closes with a fresh one that it never closes, and
+#: 0.24 to 1.3 leave some (beside anyio's tests, wider-scoped ones), without the checks too.
+PYTEST_ASYNCIO_LEAVES_LOOPS = pytest_asyncio_version() < (1, 4)
 #: pytest-asyncio before 1.1 puts a sync wrapper of its own in place of each async fixture
 #: function at collection (1.1 wraps at each setup instead).
 PYTEST_ASYNCIO_COLLECTION_WRAPPERS = pytest_asyncio_version() < (1, 1)

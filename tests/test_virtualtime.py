@@ -129,8 +129,8 @@ def test_tutorial_timings_at_full_scale_are_exact_and_instant(
 
 
 def test_marker_clock_and_mixed_loop_scopes(pytester: pytest.Pytester) -> None:
-    # pytest-asyncio before 0.25 cannot give a module-loop test a function-loop fixture.
-    mixed = "function_loop_fixture" if pytest_asyncio_version() >= (0, 25) else ""
+    # pytest-asyncio before 1.0 cannot give a module-loop test a function-loop fixture.
+    mixed = "function_loop_fixture" if pytest_asyncio_version() >= (1, 0) else ""
     pytester.makeini("[pytest]\n" + ASYNCIO_INI)
     pytester.makepyfile(
         test_mod=f"""
