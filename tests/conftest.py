@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pytest_asynccheck.detectors.budget.stoptrees import SIGNALS as STOP_SIGNALS
 from tests.helpers import PYTEST_ASYNCIO_LEAVES_LOOPS
 
 
@@ -23,7 +24,8 @@ def pytester(
     monkeypatch.setenv("COLUMNS", "100")
     for name in ("PY_COLORS", "NO_COLOR", "FORCE_COLOR", "CI", "GITHUB_ACTIONS"):
         monkeypatch.delenv(name, raising=False)
-    handlers = {signum: signal.getsignal(signum) for signum in _STOP_SIGNALS}
+    # The signals an inner run's plugins handle (pytest-timeout, the trio stop trees).
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     yield pytester
     _assert_no_signal_left(handlers)
     _reset_the_current_loop()
@@ -57,12 +59,6 @@ def _reset_the_current_loop() -> None:
         asyncio.set_event_loop_policy(None)  # a fresh policy: no loop, none set
     else:
         asyncio.set_event_loop(None)
-
-
-#: The signals an in-process inner run's plugins (pytest-timeout, the trio stop trees) handle.
-_STOP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGALRM") if hasattr(signal, name)
-)
 
 
 def _assert_no_signal_left(handlers: dict[int, object]) -> None:
