@@ -7,7 +7,7 @@ pick instead. Every measurement alternates its variants in one run and quotes me
     python benchmarks/run.py hotpath [--runs 5] [--against DIR]
     python benchmarks/run.py virtual [--runs 3]
     python benchmarks/run.py instructions [--tests 200] [--mixed] [--fixtures] [--seeds 3]
-                                          [--against DIR]
+                                          [--against DIR] [--by-kind]
 
 ``suite``: a generated suite of small async tests (a few awaits each; with ``--trivial`` nothing
 else, otherwise every third test does stream I/O over a local socket pair and every fifth uses
@@ -39,6 +39,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from pytest_asynccheck._findings import Kind
 
 HERE = Path(__file__).resolve().parent
 
@@ -478,6 +480,12 @@ def cmd_instructions(args: argparse.Namespace) -> None:
     for source in args.against:
         path = str(Path(source).resolve())
         variants[f"--asynccheck ({source})"] = (checked, {"PYTHONPATH": path})
+    if args.by_kind:
+        for kinds in BY_KIND:
+            off = [f"--asynccheck-{kind}=off" for kind in kinds]
+            variants[f"--asynccheck, {' and '.join(kinds)} off"] = ([*checked, *off], {})
+        every = [f"--asynccheck-{kind.value}=off" for kind in Kind]
+        variants[f"--asynccheck, {ALL_OFF}"] = ([*checked, *every], {})
     # Each hash seed lays the dictionaries out differently (one seed against another moved a
     # checked run by 19 K instructions per test): every variant is counted under each seed,
     # and the medians are quoted, with the ratios' spread over the seeds.
@@ -487,9 +495,9 @@ def cmd_instructions(args: argparse.Namespace) -> None:
         generate(Path(one), 1, not args.mixed, fixtures=args.fixtures)
         for seed in range(args.seeds):
             for name, variant in variants.items():
-                start = instructions(Path(one), variant, seed)
-                per_test = (instructions(Path(many), variant, seed) - start) / (args.tests - 1)
-                counts[name].append((start, per_test))
+                alone = instructions(Path(one), variant, seed)
+                per_test = (instructions(Path(many), variant, seed) - alone) / (args.tests - 1)
+                counts[name].append((alone, per_test))
     print(
         f"| variant | per test | vs plain (seeds {', '.join(map(str, range(args.seeds)))}) "
         "| start-up | 1,000 tests | vs plain |"
@@ -509,6 +517,45 @@ def cmd_instructions(args: argparse.Namespace) -> None:
             f"| {name} | {per_test / 1e6:.3f} M | {statistics.median(ratios):.3f}{spread} | "
             f"{start / 1e6:,.0f} M | {(start + 999 * per_test) / 1e9:.3f} G | "
             f"{statistics.median(totals):.3f} |"
+        )
+    if args.by_kind:
+        _print_kind_costs(counts)
+
+
+#: The kinds measured apart by ``instructions --by-kind``: the two task kinds share one
+#: detector, so they are switched off together.
+_TASK_KINDS = (Kind.LEAKED_TASK, Kind.NEVER_RETRIEVED)
+BY_KIND: tuple[tuple[str, ...], ...] = (
+    *((kind.value,) for kind in Kind if kind not in _TASK_KINDS),
+    tuple(kind.value for kind in _TASK_KINDS),
+)
+ALL_OFF = "every kind off"
+
+
+def _print_kind_costs(counts: Mapping[str, list[tuple[float, float]]]) -> None:
+    """What each kind adds to the checked run (the checked run minus the run with that kind
+    off), and what is left with every kind off (the plumbing: the phase hooks, the coroutine
+    and fixture wrappers, the dispatch), in medians over the seeds."""
+    checked = counts["--asynccheck"]
+    plain = counts["plain"]
+    print()
+    print("| what | start-up | per test | share of the checked run's per-test cost |")
+    print("|---|---|---|---|")
+    over = statistics.median(c[1] - p[1] for c, p in zip(checked, plain, strict=True))
+    for name, rows in counts.items():
+        if not name.startswith("--asynccheck, "):
+            continue
+        label = name.removeprefix("--asynccheck, ")
+        if label == ALL_OFF:
+            start = statistics.median(r[0] - p[0] for r, p in zip(rows, plain, strict=True))
+            per_test = statistics.median(r[1] - p[1] for r, p in zip(rows, plain, strict=True))
+            label = "left with every kind off"
+        else:
+            start = statistics.median(c[0] - r[0] for c, r in zip(checked, rows, strict=True))
+            per_test = statistics.median(c[1] - r[1] for c, r in zip(checked, rows, strict=True))
+            label = label.removesuffix(" off")
+        print(
+            f"| {label} | {start / 1e6:+.1f} M | {per_test / 1e3:+.1f} K | {per_test / over:.0%} |"
         )
 
 
@@ -546,6 +593,11 @@ def main() -> None:
             p.add_argument("--fixtures", action="store_true", help="one async fixture per test")
             p.add_argument(
                 "--seeds", type=int, default=1, help="count under hash seeds 0..N-1 (median)"
+            )
+            p.add_argument(
+                "--by-kind",
+                action="store_true",
+                help="also count with each kind off, and with every kind off: what each costs",
             )
     args = parser.parse_args()
     args.func(args)
