@@ -151,14 +151,6 @@ SUITES: dict[str, Suite] = {
                 "test_slow_file's server handler serve_file() is still closing its file (in a "
                 "thread) when the test returns; wait_closed() does not wait for handlers",
             ),
-            Known(
-                "leaked-task",
-                "tests/threadpool/test_concurrency.py:10",
-                "in some runs test_slow_file returns while asyncio is still accepting one of "
-                "spam_client()'s connections on the server it closed: the accept task has no "
-                "line of the test's on its stack, so the finding is placed at the test's def",
-                call="BaseSelectorEventLoop._accept_connection2()",
-            ),
         ),
     ),
     "aiosqlite": Suite(

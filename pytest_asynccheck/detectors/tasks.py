@@ -12,7 +12,11 @@ those not done when the fixture is torn down, after its teardown had one more tu
 A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
 plugin's, ``get_task_factory`` returns it, and it is the loop's when the test ends. A task made
 by calling ``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks,
-nor is a library's task made to run until its loop closes (``LOOP_SERVICES``).
+nor is a library's task made to run until its loop closes (``LOOP_SERVICES``), nor asyncio's
+own task that sets up a connection a server accepted once that server is closed: it is the
+server's to finish (before Python 3.12.1, ``Server.wait_closed()`` does not wait for it), and a
+test that closed its server and returned did nothing wrong. A server still serving is the
+test's, and so is its accept task.
 With ``asynccheck_cancel_leaked`` the leaked tasks are cancelled and awaited for up to
 ``CANCEL_WAIT`` seconds: in the fixture's task at the end of an async generator fixture's
 teardown, else between the phases, on the loop, when it is not running (a closed or running loop
@@ -60,11 +64,19 @@ LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but i
 LOOP_SERVICES = frozenset({("anyio._backends._asyncio", "_shutdown_process_pool_on_exit")})
 
 
+#: asyncio's task that makes the transport of a connection its server accepted and, over TLS,
+#: waits for the handshake (the standard library's selector loop).
+_ACCEPT_CONNECTION = asyncio.selector_events.BaseSelectorEventLoop._accept_connection2.__code__  # type: ignore[attr-defined]
+
+
 def _loop_service(task: asyncio.Task[Any]) -> bool:
     coro = task.get_coro()
     frame = getattr(coro, "cr_frame", None)
     if frame is None:
         return False
+    if frame.f_code is _ACCEPT_CONNECTION:
+        server = frame.f_locals.get("server")
+        return server is not None and not server.is_serving()
     return (frame.f_globals.get("__name__"), getattr(coro, "__qualname__", None)) in LOOP_SERVICES
 
 
