@@ -1,7 +1,7 @@
 """Run real asyncio libraries' own test suites, from their pinned sdists, with and without
 ``--asynccheck``, and compare every test's outcome.
 
-    python benchmarks/real_suites.py [--suites httpx,asgiref] [--keep DIR]
+    python benchmarks/real_suites.py [--suites httpx,asgiref] [--keep DIR] [--requirements-only]
 
 Each suite gets a virtual environment of its own with its pinned requirements and the plugin
 from this checkout. The suite runs from the unpacked sdist, so the library's modules are
@@ -542,29 +542,30 @@ def checked(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedPro
     return result
 
 
-def prepare(name: str, suite: Suite, work: Path) -> tuple[Path, Path]:
-    """The suite's Python and unpacked source, installed once per ``work`` directory."""
+def prepare(name: str, suite: Suite, work: Path, project: bool = True) -> tuple[Path, Path]:
+    """The suite's Python and unpacked source, installed once per ``work`` directory: first
+    the suite and its requirements, then (``project``) the plugin from this checkout."""
     home = work / name
     python = home / "venv" / "bin" / "python"
     source = home / f"{name}-{suite.version}"
-    if (home / "installed").exists():
-        (home / "outcomes_plugin.py").write_text(OUTCOMES_PLUGIN)
-        return python, source
-    home.mkdir(parents=True, exist_ok=True)
-    venv.create(home / "venv", with_pip=True)
     pip = (python, "-m", "pip")
-    requirement = f"{name}=={suite.version}"
-    checked(
-        sh(*pip, "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", home, requirement)
-    )
-    with tarfile.open(home / f"{name}-{suite.version}.tar.gz") as archive:
-        archive.extractall(home, filter="data")
+    if not (home / "requirements-installed").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        venv.create(home / "venv", with_pip=True, clear=True)
+        requirement = f"{name}=={suite.version}"
+        checked(
+            sh(*pip, "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", home, requirement)
+        )
+        with tarfile.open(home / f"{name}-{suite.version}.tar.gz") as archive:
+            archive.extractall(home, filter="data")
+        checked(sh(*pip, "install", "-q", f"{source}{suite.extras}", *BASE, *suite.requirements))
+        (home / "requirements-installed").touch()
     (home / "outcomes_plugin.py").write_text(OUTCOMES_PLUGIN)
-    # The plugin is installed editable, so a kept environment runs the checkout as it is now.
-    checked(
-        sh(*pip, "install", "-q", f"{source}{suite.extras}", "-e", REPO, *BASE, *suite.requirements)
-    )
-    (home / "installed").touch()
+    if project and not (home / "installed").exists():
+        # Editable, so a kept environment runs the checkout as it is now; its requirement
+        # (pytest) is in BASE already.
+        checked(sh(*pip, "install", "-q", "--no-deps", "-e", REPO))
+        (home / "installed").touch()
     return python, source
 
 
@@ -680,7 +681,17 @@ def main() -> int:
         + ",".join(n for n, s in SUITES.items() if s.slow)
         + ")",
     )
+    parser.add_argument(
+        "--requirements-only",
+        action="store_true",
+        help="only make the suites' environments with their requirements, in --keep DIR, and "
+        "stop; a later run with the same --keep installs the plugin and compares (an editable "
+        "install writes into the checkout, so CI makes the environments while its own suite "
+        "runs and installs the plugin after it)",
+    )
     args = parser.parse_args()
+    if args.requirements_only and args.keep is None:
+        parser.error("--requirements-only needs --keep DIR: the environments are for a later run")
     checks_args = [f"--asynccheck-stall-threshold={args.stall_threshold}"] * bool(
         args.stall_threshold
     )
@@ -696,7 +707,9 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         for name in names:
             try:
-                if not compare(name, SUITES[name], work, checks_args, args.verbose):
+                if args.requirements_only:
+                    prepare(name, SUITES[name], work, project=False)
+                elif not compare(name, SUITES[name], work, checks_args, args.verbose):
                     failed.append(name)
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
                 print(f"## {name}: could not be run: {error}\n")
