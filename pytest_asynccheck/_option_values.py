@@ -143,13 +143,20 @@ def _given(config: pytest.Config, spelling: Spelling) -> Given | None:
     value = config.getoption(spelling.dest, default=None) if spelling.cli else None
     if value is not None:
         return Given(value, COMMAND_LINE)
-    value = config.getini(spelling.ini) if spelling.ini else None
+    if not spelling.ini:
+        return None
+    value = config.getini(spelling.ini)
     if value not in (None, "", []):
-        return Given(value, _ini_source(config))
+        return Given(value, _ini_source(config, spelling.ini))
     return None
 
 
-def _ini_source(config: pytest.Config) -> str:
+def _ini_source(config: pytest.Config, name: str) -> str:
+    """Where ini option ``name`` was read from: pytest's ``-o``/``--override-ini``, which wins
+    over the file, or the ini file."""
+    overrides = config.getoption("override_ini", default=None) or ()
+    if any(str(entry).partition("=")[0].strip() == name for entry in overrides):
+        return "-o on the command line"
     return f"ini file {config.inipath.name if config.inipath else ''}".rstrip()
 
 
@@ -188,10 +195,11 @@ class Flag(Value[bool]):
             # pytest says "invalid truth value 'maybe'": the value is the quoted part.
             value = str(exc).partition(" value ")[2] or str(exc)
             raise pytest.UsageError(
-                f"asynccheck: {spelling.ini}={value} (from {_ini_source(config)}) is not valid; "
+                f"asynccheck: {spelling.ini}={value} (from {_ini_source(config, spelling.ini)}) "
+                "is not valid; "
                 "expected true or false"
             ) from None
-        return on, (Given(on, _ini_source(config)) if on else None)
+        return on, (Given(on, _ini_source(config, spelling.ini)) if on else None)
 
     def shown(self, name: str, value: bool) -> list[str]:
         return [name] if value else []
@@ -333,8 +341,8 @@ class AllowList(Value[tuple[str, ...]]):
         for entry in entries:
             expected = unknown_allow_entry(entry)
             if expected is not None:
-                raise _invalid(spelling.dest, entry, _ini_source(config), expected)
-        return entries, (Given(lines, _ini_source(config)) if entries else None)
+                raise _invalid(spelling.dest, entry, _ini_source(config, spelling.dest), expected)
+        return entries, (Given(lines, _ini_source(config, spelling.dest)) if entries else None)
 
     def shown(self, name: str, value: tuple[str, ...]) -> list[str]:
         return [f"{name}={' '.join(value)}"]

@@ -114,6 +114,32 @@ def test_bad_severity_in_ini_names_the_key_and_the_file(pytester: pytest.Pyteste
     )
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("asynccheck_leaked_task=loud", "one of: error, warn, off"),
+        ("asynccheck_hang_factor=-1", "a positive number, such as 1.5 or 3"),
+        ("asynccheck_coroutine_origin=maybe", "true or false"),
+        ("asynccheck_blocking_allow=no.such.call", "a catalogued call*"),
+    ],
+)
+def test_a_bad_value_given_with_dash_o_is_said_to_come_from_there_not_the_file(
+    pytester: pytest.Pytester, override: str, expected: str
+) -> None:
+    # The ini file holds a good value: -o overrides it, and the message names where the bad
+    # one was written.
+    key, _, value = override.partition("=")
+    pytester.makeini("[pytest]\nasynccheck_leaked_task = warn\n")
+    pytester.makepyfile(ASYNC_TEST)
+    result = pytester.runpytest(*ARGS, "-o", override)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: asynccheck: {key}='{value}' (from -o on the command line) is not valid; "
+         f"expected {expected}"]
+    )  # fmt: skip
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
 @pytest.mark.parametrize("key", ["asynccheck_coroutine_origin", "asynccheck_wall_include_setup"])
 def test_bad_switch_in_ini_names_the_key_and_the_file(pytester: pytest.Pytester, key: str) -> None:
     pytester.makeini(f"[pytest]\n{key} = maybe\n")
