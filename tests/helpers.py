@@ -16,6 +16,12 @@ from pytest_asynccheck.reporting import json_report
 ARGS = ("-p", "asynccheck", "--asynccheck")
 ASYNCIO = ("-p", "asyncio")
 ANYIO = ("-p", "anyio")
+#: ``runner`` for a test run both under the plugin's own runner and under pytest-asyncio (auto
+#: mode, which the test's ini sets).
+STANDALONE_AND_PYTEST_ASYNCIO = (
+    pytest.param((), id="standalone"),
+    pytest.param(ASYNCIO, id="pytest-asyncio-auto"),
+)
 #: For inner runs whose tests overrun their budgets several times on purpose, to show where the
 #: time went: the hang guard (budget x 2 by default) would cancel them first.
 SLOW_NOT_HUNG = ("--asynccheck-hang-factor=100",)

@@ -8,12 +8,9 @@ import sys
 import pytest
 
 from pytest_asynccheck.detectors.callbacks import CALLBACK_FIX, DONE_CALLBACK_FIX, PROTOCOL_FIX
-from tests.helpers import ANYIO, ARGS, ASYNCIO, write_for_runner
+from tests.helpers import ANYIO, ARGS, STANDALONE_AND_PYTEST_ASYNCIO, write_for_runner
 
-RUNNERS = [
-    pytest.param((), id="standalone"),
-    pytest.param(ASYNCIO, id="pytest-asyncio-auto"),
-]
+RUNNERS = STANDALONE_AND_PYTEST_ASYNCIO
 
 
 CALLBACKS = """\

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ARGS, ASYNCIO, anyio_module, write_for_runner
+from tests.helpers import (
+    ARGS,
+    STANDALONE_AND_PYTEST_ASYNCIO,
+    anyio_module,
+    write_for_runner,
+)
 
 
 def line_of(source: str, text: str) -> int:
@@ -46,10 +51,7 @@ async def test_tcp_connect():
 """
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
-)
+@pytest.mark.parametrize("runner", STANDALONE_AND_PYTEST_ASYNCIO)
 def test_a_datagram_socket_connect_is_not_reported_and_a_stream_one_or_a_name_is(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:

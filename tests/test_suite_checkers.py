@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import ARGS, ASYNCIO, write_for_runner
+from tests.helpers import ARGS, STANDALONE_AND_PYTEST_ASYNCIO, write_for_runner
 
 #: A fixture that fails os.getcwd and os.path.abspath on a thread with a running loop, as
 #: blockbuster does for calls made under the package it scans.
@@ -35,10 +35,7 @@ def strict_paths(monkeypatch):
 """
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
-)
+@pytest.mark.parametrize("runner", STANDALONE_AND_PYTEST_ASYNCIO)
 def test_the_plugin_never_calls_a_path_function_a_suite_checks_on_the_loop_thread(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:

@@ -6,7 +6,14 @@ import pytest
 
 from pytest_asynccheck._findings import Kind
 from pytest_asynccheck.detectors.task_findings import LEAK_FIX, LOST_FIX
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, anyio_module
+from tests.helpers import (
+    ANYIO,
+    ARGS,
+    ASYNCIO,
+    ASYNCIO_INI,
+    STANDALONE_AND_PYTEST_ASYNCIO,
+    anyio_module,
+)
 
 KINDS = tuple(kind.value for kind in Kind)
 
@@ -29,10 +36,7 @@ async def test_lost_exception():
 """
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
-)
+@pytest.mark.parametrize("runner", STANDALONE_AND_PYTEST_ASYNCIO)
 def test_leaked_task_and_lost_exception_are_reported_with_their_lines(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
@@ -195,10 +199,7 @@ async def test_reported_and_own_handler_still_called():
 """
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
-)
+@pytest.mark.parametrize("runner", STANDALONE_AND_PYTEST_ASYNCIO)
 def test_asyncio_log_lines_and_own_handlers_are_as_without_the_checks(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
@@ -266,10 +267,7 @@ def test_a_leaked_task_no_user_line_made_is_reported_at_its_coroutine_function(
     result.stdout.fnmatch_lines(["error never-retrieved test_mod.py:3 in forever forever()  x1"])
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
-)
+@pytest.mark.parametrize("runner", STANDALONE_AND_PYTEST_ASYNCIO)
 def test_a_finding_no_line_of_the_users_explains_is_placed_at_its_test_or_fixture(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
@@ -368,10 +366,7 @@ async def test_leaves_its_server_serving():
 """
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [pytest.param((), id="standalone"), pytest.param(ASYNCIO, id="pytest-asyncio-auto")],
-)
+@pytest.mark.parametrize("runner", STANDALONE_AND_PYTEST_ASYNCIO)
 def test_the_accept_task_of_a_closed_server_is_not_a_leak_and_of_a_serving_one_is(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:

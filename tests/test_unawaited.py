@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from pytest_asynccheck.detectors.unawaited import CYCLE_NOTE, FIX
-from tests.helpers import ANYIO, ARGS, ASYNCIO, ASYNCIO_INI, anyio_module
+from tests.helpers import (
+    ANYIO,
+    ARGS,
+    ASYNCIO_INI,
+    STANDALONE_AND_PYTEST_ASYNCIO,
+    anyio_module,
+)
 
 HELPERS = """\
 import asyncio
@@ -44,13 +50,7 @@ def _line_of(source: str, name: str, offset: int) -> int:
     return source.splitlines().index(f"async def {name}():") + 1 + offset
 
 
-@pytest.mark.parametrize(
-    "runner",
-    [
-        pytest.param((), id="standalone"),
-        pytest.param(ASYNCIO, id="pytest-asyncio-auto"),
-    ],
-)
+@pytest.mark.parametrize("runner", STANDALONE_AND_PYTEST_ASYNCIO)
 def test_each_never_awaited_coroutine_fails_its_test_with_name_line_and_fix(
     pytester: pytest.Pytester, runner: tuple[str, ...]
 ) -> None:
