@@ -546,14 +546,13 @@ def _print_kind_costs(counts: Mapping[str, list[tuple[float, float]]]) -> None:
         if not name.startswith("--asynccheck, "):
             continue
         label = name.removeprefix("--asynccheck, ")
-        if label == ALL_OFF:
-            start = statistics.median(r[0] - p[0] for r, p in zip(rows, plain, strict=True))
-            per_test = statistics.median(r[1] - p[1] for r, p in zip(rows, plain, strict=True))
-            label = "left with every kind off"
-        else:
-            start = statistics.median(c[0] - r[0] for c, r in zip(checked, rows, strict=True))
-            per_test = statistics.median(c[1] - r[1] for c, r in zip(checked, rows, strict=True))
-            label = label.removesuffix(" off")
+        # Every kind off: what is left over plain. One kind off: what it takes from checked.
+        pairs = list(
+            zip(rows, plain, strict=True) if label == ALL_OFF else zip(checked, rows, strict=True)
+        )
+        start = statistics.median(more[0] - less[0] for more, less in pairs)
+        per_test = statistics.median(more[1] - less[1] for more, less in pairs)
+        label = "left with every kind off" if label == ALL_OFF else label.removesuffix(" off")
         print(
             f"| {label} | {start / 1e6:+.1f} M | {per_test / 1e3:+.1f} K | {per_test / over:.0%} |"
         )

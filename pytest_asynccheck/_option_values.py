@@ -196,8 +196,7 @@ class Flag(Value[bool]):
             value = str(exc).partition(" value ")[2] or str(exc)
             raise pytest.UsageError(
                 f"asynccheck: {spelling.ini}={value} (from {_ini_source(config, spelling.ini)}) "
-                "is not valid; "
-                "expected true or false"
+                "is not valid; expected true or false"
             ) from None
         return on, (Given(on, _ini_source(config, spelling.ini)) if on else None)
 
