@@ -19,6 +19,8 @@ from . import _clock
 _monotonic = time.monotonic
 
 _YOUNG = (0.0, 0.0)
+#: Read at every collection, of every generation: a module global, not an attribute.
+_get_ident = threading.get_ident
 
 
 class CollectorPauses:
@@ -37,7 +39,7 @@ class CollectorPauses:
         )
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
-        thread = threading.get_ident()
+        thread = _get_ident()
         if phase == "start":
             # Only a full collection is timed: a young generation is small, so collecting it
             # never holds a thread for long, and it runs for the allocating code (a pause the

@@ -50,12 +50,12 @@ class BlockingDetector(Detector):
         if self.watchdog is None:
             return
         if loop is not None:
-            self.watchdog.attach(test, loop, loop.call_soon_threadsafe)
+            self.watchdog.attach(test, loop)
             return
         token = loopthread.trio_token()
         if token is not None:  # trio: calls on this thread are checked, and its heartbeat
             loopthread.set_foreign_loop_thread(threading.get_ident())
-            self.watchdog.attach(test, token, token.run_sync_soon)
+            self.watchdog.attach(test, token)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str

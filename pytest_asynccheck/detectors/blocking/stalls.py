@@ -40,6 +40,7 @@ from .chain import chain
 from .stuck import (
     Sample,
     Stall,
+    Step,
     Watch,
     _in_turn,
     _just_started,
@@ -113,6 +114,9 @@ class StallSampler:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._watch: Watch | None = None
+        #: The step being watched, as ``Watchdog.attach`` noted it (``_watch`` is made from it
+        #: when it outlives an interval).
+        self._step: Step | None = None
         #: When this thread last sampled the loop thread, and its own wait for a CPU then.
         self._observed: tuple[float, int | None] = (0.0, None)
         #: This thread's id for the kernel.
@@ -302,7 +306,8 @@ class StallSampler:
                     test_ended=True,
                 )
             with self._cond:
-                test = self._watch.test if self._watch is not None else None
+                step = self._step
+                test = step[0] if step is not None else None
             if not late:
                 return Sample(
                     file=frames.relpath(user.f_code.co_filename, root),

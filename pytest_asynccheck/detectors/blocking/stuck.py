@@ -77,14 +77,21 @@ class Stall:
     seen_waiting: tuple[float, int] | None = None
 
 
+#: A step of a test as the loop thread notes it at its start, for the watchdog: the test, its
+#: loop (or trio token), the loop thread's id and its id for the kernel, when the step began
+#: (the plugin's clock), and whether the loop tells when each of its turns began.
+Step = tuple["TestCheck", object, int, "int | None", float, bool]
+
+
 class Watch:
-    """One loop being watched for one step of a test. One is built at every attach: a plain
-    class with positional fields and its constant defaults on the class, cheaper to build than
-    a dataclass called with keywords."""
+    """One loop being watched for one step of a test, made by the watchdog when the step has
+    outlived an interval: a plain class with positional fields and its constant defaults on
+    the class."""
 
     #: When the loop last answered a heartbeat: it was turning then.
     answered_at = 0.0
-    depth = 1
+    #: The step this watches (``Watchdog.attach``).
+    step: Step | None = None
     #: A stall seen but not yet ended.
     stalled: Stall | None = None
     #: The loop thread's time spent waiting for a CPU when it last answered, and when that

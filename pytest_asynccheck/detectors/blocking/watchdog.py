@@ -39,6 +39,7 @@ from .stalls import STALL_CALL as STALL_CALL  # the allow vocabulary names it fr
 from .stalls import Look, StallSampler
 from .stuck import (
     Stall,
+    Step,
     Watch,
     _monotonic,
     _real_time,
@@ -87,6 +88,9 @@ class Watchdog(StallSampler):
         self._wake_at = float("inf")
         #: This thread's time spent waiting for a CPU when its current wait began.
         self._own_wait: int | None = None
+        #: How many times the step being watched was attached to (a step inside a step of
+        #: the same test on the same loop).
+        self._depth = 1
         self._thread: threading.Thread | None = None
         # Started now, idle until the first test: a thread started by the first test would
         # begin only once that test's loop thread lets it, past a stall in its first step.
@@ -96,37 +100,40 @@ class Watchdog(StallSampler):
 
     # driven from the loop thread
 
-    def attach(
-        self,
-        test: TestCheck,
-        loop: asyncio.AbstractEventLoop | object,
-        post: Callable[[Callable[[], None]], object],
-    ) -> None:
-        """Watch ``loop`` (an asyncio loop, or a trio token) while ``test`` runs on it;
-        ``post`` schedules a callback on it from another thread."""
-        # The lock taken by its methods, not with ``with``: half the cost, at every step.
-        self._lock.acquire()
-        try:
-            watch = self._watch
-            if watch is not None and watch.loop is loop and watch.test is test:
-                watch.depth += 1
-                return
-            native_id = _get_native_id()
-            if native_id not in _schedstat_files:
-                # Opened now, on the loop thread, not while the watchdog reads it during a
-                # stall: each system call lets the loop thread run on (see ``_io``). Only
-                # opened: a file whose thread has ended is opened again at its next read.
-                runqueue_wait(native_id)
-            self._watch = Watch(
-                test,
-                loop,
-                post,
-                _get_ident(),
-                native_id,
-                _clock.perf_counter(),
-                isinstance(loop, _BaseEventLoop) and _real_time(loop),
-            )
-            if self._idle or self._thread is None:
+    def attach(self, test: TestCheck, loop: asyncio.AbstractEventLoop | object) -> None:
+        """Watch ``loop`` (an asyncio loop, or a trio token) while ``test`` runs on it.
+
+        This runs at every step of every test, and most steps end within one interval, before
+        the thread would look at them: the step is only noted here, in one tuple, and the
+        thread makes its ``Watch`` when the step has outlived an interval (``_watch_of``)."""
+        step = self._step
+        if step is not None and step[1] is loop and step[0] is test:
+            self._depth += 1
+            return
+        native_id = _get_native_id()
+        if native_id not in _schedstat_files:
+            # Opened now, on the loop thread, not while the watchdog reads it during a
+            # stall: each system call lets the loop thread run on (see ``_io``). Only
+            # opened: a file whose thread has ended is opened again at its next read.
+            runqueue_wait(native_id)
+        if self._watch is not None:
+            # A step that was never detached (its test or loop gave way to this one): its
+            # watch ends here, as the thread looks only at the current one.
+            with self._lock:
+                self._watch = None
+        self._depth = 1
+        self._step = (
+            test,
+            loop,
+            _get_ident(),
+            native_id,
+            _clock.perf_counter(),
+            isinstance(loop, _BaseEventLoop) and _real_time(loop),
+        )
+        # Read after the step is set, as the thread sets ``_idle`` before it reads the step:
+        # one of the two sees the other's write, so the thread never sleeps on a step.
+        if self._idle or self._thread is None:
+            with self._lock:
                 # The thread should run now: if it gets the interpreter only much later, the
                 # loop thread held it (see ``_wake_at``).
                 self._wake_at, self._own_wait = _clock.perf_counter(), None
@@ -135,25 +142,28 @@ class Watchdog(StallSampler):
                     self._thread.start()
                 else:
                     # Only an idle thread needs waking; a thread in a timed wait picks the
-                    # new watch up on its next turn, so a run of short tests costs no
+                    # new step up on its next turn, so a run of short tests costs no
                     # wake-ups at all.
                     self._cond.notify_all()
-        finally:
-            self._lock.release()
 
     def detach(self, test: TestCheck, force: bool = False) -> None:
-        watch = self._watch
-        if watch is None or watch.test is not test:
+        step = self._step
+        if step is None or step[0] is not test:
             # Read without the lock: only a step of a test sets a watch for it, and one
             # starting meanwhile on another thread is as if it took the lock after this.
+            return
+        if self._depth > 1 and not force:
+            self._depth -= 1
+            return
+        self._step = None
+        watch = self._watch
+        if watch is None or watch.step is not step:
+            # Not watched yet; the thread, making its watch now, sees the step gone after it
+            # set it and takes it back (``_watch_of``).
             return
         self._lock.acquire()
         try:
             if self._watch is not watch:
-                return
-            depth = watch.depth - 1
-            if depth and not force:
-                watch.depth = depth
                 return
             self._watch = None
             if watch.stalled is not None:
@@ -163,6 +173,29 @@ class Watchdog(StallSampler):
         # Nothing adds to a watch no longer watched: its findings are all there.
         for finding in watch.done:
             self.session.report(finding(), nodeid=test.nodeid)
+
+    def _watch_of(self, step: Step) -> Watch | None:
+        """The thread's ``Watch`` of ``step``, made at its first look (caller holds the
+        lock); ``None`` once the step has ended."""
+        watch = self._watch
+        if watch is not None and watch.step is step:
+            return watch
+        test, loop, thread_id, native_id, since, precise = step
+        post = getattr(loop, "call_soon_threadsafe", None) or loop.run_sync_soon  # type: ignore[attr-defined]
+        watch = Watch(test, loop, post, thread_id, native_id, since, precise)
+        watch.step = step
+        self._watch = watch
+        if self._step is not step:
+            # Detached meanwhile, before it could see this watch (see ``detach``).
+            self._watch = None
+            return None
+        return watch
+
+    def _current_watch(self) -> Watch | None:
+        """The watch of the step running now, made if it was not yet."""
+        with self._lock:
+            step = self._step
+            return self._watch_of(step) if step is not None else None
 
     def _turn_now(self, watch: Watch) -> float | None:
         """On the loop thread: when the stall pending on ``watch`` ended, in loop time (the
@@ -180,6 +213,7 @@ class Watchdog(StallSampler):
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
+            self._step = None
             self._watch = None
             self._cond.notify_all()
             thread, self._thread = self._thread, None
@@ -194,27 +228,34 @@ class Watchdog(StallSampler):
         try:
             while True:
                 with self._cond:
-                    while self._watch is None and not self._stopping:
+                    while self._step is None and not self._stopping:
                         if _clock.perf_counter() - self._last_watch < 1.0:
                             # Between tests of a run: look again soon rather than be woken by
                             # every test's start, a thread switch per test.
                             self._wait(self.precise_interval)
                             continue
                         self._idle = True
+                        if self._step is not None:  # set before ``attach`` read ``_idle``
+                            self._idle = False
+                            continue
                         self._wake_at = float("inf")
                         self._cond.wait()
                         self._idle = False
                     self._last_watch = _clock.perf_counter()
                     if self._stopping:
                         return
-                    watch = self._watch
-                    assert watch is not None
-                    interval = self.precise_interval if watch.precise else self.interval
-                    young = watch.since + interval - _clock.perf_counter()
+                    step = self._step
+                    if step is None:
+                        continue
+                    interval = self.precise_interval if step[5] else self.interval
+                    young = step[4] + interval - _clock.perf_counter()
                     if young > 0:
                         # A test shorter than one interval is never sent a heartbeat, and a
                         # run of short tests wakes this thread once per interval at most.
                         self._wait(young)
+                        continue
+                    watch = self._watch_of(step)
+                    if watch is None:
                         continue
                 self._beat(watch)
         except Exception as exc:  # pragma: no cover - a bug; never take the run down
@@ -248,9 +289,10 @@ class Watchdog(StallSampler):
         what it was doing is kept (``_late_sample``)."""
         began = _clock.perf_counter()
         value = step()
-        watch = self._watch
-        if watch is not None and watch.precise and _clock.perf_counter() - began >= self.late:
-            self._late_sample(watch, began, None, self._look(watch.thread_id))
+        if _clock.perf_counter() - began >= self.late:
+            watch = self._current_watch()
+            if watch is not None and watch.precise:
+                self._late_sample(watch, began, None, self._look(watch.thread_id))
         return value
 
     def _beat(self, watch: Watch) -> None:
