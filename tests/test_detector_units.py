@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import os
+import socket
 import threading
 import types
 import warnings
@@ -356,3 +358,43 @@ def test_a_loop_class_with_its_own_task_factory_methods_gets_the_functions_on_it
     finally:
         loop.close()
         detector.session_finished(StubSession())  # type: ignore[arg-type]
+
+
+def test_a_registering_init_takes_the_parameters_of_the_one_it_wraps() -> None:
+    from pytest_asynccheck.detectors import resource_patches
+
+    calls: list[tuple[Any, ...]] = []
+
+    def original(
+        self: Any, a: Any, b: Any = 2, /, c: Any = 3, *rest: Any, d: Any, e: Any = 5, **more: Any
+    ) -> None:
+        calls.append((self, a, b, c, rest, d, e, more))
+
+    def keyword_only(self: Any, *, d: Any) -> None:
+        calls.append((self, d))
+
+    made: list[Any] = []
+    init = resource_patches._init_with_parameters_of(original, made.append)
+    assert init is not None
+    unannotated = inspect.signature(original).replace(return_annotation=inspect.Signature.empty)
+    unannotated = unannotated.replace(
+        parameters=[p.replace(annotation=p.empty) for p in unannotated.parameters.values()]
+    )
+    assert inspect.signature(init) == unannotated
+    init("s", 1, d=4)
+    init("s", 1, 9, 8, 7, 6, d=4, e=0, x=1)
+    init("s", 1, c=8, d=4)
+    with pytest.raises(TypeError):
+        init("s", 1)  # d missing, as without the wrapper
+    only = resource_patches._init_with_parameters_of(keyword_only, made.append)
+    assert only is not None
+    only("s", d=1)
+    assert calls == [
+        ("s", 1, 2, 3, (), 4, 5, {}),
+        ("s", 1, 9, 8, (7, 6), 4, 0, {"x": 1}),
+        ("s", 1, 2, 8, (), 4, 5, {}),
+        ("s", 1),
+    ]
+    assert made == []  # no test runs here: nothing registered
+    # A C method tells no parameters: the packing wrapper is used.
+    assert resource_patches._init_with_parameters_of(socket.socket.recv, made.append) is None

@@ -724,3 +724,47 @@ def test_a_file_opened_on_the_loop_is_still_a_blocking_call_of_the_users(
             "  at test_mod.py:3 in test_reads_a_file_on_the_loop",
         ]
     )
+
+
+SOCKET_ARGUMENTS = """\
+import socket
+
+
+class Tagged(socket.socket):
+    def __init__(self, *args, tag, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tag = tag
+
+
+async def test_made_by_position_by_keyword_and_by_a_subclass():
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as by_position,
+        socket.socket(family=socket.AF_INET, type=socket.SOCK_DGRAM) as by_keyword,
+        Tagged(socket.AF_INET, tag="mine") as subclassed,
+    ):
+        made = (by_position.type, by_keyword.type, subclassed.tag)
+        assert made == (socket.SOCK_STREAM, socket.SOCK_DGRAM, "mine")
+
+
+async def test_bad_arguments_fail_as_they_do_without_the_checks():
+    socket.socket(socket.AF_INET, fileno="not a descriptor")
+"""
+
+
+def _failure_lines(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if line.startswith(("E ", ">", "    ", "test_mod"))]
+
+
+def test_sockets_are_made_with_their_own_parameters_and_fail_as_without_the_checks(
+    pytester: pytest.Pytester,
+) -> None:
+    """The registering ``__init__`` takes the parameters of the one it wraps: positional,
+    keyword and a subclass's arguments reach ``socket.socket`` as they were given, and a bad
+    one fails with the same traceback, without a frame of the plugin's."""
+    checked = run_with(pytester, "asyncio", SOCKET_ARGUMENTS)
+    checked.assert_outcomes(passed=1, failed=1)
+    plain = pytester.runpytest("-p", "asynccheck", *ASYNCIO, "-p", "no:randomly")
+    plain.assert_outcomes(passed=1, failed=1)
+    assert "resource_patches" not in checked.stdout.str()
+    assert "TypeError" in checked.stdout.str()
+    assert _failure_lines(checked) == _failure_lines(plain)

@@ -34,6 +34,7 @@ import asyncio
 import builtins
 import contextlib
 import functools
+import inspect
 import io
 import socket
 import weakref
@@ -95,7 +96,12 @@ def _may_be_a_tests() -> TestCheck | None:
 
 def _registering_init(register_made: Callable[[Any], None]) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
+        fixed = _init_with_parameters_of(original, register_made)
+        if fixed is not None:
+            return fixed
+
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            __tracebackhide__ = True
             original(self, *args, **kwargs)
             # _may_be_a_tests(), inline: this runs for every socket and loop.
             session = session_module._active
@@ -105,6 +111,74 @@ def _registering_init(register_made: Callable[[Any], None]) -> Callable[[Any], A
         return __init__
 
     return make
+
+
+_INIT = """
+def __init__({parameters}):
+    __tracebackhide__ = True
+    _asynccheck_original({arguments})
+    _asynccheck_session = _asynccheck_module._active
+    if (
+        _asynccheck_session is not None
+        and _asynccheck_running_loop() is not None
+        and _asynccheck_session.current
+    ):
+        _asynccheck_register({self})
+"""
+
+
+def _init_with_parameters_of(
+    original: Any, register_made: Callable[[Any], None]
+) -> Callable[..., None] | None:
+    """The registering ``__init__`` with ``original``'s own parameters, or ``None`` when they
+    cannot be read. Every socket, transport, writer and loop is made through one, and a call
+    that packs its arguments into a tuple and a dictionary costs four times one that does not
+    (benchmarks/README.md, "What each kind costs"); what the call does is the same."""
+    try:
+        parameters = list(inspect.signature(original).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if not parameters or any(p.name.startswith("_asynccheck_") for p in parameters):
+        return None
+    namespace: dict[str, Any] = {
+        "_asynccheck_original": original,
+        "_asynccheck_module": session_module,
+        "_asynccheck_running_loop": _get_running_loop,
+        "_asynccheck_register": register_made,
+    }
+    declared, passed = [], []
+    keyword_only = False
+    for index, parameter in enumerate(parameters):
+        name, kind = parameter.name, parameter.kind
+        if kind is parameter.VAR_POSITIONAL:
+            declared.append(f"*{name}")
+            passed.append(f"*{name}")
+            keyword_only = True
+            continue
+        if kind is parameter.VAR_KEYWORD:
+            declared.append(f"**{name}")
+            passed.append(f"**{name}")
+            continue
+        if kind is parameter.KEYWORD_ONLY and not keyword_only:
+            declared.append("*")
+            keyword_only = True
+        text = name
+        if parameter.default is not parameter.empty:
+            namespace[f"_asynccheck_default_{index}"] = parameter.default
+            text += f"=_asynccheck_default_{index}"
+        declared.append(text)
+        passed.append(f"{name}={name}" if kind is parameter.KEYWORD_ONLY else name)
+        if kind is parameter.POSITIONAL_ONLY and (
+            index + 1 == len(parameters) or parameters[index + 1].kind is not kind
+        ):
+            declared.append("/")
+    source = _INIT.format(
+        parameters=", ".join(declared), arguments=", ".join(passed), self=parameters[0].name
+    )
+    # Compiled as this module's code: a frame of the plugin's wherever frames are told apart.
+    exec(compile(source, __file__, "exec"), namespace)
+    function: Callable[..., None] = namespace["__init__"]
+    return function
 
 
 def _is_open(obj: Any) -> bool:
