@@ -115,10 +115,13 @@ class Detectors:
         #: event -> the bound methods alone, in the same order: what ``emit`` loops over (an
         #: event per step of every test; unpacking pairs cost a tenth of the dispatch).
         self._methods: dict[str, tuple[Callable[..., None], ...]] = {event: () for event in EVENTS}
-        #: ``task_entered``/``task_exited`` -> the methods a fixture's step is dispatched to.
-        self._fixture_step_methods: dict[str, tuple[Callable[..., None], ...]] = {
-            event: () for event in TASK_EVENTS
-        }
+        #: The methods a step of the test body and a step of a fixture are dispatched to, on
+        #: entering and on leaving: read by ``CheckSession.enter_task`` and ``exit_task``,
+        #: which dispatch them themselves (a frame less at every step of every test).
+        self.test_entered: tuple[Callable[..., None], ...] = ()
+        self.test_exited: tuple[Callable[..., None], ...] = ()
+        self.fixture_entered: tuple[Callable[..., None], ...] = ()
+        self.fixture_exited: tuple[Callable[..., None], ...] = ()
         #: event -> phase -> subscribers, for the two per-phase events.
         self.by_phase: dict[str, dict[str, tuple[tuple[Detector, Callable[..., None]], ...]]] = {
             event: {phase: () for phase in PHASES} for event in PHASE_EVENTS
@@ -168,18 +171,22 @@ class Detectors:
         self, event: str, subscribers: tuple[tuple[Detector, Callable[..., None]], ...]
     ) -> None:
         self._subscribers[event] = subscribers
-        self._methods[event] = tuple(map(_METHOD, subscribers))  # in C: once per test at most
+        self._methods[event] = methods = tuple(map(_METHOD, subscribers))  # in C
         if event in TASK_EVENTS:
-            self._fixture_step_methods[event] = tuple(
+            for_fixtures = tuple(
                 method for detector, method in subscribers if not detector.test_steps_only
             )
+            if event == "task_entered":
+                self.test_entered, self.fixture_entered = methods, for_fixtures
+            else:
+                self.test_exited, self.fixture_exited = methods, for_fixtures
 
     def emit(self, event: str, *args: object) -> None:
         for method in self._methods[event]:
             try:
                 method(*args)
             except Exception as exc:
-                self._disable_method(method, event, exc)
+                self.disable_method(method, event, exc)
 
     def emit_task(
         self,
@@ -188,14 +195,19 @@ class Detectors:
         loop: asyncio.AbstractEventLoop | None,
         where: str,
     ) -> None:
-        """``task_entered`` or ``task_exited``: ``emit`` without packing the arguments, as
-        this runs at every step of every test."""
-        methods = self._methods if where == "test" else self._fixture_step_methods
-        for method in methods[event]:
+        """``task_entered`` or ``task_exited``: ``emit`` without packing the arguments, to
+        the detectors that want the steps of ``where`` (``CheckSession.enter_task`` and
+        ``exit_task`` do this inline)."""
+        entered = event == "task_entered"
+        if where == "test":
+            methods = self.test_entered if entered else self.test_exited
+        else:
+            methods = self.fixture_entered if entered else self.fixture_exited
+        for method in methods:
             try:
                 method(test, loop, where)
             except Exception as exc:
-                self._disable_method(method, event, exc)
+                self.disable_method(method, event, exc)
 
     def emit_phase(self, event: str, test: TestCheck, phase: Phase) -> None:
         """``phase_started`` or ``phase_finished``, to the detectors that want this phase."""
@@ -205,7 +217,8 @@ class Detectors:
             except Exception as exc:
                 self._disable(detector, event, exc)
 
-    def _disable_method(self, method: Callable[..., None], event: str, exc: BaseException) -> None:
+    def disable_method(self, method: Callable[..., None], event: str, exc: BaseException) -> None:
+        """Disable the detector whose ``method`` for ``event`` raised ``exc``."""
         for detector, subscribed in self._subscribers[event]:
             if subscribed is method:
                 self._disable(detector, event, exc)

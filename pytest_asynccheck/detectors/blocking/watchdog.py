@@ -38,6 +38,8 @@ from ... import _clock
 from .stalls import STALL_CALL as STALL_CALL  # the allow vocabulary names it from here
 from .stalls import Look, StallSampler
 from .stuck import (
+    _ASYNCIO_GLOBALS,
+    _ASYNCIO_TIME,
     Stall,
     Step,
     Watch,
@@ -121,15 +123,18 @@ class Watchdog(StallSampler):
             # watch ends here, as the thread looks only at the current one.
             with self._lock:
                 self._watch = None
+        precise = False
+        if isinstance(loop, _BaseEventLoop):
+            clock = loop.time
+            # ``_real_time``'s usual answer, inline (a frame less at every step): asyncio's own
+            # method on this loop, reading the monotonic clock; anything else is asked of it.
+            precise = (
+                getattr(clock, "__func__", None) is _ASYNCIO_TIME
+                and clock.__self__ is loop  # type: ignore[attr-defined]
+                and _ASYNCIO_GLOBALS["time"].monotonic is _monotonic
+            ) or _real_time(loop)
         self._depth = 1
-        self._step = (
-            test,
-            loop,
-            _get_ident(),
-            native_id,
-            _clock.perf_counter(),
-            isinstance(loop, _BaseEventLoop) and _real_time(loop),
-        )
+        self._step = (test, loop, _get_ident(), native_id, _clock.perf_counter(), precise)
         # Read after the step is set, as the thread sets ``_idle`` before it reads the step:
         # one of the two sees the other's write, so the thread never sleeps on a step.
         if self._idle or self._thread is None:
