@@ -6,7 +6,6 @@ import asyncio
 import gc
 import inspect
 import os
-import socket
 import threading
 import types
 import warnings
@@ -396,5 +395,62 @@ def test_a_registering_init_takes_the_parameters_of_the_one_it_wraps() -> None:
         ("s", 1),
     ]
     assert made == []  # no test runs here: nothing registered
-    # A C method tells no parameters: the packing wrapper is used.
-    assert resource_patches._init_with_parameters_of(socket.socket.recv, made.append) is None
+    # A C method tells no parameters: the packing wrapper is used, and forwards all the same.
+    assert resource_patches._init_with_parameters_of(dict.update, made.append) is None
+    packing = resource_patches._registering_init(made.append)(dict.update)
+    target: dict[str, int] = {}
+    packing(target, {"a": 1}, b=2)
+    assert target == {"a": 1, "b": 2}
+    assert made == []
+
+
+def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
+    """The loop thread notes each step; the watchdog's thread makes its watch when the step has
+    run for an interval. A watch made as its step ends is taken back, a nested step of the same
+    test on the same loop ends with its outer one, and a step that was never detached gives way
+    to the next one. (A long threshold keeps the thread itself from making any watch here.)"""
+    from pytest_asynccheck.detectors.blocking.watchdog import Watchdog
+
+    watchdog = Watchdog(StubSession(), threshold=600.0)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    first, second = object(), object()
+    try:
+        watchdog.attach(first, loop)  # type: ignore[arg-type]
+        watchdog.attach(first, loop)  # type: ignore[arg-type]  # a step inside the step
+        step = watchdog._step
+        assert step is not None and step[0] is first and step[1] is loop and step[5] is True
+        watchdog.detach(first)  # type: ignore[arg-type]
+        assert watchdog._step is step  # the inner one ended, the outer one goes on
+        with watchdog._lock:
+            watch = watchdog._watch_of(step)
+        assert watch is not None and watch.step is step and watch.precise
+        assert watch.post == loop.call_soon_threadsafe
+        assert watchdog._current_watch() is watch  # made once per step
+        watchdog.detach(second)  # type: ignore[arg-type]  # not its step: nothing happens
+        assert watchdog._step is step
+        watchdog.detach(first)  # type: ignore[arg-type]
+        assert watchdog._step is None and watchdog._watch is None
+        assert watchdog._current_watch() is None
+
+        # Made as the step ended: the thread sees the step gone and takes its watch back.
+        watchdog.attach(first, loop)  # type: ignore[arg-type]
+        ended = watchdog._step
+        assert ended is not None
+        watchdog.detach(first)  # type: ignore[arg-type]
+        with watchdog._lock:
+            assert watchdog._watch_of(ended) is None
+        assert watchdog._watch is None
+
+        # Never detached: the next step ends its watch.
+        watchdog.attach(first, loop)  # type: ignore[arg-type]
+        assert watchdog._current_watch() is not None
+        watchdog.attach(second, loop)  # type: ignore[arg-type]
+        assert watchdog._watch is None
+        current = watchdog._step
+        assert current is not None and current[0] is second
+        watchdog.detach(second, force=True)  # type: ignore[arg-type]
+        assert watchdog._step is None
+    finally:
+        watchdog.stop()
+        loop.close()
+    assert watchdog._thread is None
