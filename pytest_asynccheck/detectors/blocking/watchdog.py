@@ -118,11 +118,6 @@ class Watchdog(StallSampler):
             # stall: each system call lets the loop thread run on (see ``_io``). Only
             # opened: a file whose thread has ended is opened again at its next read.
             runqueue_wait(native_id)
-        if self._watch is not None:
-            # A step that was never detached (its test or loop gave way to this one): its
-            # watch ends here, as the thread looks only at the current one.
-            with self._lock:
-                self._watch = None
         precise = False
         if isinstance(loop, _BaseEventLoop):
             clock = loop.time
@@ -134,7 +129,13 @@ class Watchdog(StallSampler):
                 and _ASYNCIO_GLOBALS["time"].monotonic is _monotonic
             ) or _real_time(loop)
         self._depth = 1
-        self._step = (test, loop, _get_ident(), native_id, _clock.perf_counter(), precise)
+        self._step = step = (test, loop, _get_ident(), native_id, _clock.perf_counter(), precise)
+        if self._watch is not None:
+            # A step that was never detached (its test or loop gave way to this one): its
+            # watch ends here. After the new step is set, the thread makes no other.
+            with self._lock:
+                if self._watch is not None and self._watch.step is not step:
+                    self._watch = None
         # Read after the step is set, as the thread sets ``_idle`` before it reads the step:
         # one of the two sees the other's write, so the thread never sleeps on a step.
         if self._idle or self._thread is None:
