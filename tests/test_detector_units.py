@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
 import os
@@ -395,6 +396,20 @@ def test_a_registering_init_takes_the_parameters_of_the_one_it_wraps() -> None:
         ("s", 1),
     ]
     assert made == []  # no test runs here: nothing registered
+
+    # A wrapper put in place before the session takes its own parameters, not the ones of
+    # the function it names in ``__wrapped__``.
+    def beneath(self: Any, a: Any) -> None:
+        calls.append((self, a))
+
+    @functools.wraps(beneath)
+    def patched(self: Any, *args: Any, tag: Any = None, **kwargs: Any) -> None:
+        calls.append((self, args, tag))
+
+    over_patch = resource_patches._init_with_parameters_of(patched, made.append)
+    assert over_patch is not None
+    over_patch("s", 1, tag="mine")
+    assert calls[-1] == ("s", (1,), "mine")
     # A C method tells no parameters: the packing wrapper is used, and forwards all the same.
     assert resource_patches._init_with_parameters_of(dict.update, made.append) is None
     packing = resource_patches._registering_init(made.append)(dict.update)

@@ -135,7 +135,9 @@ def _init_with_parameters_of(
     that packs its arguments into a tuple and a dictionary costs four times one that does not
     (benchmarks/README.md, "What each kind costs"); what the call does is the same."""
     try:
-        parameters = list(inspect.signature(original).parameters.values())
+        # The parameters the function itself takes: a wrapper put there before the session
+        # names the function beneath in ``__wrapped__``, whose parameters may be others.
+        parameters = list(inspect.signature(original, follow_wrapped=False).parameters.values())
     except (TypeError, ValueError):
         return None
     if not parameters or any(p.name.startswith("_asynccheck_") for p in parameters):
