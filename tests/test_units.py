@@ -386,3 +386,36 @@ def test_a_stalls_own_time_leaves_out_the_waits_for_a_cpu_of_the_turns_around_it
     assert _own_time(stall(10.25, 0, 10.3, 0), 10.2, (10.5, 0)) == pytest.approx(0.25)
     # Seen before any reading (before the step's first heartbeat): no waits known before.
     assert _own_time(stall(None, None, 10.3, 0), 10.2, (10.5, 150 * ms)) == pytest.approx(0.15)
+
+
+class RaisingOnSteps(Detector):
+    name = "raising-on-steps"
+
+    def test_started(self, test: object) -> None:
+        raise KeyError("started")
+
+    def task_exited(self, test: object, loop: object, where: str) -> None:
+        raise LookupError("exited")
+
+
+@pytest.mark.parametrize("event", ["test_started", "task_exited"])
+def test_a_detector_raising_in_an_event_or_a_step_is_disabled_for_every_event(
+    caplog: pytest.LogCaptureFixture, event: str
+) -> None:
+    raising, steps = RaisingOnSteps(), Steps(test_steps_only=False)
+    detectors = Detectors([raising, steps])
+    with caplog.at_level(logging.ERROR, logger="pytest_asynccheck"):
+        if event == "test_started":
+            detectors.emit("test_started", None)
+        else:
+            detectors.emit_task("task_exited", None, None, "fixture db")  # type: ignore[arg-type]
+    raised = "KeyError: 'started'" if event == "test_started" else "LookupError: exited"
+    assert detectors.disabled == [
+        f"detector raising-on-steps raised {raised} in {event}; it has been disabled"
+    ]
+    # Gone from every event, steps of the body and of fixtures included.
+    assert raising not in list(detectors)
+    assert detectors.test_exited == detectors.fixture_exited == (steps.task_exited,)
+    detectors.emit("test_started", None)
+    detectors.emit_task("task_exited", None, None, "test")  # type: ignore[arg-type]
+    assert steps.seen[-1] == ("exited", "test")
