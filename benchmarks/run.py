@@ -474,7 +474,24 @@ def instructions(root: Path, variant: Variant, seed: int = 0) -> int:
 VALGRIND_STALL_THRESHOLD = "--asynccheck-stall-threshold=5"
 
 
+#: The load average above which ``instructions`` warns: the counts depend on how the loop's
+#: turns and the worker threads interleave, which load changes (a plain run read 4.71 M per
+#: test on a loaded machine against 4.81 M on a quiet one; benchmarks/README.md).
+QUIET_LOAD = 1.0
+
+
+def _warn_if_loaded() -> None:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > QUIET_LOAD:
+        print(
+            f"warning: load average {load:.1f}: instruction counts move with the machine's "
+            "load; compare only figures taken on a quiet machine",
+            file=sys.stderr,
+        )
+
+
 def cmd_instructions(args: argparse.Namespace) -> None:
+    _warn_if_loaded()
     checked = ["--asynccheck", VALGRIND_STALL_THRESHOLD]
     variants: dict[str, Variant] = {"plain": ([], {}), "--asynccheck": (checked, {})}
     for source in args.against:
