@@ -470,3 +470,64 @@ def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
         watchdog.stop()
         loop.close()
     assert watchdog._thread is None
+
+
+def test_the_resource_registry_takes_only_what_the_running_test_made_and_tells_ids_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Who owns a resource made now (the test's body on its loop thread, a fixture step on a
+    running loop, else nobody), a transport taking over its socket's entry, and an id reused
+    by another object after the registered one was freed."""
+    from pytest_asynccheck import _session as session_module
+    from pytest_asynccheck.detectors import resources
+
+    check = SimpleNamespace(closed=False, phase="call", loop_thread=threading.get_ident())
+    other = SimpleNamespace(closed=False, phase="call", loop_thread=threading.get_ident())
+    monkeypatch.setattr(session_module, "_active", SimpleNamespace(current=check))
+    monkeypatch.setattr(resources, "tracked", {})
+    registered: list[Any] = []
+    monkeypatch.setattr(resources, "on_registered", [registered.append])
+
+    assert resources.owner() == (check, None)
+    elsewhere: list[Any] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(resources.owner()))
+    thread.start()
+    thread.join()
+    assert elsewhere == [None]  # not the test's loop thread
+    check.phase = "teardown"
+    assert resources.owner() is None  # the body's resources are made in its call phase
+    check.phase = "call"
+    token = session_module.FIXTURE.set(
+        session_module.FixtureStep(session_module.FixtureRun("db"), "setup")
+    )
+    try:
+        assert resources.owner() is None  # a fixture's context, but no loop runs here
+    finally:
+        session_module.FIXTURE.reset(token)
+
+    class Resource:
+        pass
+
+    sock, transport = Resource(), Resource()
+    site = ("test_mod.py", 3, "test_it")
+    entry = resources.register(sock, "socket", "socket.socket", site=site)
+    assert entry is not None and entry.site == site and registered == [check]
+    assert resources.forget(sock, resources.FILES) is None  # not one of those labels
+    assert resources.forget(sock, resources.SOCKETS) is entry
+    # A transport made over the socket, during another test, takes its line and tells its test.
+    monkeypatch.setattr(session_module, "_active", SimpleNamespace(current=other))
+    moved = resources.take_over(entry, transport, "transport", "_SelectorSocketTransport")
+    assert moved is not None and moved.site == site and moved.check is other
+    assert registered == [check, other]
+    # Another object, alive, under the same id is not the registered one.
+    key = id(transport)
+    alive = Resource()
+    stranger = resources.Entry(alive)
+    stranger.key, stranger.label = key, "transport"
+    resources.tracked[key] = stranger
+    assert resources.forget(transport, resources.ASYNCIO_OBJECTS) is None
+    assert resources.tracked[key] is stranger
+    # Nobody owns what is made between tests.
+    monkeypatch.setattr(session_module, "_active", SimpleNamespace(current=None))
+    assert resources.register(Resource(), "socket", "socket.socket", site=site) is None
+    assert resources.take_over(entry, Resource(), "transport", "t") is None
