@@ -2,6 +2,7 @@
 ``--asynccheck``, and compare every test's outcome.
 
     python benchmarks/real_suites.py [--suites httpx,asgiref] [--keep DIR] [--requirements-only]
+                                     [--plugin-snapshot]
 
 Each suite gets a virtual environment of its own with its pinned requirements and the plugin
 from this checkout. The suite runs from the unpacked sdist, so the library's modules are
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -569,6 +572,39 @@ def prepare(name: str, suite: Suite, work: Path, project: bool = True) -> tuple[
     return python, source
 
 
+def install_snapshot(names: list[str], work: Path) -> None:
+    """Install the plugin as this checkout is now, not editable, into the prepared environments
+    of ``names``, and mark each installed: built once, from a copy, as a wheel, so that nothing
+    is written into the checkout while its own suite may be running (CI does this beside it).
+    The comparison run then installs nothing; an environment not marked is installed editable
+    then, as without this."""
+    snapshot = work / "plugin-snapshot"
+    shutil.rmtree(snapshot, ignore_errors=True)
+    shutil.copytree(
+        REPO,
+        snapshot / "source",
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "__pycache__", "*.egg-info", "build", "dist", ".coverage*"
+        ),
+    )
+    pythons = [
+        work / name / "venv" / "bin" / "python"
+        for name in names
+        if (work / name / "requirements-installed").exists()
+        and not (work / name / "installed").exists()
+    ]
+    if not pythons:
+        return
+    wheels = snapshot / "wheels"
+    # With a suite's own interpreter and pip, which the system's may lack.
+    pip = (pythons[0], "-m", "pip")
+    checked(sh(*pip, "wheel", "-q", "--no-deps", "-w", wheels, snapshot / "source"))
+    (wheel,) = glob.glob(str(wheels / "*.whl"))
+    for python in pythons:
+        checked(sh(python, "-m", "pip", "install", "-q", "--no-deps", wheel))
+        (python.parent.parent.parent / "installed").touch()
+
+
 def run(
     python: Path, source: Path, suite: Suite, *extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, tuple[str, str]], float]:
@@ -689,7 +725,16 @@ def main() -> int:
         "install writes into the checkout, so CI makes the environments while its own suite "
         "runs and installs the plugin after it)",
     )
+    parser.add_argument(
+        "--plugin-snapshot",
+        action="store_true",
+        help="with --requirements-only: also install the plugin, as the checkout is now, into "
+        "the environments, from a wheel built from a copy (nothing is written into the "
+        "checkout, so CI does this while its own suite runs)",
+    )
     args = parser.parse_args()
+    if args.plugin_snapshot and not args.requirements_only:
+        parser.error("--plugin-snapshot goes with --requirements-only")
     if args.requirements_only and args.keep is None:
         parser.error("--requirements-only needs --keep DIR: the environments are for a later run")
     checks_args = [f"--asynccheck-stall-threshold={args.stall_threshold}"] * bool(
@@ -714,6 +759,11 @@ def main() -> int:
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
                 print(f"## {name}: could not be run: {error}\n")
                 failed.append(name)
+        if args.plugin_snapshot:
+            try:
+                install_snapshot(names, work)
+            except (subprocess.SubprocessError, OSError, ValueError) as error:
+                print(f"the plugin's snapshot could not be installed: {error}")
     if failed:
         print(f"outcomes changed for unlisted reasons, or not run: {', '.join(failed)}")
     return 1 if failed else 0
