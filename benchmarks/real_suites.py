@@ -584,7 +584,14 @@ def install_snapshot(names: list[str], work: Path) -> None:
         REPO,
         snapshot / "source",
         ignore=shutil.ignore_patterns(
-            ".git", ".venv*", "__pycache__", "*.egg-info", "build", "dist", ".coverage*"
+            ".git",
+            ".venv*",
+            "__pycache__",
+            "*.egg-info",
+            "build",
+            "dist",
+            ".coverage*",
+            ".*_cache",
         ),
     )
     pythons = [
