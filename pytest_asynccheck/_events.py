@@ -116,12 +116,11 @@ class Detectors:
         #: event per step of every test; unpacking pairs cost a tenth of the dispatch).
         self._methods: dict[str, tuple[Callable[..., None], ...]] = {event: () for event in EVENTS}
         #: The methods a step of the test body and a step of a fixture are dispatched to, on
-        #: entering and on leaving: read by ``CheckSession.enter_task`` and ``exit_task``,
-        #: which dispatch them themselves (a frame less at every step of every test).
-        self.test_entered: tuple[Callable[..., None], ...] = ()
-        self.test_exited: tuple[Callable[..., None], ...] = ()
-        self.fixture_entered: tuple[Callable[..., None], ...] = ()
-        self.fixture_exited: tuple[Callable[..., None], ...] = ()
+        #: entering and on leaving: ``emit_task`` reads one attribute, not two dictionaries.
+        self._test_entered: tuple[Callable[..., None], ...] = ()
+        self._test_exited: tuple[Callable[..., None], ...] = ()
+        self._fixture_entered: tuple[Callable[..., None], ...] = ()
+        self._fixture_exited: tuple[Callable[..., None], ...] = ()
         #: event -> phase -> subscribers, for the two per-phase events.
         self.by_phase: dict[str, dict[str, tuple[tuple[Detector, Callable[..., None]], ...]]] = {
             event: {phase: () for phase in PHASES} for event in PHASE_EVENTS
@@ -177,16 +176,16 @@ class Detectors:
                 method for detector, method in subscribers if not detector.test_steps_only
             )
             if event == "task_entered":
-                self.test_entered, self.fixture_entered = methods, for_fixtures
+                self._test_entered, self._fixture_entered = methods, for_fixtures
             else:
-                self.test_exited, self.fixture_exited = methods, for_fixtures
+                self._test_exited, self._fixture_exited = methods, for_fixtures
 
     def emit(self, event: str, *args: object) -> None:
         for method in self._methods[event]:
             try:
                 method(*args)
             except Exception as exc:
-                self.disable_method(method, event, exc)
+                self._disable_method(method, event, exc)
 
     def emit_task(
         self,
@@ -196,18 +195,18 @@ class Detectors:
         where: str,
     ) -> None:
         """``task_entered`` or ``task_exited``: ``emit`` without packing the arguments, to
-        the detectors that want the steps of ``where`` (``CheckSession.enter_task`` and
-        ``exit_task`` do this inline)."""
+        the detectors that want the steps of ``where``, as this runs at every step of every
+        test."""
         entered = event == "task_entered"
         if where == "test":
-            methods = self.test_entered if entered else self.test_exited
+            methods = self._test_entered if entered else self._test_exited
         else:
-            methods = self.fixture_entered if entered else self.fixture_exited
+            methods = self._fixture_entered if entered else self._fixture_exited
         for method in methods:
             try:
                 method(test, loop, where)
             except Exception as exc:
-                self.disable_method(method, event, exc)
+                self._disable_method(method, event, exc)
 
     def emit_phase(self, event: str, test: TestCheck, phase: Phase) -> None:
         """``phase_started`` or ``phase_finished``, to the detectors that want this phase."""
@@ -217,8 +216,7 @@ class Detectors:
             except Exception as exc:
                 self._disable(detector, event, exc)
 
-    def disable_method(self, method: Callable[..., None], event: str, exc: BaseException) -> None:
-        """Disable the detector whose ``method`` for ``event`` raised ``exc``."""
+    def _disable_method(self, method: Callable[..., None], event: str, exc: BaseException) -> None:
         for detector, subscribed in self._subscribers[event]:
             if subscribed is method:
                 self._disable(detector, event, exc)

@@ -325,37 +325,15 @@ class CheckSession:
         if self.current is check:
             self.current = None
 
-    # The two step events are dispatched here rather than through ``Detectors.emit_task``: they
-    # run at every step of every test, and a frame less there is 3 K instructions per test of
-    # a suite with one async fixture (benchmarks/README.md, "What each kind costs").
-
     def enter_task(self, check: TestCheck, where: str) -> None:
         loop = _running_loop()  # None under trio, or another library without an asyncio loop
-        detectors = self.detectors
         if where == "test":
             check.loop = loop
             check.loop_thread = threading.get_ident()
-            methods = detectors.test_entered
-        else:
-            methods = detectors.fixture_entered
-        for method in methods:
-            try:
-                method(check, loop, where)
-            except Exception as exc:
-                detectors.disable_method(method, "task_entered", exc)
+        self.detectors.emit_task("task_entered", check, loop, where)
 
     def exit_task(self, check: TestCheck, where: str) -> None:
-        loop = _running_loop()
-        detectors = self.detectors
-        for method in detectors.test_exited if where == "test" else detectors.fixture_exited:
-            try:
-                method(check, loop, where)
-            except Exception as exc:
-                detectors.disable_method(method, "task_exited", exc)
-
-
-#: The session's own dispatch of the step events: what runs below it is a detector's work.
-STEP_DISPATCH_CODES = frozenset((CheckSession.enter_task.__code__, CheckSession.exit_task.__code__))
+        self.detectors.emit_task("task_exited", check, _running_loop(), where)
 
 
 #: The running loop or ``None``, without raising: asked at every step of every test.

@@ -44,7 +44,6 @@ from ... import _frames as frames
 from ..._events import DISPATCH_CODES
 from ..._findings import Finding, Kind
 from ..._frames import Origin
-from ..._session import STEP_DISPATCH_CODES
 from .allow import AllowRules
 from .catalogue import CATALOGUE, Blocker, _awaited, _target
 from .chain import Call, _library_frames, _qualified_names, chain
@@ -60,9 +59,6 @@ LOGGER = logging.getLogger("pytest_asynccheck")
 #: attribute, or a ``staticmethod`` around it), which rebinding module globals cannot reach:
 #: pathlib's listings on Python 3.10 (``_NormalAccessor``) and 3.13 (glob's ``_StringGlobber``).
 _HOLDERS = (("pathlib", "_NormalAccessor"), ("glob", "_StringGlobber"))
-
-#: The frames that hand an event to a detector (the registry's, and the session's own for steps).
-_DISPATCH = DISPATCH_CODES | STEP_DISPATCH_CODES
 
 #: The plugin's own modules keep the originals they call (``_clock``, the wrappers), so no
 #: alias in them is rebound; one may keep a wrapper beneath its own patch, put back at the end.
@@ -292,7 +288,7 @@ class Interceptor:
         first = True
         decided = False
         for frame in frames.walk(caller):
-            if frame.f_code in _DISPATCH:
+            if frame.f_code in DISPATCH_CODES:
                 return True  # inside a detector's event: the plugin's (or an extension's) work
             origin = frames.origin(frame.f_code.co_filename)
             if origin is Origin.FROZEN:
