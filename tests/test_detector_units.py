@@ -375,7 +375,6 @@ def test_a_registering_init_takes_the_parameters_of_the_one_it_wraps() -> None:
 
     made: list[Any] = []
     init = resource_patches._init_with_parameters_of(original, made.append)
-    assert init is not None
     unannotated = inspect.signature(original).replace(return_annotation=inspect.Signature.empty)
     unannotated = unannotated.replace(
         parameters=[p.replace(annotation=p.empty) for p in unannotated.parameters.values()]
@@ -387,7 +386,6 @@ def test_a_registering_init_takes_the_parameters_of_the_one_it_wraps() -> None:
     with pytest.raises(TypeError):
         init("s", 1)  # d missing, as without the wrapper
     only = resource_patches._init_with_parameters_of(keyword_only, made.append)
-    assert only is not None
     only("s", d=1)
     assert calls == [
         ("s", 1, 2, 3, (), 4, 5, {}),
@@ -407,15 +405,23 @@ def test_a_registering_init_takes_the_parameters_of_the_one_it_wraps() -> None:
         calls.append((self, args, tag))
 
     over_patch = resource_patches._init_with_parameters_of(patched, made.append)
-    assert over_patch is not None
     over_patch("s", 1, tag="mine")
     assert calls[-1] == ("s", (1,), "mine")
-    # A C method tells no parameters: the packing wrapper is used, and forwards all the same.
-    assert resource_patches._init_with_parameters_of(dict.update, made.append) is None
-    packing = resource_patches._registering_init(made.append)(dict.update)
+    # A C method tells no parameters, and a wrapper taking ``*args`` has no ``self`` of its
+    # own: both get the packing one, which forwards all the same.
+    packing = resource_patches._init_with_parameters_of(dict.update, made.append)
+    assert str(inspect.signature(packing)) == "(self, *args, **kwargs)"
     target: dict[str, int] = {}
     packing(target, {"a": 1}, b=2)
     assert target == {"a": 1, "b": 2}
+
+    def forwarding(*args: Any, **kwargs: Any) -> None:
+        calls.append((args, kwargs))
+
+    packed = resource_patches._init_with_parameters_of(forwarding, made.append)
+    assert str(inspect.signature(packed)) == "(self, *args, **kwargs)"
+    packed("s", 1, x=2)
+    assert calls[-1] == (("s", 1), {"x": 2})
     assert made == []
 
 

@@ -95,28 +95,14 @@ def _may_be_a_tests() -> TestCheck | None:
 
 
 def _registering_init(register_made: Callable[[Any], None]) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        fixed = _init_with_parameters_of(original, register_made)
-        if fixed is not None:
-            return fixed
-
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            __tracebackhide__ = True
-            original(self, *args, **kwargs)
-            # _may_be_a_tests(), inline: this runs for every socket and loop.
-            session = session_module._active
-            if session is not None and _get_running_loop() is not None and session.current:
-                register_made(self)
-
-        return __init__
-
-    return make
+    return functools.partial(_init_with_parameters_of, register_made=register_made)
 
 
 _INIT = """
 def __init__({parameters}):
     __tracebackhide__ = True
     _asynccheck_original({arguments})
+    # _may_be_a_tests(), inline: this runs for every socket and loop.
     _asynccheck_session = _asynccheck_module._active
     if (
         _asynccheck_session is not None
@@ -125,29 +111,50 @@ def __init__({parameters}):
     ):
         _asynccheck_register({self})
 """
+#: What a registering ``__init__`` declares and passes on when ``original``'s parameters cannot
+#: be read (a function in C): everything, packed.
+_PACKED = (["self", "*args", "**kwargs"], ["self", "*args", "**kwargs"])
 
 
 def _init_with_parameters_of(
     original: Any, register_made: Callable[[Any], None]
-) -> Callable[..., None] | None:
-    """The registering ``__init__`` with ``original``'s own parameters, or ``None`` when they
-    cannot be read. Every socket, transport, writer and loop is made through one, and a call
-    that packs its arguments into a tuple and a dictionary costs four times one that does not
-    (benchmarks/README.md, "What each kind costs"); what the call does is the same."""
-    try:
-        # The parameters the function itself takes: a wrapper put there before the session
-        # names the function beneath in ``__wrapped__``, whose parameters may be others.
-        parameters = list(inspect.signature(original, follow_wrapped=False).parameters.values())
-    except (TypeError, ValueError):
-        return None
-    if not parameters or any(p.name.startswith("_asynccheck_") for p in parameters):
-        return None
+) -> Callable[..., None]:
+    """The registering ``__init__`` that calls ``original``, with ``original``'s own parameters
+    where they can be read. Every socket, transport, writer and loop is made through one, and a
+    call that packs its arguments into a tuple and a dictionary costs four times one that does
+    not (benchmarks/README.md, "What each kind costs"); what the call does is the same."""
     namespace: dict[str, Any] = {
         "_asynccheck_original": original,
         "_asynccheck_module": session_module,
         "_asynccheck_running_loop": _get_running_loop,
         "_asynccheck_register": register_made,
     }
+    declared, passed = _parameters_of(original, namespace)
+    source = _INIT.format(
+        parameters=", ".join(declared), arguments=", ".join(passed), self=passed[0]
+    )
+    # Compiled as this module's code: a frame of the plugin's wherever frames are told apart.
+    exec(compile(source, __file__, "exec"), namespace)
+    function: Callable[..., None] = namespace["__init__"]
+    return function
+
+
+def _parameters_of(original: Any, defaults: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """What a function with ``original``'s parameters declares, and the arguments it passes on
+    to it; their default values go into ``defaults``, by the names declared."""
+    try:
+        # The parameters the function itself takes: a wrapper put there before the session
+        # names the function beneath in ``__wrapped__``, whose parameters may be others.
+        parameters = list(inspect.signature(original, follow_wrapped=False).parameters.values())
+    except (TypeError, ValueError):
+        return _PACKED
+    if (
+        not parameters
+        or parameters[0].kind
+        not in (parameters[0].POSITIONAL_ONLY, parameters[0].POSITIONAL_OR_KEYWORD)
+        or any(p.name.startswith("_asynccheck_") for p in parameters)
+    ):
+        return _PACKED  # no ``self`` of its own to register (``*args``), or a name of ours
     declared, passed = [], []
     keyword_only = False
     for index, parameter in enumerate(parameters):
@@ -166,7 +173,7 @@ def _init_with_parameters_of(
             keyword_only = True
         text = name
         if parameter.default is not parameter.empty:
-            namespace[f"_asynccheck_default_{index}"] = parameter.default
+            defaults[f"_asynccheck_default_{index}"] = parameter.default
             text += f"=_asynccheck_default_{index}"
         declared.append(text)
         passed.append(f"{name}={name}" if kind is parameter.KEYWORD_ONLY else name)
@@ -174,13 +181,7 @@ def _init_with_parameters_of(
             index + 1 == len(parameters) or parameters[index + 1].kind is not kind
         ):
             declared.append("/")
-    source = _INIT.format(
-        parameters=", ".join(declared), arguments=", ".join(passed), self=parameters[0].name
-    )
-    # Compiled as this module's code: a frame of the plugin's wherever frames are told apart.
-    exec(compile(source, __file__, "exec"), namespace)
-    function: Callable[..., None] = namespace["__init__"]
-    return function
+    return declared, passed
 
 
 def _is_open(obj: Any) -> bool:
