@@ -594,22 +594,24 @@ def install_snapshot(names: list[str], work: Path) -> None:
             ".*_cache",
         ),
     )
-    pythons = [
-        work / name / "venv" / "bin" / "python"
+    homes = [
+        work / name
         for name in names
         if (work / name / "requirements-installed").exists()
         and not (work / name / "installed").exists()
     ]
-    if not pythons:
+    if not homes:
         return
     wheels = snapshot / "wheels"
     # With a suite's own interpreter and pip, which the system's may lack.
-    pip = (pythons[0], "-m", "pip")
+    pip = (homes[0] / "venv" / "bin" / "python", "-m", "pip")
     checked(sh(*pip, "wheel", "-q", "--no-deps", "-w", wheels, snapshot / "source"))
     (wheel,) = glob.glob(str(wheels / "*.whl"))
-    for python in pythons:
-        checked(sh(python, "-m", "pip", "install", "-q", "--no-deps", wheel))
-        (python.parent.parent.parent / "installed").touch()
+    for home in homes:
+        checked(
+            sh(home / "venv" / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", wheel)
+        )
+        (home / "installed").touch()
 
 
 def run(
