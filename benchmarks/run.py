@@ -475,8 +475,8 @@ VALGRIND_STALL_THRESHOLD = "--asynccheck-stall-threshold=5"
 
 
 #: The load average above which ``instructions`` warns: the counts depend on how the loop's
-#: turns and the worker threads interleave, which load changes (a plain run read 4.71 M per
-#: test on a loaded machine against 4.81 M on a quiet one; benchmarks/README.md).
+#: turns and the worker threads interleave, which load changes (the same plain run read 4.71 M,
+#: 4.81 M and 5.29 M per test on one day; benchmarks/README.md).
 QUIET_LOAD = 1.0
 
 
