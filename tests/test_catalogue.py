@@ -580,3 +580,47 @@ def test_a_module_imported_during_the_session_is_patched_with_its_aliases_and_pu
     assert asynccheck_late.calls.block is original
     assert asynccheck_late_alias.nap is original
     assert asynccheck_later_alias.nap is original
+
+
+def test_aliases_bound_before_the_session_are_put_back_by_key_and_later_ones_are_found(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Install points each alias that a module loaded before it holds at the wrapper, and
+    uninstall puts exactly those back where the wrapper still is (a key the code under test
+    rebound keeps its new value); a module imported during the session took the wrapper under
+    a name of its own, and is searched for it."""
+    root = tmp_path / "early"
+    root.mkdir()
+    (root / "asynccheck_early_calls.py").write_text("def block():\n    return 1\n")
+    (root / "asynccheck_early_alias.py").write_text(
+        "from asynccheck_early_calls import block as nap, block as kept\n"
+    )
+    (root / "asynccheck_during.py").write_text("from asynccheck_early_calls import block as doze\n")
+    monkeypatch.syspath_prepend(str(root))
+    import asynccheck_early_alias  # type: ignore[import-not-found]
+    import asynccheck_early_calls  # type: ignore[import-not-found]
+
+    original = asynccheck_early_calls.block
+    name = "asynccheck_early_calls.block"
+    monkeypatch.setattr(intercept, "CATALOGUE", (catalogue.Blocker(name, "blocks", "don't"),))
+    session = types.SimpleNamespace(current=None, main_thread=0)
+    interceptor = intercept.Interceptor(session)  # type: ignore[arg-type]
+    replaced = object()
+    try:
+        interceptor.install()
+        wrapped = asynccheck_early_calls.block
+        assert wrapped is not original
+        assert asynccheck_early_alias.nap is wrapped
+        assert asynccheck_early_alias.kept is wrapped
+        asynccheck_early_alias.kept = replaced
+        import asynccheck_during  # type: ignore[import-not-found]
+
+        assert asynccheck_during.doze is wrapped
+    finally:
+        interceptor.uninstall()
+        for module in ("asynccheck_early_calls", "asynccheck_early_alias", "asynccheck_during"):
+            sys.modules.pop(module, None)
+    assert asynccheck_early_calls.block is original
+    assert asynccheck_early_alias.nap is original
+    assert asynccheck_early_alias.kept is replaced
+    assert asynccheck_during.doze is original

@@ -3,8 +3,9 @@
 Interception replaces each catalogued callable on its module or class, and also rebinds every
 alias of it found in the globals of loaded modules (``from time import sleep as nap``), so how
 the name was imported does not matter. Everything is put back when the session ends: the
-aliases install and later imports rebound, the wrappers modules loaded since install took by
-importing, and those the plugin's modules keep. (Another module loaded before the session that
+aliases install and later imports rebound (each by its key, where it still holds the wrapper),
+the wrappers modules loaded since install took by importing, and those the plugin's modules
+keep. (Another module loaded before the session that
 binds a catalogued call to a global of its own while the session runs, in a function's
 ``global`` import, keeps the wrapper, which passes every call straight through once the session
 is over: finding that would mean reading every loaded module again at the end.)
@@ -72,10 +73,13 @@ def _keys_of(namespace: dict[str, Any], ids: dict[int, Any]) -> list[str]:
     return list(compress(namespace, map(ids.__contains__, map(id, namespace.values()))))
 
 
-def _module_keys(loaded: dict[str, Any]) -> set[tuple[str, int]]:
-    """(name, id) of each module in ``loaded`` (a copy of ``sys.modules``): a module loaded
-    again under the same name is another module."""
-    return set(zip(loaded, map(id, loaded.values()), strict=True))
+def _loaded_since(loaded: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """The names in ``loaded`` (a copy of ``sys.modules``) not bound to the same module in
+    ``before`` (an earlier copy), found in C: a module loaded again under the same name is
+    another module."""
+    if not before:
+        return list(loaded)
+    return list(compress(loaded, map(operator.is_not, loaded.values(), map(before.get, loaded))))
 
 
 def _namespaces(modules: Iterable[object]) -> list[dict[str, Any]]:
@@ -127,12 +131,13 @@ class Interceptor:
         self._pending: list[Blocker] = []
         self._pending_modules: frozenset[str] = frozenset()
         self._pending_holders: list[tuple[str, str]] = []
-        #: (name, id) of each module in ``sys.modules`` at the last scan for aliases, and at
-        #: the scan of install: a module loaded since may hold a wrapper at uninstall.
-        self._scanned: set[tuple[str, int]] = set()
-        self._at_install: set[tuple[str, int]] = set()
-        #: The module namespaces where an alias was pointed at a wrapper.
-        self._rebound: list[dict[str, Any]] = []
+        #: ``sys.modules`` as it was at the last scan for aliases, and at the scan of install:
+        #: a module loaded since may hold a wrapper at uninstall.
+        self._scanned: dict[str, Any] = {}
+        self._at_install: dict[str, Any] = {}
+        #: (namespace, key, wrapper, original) of each alias pointed at a wrapper: put back by
+        #: key at uninstall, where still the wrapper, with no search of the namespace.
+        self._rebound: list[tuple[dict[str, Any], str, Any, Any]] = []
         self.installed = False
 
     # installing
@@ -143,7 +148,7 @@ class Interceptor:
         self._pending = list(CATALOGUE)
         self._pending_holders = list(_HOLDERS)
         self._patch_ready()
-        self._at_install = self._scanned
+        self._at_install = self._scanned or dict(sys.modules)
 
     def refresh(self) -> None:
         """Patch entries whose module has been imported since the last call."""
@@ -230,19 +235,18 @@ class Interceptor:
         ``replacements`` are the functions of modules imported since the last scan, so only
         modules that were not loaded (under that name) at the last scan can hold them."""
         loaded = dict(sys.modules)
-        seen = _module_keys(loaded)
-        names = list(map(operator.itemgetter(0), seen - self._scanned))
-        self._scanned = seen
+        names = _loaded_since(loaded, self._scanned)
+        self._scanned = loaded
         names = list(compress(names, map(operator.not_, map(str.startswith, names, repeat(_OWN)))))
         modules = list(map(loaded.__getitem__, names))
         modules = list(compress(modules, map(isinstance, modules, repeat(types.ModuleType))))
         for namespace, hits in _holding(_namespaces(modules), replacements):
-            self._rebound.append(namespace)
             for key in hits:
                 value = namespace[key]
                 wrapper = replacements.get(id(value))
                 if wrapper is not None and self._functions.get(id(value), (None,))[0] is value:
                     namespace[key] = wrapper
+                    self._rebound.append((namespace, key, wrapper, value))
 
     # removing
 
@@ -258,16 +262,18 @@ class Interceptor:
                 setattr(owner, attribute, previous)
             else:
                 delattr(owner, attribute)
-        # A wrapper is held where install or a refresh rebound an alias, by a module loaded
-        # since install (``from time import sleep`` then binds the wrapper), or by the plugin's
-        # own modules (a detector that patches the same call on top keeps the one beneath).
+        # A wrapper is held where install or a refresh rebound an alias (put back by key), by a
+        # module loaded since install (``from time import sleep`` then binds the wrapper), or by
+        # the plugin's own modules (a detector that patches the same call on top keeps the one
+        # beneath): those two are searched.
+        for namespace, key, wrapper, original in reversed(self._rebound):
+            if namespace.get(key) is wrapper:
+                namespace[key] = original
         originals = {key: original for key, (_wrapper, original) in self._wrappers.items()}
         loaded = dict(sys.modules)
-        later = _module_keys(loaded) - self._at_install
-        names = [name for name, _id in later]
+        names = _loaded_since(loaded, self._at_install)
         names += compress(loaded, map(str.startswith, loaded, repeat(_OWN)))
-        namespaces = _namespaces(map(loaded.__getitem__, names))
-        for namespace, hits in _holding(namespaces + self._rebound, originals):
+        for namespace, hits in _holding(_namespaces(map(loaded.__getitem__, names)), originals):
             for key in hits:
                 namespace[key] = originals[id(namespace[key])]
         self._patches.clear()
@@ -276,8 +282,8 @@ class Interceptor:
         self._pending.clear()
         self._pending_modules = frozenset()
         self._pending_holders = []
-        self._scanned = set()
-        self._at_install = set()
+        self._scanned = {}
+        self._at_install = {}
         self._rebound = []
 
     # the slow path: a catalogued call on a running loop's thread
