@@ -507,10 +507,13 @@ def cmd_instructions(args: argparse.Namespace) -> None:
     # checked run by 19 K instructions per test): every variant is counted under each seed,
     # and the medians are quoted, with the ratios' spread over the seeds.
     counts: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
-        generate(Path(many), args.tests, not args.mixed, fixtures=args.fixtures)
-        generate(Path(one), 1, not args.mixed, fixtures=args.fixtures)
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):
+        # Each seed in directories of its own, shared by its variants: the suite's path moves
+        # where the interpreter lays out its objects, which moved the checked run by 15 K
+        # instructions per test and the plain one by none (benchmarks/README.md, "Layout").
+        with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
+            generate(Path(many), args.tests, not args.mixed, fixtures=args.fixtures)
+            generate(Path(one), 1, not args.mixed, fixtures=args.fixtures)
             for name, variant in variants.items():
                 alone = instructions(Path(one), variant, seed)
                 per_test = (instructions(Path(many), variant, seed) - alone) / (args.tests - 1)
