@@ -161,7 +161,14 @@ def _work(result: pytest.RunResult) -> list[tuple[float, float]]:
 
 # On a loaded machine (CI, under coverage) the watchdog, kept from the interpreter across
 # the turn after the operations, has once also named the test's last step (a third finding,
-# 124 ms): a late look in a later turn blamed on it. A known false finding, to be fixed.
+# 124 ms): a late look in a later turn blamed on it. A known false finding, to be fixed. In
+# CI's run of the lowest versions, four workers on two CPUs beside the real suites' set-up,
+# it has also put a stall at the line after the operation, and missed both of one test's
+# stalls (0.37 s and 0.29 s of CPU) in all three attempts: it needs a CPU free too.
+@pytest.mark.skipif(
+    os.environ.get("ASYNCCHECK_LOADED_MACHINE") == "1",
+    reason="needs a machine with a CPU free for the watchdog (the run says it is loaded)",
+)
 @pytest.mark.flaky(reruns=2)
 def test_stalls_at_two_lines_of_one_test_are_reported_at_those_lines_not_at_a_helper(
     pytester: pytest.Pytester,
@@ -194,7 +201,7 @@ def test_stalls_at_two_lines_of_one_test_are_reported_at_those_lines_not_at_a_he
 # The watchdog tells two operations apart only when it gets the interpreter in the moment
 # between them, which takes the kernel scheduling its thread within the interpreter's switch
 # interval (5 ms) of the first one's end: on a loaded machine it can miss that moment, and
-# the two are one stall at the first line (the test above holds either way).
+# the two are one stall at the first line (the test above accepts either).
 @pytest.mark.skipif(
     os.environ.get("ASYNCCHECK_LOADED_MACHINE") == "1",
     reason="needs a machine with a CPU free for the watchdog (the run says it is loaded)",
