@@ -153,6 +153,14 @@ async def test_in_one_turn():
 )
 
 
+#: For the tests whose stalls the watchdog sees only with a CPU to itself: skipped where the run
+#: says the machine is loaded (CI sets ``ASYNCCHECK_LOADED_MACHINE``).
+NEEDS_A_FREE_CPU = pytest.mark.skipif(
+    os.environ.get("ASYNCCHECK_LOADED_MACHINE") == "1",
+    reason="needs a machine with a CPU free for the watchdog (the run says it is loaded)",
+)
+
+
 def _work(result: pytest.RunResult) -> list[tuple[float, float]]:
     """CPU time of each test's two operations, in the order the tests ran."""
     found = re.findall(r"WORK (\S+) (\S+)", result.stdout.str())
@@ -165,10 +173,7 @@ def _work(result: pytest.RunResult) -> list[tuple[float, float]]:
 # CI's run of the lowest versions, four workers on two CPUs beside the real suites' set-up,
 # it has also put a stall at the line after the operation, and missed both of one test's
 # stalls (0.37 s and 0.29 s of CPU) in all three attempts: it needs a CPU free too.
-@pytest.mark.skipif(
-    os.environ.get("ASYNCCHECK_LOADED_MACHINE") == "1",
-    reason="needs a machine with a CPU free for the watchdog (the run says it is loaded)",
-)
+@NEEDS_A_FREE_CPU
 @pytest.mark.flaky(reruns=2)
 def test_stalls_at_two_lines_of_one_test_are_reported_at_those_lines_not_at_a_helper(
     pytester: pytest.Pytester,
@@ -202,10 +207,7 @@ def test_stalls_at_two_lines_of_one_test_are_reported_at_those_lines_not_at_a_he
 # between them, which takes the kernel scheduling its thread within the interpreter's switch
 # interval (5 ms) of the first one's end: on a loaded machine it can miss that moment, and
 # the two are one stall at the first line (the test above accepts either).
-@pytest.mark.skipif(
-    os.environ.get("ASYNCCHECK_LOADED_MACHINE") == "1",
-    reason="needs a machine with a CPU free for the watchdog (the run says it is loaded)",
-)
+@NEEDS_A_FREE_CPU
 @pytest.mark.flaky(reruns=2)
 def test_two_stalls_at_two_lines_of_one_test_are_two_findings_each_with_its_length(
     pytester: pytest.Pytester,

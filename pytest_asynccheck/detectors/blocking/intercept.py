@@ -5,10 +5,10 @@ alias of it found in the globals of loaded modules (``from time import sleep as 
 the name was imported does not matter. Everything is put back when the session ends: the
 aliases install and later imports rebound (each by its key, where it still holds the wrapper),
 the wrappers modules loaded since install took by importing, and those the plugin's modules
-keep. (Another module loaded before the session that
-binds a catalogued call to a global of its own while the session runs, in a function's
-``global`` import, keeps the wrapper, which passes every call straight through once the session
-is over: finding that would mean reading every loaded module again at the end.)
+keep. (Another module loaded before the session that binds a catalogued call to a global of
+its own while the session runs, in a function's ``global`` import, keeps the wrapper, which
+passes every call straight through once the session is over: finding that would mean reading
+every loaded module again at the end.)
 
 Each callable is replaced by a wrapper (``wrappers.py``, where the cost of a call that is not
 checked is stated); the call itself always proceeds unchanged, so nothing is raised into the
