@@ -4,6 +4,8 @@ call, and allow entries scoped to a caller or to the user's files."""
 
 from __future__ import annotations
 
+import builtins
+import io
 import json
 import os
 import pathlib
@@ -624,3 +626,33 @@ def test_aliases_bound_before_the_session_are_put_back_by_key_and_later_ones_are
     assert asynccheck_early_alias.nap is original
     assert asynccheck_early_alias.kept is replaced
     assert asynccheck_during.doze is original
+
+
+def test_the_wrapper_beneath_the_plugins_own_open_is_put_back_at_uninstall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The unclosed check's ``open`` goes on top of the blocking check's wrapper and keeps the
+    wrapper beneath in a global of its module: uninstall searches that module (by name, not
+    every module of the plugin's) and puts the original there too."""
+    from pytest_asynccheck.detectors import resource_patches
+
+    originals = (builtins.open, io.open)
+    monkeypatch.setattr(
+        intercept, "CATALOGUE", tuple(b for b in catalogue.CATALOGUE if b.name == "open")
+    )
+    session = types.SimpleNamespace(current=None, main_thread=0)
+    interceptor = intercept.Interceptor(session)  # type: ignore[arg-type]
+    try:
+        interceptor.install()
+        wrapped = (builtins.open, io.open)
+        assert wrapped[0] is not originals[0]
+        resource_patches.install_open()
+        beneath = (resource_patches.builtins_open_beneath, resource_patches.io_open_beneath)
+        assert beneath == wrapped
+    finally:
+        resource_patches.uninstall_open()
+        interceptor.uninstall()
+    assert (builtins.open, io.open) == originals
+    assert resource_patches.builtins_open_beneath is originals[0]
+    assert resource_patches.io_open_beneath is originals[1]
+

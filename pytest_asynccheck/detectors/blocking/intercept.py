@@ -5,10 +5,10 @@ alias of it found in the globals of loaded modules (``from time import sleep as 
 the name was imported does not matter. Everything is put back when the session ends: the
 aliases install and later imports rebound (each by its key, where it still holds the wrapper),
 the wrappers modules loaded since install took by importing, and those the plugin's modules
-keep. (Another module loaded before the session that binds a catalogued call to a global of
-its own while the session runs, in a function's ``global`` import, keeps the wrapper, which
-passes every call straight through once the session is over: finding that would mean reading
-every loaded module again at the end.)
+keep beneath their own patches. (Another module loaded before the session that binds a
+catalogued call to a global of its own while the session runs, in a function's ``global``
+import, keeps the wrapper, which passes every call straight through once the session is over:
+finding that would mean reading every loaded module again at the end.)
 
 Each callable is replaced by a wrapper (``wrappers.py``, where the cost of a call that is not
 checked is stated); the call itself always proceeds unchanged, so nothing is raised into the
@@ -62,8 +62,12 @@ LOGGER = logging.getLogger("pytest_asynccheck")
 _HOLDERS = (("pathlib", "_NormalAccessor"), ("glob", "_StringGlobber"))
 
 #: The plugin's own modules keep the originals they call (``_clock``, the wrappers), so no
-#: alias in them is rebound; one may keep a wrapper beneath its own patch, put back at the end.
+#: alias in them is rebound.
 _OWN = "pytest_asynccheck"
+#: The plugin's modules that put their own patch on top of a catalogued call's wrapper and
+#: keep the wrapper beneath in a global (``open``): the only ones of its modules searched at
+#: uninstall, by name, as reading every one of them cost a million instructions a run.
+_OWN_HOLDERS = ("pytest_asynccheck.detectors.resource_patches",)
 
 
 def _keys_of(namespace: dict[str, Any], ids: dict[int, Any]) -> list[str]:
@@ -264,15 +268,15 @@ class Interceptor:
                 delattr(owner, attribute)
         # A wrapper is held where install or a refresh rebound an alias (put back by key), by a
         # module loaded since install (``from time import sleep`` then binds the wrapper), or by
-        # the plugin's own modules (a detector that patches the same call on top keeps the one
-        # beneath): those two are searched.
+        # the plugin's modules that patch the same call on top (they keep the one beneath):
+        # those two are searched.
         for namespace, key, wrapper, original in reversed(self._rebound):
             if namespace.get(key) is wrapper:
                 namespace[key] = original
         originals = {key: original for key, (_wrapper, original) in self._wrappers.items()}
         loaded = dict(sys.modules)
         names = _loaded_since(loaded, self._at_install)
-        names += compress(loaded, map(str.startswith, loaded, repeat(_OWN)))
+        names += (name for name in _OWN_HOLDERS if name in loaded)
         for namespace, hits in _holding(_namespaces(map(loaded.__getitem__, names)), originals):
             for key in hits:
                 namespace[key] = originals[id(namespace[key])]
