@@ -656,3 +656,32 @@ def test_the_wrapper_beneath_the_plugins_own_open_is_put_back_at_uninstall(
     assert resource_patches.builtins_open_beneath is originals[0]
     assert resource_patches.io_open_beneath is originals[1]
 
+
+def test_run_until_complete_is_wrapped_with_its_own_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runners call it at every step: its wrapper declares the original's parameters, so a
+    call is passed on as it came (by keyword too), and a nested one is still checked."""
+    import asyncio
+    import inspect
+
+    name = "asyncio.BaseEventLoop.run_until_complete"
+    original = asyncio.BaseEventLoop.__dict__["run_until_complete"]
+    monkeypatch.setattr(
+        intercept, "CATALOGUE", tuple(b for b in catalogue.CATALOGUE if b.name == name)
+    )
+    session = types.SimpleNamespace(current=None, main_thread=0)
+    interceptor = intercept.Interceptor(session)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    try:
+        interceptor.install()
+        wrapped = asyncio.BaseEventLoop.__dict__["run_until_complete"]
+        assert wrapped is not original
+        assert inspect.signature(wrapped) == inspect.signature(original)
+        assert wrapped.__qualname__ == original.__qualname__
+        assert loop.run_until_complete(future=asyncio.sleep(0, "by keyword")) == "by keyword"
+        assert loop.run_until_complete(asyncio.sleep(0, "by position")) == "by position"
+    finally:
+        loop.close()
+        interceptor.uninstall()
+    assert asyncio.BaseEventLoop.__dict__["run_until_complete"] is original

@@ -34,7 +34,6 @@ import asyncio
 import builtins
 import contextlib
 import functools
-import inspect
 import io
 import socket
 import weakref
@@ -42,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _session as session_module
+from .._parameters import parameters_of
 from .._session import TestCheck
 from .resources import (
     ASYNCIO_OBJECTS,
@@ -111,9 +111,6 @@ def __init__({parameters}):
     ):
         _asynccheck_register({self})
 """
-#: What a registering ``__init__`` declares and passes on when ``original``'s parameters cannot
-#: be read (a function in C): everything, packed.
-_PACKED = (["self", "*args", "**kwargs"], ["self", "*args", "**kwargs"])
 
 
 def _init_with_parameters_of(
@@ -129,7 +126,7 @@ def _init_with_parameters_of(
         "_asynccheck_running_loop": _get_running_loop,
         "_asynccheck_register": register_made,
     }
-    declared, passed = _parameters_of(original, namespace)
+    declared, passed = parameters_of(original, namespace)
     source = _INIT.format(
         parameters=", ".join(declared), arguments=", ".join(passed), self=passed[0]
     )
@@ -137,51 +134,6 @@ def _init_with_parameters_of(
     exec(compile(source, __file__, "exec"), namespace)
     function: Callable[..., None] = namespace["__init__"]
     return function
-
-
-def _parameters_of(original: Any, defaults: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """What a function with ``original``'s parameters declares, and the arguments it passes on
-    to it; their default values go into ``defaults``, by the names declared."""
-    try:
-        # The parameters the function itself takes: a wrapper put there before the session
-        # names the function beneath in ``__wrapped__``, whose parameters may be others.
-        parameters = list(inspect.signature(original, follow_wrapped=False).parameters.values())
-    except (TypeError, ValueError):
-        return _PACKED
-    if (
-        not parameters
-        or parameters[0].kind
-        not in (parameters[0].POSITIONAL_ONLY, parameters[0].POSITIONAL_OR_KEYWORD)
-        or any(p.name.startswith("_asynccheck_") for p in parameters)
-    ):
-        return _PACKED  # no ``self`` of its own to register (``*args``), or a name of ours
-    declared, passed = [], []
-    keyword_only = False
-    for index, parameter in enumerate(parameters):
-        name, kind = parameter.name, parameter.kind
-        if kind is parameter.VAR_POSITIONAL:
-            declared.append(f"*{name}")
-            passed.append(f"*{name}")
-            keyword_only = True
-            continue
-        if kind is parameter.VAR_KEYWORD:
-            declared.append(f"**{name}")
-            passed.append(f"**{name}")
-            continue
-        if kind is parameter.KEYWORD_ONLY and not keyword_only:
-            declared.append("*")
-            keyword_only = True
-        text = name
-        if parameter.default is not parameter.empty:
-            defaults[f"_asynccheck_default_{index}"] = parameter.default
-            text += f"=_asynccheck_default_{index}"
-        declared.append(text)
-        passed.append(f"{name}={name}" if kind is parameter.KEYWORD_ONLY else name)
-        if kind is parameter.POSITIONAL_ONLY and (
-            index + 1 == len(parameters) or parameters[index + 1].kind is not kind
-        ):
-            declared.append("/")
-    return declared, passed
 
 
 def _is_open(obj: Any) -> bool:

@@ -48,7 +48,7 @@ from ..._frames import Origin
 from .allow import AllowRules
 from .catalogue import CATALOGUE, Blocker, _awaited, _target
 from .chain import Call, _library_frames, _qualified_names, chain
-from .wrappers import _wrap, _wrap_sqlite_connect
+from .wrappers import OWN_PARAMETERS, _wrap, _wrap_sqlite_connect, _wrap_with_own_parameters
 
 if TYPE_CHECKING:
     from ..._session import CheckSession, TestCheck
@@ -221,9 +221,12 @@ class Interceptor:
             original = owner.__dict__.get(attribute, original)
             if isinstance(original, (staticmethod, classmethod)):
                 return {}
-        wrapper = _wrap(self, blocker, original)
         if blocker.name == "sqlite3.connect":
             wrapper = _wrap_sqlite_connect(self, blocker, original)
+        elif blocker.name in OWN_PARAMETERS:
+            wrapper = _wrap_with_own_parameters(self, blocker, original)
+        else:
+            wrapper = _wrap(self, blocker, original)
         had_own = attribute in vars(owner)
         self._patches.append((owner, attribute, had_own, vars(owner).get(attribute)))
         setattr(owner, attribute, wrapper)

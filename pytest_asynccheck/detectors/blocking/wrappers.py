@@ -25,6 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ... import _clock
+from ..._parameters import parameters_of
 from . import loopthread
 from .catalogue import CATALOGUE, Blocker
 from .nonblocking import SOCKET_PREDICATES
@@ -144,6 +145,39 @@ def _wrap(interceptor: Interceptor, blocker: Blocker, original: Any, depth: int 
 
     asynccheck_blocking.__asynccheck_blocker__ = name  # type: ignore[attr-defined]
     return asynccheck_blocking
+
+
+#: The entries whose wrapper takes the original's own parameters: the runners call
+#: ``run_until_complete`` at each step of every test (pytest-asyncio five times a test), where
+#: the packed call of ``asynccheck_blocking`` costs 860 instructions more (benchmarks/README.md,
+#: "Tasks noted by the loop class"). Compiled once per session.
+OWN_PARAMETERS = frozenset(("asyncio.BaseEventLoop.run_until_complete",))
+
+_FRONT = """
+def asynccheck_blocking({declared}):
+    __tracebackhide__ = True
+    if _asynccheck_get_loop() is None and _asynccheck_loopthread.foreign_loop_thread is None:
+        return _asynccheck_original({passed})
+    return _asynccheck_checked({passed})
+"""
+
+
+def _wrap_with_own_parameters(interceptor: Interceptor, blocker: Blocker, original: Any) -> Any:
+    """``_wrap``'s wrapper, behind a front with ``original``'s own parameters that passes a call
+    made with no loop running on this thread straight to ``original``, as ``_wrap``'s does."""
+    namespace: dict[str, Any] = {
+        "_asynccheck_original": original,
+        "_asynccheck_checked": _wrap(interceptor, blocker, original, depth=3),
+        "_asynccheck_get_loop": _get_running_loop,
+        "_asynccheck_loopthread": loopthread,
+    }
+    declared, passed = parameters_of(original, namespace)
+    source = _FRONT.format(declared=", ".join(declared), passed=", ".join(passed))
+    # Compiled as this module's code: a frame of the plugin's wherever frames are told apart.
+    exec(compile(source, __file__, "exec"), namespace)
+    front: Any = functools.wraps(original)(namespace["asynccheck_blocking"])
+    front.__asynccheck_blocker__ = blocker.name
+    return front
 
 
 def _checked_connection_class(interceptor: Interceptor) -> type:
