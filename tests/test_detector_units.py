@@ -295,10 +295,12 @@ def test_scheduling_figures_stay_few_open_files_and_no_task_has_none() -> None:
 def test_the_task_factory_methods_are_intercepted_on_the_loop_class_until_the_session_ends() -> (
     None
 ):
-    """On the standard library's loop nothing is put on the instance: the class methods put the
-    test's factory behind the plugin's, and are the standard library's again afterwards."""
+    """On the standard library's loop nothing is put on the loop: its class's ``create_task``
+    notes the tasks made while a step runs, whatever factory the test sets, and the class
+    methods are the standard library's again afterwards."""
     base = asyncio.BaseEventLoop
-    originals = (base.__dict__["set_task_factory"], base.__dict__["get_task_factory"])
+    names = ("set_task_factory", "get_task_factory", "create_task")
+    originals = tuple(base.__dict__[name] for name in names)
     detector = TaskDetector(leaks=True, lost=False)
     check = SimpleNamespace(data={})
     made: list[object] = []
@@ -311,23 +313,28 @@ def test_the_task_factory_methods_are_intercepted_on_the_loop_class_until_the_se
         loop = asyncio.get_running_loop()
         detector.task_entered(check, loop, "test")  # type: ignore[arg-type]
         assert loop.set_task_factory.__self__ is loop  # a method of the class, not a function
-        assert loop.get_task_factory() is None
+        assert type(loop).get_task_factory(loop) is None  # no factory of the plugin's on it
+        await asyncio.create_task(asyncio.sleep(0))
+        assert len(check.data["tasks.made"]) == 1
         loop.set_task_factory(own)
         assert loop.get_task_factory() is own
         await asyncio.create_task(asyncio.sleep(0))
-        assert len(made) == 1 and len(check.data["tasks.made"]) == 1  # both factories made it
+        assert len(made) == 1 and len(check.data["tasks.made"]) == 2  # the test's factory's too
         with pytest.raises(TypeError):
             loop.set_task_factory(1)  # type: ignore[arg-type]
+        notes = check.data["tasks.factory"]
         detector.task_exited(check, loop, "test")  # type: ignore[arg-type]
+        await asyncio.create_task(asyncio.sleep(0))  # between steps: not the test's
+        assert len(made) == 2 and len(notes.made) == 2
         assert loop.get_task_factory() is own
         detector.test_finished(check)  # type: ignore[arg-type]
         assert type(loop).get_task_factory(loop) is own  # the test's factory stays the loop's
         loop.set_task_factory(None)
 
     asyncio.run(main())
-    assert (base.__dict__["set_task_factory"], base.__dict__["get_task_factory"]) != originals
+    assert tuple(base.__dict__[name] for name in names) != originals
     detector.session_finished(StubSession())  # type: ignore[arg-type]
-    assert (base.__dict__["set_task_factory"], base.__dict__["get_task_factory"]) == originals
+    assert tuple(base.__dict__[name] for name in names) == originals
 
 
 def test_a_loop_class_with_its_own_task_factory_methods_gets_the_functions_on_its_instance() -> (

@@ -19,17 +19,17 @@ a task with no frame of the user's code on its stack: a library's own task (anyi
 ``BlockingPortal`` call, which catches the cancellation its task group delivers, cancels the
 caller's future and returns), whose handling of its cancellation is the library's contract.
 
-How: the task factory of the task checks (task_factory.py) puts ``cancel`` here, bound to a weak
-reference to the task, on each task it makes as the task's own ``cancel`` attribute (the class
-and its method stay asyncio's; a C task takes instance attributes). asyncio, ``TaskGroup``,
-``timeout`` and anyio all call ``cancel`` by attribute, so the hook sees every cancellation: one
-counted while none is pending notes the user line the task is suspended at (where the
-cancellation reaches it), the line that called ``cancel()`` and the test running then, and the
-first adds a done callback that applies the rule. The test's own task and each async fixture
-step's task get the hook for the step, and are judged when the step returns. A task nobody
-cancels costs one bound method, made without running Python code. Not checked: tasks made
-while no test coroutine runs, tasks made by calling ``asyncio.Task(...)`` directly, tasks of a
-factory whose tasks take no attributes, and everything on Python 3.10, which has no
+How: the task checks (task_factory.py), as they note each task made while a step runs, put
+``cancel`` here, bound to a weak reference to the task, on it as the task's own ``cancel``
+attribute (the class and its method stay asyncio's; a C task takes instance attributes).
+asyncio, ``TaskGroup``, ``timeout`` and anyio all call ``cancel`` by attribute, so the hook sees
+every cancellation: one counted while none is pending notes the user line the task is suspended
+at (where the cancellation reaches it), the line that called ``cancel()`` and the test running
+then, and the first adds a done callback that applies the rule. The test's own task and each
+async fixture step's task get the hook for the step, and are judged when the step returns. A
+task nobody cancels costs one bound method, made without running Python code. Not checked:
+tasks made while no test coroutine runs, tasks made by calling ``asyncio.Task(...)`` directly,
+tasks of a factory whose tasks take no attributes, and everything on Python 3.10, which has no
 ``cancelling()`` (the summary says so unless the kind is off).
 """
 
@@ -225,7 +225,7 @@ def _note(task: asyncio.Task[Any], caller: types.FrameType) -> None:
         task.add_done_callback(note.judge, context=contextvars.Context())
 
 
-#: The ``cancel`` the task factory puts on each task it makes, from a weak reference to it:
+#: The ``cancel`` the task checks put on each task they note, from a weak reference to it:
 #: ``cancel`` bound to it (the function's own binding, the cheapest way to make one).
 hook: Callable[[weakref.ref[asyncio.Task[Any]]], Callable[..., bool]] = cancel.__get__
 

@@ -1,23 +1,31 @@
-"""The plugin's task factory, in front of a loop's own from a test's first step on it (its body,
-or a step of one of its async fixtures) to the test's end: it notes each task made while a step
-runs, where and by which fixture step.
+"""How the tasks a test makes are seen: from a test's first step on a loop (its body, or a step
+of one of its async fixtures) to the test's end, each task made while a step runs is noted,
+with where it was made and by which fixture step.
 
-A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
-plugin's, ``get_task_factory`` returns it, and it is the loop's when the test ends. On the
-standard library's loops those two methods are intercepted on ``asyncio.BaseEventLoop`` itself,
-once per session (``FactoryMethods``), and a step only sets the loop's factory: two functions
-made, put on the loop instance and taken off again at every step cost more (benchmarks/README.md,
-"Per test, once per session"), and replacing a class attribute at every step would invalidate
-the interpreter's attribute caches each time. On other loops (uvloop), and on a loop class that
-defines the two methods itself, the two functions are put on the loop instance for the step. A
-function the user put on the instance is left alone, and a loop class that takes no instance
-attributes keeps its own methods (the factory is set all the same).
+On the standard library's loops ``BaseEventLoop.create_task`` is intercepted on the class, once
+per session (``FactoryMethods``): it notes what the loop's own method returns, whatever task
+factory made it, and a test step only points the interception at its test's notes
+(``FactoryState``). Nothing is set on the loop: a task factory the code under test sets
+(``loop.set_task_factory``) is the loop's, as without the plugin. Setting a factory of the
+plugin's on each test's loop, taking it off again, and the two calls more per task it cost read
+about 5 K instructions per test more (benchmarks/README.md, "Tasks noted by the loop class").
+
+On other loops (uvloop), and on a loop class that defines ``create_task`` or the task factory
+methods itself, the plugin's task factory is put in front of the loop's for the test instead: a
+factory the code under test sets meanwhile goes behind it, ``get_task_factory`` returns that one,
+and it is the loop's when the test ends. ``set_task_factory`` and ``get_task_factory`` are
+intercepted on ``asyncio.BaseEventLoop`` for that (replacing a class attribute at every step
+would invalidate the interpreter's attribute caches each time); on a loop class that defines the
+two methods itself, the two functions are put on the loop instance for the test. A function the
+user put on the instance is left alone, and a loop class that takes no instance attributes keeps
+its own methods (the factory is set all the same).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import types
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +63,7 @@ class FactoryState:
     test with one async fixture about 370 bytecodes more (benchmarks/README.md, "Cheaper
     steps")."""
 
-    __slots__ = ("access", "active", "inner", "loop", "made", "on_class", "own")
+    __slots__ = ("access", "active", "by_class", "inner", "loop", "made", "on_class", "own")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, inner: TaskFactory | None) -> None:
         self.loop = loop
@@ -68,6 +76,9 @@ class FactoryState:
         #: Whether the intercepting class methods answer for it (else the functions on the
         #: instance do, and the class methods see it as any other factory).
         self.on_class = False
+        #: Whether it is no factory at all, but the notes the intercepted ``create_task`` of
+        #: the standard library's loops keeps for the test (``FactoryMethods.noting``).
+        self.by_class = False
 
     def __call__(self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
         inner = self.inner
@@ -75,8 +86,13 @@ class FactoryState:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         else:
             task = inner(loop, coro, **kwargs)
-        if not self.active:
-            return task
+        if self.active:
+            self.note(task, sys._getframe(1))
+        return task
+
+    def note(self, task: Any, caller: types.FrameType) -> None:
+        """Note ``task``, made by the code of ``caller`` (or by what called it), while a step
+        runs."""
         try:
             ref = weakref.ref(task)
             step = FIXTURE.get()
@@ -86,28 +102,36 @@ class FactoryState:
                 step.run.made.append(ref)
                 setattr(task, FIXTURE_ATTR, (step.run.name, step.phase))
             if CANCEL_HOOK:
-                task.cancel = CANCEL_HOOK[0](ref)  # type: ignore[method-assign]
-            site = frames.user_site(sys._getframe(1))
+                task.cancel = CANCEL_HOOK[0](ref)
+            site = frames.user_site(caller)
             if site is not None:
                 setattr(task, SITE_ATTR, site)
         except (TypeError, AttributeError):
             pass  # another factory's task type that takes no weak reference or attribute
-        return task
 
 
 class FactoryMethods:
-    """``set_task_factory`` and ``get_task_factory`` of ``asyncio.BaseEventLoop``, intercepted
-    from the first step on a standard library loop until ``restore`` (the session's end).
-    Outside a step they call the loop's own methods."""
+    """``create_task``, ``set_task_factory`` and ``get_task_factory`` of
+    ``asyncio.BaseEventLoop``, intercepted from the first step on a standard library loop until
+    ``restore`` (the session's end). Outside a step they are the loop's own methods."""
 
     def __init__(self) -> None:
         #: (name, the function put on the class, what was there)
         self._patched: list[tuple[str, Callable[..., Any], Any]] = []
         self._functions: tuple[Callable[..., Any], ...] = ()
+        self._create_task: Callable[..., Any] | None = None
+        #: The notes of the test whose steps run on a standard library loop now: what the
+        #: intercepted ``create_task`` adds to (while a step runs).
+        self.noting: FactoryState | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> FactoryState:
-        """Put a new factory in front of ``loop``'s for one step; returns it."""
+        """Start noting the tasks made on ``loop`` for one test; returns its notes."""
         access = self._access_for(loop)
+        if access is _STDLIB and type(loop).create_task is self._create_task:
+            state = FactoryState(loop, None)
+            state.by_class = True
+            self.noting = state
+            return state
         on_class = access is not None
         if access is None:
             # Through the class: a function the test put on the loop instance does not stand
@@ -122,12 +146,34 @@ class FactoryMethods:
             _intercept_on_instance(state)
         return state
 
+    def remove(self, state: FactoryState) -> None:
+        """Stop noting for ``state``'s test: its factory taken off its loop (the factory the
+        code under test left, or the one the loop had, is the loop's again, unless the code
+        under test set one another way)."""
+        if state.by_class:
+            if self.noting is state:
+                self.noting = None
+            return
+        loop = state.loop
+        for name, own in zip(_NAMES, state.own, strict=False):
+            if getattr(loop, name, None) is own:  # unless the test put its own there since
+                delattr(loop, name)
+        # The state and the functions on the instance refer to each other: without this the
+        # loop they hold would wait for the garbage collector (benchmarks/README.md,
+        # "Reference cycles").
+        state.own = ()
+        access = state.access
+        if access is not None and access[0](loop) is state:
+            access[1](loop, state.inner)
+
     def restore(self) -> None:
         for name, function, original in reversed(self._patched):
             if _BASE.__dict__.get(name) is function:  # unless someone else patched it since
                 setattr(_BASE, name, original)
         self._patched = []
         self._functions = ()
+        self._create_task = None
+        self.noting = None
 
     def _access_for(self, loop: asyncio.AbstractEventLoop) -> Access | None:
         """The standard library's own methods, when the loop's class methods are the
@@ -145,7 +191,9 @@ class FactoryMethods:
     def _patch(self) -> None:
         original_set = _BASE.__dict__["set_task_factory"]
         original_get = _BASE.__dict__["get_task_factory"]
+        original_create = _BASE.__dict__["create_task"]
         raw_get = _STDLIB[0]
+        methods = self
 
         def set_task_factory(self: Any, factory: TaskFactory | None) -> None:
             __tracebackhide__ = True
@@ -163,19 +211,30 @@ class FactoryMethods:
                 return front.inner
             return front  # type: ignore[no-any-return]
 
+        def create_task(self: Any, coro: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            task = original_create(self, coro, **kwargs)
+            state = methods.noting
+            if state is not None and state.active and state.loop is self:
+                state.note(task, sys._getframe(1))
+            return task
+
         for function, original in (
             (set_task_factory, original_set),
             (get_task_factory, original_get),
+            (create_task, original_create),
         ):
             function.__qualname__ = original.__qualname__
             function.__doc__ = original.__doc__
         self._patched = [
             ("set_task_factory", set_task_factory, original_set),
             ("get_task_factory", get_task_factory, original_get),
+            ("create_task", create_task, original_create),
         ]
         for name, function, _ in self._patched:
             setattr(_BASE, name, function)
         self._functions = (set_task_factory, get_task_factory)
+        self._create_task = create_task
 
 
 def _intercept_on_instance(state: FactoryState) -> None:
@@ -202,22 +261,9 @@ def _intercept_on_instance(state: FactoryState) -> None:
 
 
 def in_place(state: FactoryState) -> bool:
-    """Whether ``state`` is still its loop's factory (the code under test may have set one
-    another way, or a runner another loop's)."""
+    """Whether ``state`` still notes its loop's tasks (the code under test may have set a
+    factory another way, or a runner another loop's)."""
+    if state.by_class:
+        return True
     access = state.access
     return access is not None and access[0](state.loop) is state
-
-
-def remove(state: FactoryState) -> None:
-    """Take the step's factory off its loop: the factory the code under test left, or the one
-    the loop had, is the loop's again (unless the code under test set one another way)."""
-    loop = state.loop
-    for name, own in zip(_NAMES, state.own, strict=False):
-        if getattr(loop, name, None) is own:  # unless the test put its own there since
-            delattr(loop, name)
-    # The state and the functions on the instance refer to each other: without this the loop
-    # they hold would wait for the garbage collector (benchmarks/README.md, "Reference cycles").
-    state.own = ()
-    access = state.access
-    if access is not None and access[0](loop) is state:
-        access[1](loop, state.inner)

@@ -2,16 +2,17 @@
 with an exception nobody retrieved, or destroyed while pending (``never-retrieved``).
 
 From the first step of a test on a loop (its body, or a step of one of its async fixtures, see
-fixtures.py) to the test's end, the plugin puts a task factory on the loop, in front of the
-factory the loop already had, if any. While a step runs it sees each task made and notes, on the
-task, the first user frame that made it and the fixture step it was made in, if any: a few
-microseconds per task, where tracking every coroutine's origin would cost that per coroutine.
+fixtures.py) to the test's end, the plugin sees each task made on the loop while a step runs
+(``task_factory``: through ``create_task`` on the standard library's loops, through a task
+factory in front of the loop's on others) and notes, on the task, the first user frame that
+made it and the fixture step it was made in, if any: a few microseconds per task, where
+tracking every coroutine's origin would cost that per coroutine.
 The test's leaks are its own tasks not done when the body returns (an ``IsolatedAsyncioTestCase``
 method's: when its ``asyncTearDown`` and cleanups are over); a fixture's (any scope) are
 those not done when the fixture is torn down, after its teardown had one more turn of the loop.
-A factory the code under test sets meanwhile (``loop.set_task_factory``) goes behind the
-plugin's, ``get_task_factory`` returns it, and it is the loop's when the test ends. A task made
-by calling ``asyncio.Task(...)`` directly bypasses any factory and is not checked for leaks,
+A factory the code under test sets meanwhile (``loop.set_task_factory``) still makes the
+tasks, ``get_task_factory`` returns it, and it is the loop's when the test ends. A task made
+by calling ``asyncio.Task(...)`` directly bypasses ``create_task`` and is not checked for leaks,
 nor is a library's task made to run until its loop closes (``LOOP_SERVICES``), nor asyncio's
 own task that sets up a connection a server accepted once that server is closed: it is the
 server's to finish (before Python 3.12.1, ``Server.wait_closed()`` does not wait for it), and a
@@ -28,9 +29,10 @@ method runs, so every handler and log line ("Task exception was never retrieved"
 would be without the plugin. A loop whose class takes no instance attributes is not checked
 for lost exceptions.
 
-This module is the detector; its task factory (and the interception of ``set_task_factory``) is
-in ``task_factory``, and the findings themselves (what they say of a task, and where it was
-made) are made in ``task_findings``.
+This module is the detector; how tasks are seen made (``create_task`` on the loop class, the
+task factory and the interception of ``set_task_factory``) is in ``task_factory``, and the
+findings themselves (what they say of a task, and where it was made) are made in
+``task_findings``.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ from .._session import (
     in_fixture,
     isolated_asyncio_case,
 )
-from . import loop_handler, task_factory
-from .task_factory import FactoryMethods, FactoryState, Made
+from . import loop_handler
+from .task_factory import FactoryMethods, FactoryState, Made, in_place
 from .task_findings import FIXTURE_ATTR, leak_finding, lost_finding
 
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
@@ -151,16 +153,16 @@ class TaskDetector(Detector):
             return
         data = test.data
         state: FactoryState | None = data.get("tasks.factory")
-        if state is None or state.loop is not loop or not task_factory.in_place(state):
+        if state is None or state.loop is not loop or not (state.by_class or in_place(state)):
             if state is not None:
                 self._remove_factory(test)  # steps of one test never nest: one factory at a time
             state = data["tasks.factory"] = self._methods.install(loop)
+            if self.lost and "tasks.reading" not in data:  # once per test: at its first step
+                data["tasks.reading"] = loop_handler.read_contexts(test, loop, self._reader(test))
         else:
             state.active = True  # the same loop as the test's last step: still in front
         if where == "test":
-            test.data["tasks.made"] = state.made
-        if self.lost and "tasks.reading" not in test.data:
-            test.data["tasks.reading"] = loop_handler.read_contexts(test, loop, self._reader(test))
+            data["tasks.made"] = state.made
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -229,11 +231,10 @@ class TaskDetector(Detector):
         _cancel_and_wait(tasks)
         return []
 
-    @staticmethod
-    def _remove_factory(test: TestCheck) -> None:
+    def _remove_factory(self, test: TestCheck) -> None:
         state: FactoryState | None = test.data.pop("tasks.factory", None)
         if state is not None:
-            task_factory.remove(state)
+            self._methods.remove(state)
 
     def phase_finished(self, test: TestCheck, phase: str) -> None:
         if phase != "call":
