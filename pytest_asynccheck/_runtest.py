@@ -66,27 +66,23 @@ def _conclude(check: TestCheck, phase: Phase, findings: list[Finding], failed: b
     emit_warnings(f for f in findings if f.severity == Severity.WARN.value)
 
 
-# Each hook wrapper opens its phase, yields, and closes it with one of these two: written
-# out in each rather than delegated to a shared generator, which cost a generator and its
-# frame per phase (benchmarks/README.md, "Tasks noted by the loop class").
-
-
-def _phase_raised(
-    session: CheckSession, check: TestCheck, phase: Phase, exc: BaseException
-) -> None:
-    """The phase raised ``exc`` (re-raised by the caller): its findings ride beside it."""
-    hang.stopped(check, exc)
-    findings = _finish_phase(session, check, phase)
-    if findings:
-        _conclude(check, phase, findings, failed=True)
-
-
-def _phase_returned(session: CheckSession, check: TestCheck, phase: Phase) -> None:
-    """The phase ended without an exception of its own: its findings fail it, or warn."""
+def _phase(
+    session: CheckSession, check: TestCheck, phase: Phase
+) -> Generator[None, object, object]:
     __tracebackhide__ = True
+    session.begin_phase(check, phase)
+    try:
+        result = yield
+    except BaseException as exc:
+        hang.stopped(check, exc)
+        findings = _finish_phase(session, check, phase)
+        if findings:
+            _conclude(check, phase, findings, failed=True)
+        raise
     findings = _finish_phase(session, check, phase)
     if findings:
         _conclude(check, phase, findings, failed=False)
+    return result
 
 
 def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list[Finding]:
@@ -155,13 +151,7 @@ class Checks(HookHolder):
             pytest.fail(bad_marker, pytrace=False)
         # Warn mode fails nothing: the test runs checked, without the bad marker.
         check = session.begin_test(item, allow, budget, budget_clock)
-        session.begin_phase(check, "setup")
-        try:
-            result = yield
-        except BaseException as exc:
-            _phase_raised(session, check, "setup", exc)
-            raise
-        _phase_returned(session, check, "setup")
+        result = yield from _phase(session, check, "setup")
         if bad_marker is not None:
             # After the setup, like a failure: a filter naming the plugin's warnings may
             # turn this one into an error.
@@ -178,41 +168,27 @@ class Checks(HookHolder):
         if check is None:
             return (yield)
         target = call_target(item)
-        if target is not None:
-            owner, attribute, original, shadows = target
-            check.is_async = True
-            setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
-        session.begin_phase(check, "call")
+        if target is None:
+            return (yield from _phase(session, check, "call"))
+        owner, attribute, original, shadows = target
+        check.is_async = True
+        setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
         try:
-            result = yield
-        except BaseException as exc:
-            _phase_raised(session, check, "call", exc)
-            raise
+            return (yield from _phase(session, check, "call"))
         finally:
-            if target is not None:
-                if shadows:
-                    delattr(owner, attribute)
-                else:
-                    setattr(owner, attribute, original)
-        _phase_returned(session, check, "call")
-        return result
+            if shadows:
+                delattr(owner, attribute)
+            else:
+                setattr(owner, attribute, original)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """Close the test's check after its teardown, with the standalone loop if it had one."""
         __tracebackhide__ = True
-        session = self.session
         check = self._open_check(item)
         if check is None:
             return (yield)
-        session.begin_phase(check, "teardown")
-        try:
-            result = yield
-        except BaseException as exc:
-            _phase_raised(session, check, "teardown", exc)
-            raise
-        _phase_returned(session, check, "teardown")
-        return result
+        return (yield from _phase(self.session, check, "teardown"))
 
     def _open_check(self, item: pytest.Item) -> TestCheck | None:
         """The item's open check: the current check, as a rule (a node id is built anew at
