@@ -3,7 +3,8 @@ hot path: a call that packs its arguments into a tuple and a dictionary, and unp
 for the function beneath, costs several times one that passes them as they came
 (benchmarks/README.md, "What each kind costs" and "Tasks noted by the loop class").
 
-``parameters_of`` reads the parameters (``inspect.signature``, not following ``__wrapped__``:
+``compiled_with_parameters_of`` compiles such a function from a template. ``parameters_of``
+reads the parameters (``inspect.signature``, not following ``__wrapped__``:
 a wrapper put there before the session takes parameters of its own), and says what to declare
 and what to pass on; a function whose parameters cannot be read (one in C) or that has no
 first positional parameter gets everything, packed. Names starting ``_asynccheck_`` are the
@@ -13,6 +14,7 @@ compiled code's own.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 #: What a wrapper declares and passes on when ``original``'s parameters cannot be read (a
@@ -63,3 +65,20 @@ def parameters_of(original: Any, defaults: dict[str, Any]) -> tuple[list[str], l
         ):
             declared.append("/")
     return declared, passed
+
+
+def compiled_with_parameters_of(
+    original: Any, template: str, name: str, namespace: dict[str, Any], filename: str
+) -> Callable[..., Any]:
+    """The function ``name`` that ``template`` defines, with ``{declared}`` in its template
+    replaced by ``original``'s parameters, ``{passed}`` by the arguments passed on to it and
+    ``{first}`` by the first of them. ``namespace`` is its globals (the default values go there
+    too); it is compiled as code of ``filename``, so its frames are that module's wherever
+    frames are told apart."""
+    declared, passed = parameters_of(original, namespace)
+    source = template.format(
+        declared=", ".join(declared), passed=", ".join(passed), first=passed[0]
+    )
+    exec(compile(source, filename, "exec"), namespace)
+    function: Callable[..., Any] = namespace[name]
+    return function

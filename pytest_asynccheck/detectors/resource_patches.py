@@ -41,7 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _session as session_module
-from .._parameters import parameters_of
+from .._parameters import compiled_with_parameters_of
 from .._session import TestCheck
 from .resources import (
     ASYNCIO_OBJECTS,
@@ -99,9 +99,9 @@ def _registering_init(register_made: Callable[[Any], None]) -> Callable[[Any], A
 
 
 _INIT = """
-def __init__({parameters}):
+def __init__({declared}):
     __tracebackhide__ = True
-    _asynccheck_original({arguments})
+    _asynccheck_original({passed})
     # _may_be_a_tests(), inline: this runs for every socket and loop.
     _asynccheck_session = _asynccheck_module._active
     if (
@@ -109,7 +109,7 @@ def __init__({parameters}):
         and _asynccheck_running_loop() is not None
         and _asynccheck_session.current
     ):
-        _asynccheck_register({self})
+        _asynccheck_register({first})
 """
 
 
@@ -126,14 +126,7 @@ def _init_with_parameters_of(
         "_asynccheck_running_loop": _get_running_loop,
         "_asynccheck_register": register_made,
     }
-    declared, passed = parameters_of(original, namespace)
-    source = _INIT.format(
-        parameters=", ".join(declared), arguments=", ".join(passed), self=passed[0]
-    )
-    # Compiled as this module's code: a frame of the plugin's wherever frames are told apart.
-    exec(compile(source, __file__, "exec"), namespace)
-    function: Callable[..., None] = namespace["__init__"]
-    return function
+    return compiled_with_parameters_of(original, _INIT, "__init__", namespace, __file__)
 
 
 def _is_open(obj: Any) -> bool:

@@ -25,7 +25,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ... import _clock
-from ..._parameters import parameters_of
+from ..._parameters import compiled_with_parameters_of
 from . import loopthread
 from .catalogue import CATALOGUE, Blocker
 from .nonblocking import SOCKET_PREDICATES
@@ -171,11 +171,10 @@ def _wrap_with_own_parameters(interceptor: Interceptor, blocker: Blocker, origin
         "_asynccheck_get_loop": _get_running_loop,
         "_asynccheck_loopthread": loopthread,
     }
-    declared, passed = parameters_of(original, namespace)
-    source = _FRONT.format(declared=", ".join(declared), passed=", ".join(passed))
-    # Compiled as this module's code: a frame of the plugin's wherever frames are told apart.
-    exec(compile(source, __file__, "exec"), namespace)
-    front: Any = functools.wraps(original)(namespace["asynccheck_blocking"])
+    compiled = compiled_with_parameters_of(
+        original, _FRONT, "asynccheck_blocking", namespace, __file__
+    )
+    front: Any = functools.wraps(original)(compiled)
     front.__asynccheck_blocker__ = blocker.name
     return front
 
