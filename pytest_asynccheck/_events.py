@@ -116,11 +116,12 @@ class Detectors:
         #: event per step of every test; unpacking pairs cost a tenth of the dispatch).
         self._methods: dict[str, tuple[Callable[..., None], ...]] = {event: () for event in EVENTS}
         #: The methods a step of the test body and a step of a fixture are dispatched to, on
-        #: entering and on leaving: ``emit_task`` reads one attribute, not two dictionaries.
-        self._test_entered: tuple[Callable[..., None], ...] = ()
-        self._test_exited: tuple[Callable[..., None], ...] = ()
-        self._fixture_entered: tuple[Callable[..., None], ...] = ()
-        self._fixture_exited: tuple[Callable[..., None], ...] = ()
+        #: entering and on leaving: ``emit_task`` (and the session's own copy of it) reads one
+        #: attribute, not two dictionaries.
+        self.test_entered: tuple[Callable[..., None], ...] = ()
+        self.test_exited: tuple[Callable[..., None], ...] = ()
+        self.fixture_entered: tuple[Callable[..., None], ...] = ()
+        self.fixture_exited: tuple[Callable[..., None], ...] = ()
         #: event -> phase -> subscribers, for the two per-phase events.
         self.by_phase: dict[str, dict[str, tuple[tuple[Detector, Callable[..., None]], ...]]] = {
             event: {phase: () for phase in PHASES} for event in PHASE_EVENTS
@@ -176,16 +177,16 @@ class Detectors:
                 method for detector, method in subscribers if not detector.test_steps_only
             )
             if event == "task_entered":
-                self._test_entered, self._fixture_entered = methods, for_fixtures
+                self.test_entered, self.fixture_entered = methods, for_fixtures
             else:
-                self._test_exited, self._fixture_exited = methods, for_fixtures
+                self.test_exited, self.fixture_exited = methods, for_fixtures
 
     def emit(self, event: str, *args: object) -> None:
         for method in self._methods[event]:
             try:
                 method(*args)
             except Exception as exc:
-                self._disable_method(method, event, exc)
+                self.disable_method(method, event, exc)
 
     def emit_task(
         self,
@@ -199,14 +200,14 @@ class Detectors:
         test."""
         entered = event == "task_entered"
         if where == "test":
-            methods = self._test_entered if entered else self._test_exited
+            methods = self.test_entered if entered else self.test_exited
         else:
-            methods = self._fixture_entered if entered else self._fixture_exited
+            methods = self.fixture_entered if entered else self.fixture_exited
         for method in methods:
             try:
                 method(test, loop, where)
             except Exception as exc:
-                self._disable_method(method, event, exc)
+                self.disable_method(method, event, exc)
 
     def emit_phase(self, event: str, test: TestCheck, phase: Phase) -> None:
         """``phase_started`` or ``phase_finished``, to the detectors that want this phase."""
@@ -216,7 +217,7 @@ class Detectors:
             except Exception as exc:
                 self._disable(detector, event, exc)
 
-    def _disable_method(self, method: Callable[..., None], event: str, exc: BaseException) -> None:
+    def disable_method(self, method: Callable[..., None], event: str, exc: BaseException) -> None:
         for detector, subscribed in self._subscribers[event]:
             if subscribed is method:
                 self._disable(detector, event, exc)
@@ -238,9 +239,7 @@ class Detectors:
                 LOGGER.error("asynccheck: cleanup of %s failed: %s", name, cleanup_exc)
 
 
-#: The code of the registry's dispatch: a frame running one of these is handing an event to a
-#: detector, so what runs below it is the plugin's work (or an extension detector's), never the
-#: test's. The blocking detector exempts calls made there.
-DISPATCH_CODES = frozenset(
+#: The code of the registry's dispatch (with the session's own, ``_session.DISPATCH_CODES``).
+EVENT_CODES = frozenset(
     (Detectors.emit.__code__, Detectors.emit_task.__code__, Detectors.emit_phase.__code__)
 )

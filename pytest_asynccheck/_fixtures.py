@@ -45,7 +45,7 @@ from typing import Any
 import pytest
 
 from ._hookholder import HookHolder
-from ._session import FIXTURE, CheckSession, FixtureRun, FixtureStep, TestCheck
+from ._session import FIXTURE, CheckSession, FixtureRun, FixtureStep, TestCheck, fixture_step
 from ._standalone import dressed_as, is_async_function
 from .detectors.budget import hang
 from .detectors.tasks import CANCEL_WAIT
@@ -64,8 +64,9 @@ def _begin_step(
     if check is None or check.closed:
         return None, None
     check.is_async = True  # async code of its own ran: the summaries count it as checked
-    hang.note_fixture_loop(check)
-    token = FIXTURE.set(FixtureStep(run, phase))
+    if check.loop is None:  # until the test body runs (its teardown steps come after it)
+        hang.note_fixture_loop(check)
+    token = FIXTURE.set(fixture_step((run, phase)))
     session.enter_task(check, run.where)
     return check, token
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import functools
 import gc
 import inspect
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
-from ._events import Detector, Detectors
+from ._events import EVENT_CODES, Detector, Detectors
 from ._findings import BaselineKey, Finding, Phase, Severity, is_test_file, merge_into
 from ._frames import relpath
 from ._gc import CollectorPauses
@@ -54,15 +55,18 @@ class FixtureRun:
         self.made: list[weakref.ref[asyncio.Task[Any]]] = []
 
 
-class FixtureStep:
+class FixtureStep(NamedTuple):
     """An async fixture's setup or teardown, running in the current context (made at every
-    step: a plain class, as a frozen dataclass costs a call per field)."""
+    step, by ``fixture_step``)."""
 
-    __slots__ = ("phase", "run")
+    run: FixtureRun
+    phase: str
 
-    def __init__(self, run: FixtureRun, phase: str) -> None:
-        self.run = run
-        self.phase = phase
+
+#: ``FixtureStep(*pair)`` made in C: a named tuple's own ``__new__`` is a Python call.
+fixture_step: Callable[[tuple[FixtureRun, str]], FixtureStep] = functools.partial(
+    tuple.__new__, FixtureStep
+)
 
 
 #: The async fixture step running in this context (its task, and tasks it starts), if any:
@@ -325,16 +329,42 @@ class CheckSession:
         if self.current is check:
             self.current = None
 
+    # The two below are ``Detectors.emit_task`` written out, with the session's own part: they
+    # run at every step of every test, and a Python call costs about 400 instructions
+    # (benchmarks/README.md, "Calls per step").
+
     def enter_task(self, check: TestCheck, where: str) -> None:
         loop = _running_loop()  # None under trio, or another library without an asyncio loop
+        detectors = self.detectors
         if where == "test":
             check.loop = loop
             check.loop_thread = threading.get_ident()
-        self.detectors.emit_task("task_entered", check, loop, where)
+            methods = detectors.test_entered
+        else:
+            methods = detectors.fixture_entered
+        for method in methods:
+            try:
+                method(check, loop, where)
+            except Exception as exc:
+                detectors.disable_method(method, "task_entered", exc)
 
     def exit_task(self, check: TestCheck, where: str) -> None:
-        self.detectors.emit_task("task_exited", check, _running_loop(), where)
+        loop = _running_loop()
+        detectors = self.detectors
+        for method in detectors.test_exited if where == "test" else detectors.fixture_exited:
+            try:
+                method(check, loop, where)
+            except Exception as exc:
+                detectors.disable_method(method, "task_exited", exc)
 
 
 #: The running loop or ``None``, without raising: asked at every step of every test.
 _running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_running_loop
+
+
+#: The code of every frame that hands an event to a detector: what runs below one is the
+#: plugin's work (or an extension detector's), never the test's. The blocking detector exempts
+#: calls made there.
+DISPATCH_CODES = frozenset(
+    (*EVENT_CODES, CheckSession.enter_task.__code__, CheckSession.exit_task.__code__)
+)

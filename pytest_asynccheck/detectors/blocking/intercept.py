@@ -42,9 +42,9 @@ from itertools import compress, repeat
 from typing import TYPE_CHECKING, Any
 
 from ... import _frames as frames
-from ..._events import DISPATCH_CODES
 from ..._findings import Finding, Kind
 from ..._frames import Origin
+from ..._session import DISPATCH_CODES
 from .allow import AllowRules
 from .catalogue import CATALOGUE, Blocker, _awaited, _target
 from .chain import Call, _library_frames, _qualified_names, chain
