@@ -168,19 +168,17 @@ class ThreadSafetyDetector(Detector):
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        self._restore(test)
-
-    def test_finished(self, test: TestCheck) -> None:
-        if self._current is test or test.data.get("threads.patched"):
-            self._restore(test)  # the body did not return (cancelled, say)
-
-    def _restore(self, test: TestCheck) -> None:
+        """The checking methods taken off for ``test``."""
         if self._current is test:
             self._current = None
         patched = test.data.get("threads.patched")
         if patched:
             test.data["threads.patched"] = []
             _restore(patched)
+
+    def test_finished(self, test: TestCheck) -> None:
+        if self._current is test or test.data.get("threads.patched"):
+            self.task_exited(test, None, "test")  # the body did not return (cancelled, say)
 
     def _note_current(self, loop: Any, method: str, args: tuple[Any, ...]) -> None:
         test = self._current
