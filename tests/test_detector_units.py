@@ -316,16 +316,24 @@ def test_the_task_factory_methods_are_intercepted_on_the_loop_class_until_the_se
         assert type(loop).get_task_factory(loop) is None  # no factory of the plugin's on it
         await asyncio.create_task(asyncio.sleep(0))
         assert len(check.data["tasks.made"]) == 1
+        # Compiled with the original's own parameters, and called with them by keyword.
+        intercepted = type(loop).create_task
+        assert intercepted is not originals[2]
+        assert inspect.signature(intercepted) == inspect.signature(originals[2])
+        named = loop.create_task(coro=asyncio.sleep(0), name="named")
+        assert named.get_name() == "named"
+        await named
+        assert len(check.data["tasks.made"]) == 2
         loop.set_task_factory(own)
         assert loop.get_task_factory() is own
         await asyncio.create_task(asyncio.sleep(0))
-        assert len(made) == 1 and len(check.data["tasks.made"]) == 2  # the test's factory's too
+        assert len(made) == 1 and len(check.data["tasks.made"]) == 3  # the test's factory's too
         with pytest.raises(TypeError):
             loop.set_task_factory(1)  # type: ignore[arg-type]
         notes = check.data["tasks.factory"]
         detector.task_exited(check, loop, "test")  # type: ignore[arg-type]
         await asyncio.create_task(asyncio.sleep(0))  # between steps: not the test's
-        assert len(made) == 2 and len(notes.made) == 2
+        assert len(made) == 2 and len(notes.made) == 3
         assert loop.get_task_factory() is own
         detector.test_finished(check)  # type: ignore[arg-type]
         assert type(loop).get_task_factory(loop) is own  # the test's factory stays the loop's
