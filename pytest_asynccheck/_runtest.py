@@ -70,7 +70,10 @@ def _phase(
     session: CheckSession, check: TestCheck, phase: Phase
 ) -> Generator[None, object, object]:
     __tracebackhide__ = True
-    session.begin_phase(check, phase)
+    check.phase = phase  # the phase begins (see CheckSession: no call of its own)
+    session.current = check
+    if session.starting[phase]:
+        session.detectors.emit_phase("phase_started", check, phase)
     try:
         result = yield
     except BaseException as exc:
@@ -93,7 +96,8 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list
         runner = session.runners.pop(item, None) if session.runners else None
         if runner is not None:
             runner.close()
-    session.end_phase(check, phase)
+    if session.finishing[phase]:  # the phase ends
+        session.detectors.emit_phase("phase_finished", check, phase)
     if phase == "teardown":
         session.end_test(check)
     if not check.findings:
