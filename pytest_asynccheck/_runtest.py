@@ -70,10 +70,7 @@ def _phase(
     session: CheckSession, check: TestCheck, phase: Phase
 ) -> Generator[None, object, object]:
     __tracebackhide__ = True
-    check.phase = phase  # the phase begins (see CheckSession: no call of its own)
-    session.current = check
-    if session.starting[phase]:
-        session.detectors.emit_phase("phase_started", check, phase)
+    session.begin_phase(check, phase)
     try:
         result = yield
     except BaseException as exc:
@@ -96,8 +93,7 @@ def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list
         runner = session.runners.pop(item, None) if session.runners else None
         if runner is not None:
             runner.close()
-    if session.finishing[phase]:  # the phase ends
-        session.detectors.emit_phase("phase_finished", check, phase)
+    session.end_phase(check, phase)
     if phase == "teardown":
         session.end_test(check)
     if not check.findings:

@@ -200,10 +200,8 @@ class CheckSession:
         self.settings = settings
         self.rootpath = str(config.rootpath)
         self.detectors = Detectors(detectors, session=self)
-        #: phase -> the subscribers of ``phase_started`` / ``phase_finished`` for it: most
-        #: detectors want the call phase only, and a phase nobody wants is not emitted.
-        self.starting = self.detectors.by_phase["phase_started"]
-        self.finishing = self.detectors.by_phase["phase_finished"]
+        self._started = self.detectors.by_phase["phase_started"]
+        self._finished = self.detectors.by_phase["phase_finished"]
         self.current: TestCheck | None = None
         #: Each test's check between its setup and its teardown, by node id, and its standalone
         #: loop. Not in the item's own stash: a key added there grows the item's dictionary for
@@ -311,9 +309,15 @@ class CheckSession:
         self.detectors.emit("test_started", check)
         return check
 
-    # A phase begins and ends in _runtest._phase, which sets ``check.phase`` and ``current``
-    # and emits the phase events to ``starting`` and ``finishing`` itself: three phases per
-    # test, and a call each way cost more than what they do.
+    def begin_phase(self, check: TestCheck, phase: Phase) -> None:
+        check.phase = phase
+        self.current = check
+        if self._started[phase]:  # most detectors want the call phase only
+            self.detectors.emit_phase("phase_started", check, phase)
+
+    def end_phase(self, check: TestCheck, phase: Phase) -> None:
+        if self._finished[phase]:
+            self.detectors.emit_phase("phase_finished", check, phase)
 
     def end_test(self, check: TestCheck) -> None:
         if check.is_async and getattr(check.item, "execution_count", 1) <= 1:
