@@ -330,7 +330,7 @@ class CheckSession:
             self.current = None
 
     # The two below are ``Detectors.emit_task`` written out, with the session's own part: they
-    # run at every step of every test, and a Python call costs about 400 instructions
+    # run at every step of every test, and a Python call costs about 430 instructions
     # (benchmarks/README.md, "Calls per step").
 
     def enter_task(self, check: TestCheck, where: str) -> None:
