@@ -8,6 +8,7 @@ pick instead. Every measurement alternates its variants in one run and quotes me
     python benchmarks/run.py virtual [--runs 3]
     python benchmarks/run.py instructions [--tests 200] [--mixed] [--fixtures] [--seeds 3]
                                           [--against DIR] [--by-kind]
+    python benchmarks/run.py calls [--tests 200] [--mixed] [--fixtures] [--top 30] [--against DIR]
 
 ``suite``: a generated suite of small async tests (a few awaits each; with ``--trivial`` nothing
 else, otherwise every third test does stream I/O over a local socket pair and every fifth uses
@@ -20,13 +21,15 @@ time and in the loop thread's CPU time.
 ``instructions``: instructions executed (valgrind's callgrind, deterministic where wall time on a
 shared machine is not) per trivial test (``--mixed``: per test of the I/O and thread suite), plain
 vs ``--asynccheck``, with a 1-test run
-subtracted to remove start-up. ``virtual``: the tutorial's budgeted tests at their full
-2-second delays, wall vs virtual clock.
+subtracted to remove start-up. ``calls``: the same difference in bytecodes executed and calls
+made, per function (a tracer in the child, so by hand only). ``virtual``: the tutorial's
+budgeted tests at their full 2-second delays, wall vs virtual clock.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -578,6 +581,109 @@ def _print_kind_costs(counts: Mapping[str, list[tuple[float, float]]]) -> None:
         )
 
 
+#: The child of ``calls``: runs pytest with a tracer that counts, per function, the bytecodes
+#: executed and the calls made, on every thread, and writes them as JSON to ``argv[1]``. A
+#: function is named by its file (below ``site-packages``, or below the plugin's package for
+#: another checkout), first line and qualified name, so that two checkouts compare.
+CALL_COUNTER = textwrap.dedent(
+    """
+    import collections, json, re, sys, threading
+    out, args = sys.argv[1], sys.argv[2:]
+    ops, calls, names = collections.Counter(), collections.Counter(), {}
+    def name(code):
+        path = re.sub(r"^.*?/(site-packages|pytest_asynccheck)/", r"\\1/", code.co_filename)
+        return f"{path}:{code.co_firstlineno}:{getattr(code, 'co_qualname', code.co_name)}"
+    def count(frame, event, arg):
+        if event == "opcode":
+            ops[names[frame.f_code]] += 1
+        return count
+    def enter(frame, event, arg):
+        code = frame.f_code
+        key = names.get(code)
+        if key is None:
+            key = names[code] = name(code)
+        calls[key] += 1
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return count
+    threading.settrace(enter)
+    sys.settrace(enter)
+    import pytest
+    try:
+        pytest.main(args)
+    finally:
+        sys.settrace(None)
+        threading.settrace(None)
+        with open(out, "w") as file:
+            json.dump({"ops": ops, "calls": calls}, file)
+    """
+)
+
+Counts = dict[str, dict[str, int]]
+
+
+def call_counts(root: Path, variant: Variant) -> Counts:
+    """Bytecodes and calls per function of one pytest run under ``CALL_COUNTER``."""
+    extra, env_extra = variant
+    env = child_env({**env_extra, "PYTHONHASHSEED": "0"})
+    run(root, variant)  # bytecode cached first, as in the other counts
+    out = root / "calls.json"
+    cmd = [sys.executable, "-c", CALL_COUNTER, str(out), *pytest_cmd(extra)[3:]]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[3:])} failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    counts: Counts = json.loads(out.read_text())
+    return counts
+
+
+def cmd_calls(args: argparse.Namespace) -> None:
+    """Bytecodes and calls per test the checks add, by function: what ``instructions`` counts,
+    told apart by where it runs, and in units that do not move with the machine (a Python
+    call costs about 430 instructions beyond its body; benchmarks/README.md, "Calls per
+    step"). Per test: (N-test run - 1-test run) / (N - 1), checked minus plain."""
+    checked = ["--asynccheck", VALGRIND_STALL_THRESHOLD]
+    variants: dict[str, Variant] = {"plain": ([], {}), "--asynccheck": (checked, {})}
+    for source in args.against:
+        variants[f"--asynccheck ({source})"] = (
+            checked,
+            {"PYTHONPATH": str(Path(source).resolve())},
+        )
+    per_test: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as many, tempfile.TemporaryDirectory() as one:
+        generate(Path(many), args.tests, not args.mixed, fixtures=args.fixtures)
+        generate(Path(one), 1, not args.mixed, fixtures=args.fixtures)
+        for name, variant in variants.items():
+            alone, whole = call_counts(Path(one), variant), call_counts(Path(many), variant)
+            per_test[name] = {
+                kind: {
+                    key: (whole[kind].get(key, 0) - alone[kind].get(key, 0)) / (args.tests - 1)
+                    for key in set(whole[kind]) | set(alone[kind])
+                }
+                for kind in ("ops", "calls")
+            }
+    plain = per_test.pop("plain")
+    for name, counts in per_test.items():
+        added = {
+            kind: {
+                key: counts[kind].get(key, 0.0) - plain[kind].get(key, 0.0)
+                for key in set(counts[kind]) | set(plain[kind])
+            }
+            for kind in ("ops", "calls")
+        }
+        ops, calls = added["ops"], added["calls"]
+        print(
+            f"## {name}: {sum(ops.values()):,.0f} bytecodes and {sum(calls.values()):,.1f} "
+            "calls per test more than plain"
+        )
+        print()
+        print("| bytecodes | calls | function |")
+        print("|---|---|---|")
+        ranked = sorted(ops, key=lambda key: -abs(ops[key]) - 10 * abs(calls.get(key, 0.0)))
+        for key in ranked[: args.top]:
+            print(f"| {ops[key]:,.1f} | {calls.get(key, 0.0):,.2f} | `{key}` |")
+        print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -590,6 +696,7 @@ def main() -> None:
         ("hotpath", cmd_hotpath),
         ("virtual", cmd_virtual),
         ("instructions", cmd_instructions),
+        ("calls", cmd_calls),
     ):
         p = sub.add_parser(name)
         p.set_defaults(func=func)
@@ -599,7 +706,7 @@ def main() -> None:
             p.add_argument("--trivial", action="store_true")
             p.add_argument("--peers", action="store_true")
             p.add_argument("--fixtures", action="store_true", help="one async fixture per test")
-        if name in ("suite", "instructions", "hotpath"):
+        if name in ("suite", "instructions", "hotpath", "calls"):
             p.add_argument(
                 "--against",
                 action="append",
@@ -607,9 +714,12 @@ def main() -> None:
                 metavar="DIR",
                 help="also measure the plugin of another checkout (e.g. a git worktree)",
             )
-        if name == "instructions":
+        if name in ("instructions", "calls"):
             p.add_argument("--mixed", action="store_true", help="the I/O and thread suite")
             p.add_argument("--fixtures", action="store_true", help="one async fixture per test")
+        if name == "calls":
+            p.add_argument("--top", type=int, default=30, help="functions listed per variant")
+        if name == "instructions":
             p.add_argument(
                 "--seeds", type=int, default=1, help="count under hash seeds 0..N-1 (median)"
             )
