@@ -164,8 +164,7 @@ class Checks(HookHolder):
         task."""
         __tracebackhide__ = True
         session = self.session
-        current = session.current  # _open_check's usual case, inline
-        check = current if current is not None and current.item is item else self._open_check(item)
+        check = self._open_check(item)
         if check is None:
             return (yield)
         target = call_target(item)
@@ -186,12 +185,10 @@ class Checks(HookHolder):
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """Close the test's check after its teardown, with the standalone loop if it had one."""
         __tracebackhide__ = True
-        session = self.session
-        current = session.current  # _open_check's usual case, inline
-        check = current if current is not None and current.item is item else self._open_check(item)
+        check = self._open_check(item)
         if check is None:
             return (yield)
-        return (yield from _phase(session, check, "teardown"))
+        return (yield from _phase(self.session, check, "teardown"))
 
     def _open_check(self, item: pytest.Item) -> TestCheck | None:
         """The item's open check: the current check, as a rule (a node id is built anew at

@@ -153,7 +153,7 @@ class TaskDetector(Detector):
             return
         data = test.data
         state: FactoryState | None = data.get("tasks.factory")
-        if state is None or state.loop is not loop or not (state.by_class or in_place(state)):
+        if state is None or state.loop is not loop or not in_place(state):
             if state is not None:
                 self._remove_factory(test)  # steps of one test never nest: one factory at a time
             state = data["tasks.factory"] = self._methods.install(loop)
@@ -248,11 +248,8 @@ class TaskDetector(Detector):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
-        data = test.data
-        state: FactoryState | None = data.pop("tasks.factory", None)  # _remove_factory, inline
-        if state is not None:
-            self._methods.remove(state)
-        data.pop("tasks.made", None)  # the body did not return (cancelled, say)
+        self._remove_factory(test)
+        test.data.pop("tasks.made", None)  # the body did not return (cancelled, say)
         loop_handler.release(test)
 
     def _reader(self, test: TestCheck) -> loop_handler.Reader:

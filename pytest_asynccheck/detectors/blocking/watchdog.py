@@ -38,8 +38,6 @@ from ... import _clock
 from .stalls import STALL_CALL as STALL_CALL  # the allow vocabulary names it from here
 from .stalls import Look, StallSampler
 from .stuck import (
-    _ASYNCIO_GLOBALS,
-    _ASYNCIO_TIME,
     Stall,
     Step,
     Watch,
@@ -118,16 +116,7 @@ class Watchdog(StallSampler):
             # stall: each system call lets the loop thread run on (see ``_io``). Only
             # opened: a file whose thread has ended is opened again at its next read.
             runqueue_wait(native_id)
-        precise = False
-        if isinstance(loop, _BaseEventLoop):
-            # ``_real_time``'s usual case inline: asyncio's own clock method, reading the
-            # monotonic clock itself.
-            clock = getattr(loop, "time", None)
-            precise = (
-                getattr(clock, "__func__", None) is _ASYNCIO_TIME
-                and getattr(clock, "__self__", None) is loop
-                and _ASYNCIO_GLOBALS["time"].monotonic is _monotonic
-            ) or _real_time(loop)
+        precise = isinstance(loop, _BaseEventLoop) and _real_time(loop)
         self._depth = 1
         self._step = step = (test, loop, _get_ident(), native_id, _clock.perf_counter(), precise)
         if self._watch is not None:
