@@ -35,7 +35,8 @@ EVENTS = (
     "task_exited",
     "test_finished",
 )
-#: Events received at each step of a test's coroutines (``emit_task``).
+#: Events received at each step of a test's coroutines (``CheckSession.enter_task`` and
+#: ``exit_task``).
 TASK_EVENTS = ("task_entered", "task_exited")
 
 
@@ -116,8 +117,8 @@ class Detectors:
         #: event per step of every test; unpacking pairs cost a tenth of the dispatch).
         self._methods: dict[str, tuple[Callable[..., None], ...]] = {event: () for event in EVENTS}
         #: The methods a step of the test body and a step of a fixture are dispatched to, on
-        #: entering and on leaving: ``emit_task`` (and the session's own copy of it) reads one
-        #: attribute, not two dictionaries.
+        #: entering and on leaving: the session's step dispatch reads one attribute, not two
+        #: dictionaries.
         self.test_entered: tuple[Callable[..., None], ...] = ()
         self.test_exited: tuple[Callable[..., None], ...] = ()
         self.fixture_entered: tuple[Callable[..., None], ...] = ()
@@ -188,27 +189,6 @@ class Detectors:
             except Exception as exc:
                 self.disable_method(method, event, exc)
 
-    def emit_task(
-        self,
-        event: str,
-        test: TestCheck,
-        loop: asyncio.AbstractEventLoop | None,
-        where: str,
-    ) -> None:
-        """``task_entered`` or ``task_exited``: ``emit`` without packing the arguments, to
-        the detectors that want the steps of ``where``, as this runs at every step of every
-        test."""
-        entered = event == "task_entered"
-        if where == "test":
-            methods = self.test_entered if entered else self.test_exited
-        else:
-            methods = self.fixture_entered if entered else self.fixture_exited
-        for method in methods:
-            try:
-                method(test, loop, where)
-            except Exception as exc:
-                self.disable_method(method, event, exc)
-
     def emit_phase(self, event: str, test: TestCheck, phase: Phase) -> None:
         """``phase_started`` or ``phase_finished``, to the detectors that want this phase."""
         for detector, method in self.by_phase[event][phase]:
@@ -240,6 +220,4 @@ class Detectors:
 
 
 #: The code of the registry's dispatch (with the session's own, ``_session.DISPATCH_CODES``).
-EVENT_CODES = frozenset(
-    (Detectors.emit.__code__, Detectors.emit_task.__code__, Detectors.emit_phase.__code__)
-)
+EVENT_CODES = frozenset((Detectors.emit.__code__, Detectors.emit_phase.__code__))

@@ -329,9 +329,9 @@ class CheckSession:
         if self.current is check:
             self.current = None
 
-    # The two below are ``Detectors.emit_task`` written out, with the session's own part: they
-    # run at every step of every test, and a Python call costs about 430 instructions
-    # (benchmarks/README.md, "Calls per step").
+    # The two below hand a step to the detectors that want it (``Detectors.test_entered`` and
+    # the like), without a call of the registry's: they run at every step of every test, and a
+    # Python call costs about 430 instructions (benchmarks/README.md, "Calls per step").
 
     def enter_task(self, check: TestCheck, where: str) -> None:
         loop = _running_loop()  # None under trio, or another library without an asyncio loop

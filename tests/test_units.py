@@ -16,6 +16,7 @@ from pytest_asynccheck import _frames as frames
 from pytest_asynccheck._allow import unknown_allow_entry
 from pytest_asynccheck._events import EVENTS, Detector, Detectors
 from pytest_asynccheck._findings import Finding, Kind, Severity, merge_into
+from pytest_asynccheck._session import CheckSession
 from pytest_asynccheck._standalone import LoopRunner
 
 
@@ -140,12 +141,21 @@ class Steps(Detector):
         self.seen.append(("exited", where))
 
 
+def step(detectors: Detectors, event: str, where: str) -> None:
+    """One step's event, dispatched as the session does (its only use of the session is its
+    registry)."""
+    session = types.SimpleNamespace(detectors=detectors)
+    check = types.SimpleNamespace()
+    dispatch = CheckSession.enter_task if event == "task_entered" else CheckSession.exit_task
+    dispatch(session, check, where)  # type: ignore[arg-type]
+
+
 def test_a_fixtures_steps_reach_only_the_detectors_that_want_them() -> None:
     body_only, every = Steps(test_steps_only=True), Steps(test_steps_only=False)
     detectors = Detectors([body_only, every])
     for where in ("fixture db", "test", "fixture db"):
-        detectors.emit_task("task_entered", None, None, where)  # type: ignore[arg-type]
-        detectors.emit_task("task_exited", None, None, where)  # type: ignore[arg-type]
+        step(detectors, "task_entered", where)
+        step(detectors, "task_exited", where)
     assert body_only.seen == [("entered", "test"), ("exited", "test")]
     assert every.seen == [
         (event, where)
@@ -153,7 +163,7 @@ def test_a_fixtures_steps_reach_only_the_detectors_that_want_them() -> None:
         for event in ("entered", "exited")
     ]
     detectors.remove(every)
-    detectors.emit_task("task_entered", None, None, "fixture db")  # type: ignore[arg-type]
+    step(detectors, "task_entered", "fixture db")
     assert len(every.seen) == 6
 
 
@@ -408,7 +418,7 @@ def test_a_detector_raising_in_an_event_or_a_step_is_disabled_for_every_event(
         if event == "test_started":
             detectors.emit("test_started", None)
         else:
-            detectors.emit_task("task_exited", None, None, "fixture db")  # type: ignore[arg-type]
+            step(detectors, "task_exited", "fixture db")
     raised = "KeyError: 'started'" if event == "test_started" else "LookupError: exited"
     assert detectors.disabled == [
         f"detector raising-on-steps raised {raised} in {event}; it has been disabled"
@@ -418,6 +428,6 @@ def test_a_detector_raising_in_an_event_or_a_step_is_disabled_for_every_event(
     seen = len(steps.seen)
     detectors.emit("test_started", None)
     for where in ("test", "fixture db"):
-        detectors.emit_task("task_exited", None, None, where)  # type: ignore[arg-type]
+        step(detectors, "task_exited", where)
     assert steps.seen[seen:] == [("exited", "test"), ("exited", "fixture db")]
     assert len(detectors.disabled) == 1  # nothing raised again
