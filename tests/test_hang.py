@@ -421,6 +421,50 @@ def test_a_cleanup_that_hangs_is_cancelled_again(pytester: pytest.Pytester) -> N
         ]
     )
     assert _call_durations(result)["test_hangs"] < 0.4 + 0.5 * 4 + 4
+    result.stdout.no_fnmatch_line("*swallows CancelledError*")
+
+
+def test_a_test_that_takes_every_cancellation_says_so_while_it_runs(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_mod="""
+        import asyncio
+        import pytest
+
+        async def consume():
+            while True:
+                try:
+                    await asyncio.sleep(3600)
+                except BaseException:
+                    continue
+
+        @pytest.mark.max_wall(0.2)
+        async def test_hangs():
+            await consume()
+        """
+    )
+    # Nothing inside the loop can end it: pytest-timeout's thread method ends the process.
+    result = pytester.runpytest_subprocess(
+        *ARGS,
+        "-p",
+        "timeout",
+        "--timeout=8",
+        "--timeout-method=thread",
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "asynccheck: test_mod.py::test_hangs still runs 3.00 s after its max_wall deadline "
+            "of 400 ms cancelled it, cancelled again 6 times since: code that swallows "
+            "CancelledError keeps it running, and only pytest-timeout or a signal can stop it. "
+            "Await tree now:",
+            "task * (the test) waits on sleep(3600)",
+            "    test_mod.py:13 in test_hangs: await consume()",
+            "    test_mod.py:7 in consume: await asyncio.sleep(3600)",
+            "*+ Timeout +*",
+        ]
+    )
 
 
 def test_warn_mode_cancels_the_hung_test_and_fails_nothing(pytester: pytest.Pytester) -> None:

@@ -49,6 +49,9 @@ SIGNALLED = "hang.signalled"
 FIXTURE_LOOP = "hang.fixture-loop"
 #: Seconds a cancelled test's cleanup may take before it is cancelled again.
 CLEANUP = 0.5
+#: Cancellations of the test's own task after which it is said, on the terminal, to take every
+#: one (a cleanup that merely takes a few ends before): the run would otherwise hang silently.
+STUBBORN = 7
 
 REPORT_SECTION = "asynccheck await tree"
 
@@ -144,8 +147,37 @@ class HangGuard(Guard):
                 self.tree = awaittree.capture(self.tasks(), task, self.rootdir)
             self._locate(waits.coroutine_steps(task.get_coro()))
         self.attempts += 1
+        if self.attempts == STUBBORN:
+            self._say_unstoppable(task)
         task.cancel()
         self._handle = self.loop.call_later(CLEANUP, self._fire)
+
+    def _say_unstoppable(self, task: asyncio.Task[Any]) -> None:
+        """Tell the terminal, while the test still runs, that it takes every cancellation: no
+        report can be made of a test that never ends, and only pytest-timeout, a signal or the
+        CI system's own limit can stop it."""
+        with allow_blocking():
+            tree = awaittree.capture(self.tasks(), task, self.rootdir)
+        cancelled = self.attempts - 1
+        lines = [
+            f"asynccheck: {self.check.nodeid} still runs {_fmt(cancelled * CLEANUP)} after "
+            f"its max_wall deadline of {_fmt(self.seconds)} cancelled it, cancelled again "
+            f"{cancelled} times since: code that swallows CancelledError keeps it running, "
+            "and only pytest-timeout or a signal can stop it. Await tree now:",
+            *tree,
+        ]
+        config = self.check.item.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            print("\n".join(lines), file=sys.__stderr__, flush=True)
+            return
+        quiet = capture.global_and_fixture_disabled() if capture is not None else None
+        with quiet or contextlib.nullcontext():
+            reporter.ensure_newline()
+            for line in lines:
+                reporter.write_line(line)
+            reporter.flush()
 
     def disarm(self) -> None:
         if self._handle is not None:
