@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_asynccheck._fixtures import collection_wrapper_cell
+from pytest_asynccheck.detectors.task_findings import FIXTURE_LEAK_FIX, LEAK_FIX
 from tests.helpers import (
     ANYIO,
     ARGS,
@@ -289,6 +290,10 @@ def test_each_check_sees_async_fixtures_in_setup_and_teardown(
         reported.add((nodeid, phase))
         where = f", in fixture 'fx' ({step})\n  at {name}.py:{line} in {function}"
         assert _finding_in(output, nodeid, phase, kind, text, where), (name, output)
+    if any(kind == "leaked-task" for _, kind, *_ in cases):
+        # The fixture's own teardown is where its task is stopped, not the test.
+        assert f"  fix: {FIXTURE_LEAK_FIX}\n" in output
+        assert f"  fix: {LEAK_FIX}\n" not in output
     outcomes = result.parseoutcomes()
     outcomes.pop("warnings", None)  # pytest's own, about re-imported plugins in-process
     tests = len(files)

@@ -30,6 +30,11 @@ LOST_FIX = (
     "await the task (or gather it) so its exception is raised, or add a done callback that "
     "calls task.exception()"
 )
+#: A fixture's task is the fixture's to stop: the test cannot await it.
+FIXTURE_LEAK_FIX = (
+    "cancel the task and await it in the fixture's teardown (after its yield), or await it "
+    "before the fixture returns"
+)
 CANCELLED_NOTE = "cancelled and awaited where it was found (asynccheck_cancel_leaked)"
 #: Which fixture made a task, and in which step, on the task itself.
 FIXTURE_ATTR = "_asynccheck_fixture"
@@ -68,7 +73,9 @@ def suspended_at(task: asyncio.Task[Any], rootpath: str) -> str:
     return frames.describe((user or stack)[-1], rootpath)
 
 
-def leak_finding(task: asyncio.Task[Any], when: str, root: str, cancelled: bool) -> Finding:
+def leak_finding(
+    task: asyncio.Task[Any], when: str, root: str, cancelled: bool, fix: str = LEAK_FIX
+) -> Finding:
     """``leaked-task``: ``task`` was still pending ``when`` (the test returned, a fixture was
     torn down); ``cancelled``: it is being cancelled (``asynccheck_cancel_leaked``)."""
     coro = frames.qualified_name(task.get_coro())
@@ -90,7 +97,7 @@ def leak_finding(task: asyncio.Task[Any], when: str, root: str, cancelled: bool)
         line=line,
         function=function,
         call=f"{coro}()",
-        fix=LEAK_FIX,
+        fix=fix,
         stack=tuple(stack),
     )
 

@@ -56,7 +56,7 @@ from .._session import (
 )
 from . import loop_handler
 from .task_factory import FactoryMethods, FactoryState, Made, in_place
-from .task_findings import FIXTURE_ATTR, leak_finding, lost_finding
+from .task_findings import FIXTURE_ATTR, FIXTURE_LEAK_FIX, leak_finding, lost_finding
 
 LOST_MESSAGES = ("Task exception was never retrieved", "Task was destroyed but it is pending!")
 
@@ -219,7 +219,11 @@ class TaskDetector(Detector):
         for task in tasks:
             made_in = getattr(task, FIXTURE_ATTR, (run.name, "setup"))
             finding = leak_finding(
-                task, f"fixture {run.name!r} was torn down", self._rootpath(), self.cancel_leaked
+                task,
+                f"fixture {run.name!r} was torn down",
+                self._rootpath(),
+                self.cancel_leaked,
+                FIXTURE_LEAK_FIX,
             )
             check.add(in_fixture(finding, *made_in))
         if not self.cancel_leaked:
