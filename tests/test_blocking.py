@@ -816,6 +816,7 @@ ANYIO_TRIO = (
 
 RUNNERS = {
     "anyio on trio": ((*ANYIO, "-p", "no:asyncio"), *ANYIO_TRIO),
+    "pytest-trio": (("-p", "trio", "-p", "no:asyncio"), "import pytest\n", "@pytest.mark.trio", ""),
     "pytest-asyncio auto": ((*ASYNCIO, "-o", "asyncio_mode=auto"), "", "", ""),
     "anyio": (
         (*ANYIO, "-p", "no:asyncio"),
@@ -834,13 +835,28 @@ def test_calls_and_stalls_are_caught_under_other_async_plugins(
     source = RUNNER_SOURCE.format(imports=imports, decorator=decorator, args=args)
     result = run(pytester, source, *plugin_args)
     result.assert_outcomes(failed=2)
-    assert_blocking(result, "time.sleep", line_of(source), "await asyncio.sleep(...)")
+    # The fix is said in the terms of the library the test runs on.
+    on_trio = "trio" in runner
+    sleep_fix = (
+        "await trio.sleep(...) (anyio.sleep(...) with anyio)"
+        if on_trio
+        else "await asyncio.sleep(...)"
+    )
+    assert_blocking(result, "time.sleep", line_of(source), sleep_fix)
+    off_the_loop = (
+        "await trio.to_thread.run_sync(func, ...) or await anyio.to_thread.run_sync(func, ...) "
+        "with anyio"
+        if on_trio
+        else "await asyncio.to_thread(func, ...) or await loop.run_in_executor(None, func, ...)"
+    )
     result.stdout.fnmatch_lines(
         [
             "*the event loop was stalled for at least * ms*",
             f"*at test_it.py:{line_of(source, '# <- stall')} in test_stall",
+            f"  fix: move CPU-bound or blocking work off the loop: {off_the_loop}",
         ]
     )
+    assert ("asyncio." in result.stdout.str()) is not on_trio
 
 
 def test_a_sleep_in_a_pytest_asyncio_fixture_errors_the_test_in_setup(

@@ -210,6 +210,59 @@ CATALOGUE: tuple[Blocker, ...] = (
     ),
 )
 
+#: The fixes of the catalogue and of a stall as said to a test running under trio (pytest-trio,
+#: anyio's trio backend): trio's own calls, and anyio's, which such tests often use instead.
+#: A fix not listed here is said with ``await asyncio.to_thread(`` put in trio's terms.
+TRIO_FIXES = {
+    "await asyncio.sleep(...)": "await trio.sleep(...) (anyio.sleep(...) with anyio)",
+    _SOCKET_FIX: (
+        "use trio's streams (await trio.open_tcp_stream(...)) or the async methods of a "
+        "trio.socket socket (anyio.connect_tcp(...) with anyio)"
+    ),
+    _DNS_FIX: "await trio.socket.getaddrinfo(...) (anyio.getaddrinfo(...) with anyio)",
+    _HTTP_FIX: (
+        "use an async HTTP client that runs on trio (httpx.AsyncClient), or "
+        "await trio.to_thread.run_sync(<the call>, ...)"
+    ),
+    _FILE_FIX: (
+        "use trio.Path / trio.open_file (anyio.Path / anyio.open_file with anyio), or "
+        "await trio.to_thread.run_sync(<the file work>, ...)"
+    ),
+    _SQLITE_FIX: "await trio.to_thread.run_sync(<the database work>, ...)",
+    _SUBPROCESS_FIX: "await trio.run_process(...) (anyio.run_process(...) with anyio)",
+    _SHELL_FIX: "await trio.run_process(..., shell=True) (anyio.run_process(...) with anyio)",
+    _WAIT_FIX: (
+        "await proc.wait() on a process from trio.lowlevel.open_process(...) "
+        "(anyio.open_process(...) with anyio)"
+    ),
+    _THREAD_FIX: (
+        "use the trio primitive (trio.Event/Lock, a memory channel) or await "
+        "trio.to_thread.run_sync(<the wait>) (anyio.to_thread.run_sync with anyio)"
+    ),
+    _FUTURE_FIX: (
+        "await trio.to_thread.run_sync(future.result) (anyio.to_thread.run_sync with anyio)"
+    ),
+    "await asyncio.wait([asyncio.wrap_future(f) for f in futures])": (
+        "await trio.to_thread.run_sync(concurrent.futures.wait, futures) "
+        "(anyio.to_thread.run_sync with anyio)"
+    ),
+    "loop.add_reader/add_writer, or asyncio streams": (
+        "await trio.lowlevel.wait_readable/wait_writable, or trio's streams"
+    ),
+}
+
+
+def trio_fix(fix: str) -> str:
+    """``fix`` as said to a test running under trio."""
+    translated = TRIO_FIXES.get(fix)
+    if translated is not None:
+        return translated
+    return fix.replace("await asyncio.to_thread(", "await trio.to_thread.run_sync(").replace(
+        "await loop.run_in_executor(None, func, ...)",
+        "await anyio.to_thread.run_sync(func, ...) with anyio",
+    )
+
+
 #: Names users may write for entries whose dotted path is awkward.
 ALIASES = {"builtins.open": "open", "io.open": "open", "builtins.input": "input"}
 

@@ -45,8 +45,9 @@ from ... import _frames as frames
 from ..._findings import Finding, Kind
 from ..._frames import Origin
 from ..._session import DISPATCH_CODES
+from . import loopthread
 from .allow import AllowRules
-from .catalogue import CATALOGUE, Blocker, _awaited, _target
+from .catalogue import CATALOGUE, Blocker, _awaited, _target, trio_fix
 from .chain import Call, _library_frames, _qualified_names, chain
 from .wrappers import OWN_PARAMETERS, _wrap, _wrap_sqlite_connect, _wrap_with_own_parameters
 
@@ -366,7 +367,7 @@ class Interceptor:
             line=line,
             function=function,
             call=blocker.name,
-            fix=blocker.fix,
+            fix=blocker.fix if loopthread.foreign_loop_thread is None else trio_fix(blocker.fix),
             stack=chain(caller, root, test),
             duration=duration,
             extra={"via": list(call.via)} if call.via else {},

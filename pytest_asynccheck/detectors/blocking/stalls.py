@@ -36,6 +36,7 @@ from ... import _clock
 from ... import _frames as frames
 from ..._findings import Finding, Kind
 from . import loopthread
+from .catalogue import trio_fix
 from .chain import chain
 from .stuck import (
     Sample,
@@ -396,9 +397,11 @@ class StallSampler:
             return  # the loop answered a heartbeat within the threshold: no stall
         collector = self.pauses.within(stall.began, ended)
         duration = max(ended - stall.began - collector - scheduling, self.threshold)
-        watch.done.append(functools.partial(self._stall_finding, sample, duration))
+        # The loop is asyncio's, or a trio run's token (``Watch.loop``).
+        trio = type(watch.loop).__module__.startswith("trio")
+        watch.done.append(functools.partial(self._stall_finding, sample, duration, trio))
 
-    def _stall_finding(self, sample: Sample, duration: float) -> Finding:
+    def _stall_finding(self, sample: Sample, duration: float, trio: bool = False) -> Finding:
         what = f" ({sample.code})" if sample.code else ""
         where = (
             "in the test's last step, after its last await" if sample.test_ended else "at this line"
@@ -413,7 +416,7 @@ class StallSampler:
             line=sample.line,
             function=sample.function,
             call=STALL_CALL,
-            fix=STALL_FIX,
+            fix=trio_fix(STALL_FIX) if trio else STALL_FIX,
             stack=sample.stack,
             duration=duration,
         )
