@@ -13,7 +13,9 @@ seconds.
 
 Limits: a timer cannot fire while the loop is blocked (a CPU loop, a blocking call): the
 watchdog reports such stalls, and only pytest-timeout can stop them. A test that swallows
-every cancellation cannot be stopped from inside the loop.
+every cancellation cannot be stopped from inside the loop: after ``STUBBORN`` cancellations the
+terminal is told so, with the tree of that moment (not under pytest-xdist, whose workers'
+output is not shown), as no report will ever be made of it.
 
 Under trio (anyio's trio backend, pytest-trio) the test body runs in a cancel scope of the
 guard's, cancelled at the deadline (wall time: trio has no virtual clock here) from a timer
