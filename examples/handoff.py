@@ -28,7 +28,9 @@ async def checksum_in_thread_unsafely(data: bytes) -> str:
     thread = threading.Thread(target=worker, name="checksum-worker")
     loop.call_soon(thread.start)  # started once the caller awaits the result
     try:
-        return await result
+        # The worker's call_soon does not wake the loop: if the loop is already asleep in its
+        # selector with nothing else to do, only a timer ends that sleep. This one does.
+        return await asyncio.wait_for(result, timeout=1)
     finally:
         await asyncio.to_thread(thread.join)
 
