@@ -210,7 +210,7 @@ CATALOGUE: tuple[Blocker, ...] = (
     ),
 )
 
-#: The fixes of the catalogue and of a stall as said to a test running under trio (pytest-trio,
+#: The fixes of the catalogue as said to a test running under trio (pytest-trio,
 #: anyio's trio backend): trio's own calls, and anyio's, which such tests often use instead.
 #: A fix not listed here is said with ``await asyncio.to_thread(`` put in trio's terms.
 TRIO_FIXES = {
@@ -257,10 +257,7 @@ def trio_fix(fix: str) -> str:
     translated = TRIO_FIXES.get(fix)
     if translated is not None:
         return translated
-    return fix.replace("await asyncio.to_thread(", "await trio.to_thread.run_sync(").replace(
-        "await loop.run_in_executor(None, func, ...)",
-        "await anyio.to_thread.run_sync(func, ...) with anyio",
-    )
+    return fix.replace("await asyncio.to_thread(", "await trio.to_thread.run_sync(")
 
 
 #: Names users may write for entries whose dotted path is awkward.

@@ -36,7 +36,6 @@ from ... import _clock
 from ... import _frames as frames
 from ..._findings import Finding, Kind
 from . import loopthread
-from .catalogue import trio_fix
 from .chain import chain
 from .stuck import (
     Sample,
@@ -60,6 +59,11 @@ STALL_CALL = "stall"
 STALL_FIX = (
     "move CPU-bound or blocking work off the loop: await asyncio.to_thread(func, ...) or "
     "await loop.run_in_executor(None, func, ...)"
+)
+#: ``STALL_FIX`` as said to a test running under trio (pytest-trio, anyio's trio backend).
+STALL_FIX_TRIO = (
+    "move CPU-bound or blocking work off the loop: await trio.to_thread.run_sync(func, ...) or "
+    "await anyio.to_thread.run_sync(func, ...) with anyio"
 )
 
 
@@ -397,8 +401,8 @@ class StallSampler:
             return  # the loop answered a heartbeat within the threshold: no stall
         collector = self.pauses.within(stall.began, ended)
         duration = max(ended - stall.began - collector - scheduling, self.threshold)
-        # The loop is asyncio's, or a trio run's token (``Watch.loop``).
-        trio = type(watch.loop).__module__.startswith("trio")
+        # Not an asyncio loop: a trio run's token (``Watch.loop``).
+        trio = not isinstance(watch.loop, asyncio.AbstractEventLoop)
         watch.done.append(functools.partial(self._stall_finding, sample, duration, trio))
 
     def _stall_finding(self, sample: Sample, duration: float, trio: bool = False) -> Finding:
@@ -416,7 +420,7 @@ class StallSampler:
             line=sample.line,
             function=sample.function,
             call=STALL_CALL,
-            fix=trio_fix(STALL_FIX) if trio else STALL_FIX,
+            fix=STALL_FIX_TRIO if trio else STALL_FIX,
             stack=sample.stack,
             duration=duration,
         )
