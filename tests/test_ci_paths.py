@@ -241,7 +241,7 @@ def test_c_gives_the_directory_back():
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"), [("10ms", "0.01s"), ("0.25s", "0.25s"), ("0.3", "0.3s"), (" 2 s", "2s")]
+    ("value", "shown"), [("500ms", "0.5s"), ("0.25s", "0.25s"), ("0.3", "0.3s"), (" 2 s", "2s")]
 )
 def test_the_stall_threshold_takes_units_on_the_command_line_and_in_the_ini(
     pytester: pytest.Pytester, value: str, shown: str
