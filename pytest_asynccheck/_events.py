@@ -161,6 +161,19 @@ class Detectors:
         if all(subscriber[0] is not detector for subscriber in subscribers):
             self._set(event, (*subscribers, (detector, getattr(detector, event))))
 
+    def rebind(self, detector: Detector, event: str, method: Callable[..., None]) -> None:
+        """Dispatch ``event`` to ``method`` in place of ``detector``'s own method for it: a
+        detector that only hands a step event on to a helper of its own has the helper called
+        directly (a Python call less at every step). Still the detector's: an exception from
+        ``method`` disables ``detector``."""
+        self._set(
+            event,
+            tuple(
+                (subscribed, method if subscribed is detector else bound)
+                for subscribed, bound in self._subscribers[event]
+            ),
+        )
+
     def unsubscribe(self, detector: Detector, event: str) -> None:
         subscribers = self._subscribers[event]
         if subscribers and subscribers[-1][0] is detector:

@@ -452,40 +452,40 @@ def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
     first: Any = object()
     second: Any = object()
     try:
-        watchdog.attach(first, loop)
-        watchdog.attach(first, loop)  # a step inside the step
+        watchdog.step_entered(first, loop)
+        watchdog.step_entered(first, loop)  # a step inside the step
         step = watchdog._step
         assert step is not None and step[0] is first and step[1] is loop and step[5] is True
-        watchdog.detach(first)
+        watchdog.step_exited(first, loop)
         assert watchdog._step is step  # the inner one ended, the outer one goes on
         with watchdog._lock:
             watch = watchdog._watch_of(step)
         assert watch is not None and watch.step is step and watch.precise
         assert watch.post == loop.call_soon_threadsafe
         assert watchdog._current_watch() is watch  # made once per step
-        watchdog.detach(second)  # not its step: nothing happens
+        watchdog.step_exited(second, loop)  # not its step: nothing happens
         assert watchdog._step is step
-        watchdog.detach(first)
+        watchdog.step_exited(first, loop)
         assert watchdog._step is None and watchdog._watch is None
         assert watchdog._current_watch() is None
 
         # Made as the step ended: the thread sees the step gone and takes its watch back.
-        watchdog.attach(first, loop)
+        watchdog.step_entered(first, loop)
         ended = watchdog._step
         assert ended is not None
-        watchdog.detach(first)
+        watchdog.step_exited(first, loop)
         with watchdog._lock:
             assert watchdog._watch_of(ended) is None
         assert watchdog._watch is None
 
         # Never detached: the next step ends its watch.
-        watchdog.attach(first, loop)
+        watchdog.step_entered(first, loop)
         assert watchdog._current_watch() is not None
-        watchdog.attach(second, loop)
+        watchdog.step_entered(second, loop)
         assert watchdog._watch is None
         current = watchdog._step
         assert current is not None and current[0] is second
-        watchdog.detach(second, force=True)
+        watchdog.step_exited(second, force=True)
         assert watchdog._step is None
     finally:
         watchdog.stop()

@@ -124,14 +124,14 @@ def test_on_leaves_nothing_behind_after_the_session(
 
 INJECTED_BUG = """
 
-from pytest_asynccheck.detectors.blocking.detector import BlockingDetector
+from pytest_asynccheck.detectors.blocking.watchdog import Watchdog
 
 
 def _broken_task_entered(self, test, loop, where):
     raise RuntimeError("injected bug")
 
 
-BlockingDetector.task_entered = _broken_task_entered
+Watchdog.step_entered = _broken_task_entered
 """
 
 

@@ -4,7 +4,6 @@ the watchdog, and tells both which thread runs the test's loop."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import TYPE_CHECKING
 
 from ..._events import Detector
@@ -31,7 +30,10 @@ class BlockingDetector(Detector):
     def session_started(self, session: CheckSession) -> None:
         self.interceptor = Interceptor(session, self.settings.blocking_allow)
         self.interceptor.install()
-        self.watchdog = Watchdog(session, self.settings.stall_threshold)
+        self.watchdog = watchdog = Watchdog(session, self.settings.stall_threshold)
+        # The steps go to the watchdog itself: a call less at every step of every test.
+        session.detectors.rebind(self, "task_entered", watchdog.step_entered)
+        session.detectors.rebind(self, "task_exited", watchdog.step_exited)
 
     def session_finished(self, session: CheckSession) -> None:
         loopthread.clear_foreign_loop_thread()
@@ -47,29 +49,22 @@ class BlockingDetector(Detector):
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
-        if self.watchdog is None:
-            return
-        if loop is not None:
-            self.watchdog.attach(test, loop)
-            return
-        token = loopthread.trio_token()
-        if token is not None:  # trio: calls on this thread are checked, and its heartbeat
-            loopthread.set_foreign_loop_thread(threading.get_ident())
-            self.watchdog.attach(test, token)
+        """Handed to the watchdog's ``step_entered`` once the session has started."""
+        if self.watchdog is not None:
+            self.watchdog.step_entered(test, loop, where)
 
     def task_exited(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
     ) -> None:
+        """Handed to the watchdog's ``step_exited`` once the session has started."""
         if self.watchdog is not None:
-            self.watchdog.detach(test)
-        if loop is None:
-            loopthread.clear_foreign_loop_thread()
+            self.watchdog.step_exited(test, loop, where)
 
     def test_finished(self, test: TestCheck) -> None:
         if loopthread.foreign_loop_thread is not None:
             loopthread.clear_foreign_loop_thread()
         if self.watchdog is not None:
-            self.watchdog.detach(test, force=True)
+            self.watchdog.step_exited(test, force=True)
 
 
 def blocking_detector(settings: Settings) -> Detector | None:

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from ... import _clock
+from . import loopthread
 from .stalls import STALL_CALL as STALL_CALL  # the allow vocabulary names it from here
 from .stalls import Look, StallSampler
 from .stuck import (
@@ -100,14 +101,24 @@ class Watchdog(StallSampler):
 
     # driven from the loop thread
 
-    def attach(self, test: TestCheck, loop: asyncio.AbstractEventLoop | object) -> None:
-        """Watch ``loop`` (an asyncio loop, or a trio token) while ``test`` runs on it.
+    def step_entered(
+        self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str = "test"
+    ) -> None:
+        """A step of ``test`` begins on this thread (the blocking detector's ``task_entered``,
+        dispatched here directly): its asyncio ``loop`` is watched, or under trio (``loop`` is
+        ``None``) trio's token, this thread counting as the loop's for the catalogue meanwhile.
 
         This runs at every step of every test, and most steps end within one interval, before
         the thread would look at them: the step is only noted here, in one tuple, and the
         thread makes its ``Watch`` when the step has outlived an interval (``_watch_of``)."""
+        watched: asyncio.AbstractEventLoop | object = loop
+        if loop is None:
+            watched = loopthread.trio_token()
+            if watched is None:
+                return  # no loop this check knows runs the step
+            loopthread.set_foreign_loop_thread(_get_ident())
         step = self._step
-        if step is not None and step[1] is loop and step[0] is test:
+        if step is not None and step[1] is watched and step[0] is test:
             self._depth += 1
             return
         native_id = _get_native_id()
@@ -116,9 +127,9 @@ class Watchdog(StallSampler):
             # stall: each system call lets the loop thread run on (see ``_io``). Only
             # opened: a file whose thread has ended is opened again at its next read.
             runqueue_wait(native_id)
-        precise = isinstance(loop, _BaseEventLoop) and _real_time(loop)
+        precise = isinstance(watched, _BaseEventLoop) and _real_time(watched)
         self._depth = 1
-        self._step = step = (test, loop, _get_ident(), native_id, _clock.perf_counter(), precise)
+        self._step = step = (test, watched, _get_ident(), native_id, _clock.perf_counter(), precise)
         if self._watch is not None:
             # A step that was never detached (its test or loop gave way to this one): its
             # watch ends here. After the new step is set, the thread makes no other.
@@ -141,7 +152,18 @@ class Watchdog(StallSampler):
                     # wake-ups at all.
                     self._cond.notify_all()
 
-    def detach(self, test: TestCheck, force: bool = False) -> None:
+    def step_exited(
+        self,
+        test: TestCheck,
+        loop: asyncio.AbstractEventLoop | None = None,
+        where: str = "test",
+        force: bool = False,
+    ) -> None:
+        """A step of ``test`` ended (the blocking detector's ``task_exited``, dispatched here
+        directly), or with ``force`` the test itself: its watch ends, and its findings go to
+        the test. Under trio (``loop`` is ``None``) this thread is no longer the loop's."""
+        if loop is None:
+            loopthread.clear_foreign_loop_thread()
         step = self._step
         if step is None or step[0] is not test:
             # Read without the lock: only a step of a test sets a watch for it, and one
