@@ -16,7 +16,9 @@ reporting), above the session and the detectors."""
 from __future__ import annotations
 
 import operator
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from types import FunctionType
+from typing import Any
 
 import pytest
 
@@ -69,46 +71,42 @@ def _conclude(check: TestCheck, phase: Phase, findings: list[Finding], failed: b
 def _phase(
     session: CheckSession, check: TestCheck, phase: Phase
 ) -> Generator[None, object, object]:
+    """One phase inside the check: begun, then ended (and the test, after its teardown), its
+    findings failing it, or riding beside its own failure. The ending is written once, in the
+    ``finally``, rather than in a function of its own: it runs three times a test."""
     __tracebackhide__ = True
     session.begin_phase(check, phase)
+    failed = True
     try:
         result = yield
+        failed = False
+        return result
     except BaseException as exc:
         hang.stopped(check, exc)
-        findings = _finish_phase(session, check, phase)
-        if findings:
-            _conclude(check, phase, findings, failed=True)
         raise
-    findings = _finish_phase(session, check, phase)
-    if findings:
-        _conclude(check, phase, findings, failed=False)
-    return result
-
-
-def _finish_phase(session: CheckSession, check: TestCheck, phase: Phase) -> list[Finding]:
-    """End the phase (and the test, after its teardown); returns the phase's findings."""
-    item = check.item
-    if phase == "teardown":
-        # Hashing an item is a Python call: not done when no test runs standalone.
-        runner = session.runners.pop(item, None) if session.runners else None
-        if runner is not None:
-            runner.close()
-    session.end_phase(check, phase)
-    if phase == "teardown":
-        session.end_test(check)
-    if not check.findings:
-        if phase == "call" and check.budget is not None:
+    finally:
+        item = check.item
+        if phase == "teardown":
+            # Hashing an item is a Python call: not done when no test runs standalone.
+            runner = session.runners.pop(item, None) if session.runners else None
+            if runner is not None:
+                runner.close()
+        session.end_phase(check, phase)
+        if phase == "teardown":
+            session.end_test(check)
+        if check.findings:
             _follow_reports(session)
-        return []
-    _follow_reports(session)
-    findings = check.findings_in(phase)
-    # ``--junitxml`` writes the item's properties; the findings themselves ride on the phase's
-    # report (see ``Summary``), as builtins, so pytest-xdist moves them.
-    for finding in findings:
-        item.user_properties.append((FINDING_PROPERTY, one_line(finding)))
-    if findings:
-        session.reported[(check.nodeid, phase)] = [f.to_dict() for f in findings]
-    return findings
+            findings = check.findings_in(phase)
+            if findings:
+                # ``--junitxml`` writes the item's properties; the findings themselves ride on
+                # the phase's report (see ``Summary``), as builtins, so pytest-xdist moves them.
+                for finding in findings:
+                    item.user_properties.append((FINDING_PROPERTY, one_line(finding)))
+                session.reported[(check.nodeid, phase)] = [f.to_dict() for f in findings]
+                # Failing the phase (``pytest.fail``) replaces its return.
+                _conclude(check, phase, findings, failed=failed)
+        elif phase == "call" and check.budget is not None:
+            _follow_reports(session)
 
 
 def _follow_reports(session: CheckSession) -> None:
@@ -127,6 +125,8 @@ class Checks(HookHolder):
 
     def __init__(self, session: CheckSession) -> None:
         self.session = session
+        #: Each coroutine test function's checked wrapper, made at its first test.
+        self._wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -172,7 +172,14 @@ class Checks(HookHolder):
             return (yield from _phase(session, check, "call"))
         owner, attribute, original, shadows = target
         check.is_async = True
-        setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
+        # Kept per function (a bound method's hash may be the user's own, or refused).
+        kept = type(original) is FunctionType
+        wrapper = self._wrappers.get(original) if kept else None
+        if wrapper is None:
+            wrapper = checked_coroutine_function(session, original)
+            if kept:
+                self._wrappers[original] = wrapper
+        setattr(owner, attribute, wrapper)
         try:
             return (yield from _phase(session, check, "call"))
         finally:

@@ -79,15 +79,20 @@ def is_async_function(func: object) -> bool:
 
 
 def checked_coroutine_function(
-    check: TestCheck, func: Callable[..., Coroutine[Any, Any, T]], where: str
+    session: CheckSession, func: Callable[..., Coroutine[Any, Any, T]]
 ) -> Callable[..., Coroutine[Any, Any, T]]:
-    """``func`` made to announce itself to the detectors from inside its own task."""
+    """``func``, a test's coroutine function, made to announce itself to the detectors from
+    inside its own task, in the check of the test whose call phase runs it (the runners call
+    a test's function only then): one wrapper serves every test of the function."""
 
     async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
         __tracebackhide__ = True
-        check.session.enter_task(check, where)
+        check = session.current
+        if check is None or check.closed:
+            return await func(*args, **kwargs)  # not called by a test's runner
+        session.enter_task(check, "test")
         try:
-            if where != "test" or check.loop is not None:
+            if check.loop is not None:
                 return await func(*args, **kwargs)
             # trio (no asyncio loop runs): a guarded body runs in the hang guard's scope; a
             # signal that stops it reads its tree first.
@@ -99,11 +104,11 @@ def checked_coroutine_function(
                     return await func(*args, **kwargs)
             return cast(T, None)  # trio: cancelled as hung, and reported so
         except BaseException as exc:
-            if where == "test" and await hang.absorb(check, exc):
+            if await hang.absorb(check, exc):
                 return cast(T, None)  # cancelled as hung, and reported so
             raise
         finally:
-            check.session.exit_task(check, where)
+            session.exit_task(check, "test")
 
     return dressed_as(func, asynccheck_wrapper)
 
