@@ -119,22 +119,39 @@ def checked_fixture_function(
         async def asynccheck_fixture_generator(*args: Any, **kwargs: Any) -> AsyncGenerator[Any]:
             __tracebackhide__ = True
             run = FixtureRun(name)
+            where = run.where
             agen = func(*args, **kwargs)
             awaitable: Awaitable[Any] = agen.__anext__()
             phase = "setup"
             while True:
                 # Each step entered and left here rather than in ``_step``: a coroutine less
-                # per step, and one plugin frame less on a failing fixture's traceback.
+                # per step, and one plugin frame less on a failing fixture's traceback; and
+                # ``_begin_step`` and ``_end_step`` written out, two calls less per step.
                 # (The hang guard finds the step's task by this frame's ``check`` and ``run``.)
-                check, token = _begin_step(session, run, phase)
+                check: TestCheck | None = session.current
+                token = None
+                if check is not None and not check.closed:
+                    check.is_async = True  # async code of its own ran: counted as checked
+                    if check.loop is None:  # until the body runs (teardown steps come after)
+                        hang.note_fixture_loop(check)
+                    token = FIXTURE.set(fixture_step((run, phase)))
+                    session.enter_task(check, where)
                 try:
                     try:
                         value = await awaitable
                     finally:
                         if check is not None and token is not None:
-                            _end_step(session, run, check, token)
+                            try:
+                                session.exit_task(check, where)
+                            finally:
+                                try:  # noqa: SIM105
+                                    FIXTURE.reset(token)
+                                except ValueError:  # a runner that ran it in another context
+                                    pass
                 except StopAsyncIteration:
-                    if any((task := ref()) is not None and not task.done() for ref in run.made):
+                    if run.made and any(
+                        (task := ref()) is not None and not task.done() for ref in run.made
+                    ):
                         # One turn of the loop for a task the teardown cancelled to finish.
                         await asyncio.sleep(0)
                     cancelled = finish(run, True)
