@@ -14,8 +14,7 @@ selector loop's private reader and writer methods, which ``add_reader`` and the 
 use), put in place at the first async test and put back when the session ends (replacing a
 class attribute per test would invalidate the interpreter's attribute caches each time); on
 other loops (uvloop) on the loop instance, for the test body. Each compares the calling thread
-with the loop's (as asyncio's debug mode does, but asking first whether the calling thread runs
-this very loop: one C call that, unlike ``threading.get_ident()``, makes no integer) and, on
+with the loop's (one ``threading.get_ident()`` per call, as asyncio's debug mode does) and, on
 another thread during a test body, records a finding at the user's line in that thread, naming
 the thread, what was called and the thread-safe call to use instead. The call itself still
 runs. ``call_soon`` and ``call_at`` keep asyncio's own steps (the closed check, then
@@ -76,10 +75,6 @@ _FD_METHODS = ("add_reader", "add_writer", "remove_reader", "remove_writer")
 
 #: Called with the loop, the method and its arguments, on the other thread.
 Note = Callable[[Any, str, tuple[Any, ...]], None]
-
-#: The loop running on the calling thread, or ``None``: on the loop's own thread it is the loop
-#: itself, which answers the thread check of nearly every call.
-_get_running_loop = asyncio._get_running_loop
 
 
 def _is_done_callback_schedule(args: tuple[Any, ...]) -> bool:
@@ -248,7 +243,7 @@ def _patch_classes(note: Note) -> Patched:
     Not on the loop instance: past a few dozen attributes Python drops an object's compact
     layout, which would slow every attribute read on the loop (``self._ready``,
     ``self._scheduled``) for the rest of its life."""
-    get_ident, running_loop = threading.get_ident, _get_running_loop
+    get_ident = threading.get_ident
     base = asyncio.BaseEventLoop
     original_call_soon = base.__dict__["call_soon"]
 
@@ -256,10 +251,9 @@ def _patch_classes(note: Note) -> Patched:
     def call_soon(
         self: Any, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.Handle:
-        if running_loop() is not self:  # else on the loop's own thread, which runs it
-            thread = self._thread_id
-            if thread is not None and thread != get_ident():
-                note(self, "call_soon", (callback, *args))
+        thread = self._thread_id
+        if thread != get_ident() and thread is not None:
+            note(self, "call_soon", (callback, *args))
         if self._debug:  # asyncio's own checks
             return original_call_soon(self, callback, *args, context=context)  # type: ignore[no-any-return]
         if self._closed:
@@ -278,10 +272,9 @@ def _patch_classes(note: Note) -> Patched:
         *args: Any,
         context: Any = None,
     ) -> asyncio.TimerHandle:
-        if running_loop() is not self:
-            thread = self._thread_id
-            if thread is not None and thread != get_ident():
-                note(self, "call_at", (when, callback, *args))
+        thread = self._thread_id
+        if thread != get_ident() and thread is not None:
+            note(self, "call_at", (when, callback, *args))
         if self._debug or when is None:
             return original_call_at(self, when, callback, *args, context=context)  # type: ignore[no-any-return]
         if self._closed:
@@ -308,24 +301,22 @@ def _checked_method(name: str, original: Callable[..., Any], note: Note) -> Call
     """The selector loop's private reader and writer method ``name``, checked: with the
     original's own parameters, as every loop calls two of them and each socket transport more
     (arguments packed into a tuple and a dictionary cost more than the check itself)."""
-    get_ident, running_loop = threading.get_ident, _get_running_loop
+    get_ident = threading.get_ident
 
     if name.startswith("remove_"):
 
         def checked_remove(self: Any, fd: Any) -> Any:
-            if running_loop() is not self:
-                thread = self._thread_id
-                if thread is not None and thread != get_ident():
-                    note(self, name, (fd,))
+            thread = self._thread_id
+            if thread != get_ident() and thread is not None:
+                note(self, name, (fd,))
             return original(self, fd)
 
         return checked_remove
 
     def checked(self: Any, fd: Any, callback: Any, *args: Any) -> Any:
-        if running_loop() is not self:
-            thread = self._thread_id
-            if thread is not None and thread != get_ident():
-                note(self, name, (fd, callback, *args))
+        thread = self._thread_id
+        if thread != get_ident() and thread is not None:
+            note(self, name, (fd, callback, *args))
         return original(self, fd, callback, *args)
 
     return checked
