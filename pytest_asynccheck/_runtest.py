@@ -16,9 +16,7 @@ reporting), above the session and the detectors."""
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Generator
-from types import FunctionType
-from typing import Any
+from collections.abc import Generator
 
 import pytest
 
@@ -125,8 +123,6 @@ class Checks(HookHolder):
 
     def __init__(self, session: CheckSession) -> None:
         self.session = session
-        #: Each coroutine test function's checked wrapper, made at its first test.
-        self._wrappers: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
@@ -172,14 +168,9 @@ class Checks(HookHolder):
             return (yield from _phase(session, check, "call"))
         owner, attribute, original, shadows = target
         check.is_async = True
-        # Kept per function (a bound method's hash may be the user's own, or refused).
-        kept = type(original) is FunctionType
-        wrapper = self._wrappers.get(original) if kept else None
-        if wrapper is None:
-            wrapper = checked_coroutine_function(session, original)
-            if kept:
-                self._wrappers[original] = wrapper
-        setattr(owner, attribute, wrapper)
+        # Made per test, not kept per function: kept, the wrappers and their closures would
+        # be traversed by every collection of the oldest generation for the rest of the run.
+        setattr(owner, attribute, checked_coroutine_function(check, original, "test"))
         try:
             return (yield from _phase(session, check, "call"))
         finally:

@@ -45,7 +45,8 @@ def call_target(item: pytest.Item) -> tuple[object, str, Any, bool] | None:
         return (hypothesis, "inner_test", inner, False) if is_coroutine_function(inner) else None
     if not is_coroutine_function(obj):
         return None
-    case = isolated_asyncio_case(obj)
+    # A plain function is no unittest method (asked of every coroutine test: a call less).
+    case = isolated_asyncio_case(obj) if type(obj) is not types.FunctionType else None
     if case is not None:
         # unittest runs getattr(case, methodName) on its own loop, never item.obj.
         return (case, item.name, obj, True)
@@ -79,20 +80,15 @@ def is_async_function(func: object) -> bool:
 
 
 def checked_coroutine_function(
-    session: CheckSession, func: Callable[..., Coroutine[Any, Any, T]]
+    check: TestCheck, func: Callable[..., Coroutine[Any, Any, T]], where: str
 ) -> Callable[..., Coroutine[Any, Any, T]]:
-    """``func``, a test's coroutine function, made to announce itself to the detectors from
-    inside its own task, in the check of the test whose call phase runs it (the runners call
-    a test's function only then): one wrapper serves every test of the function."""
+    """``func`` made to announce itself to the detectors from inside its own task."""
 
     async def asynccheck_wrapper(*args: Any, **kwargs: Any) -> T:
         __tracebackhide__ = True
-        check = session.current
-        if check is None or check.closed:
-            return await func(*args, **kwargs)  # not called by a test's runner
-        session.enter_task(check, "test")
+        check.session.enter_task(check, where)
         try:
-            if check.loop is not None:
+            if where != "test" or check.loop is not None:
                 return await func(*args, **kwargs)
             # trio (no asyncio loop runs): a guarded body runs in the hang guard's scope; a
             # signal that stops it reads its tree first.
@@ -104,11 +100,11 @@ def checked_coroutine_function(
                     return await func(*args, **kwargs)
             return cast(T, None)  # trio: cancelled as hung, and reported so
         except BaseException as exc:
-            if await hang.absorb(check, exc):
+            if where == "test" and await hang.absorb(check, exc):
                 return cast(T, None)  # cancelled as hung, and reported so
             raise
         finally:
-            session.exit_task(check, "test")
+            check.session.exit_task(check, where)
 
     return dressed_as(func, asynccheck_wrapper)
 
