@@ -440,6 +440,29 @@ def test_a_registering_init_takes_the_parameters_of_the_one_it_wraps() -> None:
     assert made == []
 
 
+def test_the_watchdog_thread_tells_asyncios_own_clock_by_attributes_alone() -> None:
+    """The watchdog's thread asks whether a loop's turns tell their start in real time by
+    reading attributes only, never calling the loop's clock: a loop on asyncio's own method
+    is exact, a clock replaced on the instance or by a subclass, or a trio token, is not."""
+    from pytest_asynccheck.detectors.blocking.stuck import asyncio_clock
+
+    class OwnClock(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            raise AssertionError("called from the watchdog's thread")
+
+    loops = [asyncio.new_event_loop(), asyncio.new_event_loop(), OwnClock()]
+    try:
+        plain, patched, own = loops
+        patched.time = lambda: 0.0  # type: ignore[method-assign]
+        assert asyncio_clock(plain) is True
+        assert asyncio_clock(patched) is False
+        assert asyncio_clock(own) is False
+        assert asyncio_clock(object()) is False
+    finally:
+        for loop in loops:
+            loop.close()
+
+
 def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
     """The loop thread notes each step; the watchdog's thread makes its watch when the step has
     run for an interval. A watch made as its step ends is taken back, a nested step of the same
@@ -455,7 +478,7 @@ def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
         watchdog.step_entered(first, loop)
         watchdog.step_entered(first, loop)  # a step inside the step
         step = watchdog._step
-        assert step is not None and step[0] is first and step[1] is loop and step[5] is True
+        assert step is not None and step[0] is first and step[1] is loop
         watchdog.step_exited(first, loop)
         assert watchdog._step is step  # the inner one ended, the outer one goes on
         with watchdog._lock:

@@ -78,9 +78,11 @@ class Stall:
 
 
 #: A step of a test as the loop thread notes it at its start, for the watchdog: the test, its
-#: loop (or trio token), the loop thread's id and its id for the kernel, when the step began
-#: (the plugin's clock), and whether the loop tells when each of its turns began.
-Step = tuple["TestCheck", object, int, "int | None", float, bool]
+#: loop (or trio token), the loop thread's id and its id for the kernel, and when the step
+#: began (the plugin's clock). Whether the loop tells when each of its turns began is asked by
+#: the watchdog's thread when it looks at the step (``asyncio_clock``): most steps end before
+#: it does.
+Step = tuple["TestCheck", object, int, "int | None", float]
 
 
 class Watch:
@@ -311,12 +313,30 @@ _schedstat_files: dict[int, int] = {}
 _SCHEDSTAT_FILES = 8
 
 
+def asyncio_clock(loop: object) -> bool:
+    """Whether ``loop`` is a standard library loop whose clock is asyncio's own method on the
+    monotonic clock (so ``_run_once`` tells when each turn began, in real time). Only reads
+    attributes, calling nothing of the loop's: the watchdog's thread asks it of the loop it
+    looks at."""
+    try:
+        if not isinstance(loop, asyncio.BaseEventLoop):
+            return False
+        clock = loop.time
+        return (
+            getattr(clock, "__self__", None) is loop
+            and getattr(clock, "__func__", None) is _ASYNCIO_TIME
+            and _ASYNCIO_GLOBALS["time"].monotonic is _monotonic
+        )
+    except Exception:
+        return False
+
+
 def _real_time(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether ``loop``'s clock is real time: not replaced on the instance (virtual time) and
-    reading what the monotonic clock reads (not looptime, not a mock)."""
+    reading what the monotonic clock reads (not looptime, not a mock). On the loop thread."""
     try:
         clock = loop.time
-        # ``_clock.set_on_instance``, inline on the method read: this runs at each test step.
+        # ``_clock.set_on_instance``, inline on the method read.
         if getattr(clock, "__self__", None) is not loop:
             return False
         if (

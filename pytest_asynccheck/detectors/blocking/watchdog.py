@@ -43,9 +43,9 @@ from .stuck import (
     Step,
     Watch,
     _monotonic,
-    _real_time,
     _schedstat_files,
     _turn_began,
+    asyncio_clock,
     runqueue_wait,
     stuck_line,
 )
@@ -57,7 +57,6 @@ LOGGER = logging.getLogger("pytest_asynccheck")
 _T = TypeVar("_T")
 
 THREAD_NAME = "asynccheck-watchdog"
-_BaseEventLoop = asyncio.BaseEventLoop
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
 
@@ -127,9 +126,8 @@ class Watchdog(StallSampler):
             # stall: each system call lets the loop thread run on (see ``_io``). Only
             # opened: a file whose thread has ended is opened again at its next read.
             runqueue_wait(native_id)
-        precise = isinstance(watched, _BaseEventLoop) and _real_time(watched)
         self._depth = 1
-        self._step = step = (test, watched, _get_ident(), native_id, _clock.perf_counter(), precise)
+        self._step = step = (test, watched, _get_ident(), native_id, _clock.perf_counter())
         if self._watch is not None:
             # A step that was never detached (its test or loop gave way to this one): its
             # watch ends here. After the new step is set, the thread makes no other.
@@ -197,9 +195,9 @@ class Watchdog(StallSampler):
         watch = self._watch
         if watch is not None and watch.step is step:
             return watch
-        test, loop, thread_id, native_id, since, precise = step
+        test, loop, thread_id, native_id, since = step
         post = getattr(loop, "call_soon_threadsafe", None) or loop.run_sync_soon  # type: ignore[attr-defined]
-        watch = Watch(test, loop, post, thread_id, native_id, since, precise)
+        watch = Watch(test, loop, post, thread_id, native_id, since, asyncio_clock(loop))
         watch.step = step
         self._watch = watch
         if self._step is not step:
@@ -264,7 +262,9 @@ class Watchdog(StallSampler):
                     step = self._step
                     if step is None:
                         continue
-                    interval = self.precise_interval if step[5] else self.interval
+                    # Asked here, not at every step by the loop thread: most steps end
+                    # before this thread looks at them.
+                    interval = self.precise_interval if asyncio_clock(step[1]) else self.interval
                     young = step[4] + interval - _clock.perf_counter()
                     if young > 0:
                         # A test shorter than one interval is never sent a heartbeat, and a
