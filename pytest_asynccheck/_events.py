@@ -11,6 +11,7 @@ import asyncio
 import logging
 import operator
 from collections.abc import Callable, Iterable, Iterator
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from ._findings import Phase
@@ -95,6 +96,7 @@ class Detector:
 
 
 _METHOD = operator.itemgetter(1)
+_DETECTOR = operator.itemgetter(0)
 
 
 def detector_name(detector: Detector) -> str:
@@ -158,7 +160,8 @@ class Detectors:
         """Have ``detector`` receive ``event`` (not a per-phase one) from now on, without
         registering it: for a detector that wants an event only while it has work for it."""
         subscribers = self._subscribers[event]
-        if all(subscriber[0] is not detector for subscriber in subscribers):
+        # Asked in C: this runs whenever a test makes its first resource (``unclosed``).
+        if all(map(operator.is_not, map(_DETECTOR, subscribers), repeat(detector))):
             self._set(event, (*subscribers, (detector, getattr(detector, event))))
 
     def rebind(self, detector: Detector, event: str, method: Callable[..., None]) -> None:

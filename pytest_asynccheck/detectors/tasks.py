@@ -153,7 +153,8 @@ class TaskDetector(Detector):
             return
         data = test.data
         state: FactoryState | None = data.get("tasks.factory")
-        if state is None or state.loop is not loop or not in_place(state):
+        # ``in_place`` asked only off the class interception (``by_class``): a call less.
+        if state is None or state.loop is not loop or not (state.by_class or in_place(state)):
             if state is not None:
                 self._remove_factory(test)  # steps of one test never nest: one factory at a time
             state = data["tasks.factory"] = self._methods.install(loop)
