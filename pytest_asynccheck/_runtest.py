@@ -160,7 +160,11 @@ class Checks(HookHolder):
         task."""
         __tracebackhide__ = True
         session = self.session
-        check = self._open_check(item)
+        # The item's open check: the current one, as a rule (a node id is built anew at every
+        # read). Written out here and in the teardown: a call less in each.
+        check = session.current
+        if check is None or check.item is not item:
+            check = session.open.get(item.nodeid)
         if check is None:
             return (yield)
         target = call_target(item)
@@ -183,19 +187,13 @@ class Checks(HookHolder):
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
         """Close the test's check after its teardown, with the standalone loop if it had one."""
         __tracebackhide__ = True
-        check = self._open_check(item)
+        session = self.session
+        check = session.current  # the item's open check, as in the call phase
+        if check is None or check.item is not item:
+            check = session.open.get(item.nodeid)
         if check is None:
             return (yield)
-        return (yield from _phase(self.session, check, "teardown"))
-
-    def _open_check(self, item: pytest.Item) -> TestCheck | None:
-        """The item's open check: the current check, as a rule (a node id is built anew at
-        every read)."""
-        session = self.session
-        current = session.current
-        if current is not None and current.item is item:
-            return current
-        return session.open.get(item.nodeid)
+        return (yield from _phase(session, check, "teardown"))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Drop what no collected test needs: the standalone runner, and the budget

@@ -110,6 +110,22 @@ class TestCheck:
     """One test's check: its phase, its loop while it runs, and what was found."""
 
     __test__ = False  # not a test class, whatever pytest's python_classes says
+    # One is made per test, and its fields are read at every step: no instance dictionary.
+    __slots__ = (
+        "allow",
+        "budget",
+        "budget_clock",
+        "closed",
+        "data",
+        "findings",
+        "is_async",
+        "item",
+        "loop",
+        "loop_thread",
+        "nodeid",
+        "phase",
+        "session",
+    )
 
     def __init__(
         self,
