@@ -695,3 +695,45 @@ def test_every_fix_has_trio_terms_and_the_table_names_only_fixes_in_use() -> Non
     for fix in fixes:
         assert "asyncio" not in catalogue.trio_fix(fix), fix
     assert "asyncio" not in STALL_FIX_TRIO
+
+
+def test_the_alias_search_finds_bindings_among_values_it_cannot_hash() -> None:
+    """The search for aliases looks module values up by hash when every wanted object hashes
+    by identity: values of other types (lists, a callable that refuses hashing, a class whose
+    metaclass hashes in Python) are passed over, never hashed, and an alias is found whatever
+    surrounds it; wanted objects of another type fall back to one id per value."""
+    import functools
+    import time
+
+    class Unhashable:
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self) -> None:
+            pass
+
+    class Meta(type):
+        def __hash__(cls) -> int:
+            raise AssertionError("hashed")
+
+    class Refusing(metaclass=Meta):
+        pass
+
+    def helper() -> None:
+        pass
+
+    wanted = {id(time.sleep): "wrapper", id(helper): "wrapper"}
+    holder = {
+        "__all__": ["nap"],
+        "table": {},
+        "call": Unhashable(),
+        "cls": Refusing,
+        "nap": time.sleep,
+    }
+    other = {"__all__": [], "sleep": time.monotonic, "refusing": Refusing, "f": lambda: None}
+    by_function = {"run": helper, "items": {1, 2}}
+    found = list(intercept._holding([holder, other, by_function], wanted, [time.sleep, helper]))
+    assert found == [(holder, ["nap"]), (by_function, ["run"])]
+
+    partial = functools.partial(helper)
+    mixed = {"p": partial, "call": Unhashable()}
+    assert list(intercept._holding([mixed], {id(partial): "w"}, [partial])) == [(mixed, ["p"])]

@@ -479,16 +479,16 @@ def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
         watchdog.step_entered(first, loop)  # a step inside the step
         step = watchdog._step
         assert step is not None and step[0] is first and step[1] is loop
-        watchdog.step_exited(first, loop)
+        watchdog.step_exited(first, loop, "test")
         assert watchdog._step is step  # the inner one ended, the outer one goes on
         with watchdog._lock:
             watch = watchdog._watch_of(step)
         assert watch is not None and watch.step is step and watch.precise
         assert watch.post == loop.call_soon_threadsafe
         assert watchdog._current_watch() is watch  # made once per step
-        watchdog.step_exited(second, loop)  # not its step: nothing happens
+        watchdog.step_exited(second, loop, "test")  # not its step: nothing happens
         assert watchdog._step is step
-        watchdog.step_exited(first, loop)
+        watchdog.step_exited(first, loop, "test")
         assert watchdog._step is None and watchdog._watch is None
         assert watchdog._current_watch() is None
 
@@ -496,7 +496,7 @@ def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
         watchdog.step_entered(first, loop)
         ended = watchdog._step
         assert ended is not None
-        watchdog.step_exited(first, loop)
+        watchdog.step_exited(first, loop, "test")
         with watchdog._lock:
             assert watchdog._watch_of(ended) is None
         assert watchdog._watch is None
@@ -508,7 +508,7 @@ def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:
         assert watchdog._watch is None
         current = watchdog._step
         assert current is not None and current[0] is second
-        watchdog.step_exited(second, force=True)
+        watchdog.step_exited(second)  # the test's end
         assert watchdog._step is None
     finally:
         watchdog.stop()

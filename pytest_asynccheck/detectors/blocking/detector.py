@@ -31,9 +31,12 @@ class BlockingDetector(Detector):
         self.interceptor = Interceptor(session, self.settings.blocking_allow)
         self.interceptor.install()
         self.watchdog = watchdog = Watchdog(session, self.settings.stall_threshold)
-        # The steps go to the watchdog itself: a call less at every step of every test.
-        session.detectors.rebind(self, "task_entered", watchdog.step_entered)
-        session.detectors.rebind(self, "task_exited", watchdog.step_exited)
+        # The events go to their handlers themselves: a call less at each, for every test.
+        detectors = session.detectors
+        detectors.rebind(self, "test_started", self.interceptor.refresh)
+        detectors.rebind(self, "task_entered", watchdog.step_entered)
+        detectors.rebind(self, "task_exited", watchdog.step_exited)
+        detectors.rebind(self, "test_finished", watchdog.step_exited)
 
     def session_finished(self, session: CheckSession) -> None:
         loopthread.clear_foreign_loop_thread()
@@ -43,6 +46,7 @@ class BlockingDetector(Detector):
             self.interceptor.uninstall()
 
     def test_started(self, test: TestCheck) -> None:
+        """Handed to the interceptor's ``refresh`` once the session has started."""
         if self.interceptor is not None:
             self.interceptor.refresh()
 
@@ -61,10 +65,10 @@ class BlockingDetector(Detector):
             self.watchdog.step_exited(test, loop, where)
 
     def test_finished(self, test: TestCheck) -> None:
-        if loopthread.foreign_loop_thread is not None:
-            loopthread.clear_foreign_loop_thread()
+        """Handed to the watchdog's ``step_exited`` (with the test alone: its end) once the
+        session has started."""
         if self.watchdog is not None:
-            self.watchdog.step_exited(test, force=True)
+            self.watchdog.step_exited(test)
 
 
 def blocking_detector(settings: Settings) -> Detector | None:

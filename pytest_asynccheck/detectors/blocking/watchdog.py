@@ -154,14 +154,15 @@ class Watchdog(StallSampler):
         self,
         test: TestCheck,
         loop: asyncio.AbstractEventLoop | None = None,
-        where: str = "test",
-        force: bool = False,
+        where: str | None = None,
     ) -> None:
         """A step of ``test`` ended (the blocking detector's ``task_exited``, dispatched here
-        directly), or with ``force`` the test itself: its watch ends, and its findings go to
+        directly); or, called with the test alone (its ``test_finished``, dispatched here too),
+        the test itself, whatever steps are still open. Its watch ends, and its findings go to
         the test. Under trio (``loop`` is ``None``) this thread is no longer the loop's."""
-        if loop is None:
+        if loop is None and loopthread.foreign_loop_thread is not None:
             loopthread.clear_foreign_loop_thread()
+        force = where is None
         step = self._step
         if step is None or step[0] is not test:
             # Read without the lock: only a step of a test sets a watch for it, and one
