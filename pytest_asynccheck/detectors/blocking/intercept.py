@@ -93,36 +93,18 @@ def _namespaces(modules: Iterable[object]) -> list[dict[str, Any]]:
     return list(compress(found, map(isinstance, found, repeat(dict))))
 
 
-#: Types whose hash and equality are the object's identity, computed in C: when every wanted
-#: object is of one of them, a module's values of the same types are looked up by hash, and no
-#: value is given an ``id()`` (an integer made, and an audit event raised, per value).
-_IDENTITY_HASHED = frozenset((types.FunctionType, types.BuiltinFunctionType, type, staticmethod))
-
-
 def _holding(
-    namespaces: list[dict[str, Any]], ids: dict[int, Any], wanted_objects: Iterable[Any]
+    namespaces: list[dict[str, Any]], ids: dict[int, Any]
 ) -> Iterator[tuple[dict[str, Any], list[str]]]:
-    """Each of ``namespaces`` that binds one of ``wanted_objects`` (whose ids are the keys of
-    ``ids``), with the names that do.
+    """Each of ``namespaces`` that binds an object whose id is in ``ids``, with the names
+    that do.
 
     This runs over every loaded module at install, and most hold none: the namespaces that
     do are picked out by one chain of C iterators (no bytecode per module), and one by one
-    only if a namespace changed under it (another thread importing). When the wanted objects'
-    types all hash by identity, a namespace is picked by looking up its values of those types
-    (exactly) among them, half the work of an ``id()`` per value; a namespace picked by an
-    equal object that is not one of them (two bindings of one C function) has no name that
-    ``_keys_of``, by id, returns."""
-    objects = list(wanted_objects)
-    kinds = frozenset(map(type, objects))
+    only if a namespace changed under it (another thread importing)."""
+    wanted = set(ids)  # a set's isdisjoint reads an iterator in fewer steps than a view's
     try:
-        if kinds <= _IDENTITY_HASHED:
-            wanted: set[Any] = set(objects)
-            types_of = map(map, repeat(type), map(dict.values, namespaces))
-            of_kinds = map(map, repeat(kinds.__contains__), types_of)
-            disjoint = map(wanted.isdisjoint, map(compress, map(dict.values, namespaces), of_kinds))
-        else:
-            wanted = set(ids)  # a set's isdisjoint reads an iterator in fewer steps than a view's
-            disjoint = map(wanted.isdisjoint, map(map, repeat(id), map(dict.values, namespaces)))
+        disjoint = map(wanted.isdisjoint, map(map, repeat(id), map(dict.values, namespaces)))
         holders = list(compress(namespaces, map(operator.not_, disjoint)))
     except RuntimeError:
         holders = namespaces
@@ -267,8 +249,7 @@ class Interceptor:
         names = list(compress(names, map(operator.not_, map(str.startswith, names, repeat(_OWN)))))
         modules = list(map(loaded.__getitem__, names))
         modules = list(compress(modules, map(isinstance, modules, repeat(types.ModuleType))))
-        originals = (self._functions[key][0] for key in replacements)
-        for namespace, hits in _holding(_namespaces(modules), replacements, originals):
+        for namespace, hits in _holding(_namespaces(modules), replacements):
             for key in hits:
                 value = namespace[key]
                 wrapper = replacements.get(id(value))
@@ -301,9 +282,7 @@ class Interceptor:
         loaded = dict(sys.modules)
         names = _loaded_since(loaded, self._at_install)
         names += (name for name in _OWN_HOLDERS if name in loaded)
-        wrappers = (self._wrappers[key][0] for key in originals)
-        namespaces = _namespaces(map(loaded.__getitem__, names))
-        for namespace, hits in _holding(namespaces, originals, wrappers):
+        for namespace, hits in _holding(_namespaces(map(loaded.__getitem__, names)), originals):
             for key in hits:
                 namespace[key] = originals[id(namespace[key])]
         self._patches.clear()
