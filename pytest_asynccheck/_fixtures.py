@@ -149,14 +149,13 @@ def checked_fixture_function(
                                 except ValueError:  # a runner that ran it in another context
                                     pass
                 except StopAsyncIteration:
-                    if run.made and any(
-                        (task := ref()) is not None and not task.done() for ref in run.made
-                    ):
-                        # One turn of the loop for a task the teardown cancelled to finish.
-                        await asyncio.sleep(0)
-                    cancelled = finish(run, True)
-                    if cancelled:
-                        await asyncio.wait(cancelled, timeout=CANCEL_WAIT)
+                    if run.made:  # the tasks it made are judged now, in its task
+                        if any((task := ref()) is not None and not task.done() for ref in run.made):
+                            # One turn of the loop for a task the teardown cancelled to finish.
+                            await asyncio.sleep(0)
+                        cancelled = finish(run, True)
+                        if cancelled:
+                            await asyncio.wait(cancelled, timeout=CANCEL_WAIT)
                     return
                 phase = "teardown"
                 try:
