@@ -143,6 +143,8 @@ class CallbackErrorDetector(Detector):
 
     def session_started(self, session: CheckSession) -> None:
         self._rootpath = session.rootpath
+        # The test's end only releases the loop's handler: dispatched there directly.
+        session.detectors.rebind(self, "test_finished", loop_handler.release)
 
     def task_entered(
         self, test: TestCheck, loop: asyncio.AbstractEventLoop | None, where: str
@@ -159,6 +161,7 @@ class CallbackErrorDetector(Detector):
         loop_handler.read_contexts(test, loop, read)
 
     def test_finished(self, test: TestCheck) -> None:
+        """Handed to ``loop_handler.release`` once the session has started."""
         loop_handler.release(test)
 
     def _finding(self, loop: Any, context: loop_handler.Context) -> Finding | None:

@@ -8,12 +8,15 @@ answered for the threshold, the thread samples the loop thread's stack with
 ``sys._current_frames()`` while the loop is still stuck; when the loop answers, the stall has
 ended.
 
-On the standard library's loop running on real time, the stall's length is exact: the sample
-reads when the stuck turn of the loop began (``end_time`` in ``BaseEventLoop._run_once``) and the
-heartbeat reads when the next turn began, so heartbeats can be rare (two per threshold) and a
-long turn under the threshold is told apart from a stall. Elsewhere (uvloop, trio, a virtual or
-mocked clock) the start is only known to lie between the last answer and the unanswered
-heartbeat, so heartbeats come every eighth of the threshold and the middle is taken.
+On the standard library's loop running on asyncio's own clock, the stall's length is exact: the
+sample reads when the stuck turn of the loop began (``end_time`` in ``BaseEventLoop._run_once``)
+and the heartbeat reads when the next turn began, so heartbeats can be rare (two per threshold)
+and a long turn under the threshold is told apart from a stall. Elsewhere (uvloop, trio, a
+virtual or mocked clock, a ``time()`` of the loop's class) the start is only known to lie
+between the last answer and the unanswered heartbeat, so heartbeats come every eighth of the
+threshold and the middle is taken. Which of the two a loop is, this thread reads from the
+loop's attributes when it first looks at a step (``asyncio_clock``), not the loop thread at
+every step.
 
 Findings are handed to the test on the loop thread itself (at the end of the coroutine), so the
 test's state is only touched from the thread that owns it. Within a second of the last test the
