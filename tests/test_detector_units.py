@@ -11,7 +11,7 @@ import threading
 import types
 import warnings
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -450,17 +450,77 @@ def test_the_watchdog_thread_tells_asyncios_own_clock_by_attributes_alone() -> N
         def time(self) -> float:
             raise AssertionError("called from the watchdog's thread")
 
-    loops = [asyncio.new_event_loop(), asyncio.new_event_loop(), OwnClock()]
+    class Broken(asyncio.SelectorEventLoop):
+        @property
+        def time(self) -> Any:  # type: ignore[override]
+            raise RuntimeError("a clock that cannot be read")
+
+    loops = [asyncio.new_event_loop(), asyncio.new_event_loop(), OwnClock(), Broken()]
     try:
-        plain, patched, own = loops
+        plain, patched, own, broken = loops
         patched.time = lambda: 0.0  # type: ignore[method-assign]
         assert asyncio_clock(plain) is True
         assert asyncio_clock(patched) is False
         assert asyncio_clock(own) is False
+        assert asyncio_clock(broken) is False
         assert asyncio_clock(object()) is False
     finally:
         for loop in loops:
             loop.close()
+
+
+def test_detectors_that_only_hand_an_event_on_do_so_until_the_session_rebinds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The blocking and callback checks' own event methods hand each event to what does the
+    work (the session dispatches it there directly once started: ``Detectors.rebind``), and
+    do nothing before their session has made it."""
+    from pytest_asynccheck._events import Detectors
+    from pytest_asynccheck.detectors import loop_handler
+    from pytest_asynccheck.detectors.blocking.detector import BlockingDetector
+    from pytest_asynccheck.detectors.callbacks import CallbackErrorDetector
+
+    calls: list[tuple[Any, ...]] = []
+
+    class Watchdog:
+        def step_entered(self, *args: Any) -> None:
+            calls.append(("entered", *args))
+
+        def step_exited(self, *args: Any) -> None:
+            calls.append(("exited", *args))
+
+    class Interceptor:
+        def refresh(self, *args: Any) -> None:
+            calls.append(("refresh", *args))
+
+    check: Any = types.SimpleNamespace(data={})
+    detector = BlockingDetector(cast(Any, None))
+    for method in (detector.test_started, detector.test_finished):
+        method(check)
+    detector.task_entered(check, None, "test")
+    detector.task_exited(check, None, "test")
+    assert calls == []  # no session yet
+    detector.watchdog = cast(Any, Watchdog())
+    detector.interceptor = cast(Any, Interceptor())
+    detector.test_started(check)
+    detector.task_entered(check, None, "test")
+    detector.task_exited(check, None, "test")
+    detector.test_finished(check)
+    assert calls == [
+        ("refresh",),
+        ("entered", check, None, "test"),
+        ("exited", check, None, "test"),
+        ("exited", check),
+    ]
+
+    released: list[Any] = []
+    callbacks = CallbackErrorDetector()
+    registry = Detectors([callbacks])
+    monkeypatch.setattr(loop_handler, "release", released.append)
+    callbacks.test_finished(check)
+    registry.rebind(callbacks, "test_finished", released.append)
+    registry.emit("test_finished", check)
+    assert released == [check, check]
 
 
 def test_the_watchdog_hands_a_step_over_to_its_thread_and_back() -> None:

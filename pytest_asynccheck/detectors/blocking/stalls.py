@@ -45,9 +45,9 @@ from .stuck import (
     _in_turn,
     _just_started,
     _monotonic,
-    _real_time,
     _returned_test,
     _turn_began,
+    asyncio_clock,
     runqueue_wait,
     stuck_line,
 )
@@ -374,8 +374,7 @@ class StallSampler:
             and began is not None
             and turn is not None
             and turn > began
-            and isinstance(watch.loop, asyncio.AbstractEventLoop)
-            and _real_time(watch.loop)
+            and asyncio_clock(watch.loop)  # not replaced since the watch began
         ):
             collector = self.pauses.within(began, turn, monotonic=True)
             whole = turn - began

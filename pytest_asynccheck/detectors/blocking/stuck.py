@@ -331,24 +331,6 @@ def asyncio_clock(loop: object) -> bool:
         return False
 
 
-def _real_time(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether ``loop``'s clock is real time: not replaced on the instance (virtual time) and
-    reading what the monotonic clock reads (not looptime, not a mock). On the loop thread."""
-    try:
-        clock = loop.time
-        # ``_clock.set_on_instance``, inline on the method read.
-        if getattr(clock, "__self__", None) is not loop:
-            return False
-        if (
-            getattr(clock, "__func__", None) is _ASYNCIO_TIME
-            and _ASYNCIO_GLOBALS["time"].monotonic is _monotonic
-        ):
-            return True  # asyncio's own method, which reads the monotonic clock itself
-        return abs(clock() - _monotonic()) < 1.0
-    except Exception:
-        return False
-
-
 _monotonic = time.monotonic
 _ASYNCIO_TIME = asyncio.BaseEventLoop.time
 #: What ``BaseEventLoop.time`` reads ``time.monotonic`` from (a test may patch it there).
