@@ -635,3 +635,100 @@ def test_the_resource_registry_takes_only_what_the_running_test_made_and_tells_i
     monkeypatch.setattr(session_module, "_active", SimpleNamespace(current=None))
     assert resources.register(Resource(), "socket", "socket.socket", site=site) is None
     assert resources.take_over(entry, Resource(), "transport", "t") is None
+
+
+def test_a_stubborn_test_is_told_of_on_the_terminal_or_else_on_stderr(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A test that took every cancellation since its deadline is named, with its await tree,
+    through the terminal reporter (with capture off meanwhile), or on the real stderr when no
+    reporter runs."""
+    import contextlib
+
+    from pytest_asynccheck.detectors.budget import hang
+
+    written: list[str] = []
+
+    class Reporter:
+        def ensure_newline(self) -> None:
+            written.append("<newline>")
+
+        def write_line(self, line: str) -> None:
+            written.append(line)
+
+        def flush(self) -> None:
+            pass
+
+    class Capture:
+        @contextlib.contextmanager
+        def global_and_fixture_disabled(self) -> Any:
+            written.append("<capture off>")
+            yield
+
+    plugins: dict[str, Any] = {"terminalreporter": Reporter(), "capturemanager": Capture()}
+    config = types.SimpleNamespace(pluginmanager=types.SimpleNamespace(get_plugin=plugins.get))
+    check: Any = types.SimpleNamespace(
+        nodeid="test_mod.py::test_hangs", item=types.SimpleNamespace(config=config)
+    )
+
+    async def main() -> None:
+        guard = hang.HangGuard(check, asyncio.get_running_loop(), 0.5, os.getcwd())
+        waiting = asyncio.Event()
+        task = asyncio.create_task(waiting.wait())
+        await asyncio.sleep(0)
+        guard.attempts = hang.STUBBORN
+        try:
+            guard._say_unstoppable(task)
+            plugins.clear()  # no terminal reporter: the real stderr
+            guard._say_unstoppable(task)
+        finally:
+            guard.disarm()
+            task.cancel()
+
+    asyncio.run(main())
+    said = (
+        "asynccheck: test_mod.py::test_hangs still runs 3.00 s after its max_wall deadline of "
+        "500 ms cancelled it, cancelled again 6 times since"
+    )
+    assert written[:2] == ["<capture off>", "<newline>"]
+    assert written[2].startswith(said), written
+    assert any("Event.wait" in line for line in written[3:]), written
+    assert said in capfd.readouterr().err
+
+
+def test_the_async_function_pytest_asyncio_before_1_1_keeps_is_found_in_its_closure() -> None:
+    """pytest-asyncio before 1.1 replaced an async fixture function with a sync wrapper that
+    keeps it in a closure cell (named by its ``__wrapped__``): that cell is found, and nothing
+    is found in any other function, or in a wrapper whose cell is empty."""
+    from pytest_asynccheck._fixtures import collection_wrapper_cell
+
+    async def fixture() -> None:
+        pass
+
+    def make(kept: Any) -> Any:
+        def _async_fixture_wrapper() -> Any:
+            return kept
+
+        _async_fixture_wrapper.__wrapped__ = fixture  # type: ignore[attr-defined]
+        return _async_fixture_wrapper
+
+    wrapper = make(fixture)
+    cell = collection_wrapper_cell(wrapper)
+    assert cell is not None and cell.cell_contents is fixture
+    assert collection_wrapper_cell(make(None)) is None  # the cell holds something else
+    assert collection_wrapper_cell(fixture) is None  # not a collection wrapper
+    assert collection_wrapper_cell(len) is None  # not a Python function
+
+    def emptied() -> Any:
+        late: Any = fixture
+
+        def _asyncgen_fixture_wrapper() -> Any:
+            return late  # noqa: F821 - deleted below: an empty closure cell
+
+        del late  # the closure cell is empty now
+        _asyncgen_fixture_wrapper.__wrapped__ = fixture  # type: ignore[attr-defined]
+        return _asyncgen_fixture_wrapper
+
+    empty = emptied()
+    assert empty.__closure__ and len(empty.__closure__) == 1
+    assert collection_wrapper_cell(empty) is None
