@@ -732,3 +732,37 @@ def test_the_async_function_pytest_asyncio_before_1_1_keeps_is_found_in_its_clos
     empty = emptied()
     assert empty.__closure__ and len(empty.__closure__) == 1
     assert collection_wrapper_cell(empty) is None
+
+
+def test_a_loop_class_with_its_own_create_task_keeps_the_users_factory_behind_the_plugins() -> None:
+    """On a standard library loop whose class defines ``create_task`` itself, the plugin's task
+    factory goes on the loop; a factory the code under test sets meanwhile goes behind it
+    (``get_task_factory`` returns that one, a non-callable is refused as asyncio refuses it),
+    and it is the loop's when the test ends; the class methods are put back at the end."""
+    from pytest_asynccheck.detectors.task_factory import FactoryMethods, in_place
+
+    class OwnCreate(asyncio.SelectorEventLoop):
+        def create_task(self, coro: Any, **kwargs: Any) -> Any:
+            return super().create_task(coro, **kwargs)
+
+    def user(loop: Any, coro: Any, **kwargs: Any) -> Any:
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    before = dict(vars(asyncio.BaseEventLoop))
+    methods = FactoryMethods()
+    loop = OwnCreate()
+    try:
+        state = methods.install(loop)
+        assert state.on_class and not state.by_class and in_place(state)
+        loop.set_task_factory(user)
+        assert loop.get_task_factory() is user and state.inner is user
+        with pytest.raises(TypeError, match="callable or None"):
+            loop.set_task_factory(1)  # type: ignore[arg-type]
+        methods.remove(state)
+        assert loop.get_task_factory() is user
+        assert not in_place(state)
+    finally:
+        methods.restore()
+        loop.close()
+    for name in ("create_task", "set_task_factory", "get_task_factory"):
+        assert vars(asyncio.BaseEventLoop)[name] is before[name]
