@@ -126,7 +126,8 @@ def checked_fixture_function(
             while True:
                 # Each step entered and left here rather than in ``_step``: a coroutine less
                 # per step, and one plugin frame less on a failing fixture's traceback; and
-                # ``_begin_step`` and ``_end_step`` written out, two calls less per step.
+                # ``_begin_step`` and ``_end_step`` written out, two calls less per step
+                # (benchmarks/README.md, "Steps handed on directly").
                 # (The hang guard finds the step's task by this frame's ``check`` and ``run``.)
                 check: TestCheck | None = session.current
                 token = None

@@ -161,7 +161,8 @@ class Checks(HookHolder):
         __tracebackhide__ = True
         session = self.session
         # The item's open check: the current one, as a rule (a node id is built anew at every
-        # read). Written out here and in the teardown: a call less in each.
+        # read). Written out here and in the teardown: a call less in each (benchmarks/README.md,
+        # "Steps handed on directly").
         check = session.current
         if check is None or check.item is not item:
             check = session.open.get(item.nodeid)

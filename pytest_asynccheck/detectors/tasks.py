@@ -253,11 +253,8 @@ class TaskDetector(Detector):
             collect_young_once(test)  # a failed task nobody holds is destroyed now, in its test
 
     def test_finished(self, test: TestCheck) -> None:
-        data = test.data
-        state: FactoryState | None = data.pop("tasks.factory", None)
-        if state is not None:  # ``_remove_factory``, written out: this runs for every test
-            self._methods.remove(state)
-        data.pop("tasks.made", None)  # the body did not return (cancelled, say)
+        self._remove_factory(test)
+        test.data.pop("tasks.made", None)  # the body did not return (cancelled, say)
         loop_handler.release(test)
 
     def _reader(self, test: TestCheck) -> loop_handler.Reader:
